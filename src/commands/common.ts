@@ -1,0 +1,65 @@
+/** What every command shares: global options, the logger, progress bars. */
+import { pino, type Logger } from 'pino';
+import cliProgress from 'cli-progress';
+import type { Argv } from 'yargs';
+
+export interface GlobalArgs {
+  'log-level': string;
+  quiet: boolean;
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export function globalOptions<T>(y: Argv<T>) {
+  return y
+    .option('log-level', { type: 'string', choices: LOG_LEVELS, default: 'warn', describe: 'structured (JSON) log level on stderr', global: true })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bars and no logs below warn', global: true });
+}
+
+export interface Context {
+  log: Logger;
+  quiet: boolean;
+  /** A progress bar on stderr, drawn only when stderr is a terminal and not --quiet. */
+  progress(label: string, total: number): Progress;
+}
+
+export interface Progress {
+  tick(by?: number, info?: string): void;
+  stop(): void;
+}
+
+export function makeContext(argv: GlobalArgs): Context {
+  const quiet = Boolean(argv.quiet);
+  const level = quiet && ['trace', 'debug', 'info'].includes(argv['log-level']) ? 'warn' : argv['log-level'];
+  const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+  const draw = !quiet && Boolean(process.stderr.isTTY);
+  return {
+    log,
+    quiet,
+    progress(label: string, total: number): Progress {
+      if (!draw) return { tick() {}, stop() {} };
+      const bar = new cliProgress.SingleBar(
+        { stream: process.stderr, format: `${label} [{bar}] {value}/{total} {info} eta {eta_formatted}`, hideCursor: true, clearOnComplete: true },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { info: '' });
+      return {
+        tick(by = 1, info = '') {
+          bar.increment(by, { info });
+        },
+        stop() {
+          bar.stop();
+        },
+      };
+    },
+  };
+}
+
+/** Fixed-width number for tables; '–' for null/NaN. */
+export function fmt(v: number | null | undefined, digits = 2): string {
+  return v === null || v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
+}

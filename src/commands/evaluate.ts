@@ -1,0 +1,108 @@
+import type { CommandModule } from 'yargs';
+import { evaluateTre, type TreEvaluation } from '../app/evaluate-tre.js';
+import type { TreStats } from '../core/tre.js';
+import { writeTextAtomic } from '../io/atomic.js';
+import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
+
+interface TreArgs extends GlobalArgs {
+  landmarks: string;
+  result?: string;
+  series?: string;
+  'fixed-frame'?: string;
+  'fixed-frame-criterion': 'image' | 'intensity';
+  json: boolean;
+  csv?: string;
+  'per-frame': boolean;
+}
+
+const row = (label: string, s: TreStats | null, key: keyof TreStats) => (s ? fmt(s[key] as number | null) : '–');
+
+/** The text report of `evaluate tre`: a per-frame table, then overall statistics. */
+export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
+  const r = ev.report;
+  const hasAfter = r.after !== null;
+  const out: string[] = [];
+  out.push(`fixed frame: ${ev.fixedFrame} (${ev.fixedFrameSource})${ev.method ? `   method: ${ev.method}` : ''}   landmarks: ${r.before.n} in ${r.frames.length} frames`);
+  if (perFrame) {
+    out.push('');
+    out.push(`${'frame'.padEnd(16)} ${'n'.padStart(3)}  ${'before mm'.padStart(16)}${hasAfter ? `  ${'after mm'.padStart(16)}` : ''}  ${'before px'.padStart(9)}${hasAfter ? `  ${'after px'.padStart(9)}` : ''}`);
+    for (const f of r.frames) {
+      const b = `${fmt(f.before.mean_mm)} ± ${fmt(f.before.std_mm)}`;
+      const a = f.after ? `${fmt(f.after.mean_mm)} ± ${fmt(f.after.std_mm)}` : '';
+      out.push(
+        `${f.name.padEnd(16)} ${String(f.before.n).padStart(3)}  ${b.padStart(16)}${hasAfter ? `  ${a.padStart(16)}` : ''}  ${fmt(f.before.mean_px).padStart(9)}${hasAfter ? `  ${fmt(f.after?.mean_px).padStart(9)}` : ''}`,
+      );
+    }
+  }
+  out.push('');
+  out.push(`overall    ${'before mm'.padStart(10)}${hasAfter ? '   after mm' : ''}  ${'before px'.padStart(9)}${hasAfter ? '   after px' : ''}`);
+  for (const [label, key] of [['mean', 'mean'], ['std', 'std'], ['median', 'median'], ['p90', 'p90'], ['max', 'max']] as const) {
+    const mm = `${key}_mm` as keyof TreStats;
+    const px = `${key}_px` as keyof TreStats;
+    out.push(
+      `${label.padEnd(8)}   ${row(label, r.before, mm).padStart(10)}${hasAfter ? `  ${row(label, r.after, mm).padStart(9)}` : ''}  ${row(label, r.before, px).padStart(9)}${hasAfter ? `  ${row(label, r.after, px).padStart(9)}` : ''}`,
+    );
+  }
+  if (r.before.mean_px === null) out.push('(pixel figures need the image geometry: pass --series)');
+  return out.join('\n') + '\n';
+}
+
+/** Per-landmark CSV: frame, landmark (1-based), before/after in mm and px. */
+export function formatTreCsv(ev: TreEvaluation): string {
+  const lines = ['frame,landmark,before_mm,after_mm,before_px,after_px'];
+  const v = (a: number[] | null, i: number) => (a ? String(a[i]) : '');
+  for (const f of ev.frames) for (let i = 0; i < f.beforeMm.length; i++) lines.push([f.name, i + 1, v(f.beforeMm, i), v(f.afterMm, i), v(f.beforePx, i), v(f.afterPx, i)].join(','));
+  return lines.join('\n') + '\n';
+}
+
+const treCommand: CommandModule<GlobalArgs, TreArgs> = {
+  command: 'tre',
+  describe: 'landmark target registration error, before and (with --result) after registration',
+  builder: (y) =>
+    y
+      .option('landmarks', { type: 'string', demandOption: true, describe: 'directory with one landmark file per frame (frame stem + .csv/.txt/.pts)' })
+      .option('result', { type: 'string', describe: 'result directory (summary.json + fields/) to evaluate after registration' })
+      .option('series', { type: 'string', describe: 'the series (for pixel landmarks, pixel figures and an automatic fixed frame)' })
+      .option('fixed-frame', { type: 'string', describe: 'fixed frame NAME or 0-based INDEX (default: the result\'s, else auto from --series)' })
+      .option('fixed-frame-criterion', { choices: ['image', 'intensity'] as const, default: 'image' as const, describe: 'auto fixed frame: closest image to the mean image, or closest mean intensity' })
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (before, after, frames)' })
+      .option('csv', { type: 'string', describe: 'also write per-landmark errors to this CSV file' })
+      .option('per-frame', { type: 'boolean', default: true, describe: 'print the per-frame table (--no-per-frame: overall only)' })
+      .example('$0 evaluate tre --landmarks s/landmarks --series s/frames', 'identity TRE, fixed frame chosen automatically')
+      .example('$0 evaluate tre --landmarks s/landmarks --result out --json', 'TRE before/after a registration, as JSON') as never,
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const ev = await evaluateTre({
+      landmarks: argv.landmarks,
+      result: argv.result,
+      series: argv.series,
+      fixedFrame: argv['fixed-frame'],
+      fixedFrameCriterion: argv['fixed-frame-criterion'],
+      warn: (msg) => ctx.log.warn(msg),
+    });
+    if (argv.csv) await writeTextAtomic(argv.csv, formatTreCsv(ev));
+    if (argv.json) {
+      printJson({
+        fixedFrame: ev.fixedFrame,
+        fixedFrameSource: ev.fixedFrameSource,
+        method: ev.method,
+        landmarks: ev.landmarks,
+        result: ev.result,
+        convention: ev.convention,
+        statistics: 'std: population (n); p90: linear interpolation; px: distance in continuous-index space',
+        before: ev.report.before,
+        after: ev.report.after,
+        frames: ev.report.frames,
+      });
+    } else {
+      process.stdout.write(formatTreTable(ev, argv['per-frame']));
+    }
+  },
+};
+
+export const evaluateCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'evaluate <what>',
+  describe: 'accuracy figures of a registration (tre)',
+  builder: (y) => y.command(treCommand as never).demandCommand(1, 'name what to evaluate: tre') as never,
+  handler: () => undefined,
+};

@@ -1,0 +1,53 @@
+import { type Geometry, type Point, physicalToIndex } from './geometry.js';
+
+/**
+ * A dense 2D displacement field on a grid, in physical units (mm).
+ *
+ * `data` holds `2·W·H` numbers, pixel-interleaved in ITK's vector-image order:
+ * `data[2·(row·W + col) + 0]` = x component, `+ 1` = y component (physical axes, not index
+ * axes). The transformation is `T(p) = p + u(p)`: a point p of the fixed image maps to the
+ * moving image at `T(p)` (the ITK / transformix `-def all` convention).
+ */
+export interface DisplacementField {
+  geometry: Geometry;
+  data: Float32Array;
+}
+
+/**
+ * Bilinear interpolation of a 2-component pixel-interleaved grid at a continuous index
+ * `[col, row]`. Indices outside the grid are clamped to the border (nearest edge value).
+ */
+export function sampleVectorBilinear(data: ArrayLike<number>, width: number, height: number, idx: Point): Point {
+  const x = Math.min(Math.max(idx[0], 0), width - 1);
+  const y = Math.min(Math.max(idx[1], 0), height - 1);
+  const x0 = Math.min(Math.floor(x), Math.max(width - 2, 0));
+  const y0 = Math.min(Math.floor(y), Math.max(height - 2, 0));
+  const x1 = Math.min(x0 + 1, width - 1);
+  const y1 = Math.min(y0 + 1, height - 1);
+  const fx = x - x0;
+  const fy = y - y0;
+  const out: Point = [0, 0];
+  for (let c = 0; c < 2; c++) {
+    const a = data[2 * (y0 * width + x0) + c];
+    const b = data[2 * (y0 * width + x1) + c];
+    const d = data[2 * (y1 * width + x0) + c];
+    const e = data[2 * (y1 * width + x1) + c];
+    const top = a + (b - a) * fx;
+    const bot = d + (e - d) * fx;
+    out[c] = top + (bot - top) * fy;
+  }
+  return out;
+}
+
+/** `T(p) = p + u(p)` for a physical point p (mm), u interpolated bilinearly (clamped at the border). */
+export function mapPoint(field: DisplacementField, p: Point): Point {
+  const g = field.geometry;
+  const u = sampleVectorBilinear(field.data, g.size[0], g.size[1], physicalToIndex(g, p));
+  return [p[0] + u[0], p[1] + u[1]];
+}
+
+/** Whether a physical point lies inside the grid's pixel centres (inclusive). */
+export function insideGrid(g: Geometry, p: Point): boolean {
+  const [i, j] = physicalToIndex(g, p);
+  return i >= -0.5 && j >= -0.5 && i <= g.size[0] - 0.5 && j <= g.size[1] - 0.5;
+}

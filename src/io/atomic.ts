@@ -1,0 +1,45 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A temporary sibling of `finalPath` that keeps its full extension (itk-wasm picks the format
+ * from it, e.g. `.nii.gz`): `<dir>/.r2n2-tmp-<pid>-<random>-<basename>`.
+ */
+export function tempSibling(finalPath: string): string {
+  const dir = path.dirname(finalPath);
+  return path.join(dir, `.r2n2-tmp-${process.pid}-${randomBytes(4).toString('hex')}-${path.basename(finalPath)}`);
+}
+
+/**
+ * Writes a file atomically: `write(tmp)` fills a temporary sibling, which is then renamed onto
+ * `finalPath`. On failure the temporary file is removed and `finalPath` is untouched, so a
+ * crash never leaves a truncated output that a resumed run would take for finished.
+ */
+export async function writeAtomic(finalPath: string, write: (tmpPath: string) => Promise<void>): Promise<void> {
+  await fs.mkdir(path.dirname(finalPath), { recursive: true });
+  const tmp = tempSibling(finalPath);
+  try {
+    await write(tmp);
+    await fs.rename(tmp, finalPath);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Atomic text file write (JSON, CSV, …). */
+export async function writeTextAtomic(finalPath: string, text: string): Promise<void> {
+  await writeAtomic(finalPath, (tmp) => fs.writeFile(tmp, text));
+}
+
+/** Removes stale temporaries left in `dir` by a killed run (any pid). */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => n.startsWith('.r2n2-tmp-')).map((n) => fs.rm(path.join(dir, n), { recursive: true, force: true })));
+}

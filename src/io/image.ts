@@ -1,0 +1,189 @@
+/**
+ * 2D image files ↔ plain typed arrays with geometry beside them. The core never sees itk-wasm.
+ *
+ * Reads .nrrd/.nhdr, .nii/.nii.gz, .mha/.mhd, .png, .jpg/.jpeg, .tif/.tiff and single DICOM
+ * files. A 3D image with one slice (DICOM always reads so) is squeezed to 2D; RGB(A) is turned
+ * into luminance (Rec. 601: 0.299 R + 0.587 G + 0.114 B). Writes float32 scalar images and
+ * 2-component displacement fields to .nii.gz/.nii/.nrrd/.mha keeping spacing, origin and
+ * direction; .png/.jpg get an 8-bit windowed copy (for looking at, not for computing).
+ */
+import path from 'node:path';
+import { Image, ImageType, FloatTypes, IntTypes, PixelTypes } from 'itk-wasm';
+import { UserError } from '../errors.js';
+import { type Geometry, geometryProblem } from '../core/geometry.js';
+import type { DisplacementField } from '../core/field.js';
+import { itkRead, itkWrite } from './itk.js';
+import { writeAtomic } from './atomic.js';
+
+/** A 2D scalar image: `data[row·W + col]`, float32, with its geometry. */
+export interface Image2D {
+  geometry: Geometry;
+  data: Float32Array;
+}
+
+export const IMAGE_EXTENSIONS = ['.nrrd', '.nhdr', '.nii', '.nii.gz', '.mha', '.mhd', '.png', '.jpg', '.jpeg', '.tif', '.tiff', '.dcm', '.ima', '.bmp'];
+const FIELD_EXTENSIONS = ['.nii.gz', '.nii', '.nrrd', '.mha'];
+
+/** The image extension of a file name, `.nii.gz` counted as one; '' when none. */
+export function imageExtension(file: string): string {
+  const lower = file.toLowerCase();
+  if (lower.endsWith('.nii.gz')) return '.nii.gz';
+  return path.extname(lower);
+}
+
+/** File name without directory and image extension (`frame_001.nii.gz` → `frame_001`). */
+export function imageStem(file: string): string {
+  const base = path.basename(file);
+  const ext = imageExtension(base);
+  return ext ? base.slice(0, base.length - ext.length) : base;
+}
+
+/** An itk-wasm image, read with a user-facing error naming the file. */
+export async function readItkImage(file: string): Promise<Image> {
+  try {
+    return await itkRead(file);
+  } catch (err) {
+    throw new UserError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+function toFloat32(src: ArrayLike<number>, components: number, isColour: boolean): Float32Array {
+  const n = src.length / components;
+  const out = new Float32Array(n);
+  if (components === 1) {
+    for (let i = 0; i < n; i++) out[i] = src[i];
+  } else if (isColour) {
+    for (let i = 0; i < n; i++) {
+      const k = i * components;
+      out[i] = 0.299 * src[k] + 0.587 * src[k + 1] + 0.114 * src[k + 2];
+    }
+  }
+  return out;
+}
+
+/** The 2D geometry of an itk-wasm image of dimension 2, or of dimension 3 when `squeeze3d`. */
+export function geometryOf(img: Image): Geometry {
+  const d = Array.from(img.direction as ArrayLike<number>, Number);
+  const dim = img.imageType.dimension;
+  return {
+    size: [img.size[0], img.size[1]],
+    spacing: [img.spacing[0], img.spacing[1]],
+    origin: [img.origin[0], img.origin[1]],
+    direction: dim === 2 ? [d[0], d[1], d[2], d[3]] : [d[0], d[1], d[dim], d[dim + 1]],
+  };
+}
+
+/** Rejects NaN/Inf pixels with a message naming the file. */
+export function checkFinite(data: Float32Array, file: string): void {
+  let bad = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) bad++;
+  if (bad > 0) throw new UserError(`${file} has ${bad} NaN or infinite pixel value(s); replace them (e.g. with 0) before registering`);
+}
+
+/**
+ * Converts an itk-wasm image to 2D scalar float32. 3D images must have exactly `slices`
+ * slices; `slice` picks one (used to split a 2D+t volume into frames).
+ */
+export function itkToImage2D(img: Image, file: string, slice = 0): Image2D {
+  const dim = img.imageType.dimension;
+  const pixelType = String(img.imageType.pixelType);
+  const comps = img.imageType.components;
+  if (dim < 2 || dim > 3) throw new UserError(`${file} is ${dim}D; r2n2 registers 2D images (a series may be one 3D file whose last axis is time)`);
+  const isColour = pixelType === 'RGB' || pixelType === 'RGBA';
+  if (comps !== 1 && !isColour) throw new UserError(`${file} has ${comps}-component ${pixelType} pixels; expected a scalar (grey) or RGB image`);
+  if (!img.data) throw new UserError(`cannot read ${file}: no pixel data`);
+  const geometry = geometryOf(img);
+  const problem = geometryProblem(geometry);
+  if (problem) throw new UserError(`${file}: ${problem}; fix the image header`);
+  const n = geometry.size[0] * geometry.size[1];
+  const nz = dim === 3 ? img.size[2] : 1;
+  if (slice < 0 || slice >= nz) throw new UserError(`${file} has ${nz} slice(s), slice ${slice} asked`);
+  const start = slice * n * comps;
+  const sub = (img.data as unknown as { subarray(a: number, b: number): ArrayLike<number> }).subarray(start, start + n * comps);
+  const data = toFloat32(sub, comps, isColour);
+  checkFinite(data, file);
+  return { geometry, data };
+}
+
+/**
+ * Reads one 2D image. A 3D file with one slice is squeezed; a 3D file with more slices is an
+ * error (it is a series: see `openSeries`).
+ */
+export async function readImage2D(file: string): Promise<Image2D> {
+  const img = await readItkImage(file);
+  if (img.imageType.dimension === 3 && img.size[2] !== 1) {
+    throw new UserError(`${file} is 3D (${img.size.join('×')}), not a 2D image; pass it as a series (last axis = time)`);
+  }
+  return itkToImage2D(img, file);
+}
+
+function makeItkImage(geometry: Geometry, components: 1 | 2, data: Float32Array | Uint8Array, componentType: string): Image {
+  const type = new ImageType(2, componentType as typeof FloatTypes.Float32, components === 1 ? PixelTypes.Scalar : PixelTypes.Vector, components);
+  const img = new Image(type);
+  img.size = [...geometry.size];
+  img.spacing = [...geometry.spacing];
+  img.origin = [...geometry.origin];
+  img.direction = new Float64Array(geometry.direction);
+  img.data = data;
+  return img;
+}
+
+/** Maps `[lo, hi]` linearly to 0..255 (default window: the image's min..max). */
+export function toUint8(data: Float32Array, window?: [number, number]): Uint8Array {
+  let lo = Infinity;
+  let hi = -Infinity;
+  if (window) [lo, hi] = window;
+  else for (const v of data) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  const scale = hi > lo ? 255 / (hi - lo) : 0;
+  const out = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Math.max(0, Math.min(255, Math.round((data[i] - lo) * scale)));
+  return out;
+}
+
+/**
+ * Writes a 2D scalar image atomically. Medical formats keep float32 and the geometry; .png and
+ * .jpg get an 8-bit copy windowed to `window` (default min..max) that keeps only the spacing.
+ */
+export async function writeImage2D(file: string, image: Image2D, window?: [number, number]): Promise<void> {
+  const ext = imageExtension(file);
+  const eightBit = ext === '.png' || ext === '.jpg' || ext === '.jpeg' || ext === '.bmp';
+  const itk = eightBit
+    ? makeItkImage(image.geometry, 1, toUint8(image.data, window), IntTypes.UInt8)
+    : makeItkImage(image.geometry, 1, image.data, FloatTypes.Float32);
+  try {
+    await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+  } catch (err) {
+    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Writes a displacement field (2-component float32 vector image, mm) atomically. */
+export async function writeField(file: string, field: DisplacementField): Promise<void> {
+  const ext = imageExtension(file);
+  if (!FIELD_EXTENSIONS.includes(ext)) throw new UserError(`cannot write ${file}: displacement fields are written as ${FIELD_EXTENSIONS.join(', ')}`);
+  const itk = makeItkImage(field.geometry, 2, field.data, FloatTypes.Float32);
+  try {
+    await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+  } catch (err) {
+    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Reads a displacement field written by `writeField` (or ITK/transformix, 2D, 2 components). */
+export async function readField(file: string): Promise<DisplacementField> {
+  const img = await readItkImage(file);
+  const dim = img.imageType.dimension;
+  const comps = img.imageType.components;
+  if (dim === 3 && img.size[2] !== 1) throw new UserError(`${file} is a 3D field; expected a 2D displacement field`);
+  if (comps !== 2 && !(dim === 3 && comps === 3)) throw new UserError(`${file} has ${comps} component(s) per pixel; a 2D displacement field has 2 (x, y in mm)`);
+  if (!img.data) throw new UserError(`cannot read ${file}: no pixel data`);
+  const geometry = geometryOf(img);
+  const n = geometry.size[0] * geometry.size[1];
+  const data = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    data[2 * i] = img.data[comps * i] as number;
+    data[2 * i + 1] = img.data[comps * i + 1] as number;
+  }
+  checkFinite(data, file);
+  return { geometry, data };
+}

@@ -1,0 +1,82 @@
+/**
+ * The result directory contract, written by `register series` and `baseline bspline`, read by
+ * `evaluate`:
+ *
+ *   summary.json          { format: "r2n2-result", version: 1, method, backend, fixedFrame,
+ *                           series, created, frames: [{ name, field, warped, params, seconds,
+ *                           parameters }] }  (paths relative to the result directory)
+ *   fields/<frame>.nii.gz displacement u in mm on the fixed frame's grid; a fixed-space point
+ *                         p maps to the moving frame at p + u(p) (ITK / transformix -def all)
+ *   warped/<frame>.nii.gz the moving frame resampled onto the fixed grid
+ *   params/<frame>.json   the transformation's own parameters (method specific)
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import { writeTextAtomic } from './atomic.js';
+
+export interface ResultFrame {
+  name: string;
+  /** Displacement field file, relative to the result directory. */
+  field: string;
+  warped?: string;
+  params?: string;
+  /** Wall time to register this frame, seconds. */
+  seconds: number;
+  /** Number of transformation parameters (compactness). */
+  parameters: number;
+}
+
+export interface ResultSummary {
+  format: 'r2n2-result';
+  version: 1;
+  method: string;
+  backend: string;
+  fixedFrame: string;
+  series?: string;
+  created?: string;
+  frames: ResultFrame[];
+  [extra: string]: unknown;
+}
+
+export const SUMMARY_FILE = 'summary.json';
+
+export const resultPaths = (frame: string) => ({
+  field: `fields/${frame}.nii.gz`,
+  warped: `warped/${frame}.nii.gz`,
+  params: `params/${frame}.json`,
+});
+
+export async function writeSummary(dir: string, summary: ResultSummary): Promise<void> {
+  await writeTextAtomic(path.join(dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + '\n');
+}
+
+/** Reads and validates `DIR/summary.json`; errors name the file and what is wrong. */
+export async function readSummary(dir: string): Promise<ResultSummary> {
+  const file = path.join(dir, SUMMARY_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    throw new UserError(`${file} not found; --result must be a directory written by "r2n2 register series" or "r2n2 baseline bspline"`);
+  }
+  let s: ResultSummary;
+  try {
+    s = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${file} is not valid JSON (${(err as Error).message}); the run that wrote it was interrupted: rerun it`);
+  }
+  const bad = (what: string) => new UserError(`${file}: ${what}; rerun the registration that wrote it`);
+  if (!s || typeof s !== 'object') throw bad('not a JSON object');
+  if (typeof s.fixedFrame !== 'string' || !s.fixedFrame) throw bad('"fixedFrame" is missing');
+  if (!Array.isArray(s.frames)) throw bad('"frames" is missing');
+  s.frames.forEach((f, i) => {
+    if (!f || typeof f.name !== 'string' || typeof f.field !== 'string') throw bad(`frames[${i}] needs "name" and "field"`);
+  });
+  return s;
+}
+
+/** Absolute path of a file named relative to a result directory. */
+export function resultFile(dir: string, rel: string): string {
+  return path.isAbsolute(rel) ? rel : path.join(dir, rel);
+}
