@@ -23,14 +23,15 @@ export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
   const hasAfter = r.after !== null;
   const out: string[] = [];
   out.push(`fixed frame: ${ev.fixedFrame} (${ev.fixedFrameSource})${ev.method ? `   method: ${ev.method}` : ''}   landmarks: ${r.before.n} in ${r.frames.length} frames`);
+  const w = Math.max(16, ...r.frames.map((f) => f.name.length));
   if (perFrame) {
     out.push('');
-    out.push(`${'frame'.padEnd(16)} ${'n'.padStart(3)}  ${'before mm'.padStart(16)}${hasAfter ? `  ${'after mm'.padStart(16)}` : ''}  ${'before px'.padStart(9)}${hasAfter ? `  ${'after px'.padStart(9)}` : ''}`);
+    out.push(`${'frame'.padEnd(w)} ${'n'.padStart(3)}  ${'before mm'.padStart(16)}${hasAfter ? `  ${'after mm'.padStart(16)}` : ''}  ${'before px'.padStart(9)}${hasAfter ? `  ${'after px'.padStart(9)}` : ''}`);
     for (const f of r.frames) {
       const b = `${fmt(f.before.mean_mm)} ± ${fmt(f.before.std_mm)}`;
       const a = f.after ? `${fmt(f.after.mean_mm)} ± ${fmt(f.after.std_mm)}` : '';
       out.push(
-        `${f.name.padEnd(16)} ${String(f.before.n).padStart(3)}  ${b.padStart(16)}${hasAfter ? `  ${a.padStart(16)}` : ''}  ${fmt(f.before.mean_px).padStart(9)}${hasAfter ? `  ${fmt(f.after?.mean_px).padStart(9)}` : ''}`,
+        `${f.name.padEnd(w)} ${String(f.before.n).padStart(3)}  ${b.padStart(16)}${hasAfter ? `  ${a.padStart(16)}` : ''}  ${fmt(f.before.mean_px).padStart(9)}${hasAfter ? `  ${fmt(f.after?.mean_px).padStart(9)}` : ''}`,
       );
     }
   }

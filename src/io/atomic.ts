@@ -43,3 +43,18 @@ export async function removeStaleTemps(dir: string): Promise<void> {
   }
   await Promise.all(names.filter((n) => n.startsWith('.r2n2-tmp-')).map((n) => fs.rm(path.join(dir, n), { recursive: true, force: true })));
 }
+
+/** Names of the visible regular files in `dir`, following symbolic links. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    if (e.isFile()) out.push(e.name);
+    else if (e.isSymbolicLink()) {
+      const st = await fs.stat(path.join(dir, e.name)).catch(() => null);
+      if (st?.isFile()) out.push(e.name);
+    }
+  }
+  return out;
+}

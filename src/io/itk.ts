@@ -50,7 +50,12 @@ function reason(error: unknown, captured: string[], fallback: string): string {
   return useful.length ? useful.join('; ') : fallback;
 }
 
-async function checkReadable(file: string): Promise<void> {
+/**
+ * Checks that `file` is a non-empty regular file and returns its real path: itk-wasm mounts
+ * the file's directory in its virtual file system, so a symbolic link pointing elsewhere
+ * would not resolve there.
+ */
+async function checkReadable(file: string): Promise<string> {
   let st;
   try {
     st = await fs.stat(file);
@@ -59,34 +64,38 @@ async function checkReadable(file: string): Promise<void> {
   }
   if (st.isDirectory()) throw new Error('is a directory, not an image file');
   if (st.size === 0) throw new Error('file is empty');
+  return fs.realpath(file);
 }
 
 /** Reads any image format itk-wasm knows. Throws Error('<reason>') without the file name. */
 export async function itkRead(file: string): Promise<Image> {
-  await checkReadable(file);
-  const r = await quietly(() => readImageNode(file));
+  const real = await checkReadable(file);
+  const r = await quietly(() => readImageNode(real));
   if (r.error !== undefined || !r.value) throw new Error(reason(r.error, r.captured, 'corrupt or unsupported image'));
   return r.value;
 }
 
 /** Reads only the header (size, spacing, origin, direction, pixel type) of an image file. */
 export async function itkReadInfo(file: string): Promise<Image> {
-  await checkReadable(file);
-  const r = await quietly(() => readImageNode(file, { informationOnly: true }));
+  const real = await checkReadable(file);
+  const r = await quietly(() => readImageNode(real, { informationOnly: true }));
   if (r.error !== undefined || !r.value) throw new Error(reason(r.error, r.captured, 'corrupt or unsupported image'));
   return r.value;
 }
 
-/** Writes an itk-wasm image; the format comes from the extension of `file`. */
-export async function itkWrite(image: Image, file: string, useCompression = true): Promise<void> {
+/**
+ * Writes an itk-wasm image; the format comes from the extension of `file`. Compression is on
+ * for .nrrd/.mha/.nii.gz (the GDCM writer crashes with it, so DICOM and others get none).
+ */
+export async function itkWrite(image: Image, file: string, useCompression = /\.(nrrd|mha|nii\.gz)$/i.test(file)): Promise<void> {
   const r = await quietly(() => writeImageNode(image, file, { useCompression }));
   if (r.error !== undefined) throw new Error(reason(r.error, r.captured, 'itk-wasm could not write this pixel type to this format'));
 }
 
 /** DICOM tags of one file as a Map `'gggg|eeee' → value`. */
 export async function itkDicomTags(file: string, tags: string[]): Promise<Map<string, string>> {
-  await checkReadable(file);
-  const r = await quietly(() => readDicomTagsNode(file, { tagsToRead: { tags } }));
+  const real = await checkReadable(file);
+  const r = await quietly(() => readDicomTagsNode(real, { tagsToRead: { tags } }));
   if (r.error !== undefined || !r.value) throw new Error(reason(r.error, r.captured, 'not a readable DICOM file'));
   return new Map(r.value.tags as [string, string][]);
 }

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../errors.js';
 import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../core/geometry.js';
-import { writeTextAtomic } from './atomic.js';
+import { listFiles, writeTextAtomic } from './atomic.js';
 import { naturalSort } from './series.js';
 
 export type LandmarkUnits = 'mm' | 'px';
@@ -134,14 +134,14 @@ export async function writeLandmarkCsv(file: string, points: Point[]): Promise<v
  * (`frame_007.csv` ↔ frame `frame_007`). Returns stem → file in natural order.
  */
 export async function listLandmarkDir(dir: string): Promise<Map<string, string>> {
-  let entries;
+  let entries: string[];
   try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
+    entries = await listFiles(dir);
   } catch {
     throw new UserError(`landmark directory ${dir} does not exist; pass a directory with one landmark file per frame (${LANDMARK_EXTENSIONS.join(' ')})`);
   }
   const files = naturalSort(
-    entries.filter((e) => e.isFile() && !e.name.startsWith('.') && LANDMARK_EXTENSIONS.includes(path.extname(e.name).toLowerCase())).map((e) => e.name),
+    entries.filter((n) => LANDMARK_EXTENSIONS.includes(path.extname(n).toLowerCase())),
     (n) => n,
   );
   const out = new Map<string, string>();

@@ -15,6 +15,7 @@ import { type Geometry, sameGeometry, describeGeometry } from '../core/geometry.
 import type { Image } from 'itk-wasm';
 import { IMAGE_EXTENSIONS, type Image2D, geometryOf, imageExtension, imageStem, itkToImage2D, readImage2D, readItkImage } from './image.js';
 import { itkDicomTags, itkReadInfo } from './itk.js';
+import { listFiles } from './atomic.js';
 
 export interface SeriesFrame {
   name: string;
@@ -100,9 +101,7 @@ async function dicomOrder(files: string[]): Promise<string[]> {
 }
 
 async function openDirectory(dir: string, checkAll: boolean): Promise<Series> {
-  const names = (await fs.readdir(dir, { withFileTypes: true }))
-    .filter((e) => e.isFile() && !e.name.startsWith('.'))
-    .map((e) => path.join(dir, e.name));
+  const names = (await listFiles(dir)).map((n) => path.join(dir, n));
   const images: string[] = [];
   const dicoms: string[] = [];
   for (const f of names) {

@@ -1,0 +1,62 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { tmpDir, runCli } from './helpers.js';
+
+let t: ReturnType<typeof tmpDir>;
+beforeAll(() => { t = tmpDir(); });
+afterAll(() => t.cleanup());
+
+describe('the r2n2 command line', () => {
+  test.each([[[]], [['train']], [['register', 'series']], [['baseline', 'bspline']], [['evaluate', 'tre']], [['phantom']]])('--help works: %j', (cmd) => {
+    const r = runCli([...cmd, '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/r2n2/);
+    expect(r.stdout).toMatch(/--log-level/);
+  });
+
+  test.each([
+    [['train', 'x', '--out', 'm'], /r2n2 train is not implemented yet \(issue #4\)/],
+    [['register', 'series', 'x'], /r2n2 register series is not implemented yet \(issue #4\)/],
+    [['baseline', 'bspline', 'x'], /r2n2 baseline bspline is not implemented yet \(issue #3\)/],
+  ])('commands not built yet exit 2 and print nothing on stdout: %j', (args, msg) => {
+    const r = runCli(args as string[]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(msg as RegExp);
+  });
+
+  test('unknown commands and options are errors', () => {
+    const r = runCli(['frobnicate']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: /m);
+    const o = runCli(['phantom', '--out', 'x', '--bogus']);
+    expect(o.code).toBe(1);
+    expect(o.stderr).toMatch(/Unknown argument: bogus/);
+  });
+
+  test('an itk-wasm failure is one line on stderr; stdout stays clean', async () => {
+    const s = path.join(t.dir, 'frames');
+    await fs.mkdir(s);
+    await fs.writeFile(path.join(s, 'a.nrrd'), 'NRRD0004\ntype: float\ndimension: 2\nsizes: 4 4\nencoding: raw\n\n');
+    await fs.writeFile(path.join(s, 'b.nrrd'), 'not an image');
+    const lm = path.join(t.dir, 'lm');
+    await fs.mkdir(lm);
+    await fs.writeFile(path.join(lm, 'a.csv'), 'x,y\n0,0\n');
+    await fs.writeFile(path.join(lm, 'b.csv'), 'x,y\n1,1\n');
+    const r = runCli(['evaluate', 'tre', '--landmarks', lm, '--series', s]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^error: cannot read .*a\.nrrd: /);
+  });
+
+  test('--log-level info writes JSON logs to stderr only', async () => {
+    const out = path.join(t.dir, 'ph');
+    const r = runCli(['phantom', '--out', out, '--series', '1', '--frames', '2', '--size', '32', '--log-level', 'info', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).series[0].frames).toBe(2);
+    const log = JSON.parse(r.stderr.trim().split('\n').pop() as string);
+    expect(log.msg).toBe('phantom written');
+    expect(log.level).toBe(30);
+  });
+});

@@ -1,0 +1,41 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** Third-party test data, present in CI beside the repository, absent from a user's clone. */
+export const BIRL = path.resolve(ROOT, '..', 'shared', 'data', 'birl_artificial');
+export const HAVE_BIRL = existsSync(path.join(BIRL, 'artificial_reference.csv'));
+
+/** `describe`, or `describe.skip` with a message when ../shared/data is absent. */
+export function describeWithBirl(name: string, fn: () => void): void {
+  if (!HAVE_BIRL) {
+    // eslint-disable-next-line no-console
+    console.warn(`skipping "${name}": ${BIRL} is absent (it ships with CI, not with a clone)`);
+    describe.skip(name, fn);
+  } else describe(name, fn);
+}
+
+export function tmpDir(prefix = 'r2n2-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI (`npm test` builds first) the way a user does. */
+export function runCli(args: string[], opts: { cwd?: string } = {}): CliResult {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'r2n2.js'), ...args], {
+    cwd: opts.cwd ?? ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+    timeout: 300_000,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
