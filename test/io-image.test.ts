@@ -138,6 +138,24 @@ describe('series', () => {
     expect(s.frames.map((f) => f.name)).toEqual(['IM1', 'IM2', 'IM3']);
     expect((await s.readFrame(2)).data[5]).toBe(20);
   });
+  test('a DICOM series is ordered by InstanceNumber, not by file name', async () => {
+    const d = path.join(t.dir, 'dicom-inst');
+    await fs.mkdir(d);
+    const inst = { a: 3, b: 1, c: 2 } as Record<string, number>;
+    for (const name of ['a', 'b', 'c']) {
+      const it = new Image(new ImageType(2, IntTypes.Int16, PixelTypes.Scalar, 1));
+      it.size = [6, 4];
+      it.spacing = [0.5, 0.75];
+      it.origin = [0, 0];
+      it.direction = new Float64Array([1, 0, 0, 1]);
+      it.data = new Int16Array(24).fill(inst[name]);
+      it.metadata = new Map([['0020|0013', String(inst[name])]]);
+      await itkWrite(it, path.join(d, `${name}.dcm`));
+    }
+    const s = await openSeries(d);
+    expect(s.frames.map((f) => f.name)).toEqual(['b', 'c', 'a']);
+    expect((await s.readFrame(0)).data[0]).toBe(1);
+  });
   test('frames on different grids: a clear error naming both files', async () => {
     const d = path.join(t.dir, 'series-bad');
     await writeImage2D(path.join(d, 'a.nrrd'), img);
