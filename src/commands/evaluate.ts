@@ -15,7 +15,7 @@ interface TreArgs extends GlobalArgs {
   'per-frame': boolean;
 }
 
-const row = (label: string, s: TreStats | null, key: keyof TreStats) => (s ? fmt(s[key] as number | null) : '–');
+const cell = (s: TreStats | null, key: keyof TreStats) => (s ? fmt(s[key] as number | null) : '–');
 
 /** The text report of `evaluate tre`: a per-frame table, then overall statistics. */
 export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
@@ -41,7 +41,7 @@ export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
     const mm = `${key}_mm` as keyof TreStats;
     const px = `${key}_px` as keyof TreStats;
     out.push(
-      `${label.padEnd(8)}   ${row(label, r.before, mm).padStart(10)}${hasAfter ? `  ${row(label, r.after, mm).padStart(9)}` : ''}  ${row(label, r.before, px).padStart(9)}${hasAfter ? `  ${row(label, r.after, px).padStart(9)}` : ''}`,
+      `${label.padEnd(8)}   ${cell(r.before, mm).padStart(10)}${hasAfter ? `  ${cell(r.after, mm).padStart(9)}` : ''}  ${cell(r.before, px).padStart(9)}${hasAfter ? `  ${cell(r.after, px).padStart(9)}` : ''}`,
     );
   }
   if (r.before.mean_px === null) out.push('(pixel figures need the image geometry: pass --series)');

@@ -150,7 +150,9 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     while (placed.length < count && guard++ < 10000) {
       const a = U(0, 2 * Math.PI);
       const rr = Math.sqrt(U(0.05, 0.6));
-      const [x, y] = onEllipse(lung, a).map((c, i) => (i === 0 ? lung.cx : lung.cy) + ((c as number) - (i === 0 ? lung.cx : lung.cy)) * rr) as Point;
+      const edge = onEllipse(lung, a); // a boundary point, pulled toward the centre by rr
+      const x = lung.cx + (edge[0] - lung.cx) * rr;
+      const y = lung.cy + (edge[1] - lung.cy) * rr;
       if (placed.every((b) => Math.hypot(b.cx - x, b.cy - y) > 22)) placed.push({ cx: x, cy: y, sigma: U(2.5, 4), amp: 0.5 });
     }
     blobs.push(...placed);
@@ -188,7 +190,7 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
   };
 
   // ---- landmarks on structures ----
-  const domeR = onEllipse(lungR, Math.PI / 2 - lungR.sin * 0);
+  const domeR = onEllipse(lungR, Math.PI / 2);
   const domeL = onEllipse(lungL, Math.PI / 2);
   const landmarkNames = [
     ...vesselsR.slice(0, 4).map((_, i) => `right-lung-vessel-${i + 1}`),
