@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, smokeTest } from '../src/core/backend/index.js';
 import { stopGradient } from '../src/core/backend/wasm-kernels.js';
+import { seededUniform } from './helpers.js';
 
 function rand(shape: number[], seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed >>> 0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * ((s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32));
+  return Float32Array.from(seededUniform(shape.reduce((a, b) => a * b, 1), seed, lo, hi));
 }
 
 /** Runs `fn` on wasm and on cpu; returns the outputs of both as plain arrays. */

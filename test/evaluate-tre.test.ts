@@ -5,17 +5,11 @@ import { writeField, writeImage2D } from '../src/io/image.js';
 import { writeSummary } from '../src/io/result.js';
 import { formatLandmarkCsv } from '../src/io/landmarks.js';
 import type { Geometry, Point } from '../src/core/geometry.js';
-import { tmpDir, runCli, HAVE_BIRL, BIRL } from './helpers.js';
+import { tmpDir, runCli, lcg, HAVE_BIRL, BIRL } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
 beforeAll(() => { t = tmpDir(); });
 afterAll(() => t.cleanup());
-
-// a deterministic pseudo-random generator for test data
-function lcg(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32);
-}
 
 const geom: Geometry = { size: [40, 30], spacing: [1.25, 0.8], origin: [-20, 5], direction: [1, 0, 0, 1] };
 

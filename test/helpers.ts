@@ -39,3 +39,15 @@ export function runCli(args: string[], opts: { cwd?: string } = {}): CliResult {
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** A deterministic LCG in [0, 1): test data that is the same on every run. */
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32);
+}
+
+/** `n` seeded uniform values in [lo, hi). */
+export function seededUniform(n: number, seed: number, lo = -1, hi = 1): Float64Array {
+  const r = lcg(seed);
+  return Float64Array.from({ length: n }, () => lo + (hi - lo) * r());
+}

@@ -1,11 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/core/backend/index.js';
 import { warpBilinear, warpSamples, maskedMse } from '../src/core/warp.js';
+import { seededUniform } from './helpers.js';
 
-function rand(n: number, seed: number, lo = -1, hi = 1): Float64Array {
-  let s = seed >>> 0;
-  return Float64Array.from({ length: n }, () => lo + (hi - lo) * ((s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32));
-}
+const rand = seededUniform;
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -164,16 +164,6 @@ export function registerGatherNdGradient(): void {
   });
 }
 
-/** The kernels registered for wasm, for logs and tests. */
-export const WASM_PATCHED_KERNELS = [
-  'Conv2DBackpropFilter',
-  'Conv2DBackpropInput',
-  'DepthwiseConv2dNativeBackpropInput',
-  'DepthwiseConv2dNativeBackpropFilter',
-  'UnsortedSegmentSum',
-  'MaxPoolGrad',
-];
-
 const installed = new Set<string>();
 /** Registers our kernels on a wasm backend (idempotent). The cpu backend must be registered too. */
 export function installWasmGradientKernels(backendName = 'wasm'): void {
