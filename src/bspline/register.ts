@@ -1,0 +1,171 @@
+/**
+ * Multi-resolution B-spline registration of one image pair on tfjs autograd (AirLab style,
+ * METHOD.md). Level l of L (coarse to fine) works on the pair down-sampled by 2^(L−1−l)
+ * (Gaussian σ = factor/2, aligned corners, core/resample.ts); each level optimises a new zero
+ * B-spline on top of the previous levels' total field, up-sampled bilinearly (normalised units
+ * need no rescaling). Loss = similarity(F, M∘T) + λ·regulariser(u); AMSGrad.
+ *
+ * Inputs are plain `[H, W]` Float32Arrays (a constant pair); the result is the total field
+ * `[2, H, W]` in normalised units and each level's control-point parameters.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { warpBilinear } from '../core/warp.js';
+import { type LossName, type LossOptions, makeLoss } from '../core/losses.js';
+import { type RegulariserName, regulariser } from '../core/regularisers.js';
+import { AmsGrad } from '../core/optim.js';
+import { normaliseIntensity } from '../core/intensity.js';
+import { pyramidLevel, resampleAligned } from '../core/resample.js';
+import { basisTensors, bsplineGrid, denseField } from './kernel.js';
+
+export interface BsplineOptions {
+  /** Pyramid levels (coarse to fine); level l is down-sampled by 2^(levels−1−l). */
+  levels: number;
+  /** Control-point spacing in pixels of each level (one value: the same at every level). */
+  spacing: number[];
+  /** Iterations per level (one value: the same at every level). */
+  iterations: number[];
+  /** AMSGrad learning rate per level (one value: the same at every level). */
+  learningRate: number[];
+  /** Regulariser weight λ per level (one value: the same at every level). */
+  lambda: number[];
+  order: number;
+  loss: LossName;
+  lossOptions?: LossOptions;
+  regulariser: RegulariserName;
+  /** Weights of the squared differences along rows/columns (AirLab's pixel spacing), default [1, 1]. */
+  regulariserSpacing?: [number, number];
+  /** z-score + clamp the intensities first (METHOD.md), default true. */
+  normalise?: boolean;
+  /** Clamp of the normalisation, default 2. */
+  clamp?: number;
+  /** Called after every iteration. */
+  onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
+}
+
+export const BSPLINE_DEFAULTS: BsplineOptions = {
+  levels: 3,
+  spacing: [8, 8, 8],
+  iterations: [100, 60, 30],
+  learningRate: [0.01, 0.005, 0.002],
+  lambda: [0.01],
+  order: 3,
+  loss: 'mse',
+  regulariser: 'tv',
+};
+
+export interface BsplineLevelResult {
+  /** Level image size `[W, H]`. */
+  size: [number, number];
+  factor: number;
+  /** Control spacing in level pixels `[sx, sy]`. */
+  spacing: [number, number];
+  /** Control grid `[cpW, cpH]`. */
+  controlGrid: [number, number];
+  /** Parameters `[2, cpH, cpW]` (normalised units, channel 0 = x). */
+  params: Float32Array;
+  iterations: number;
+  finalLoss: number;
+}
+
+export interface BsplineResult {
+  /** Total displacement `[2, H, W]`, normalised units. */
+  field: Float32Array;
+  levels: BsplineLevelResult[];
+  /** Σ over levels of 2·cpH·cpW. */
+  parameters: number;
+  finalLoss: number;
+}
+
+/** The per-level value of an option list (one value is broadcast). */
+export function perLevel<T>(list: T[], level: number, name: string): T {
+  if (list.length === 1) return list[0];
+  if (level >= list.length) throw new Error(`${name} lists ${list.length} values but there are more levels; give one value or one per level`);
+  return list[level];
+}
+
+export function checkOptions(o: BsplineOptions): void {
+  if (!(Number.isInteger(o.levels) && o.levels >= 1 && o.levels <= 8)) throw new Error(`levels must be 1..8, got ${o.levels}`);
+  const lists: [string, number[]][] = [['spacing', o.spacing], ['iterations', o.iterations], ['learning rate', o.learningRate], ['lambda', o.lambda]];
+  for (const [name, list] of lists) {
+    if (list.length !== 1 && list.length !== o.levels) throw new Error(`${name} needs 1 value or ${o.levels} (one per level), got ${list.length}`);
+    if (list.some((v) => !Number.isFinite(v) || v < 0)) throw new Error(`${name} values must be finite and ≥ 0, got ${list.join(',')}`);
+  }
+  if (o.spacing.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`spacing values must be positive integers (pixels), got ${o.spacing.join(',')}`);
+  if (o.iterations.some((s) => !Number.isInteger(s))) throw new Error(`iterations must be integers, got ${o.iterations.join(',')}`);
+}
+
+export function registerBspline(fixed: Float32Array, moving: Float32Array, H: number, W: number, options: BsplineOptions): BsplineResult {
+  const o = options;
+  checkOptions(o);
+  if (fixed.length !== H * W || moving.length !== H * W) throw new Error(`images must hold ${H}×${W} values`);
+  const normalise = o.normalise ?? true;
+  const F = normalise ? normaliseIntensity(fixed, o.clamp ?? 2) : fixed;
+  const M = normalise ? normaliseIntensity(moving, o.clamp ?? 2) : moving;
+
+  let total: Float32Array | null = null; // [2, h, w] at the previous level
+  let prevH = 0;
+  let prevW = 0;
+  const levels: BsplineLevelResult[] = [];
+  let finalLoss = NaN;
+  for (let l = 0; l < o.levels; l++) {
+    const factor = 2 ** (o.levels - 1 - l);
+    const fl = pyramidLevel(F, H, W, factor);
+    const ml = pyramidLevel(M, H, W, factor);
+    const h = fl.H;
+    const w = fl.W;
+    const s = perLevel(o.spacing, l, 'spacing');
+    const sx = Math.min(s, w);
+    const sy = Math.min(s, h);
+    const grid = bsplineGrid(h, w, [sx, sy], o.order);
+    const prev = total ? resampleAligned(total, 2, prevH, prevW, h, w) : null;
+    const iterations = perLevel(o.iterations, l, 'iterations');
+    const lambda = perLevel(o.lambda, l, 'lambda');
+    const opt = new AmsGrad({ learningRate: perLevel(o.learningRate, l, 'learning rate') });
+    const { By, BxT } = basisTensors(grid);
+    const fixedT = tf.tensor2d(fl.data, [h, w]);
+    const prevT = prev ? tf.tensor3d(prev, [2, h, w]) : null;
+    const lossFn = makeLoss(o.loss, fixedT, o.lossOptions);
+    const init = tf.zeros([2, grid.y.cp, grid.x.cp]);
+    const P = tf.variable(init, true, `bspline_level${l}_${Date.now()}_${Math.random()}`);
+    init.dispose();
+    const regSpacing = o.regulariserSpacing ?? [1, 1];
+    let last = NaN;
+    try {
+      for (let it = 0; it < iterations; it++) {
+        const { value, grads } = tf.variableGrads(() => {
+          const b = denseField(P as tf.Variable<tf.Rank.R3> as unknown as tf.Tensor3D, By, BxT);
+          const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
+          const { warped, mask } = warpBilinear(ml.data, h, w, u);
+          const sim = lossFn(fixedT, warped, mask);
+          return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, u, regSpacing), tf.scalar(lambda))) as tf.Scalar) : sim;
+        }, [P]);
+        opt.apply([P], grads);
+        last = value.dataSync()[0];
+        value.dispose();
+        for (const g of Object.values(grads)) g.dispose();
+        if (!Number.isFinite(last)) throw new Error(`the loss became ${last} at level ${l + 1}, iteration ${it + 1}; lower the learning rate`);
+        o.onIteration?.({ level: l, iteration: it, loss: last });
+      }
+      const params = P.dataSync() as Float32Array;
+      const field = tf.tidy(() => {
+        const b = denseField(P as unknown as tf.Tensor3D, By, BxT);
+        return prevT ? tf.add(prevT, b) : b;
+      });
+      total = field.dataSync() as Float32Array;
+      field.dispose();
+      prevH = h;
+      prevW = w;
+      levels.push({ size: [w, h], factor, spacing: [grid.x.s, grid.y.s], controlGrid: [grid.x.cp, grid.y.cp], params: Float32Array.from(params), iterations, finalLoss: last });
+      finalLoss = last;
+    } finally {
+      P.dispose();
+      opt.dispose();
+      By.dispose();
+      BxT.dispose();
+      fixedT.dispose();
+      prevT?.dispose();
+    }
+  }
+  const field = prevH === H && prevW === W ? (total as Float32Array) : resampleAligned(total as Float32Array, 2, prevH, prevW, H, W);
+  return { field: Float32Array.from(field), levels, parameters: levels.reduce((a, l) => a + 2 * l.controlGrid[0] * l.controlGrid[1], 0), finalLoss };
+}

@@ -1,0 +1,78 @@
+/**
+ * Regularisers of a displacement field `u` of shape `[2, H, W]` (normalised units, channel 0 =
+ * x, 1 = y; METHOD.md). Each returns the *unweighted* scalar; the caller multiplies by λ.
+ * `spacing` = `[sx, sy]` weights the squared differences along rows (i) and columns (j) as in
+ * AirLab (METHOD.md's iso-TV formula); `[1, 1]` for an isotropic grid.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { stopGradient } from './backend/wasm-kernels.js';
+
+export type RegulariserName = 'tv' | 'diffusion' | 'bending' | 'none';
+export const REGULARISER_NAMES: RegulariserName[] = ['tv', 'diffusion', 'bending', 'none'];
+
+/** `(u[i+1,j+1] − u[i,j+1])²·sx + (u[i+1,j+1] − u[i+1,j])²·sy`, shape `[2, H−1, W−1]`. */
+function squaredDifferences(u: tf.Tensor3D, spacing: [number, number]): tf.Tensor3D {
+  const [C, H, W] = u.shape;
+  const a = tf.slice(u, [0, 1, 1], [C, H - 1, W - 1]);
+  const up = tf.slice(u, [0, 0, 1], [C, H - 1, W - 1]);
+  const left = tf.slice(u, [0, 1, 0], [C, H - 1, W - 1]);
+  return tf.add(tf.mul(tf.square(tf.sub(a, up)), tf.scalar(spacing[0])), tf.mul(tf.square(tf.sub(a, left)), tf.scalar(spacing[1]))) as tf.Tensor3D;
+}
+
+/**
+ * Isotropic total variation, AirLab form: `v = sqrt(squaredDifferences)` where it is > 0 and 0
+ * elsewhere (the square root has no gradient at 0), padded back to H×W with zeros, mean over
+ * all `2·H·W` entries.
+ */
+export function isoTv(u: tf.Tensor3D, spacing: [number, number] = [1, 1]): tf.Scalar {
+  return tf.tidy(() => {
+    const [C, H, W] = u.shape;
+    const v = squaredDifferences(u, spacing);
+    const positive = tf.greater(stopGradient(v), tf.scalar(0));
+    const root = tf.where(positive, tf.sqrt(tf.where(positive, v, tf.onesLike(v))), tf.zerosLike(v));
+    return tf.div(tf.sum(root), tf.scalar(C * H * W)) as tf.Scalar;
+  });
+}
+
+/** Diffusion (AirLab): the same squared differences without the root, mean over `2·H·W`. */
+export function diffusion(u: tf.Tensor3D, spacing: [number, number] = [1, 1]): tf.Scalar {
+  return tf.tidy(() => {
+    const [C, H, W] = u.shape;
+    return tf.div(tf.sum(squaredDifferences(u, spacing)), tf.scalar(C * H * W)) as tf.Scalar;
+  });
+}
+
+/**
+ * Bending energy: `u_xx² + 2·u_xy² + u_yy²` by central second differences on the interior
+ * (per grid step, scaled by the spacing weights as `u_xx²·sy²`, `u_yy²·sx²`, `u_xy²·sx·sy`),
+ * mean over all `2·H·W` entries.
+ */
+export function bending(u: tf.Tensor3D, spacing: [number, number] = [1, 1]): tf.Scalar {
+  return tf.tidy(() => {
+    const [C, H, W] = u.shape;
+    const s = (i: number, j: number) => tf.slice(u, [0, i, j], [C, H - 2, W - 2]);
+    const c = s(1, 1);
+    const two = tf.scalar(2);
+    const uxx = tf.add(tf.sub(s(1, 2), tf.mul(two, c)), s(1, 0));
+    const uyy = tf.add(tf.sub(s(2, 1), tf.mul(two, c)), s(0, 1));
+    const uxy = tf.mul(tf.sub(tf.add(s(2, 2), s(0, 0)), tf.add(s(2, 0), s(0, 2))), tf.scalar(0.25));
+    const [sx, sy] = spacing;
+    const e = tf.add(tf.add(tf.mul(tf.square(uxx), tf.scalar(sy * sy)), tf.mul(tf.square(uyy), tf.scalar(sx * sx))), tf.mul(tf.square(uxy), tf.scalar(2 * sx * sy)));
+    return tf.div(tf.sum(e), tf.scalar(C * H * W)) as tf.Scalar;
+  });
+}
+
+export function regulariser(name: RegulariserName, u: tf.Tensor3D, spacing: [number, number] = [1, 1]): tf.Scalar {
+  switch (name) {
+    case 'tv':
+      return isoTv(u, spacing);
+    case 'diffusion':
+      return diffusion(u, spacing);
+    case 'bending':
+      return bending(u, spacing);
+    case 'none':
+      return tf.scalar(0);
+    default:
+      throw new Error(`unknown regulariser "${name as string}" (choose ${REGULARISER_NAMES.join(', ')})`);
+  }
+}
