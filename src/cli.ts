@@ -5,7 +5,8 @@ import { UserError } from './errors.js';
 import { globalOptions } from './commands/common.js';
 import { phantomCommand } from './commands/phantom.js';
 import { evaluateCommand } from './commands/evaluate.js';
-import { trainCommand, registerCommand, baselineCommand } from './commands/pending.js';
+import { trainCommand, registerCommand } from './commands/pending.js';
+import { baselineCommand } from './commands/baseline.js';
 
 export async function main(args: string[] = hideBin(process.argv)): Promise<number> {
   const parser = globalOptions(yargs(args))

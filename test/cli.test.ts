@@ -17,7 +17,6 @@ describe('the r2n2 command line', () => {
   test.each([
     [['train', 'x', '--out', 'm'], /r2n2 train is not implemented yet \(issue #4\)/],
     [['register', 'series', 'x'], /r2n2 register series is not implemented yet \(issue #4\)/],
-    [['baseline', 'bspline', 'x'], /r2n2 baseline bspline is not implemented yet \(issue #3\)/],
   ])('commands not built yet exit 2 and print nothing on stdout: %j', (args, msg) => {
     const r = runCli(args as string[]);
     expect(r.code).toBe(2);

@@ -2,6 +2,8 @@
 import { pino, type Logger } from 'pino';
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
+import { UserError } from '../errors.js';
+import { type BackendChoice, type BackendInfo, BACKEND_CHOICES, initBackend } from '../core/backend/index.js';
 
 export interface GlobalArgs {
   'log-level': string;
@@ -62,4 +64,41 @@ export function fmt(v: number | null | undefined, digits = 2): string {
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
+}
+
+export interface BackendArgs {
+  backend: BackendChoice;
+}
+
+/** `--backend` for every compute command. */
+export function backendOption<T>(y: Argv<T>) {
+  return y.option('backend', {
+    type: 'string',
+    choices: BACKEND_CHOICES,
+    default: 'auto',
+    describe: 'compute backend: auto tries tensorflow (tfjs-node-gpu, tfjs-node), then wasm, then cpu',
+  });
+}
+
+/** Initialises the backend, logs the choice and prints its warning; UserError when unavailable. */
+export async function startBackend(requested: BackendChoice, ctx: Context): Promise<BackendInfo> {
+  let info: BackendInfo;
+  try {
+    info = await initBackend(requested);
+  } catch (err) {
+    throw new UserError((err as Error).message);
+  }
+  ctx.log.info({ backend: info.name, provider: info.provider, simd: info.simd, threads: info.threads, skipped: info.skipped }, 'compute backend');
+  if (info.warning && !ctx.quiet) process.stderr.write(`warning: ${info.warning}\n`);
+  return info;
+}
+
+/** Parses `--shard I/N` (0 ≤ I < N). */
+export function parseShard(spec: string | undefined): { index: number; count: number } | undefined {
+  if (spec === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(String(spec).trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) throw new UserError(`--shard must be I/N with 0 ≤ I < N (e.g. 0/4 for the first of four jobs), got "${spec}"`);
+  return { index, count };
 }

@@ -30,17 +30,3 @@ export const registerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   builder: (y) => y.command(registerSeries as never).demandCommand(1, 'name what to register: series') as never,
   handler: () => undefined,
 };
-
-const bspline: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: 'bspline [series]',
-  describe: 'multi-resolution cubic B-spline registration, AirLab style (not implemented yet)',
-  builder: (y) => y.option('out', { type: 'string' }) as never,
-  handler: pending('r2n2 baseline bspline', 3),
-};
-
-export const baselineCommand: CommandModule<GlobalArgs, GlobalArgs> = {
-  command: 'baseline <method>',
-  describe: 'classical registration baselines (bspline)',
-  builder: (y) => y.command(bspline as never).demandCommand(1, 'name the baseline: bspline') as never,
-  handler: () => undefined,
-};

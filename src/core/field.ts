@@ -51,3 +51,26 @@ export function insideGrid(g: Geometry, p: Point): boolean {
   const [i, j] = physicalToIndex(g, p);
   return i >= -0.5 && j >= -0.5 && i <= g.size[0] - 0.5 && j <= g.size[1] - 0.5;
 }
+
+/**
+ * A field `u` `[2, H, W]` in normalised units (METHOD.md: channel 0 = x/column, one pixel =
+ * 2/(n−1)) as a physical displacement field on `geometry`: index displacement
+ * `(u_x·(W−1)/2, u_y·(H−1)/2)` pixels, times spacing, rotated by the direction matrix.
+ */
+export function fieldFromNormalised(u: ArrayLike<number>, geometry: Geometry): DisplacementField {
+  const [W, H] = geometry.size;
+  const N = W * H;
+  if (u.length !== 2 * N) throw new Error(`field holds ${u.length} values, expected 2×${H}×${W}`);
+  const [sx, sy] = geometry.spacing;
+  const [d00, d01, d10, d11] = geometry.direction;
+  const cx = ((W - 1) / 2) * sx;
+  const cy = ((H - 1) / 2) * sy;
+  const data = new Float32Array(2 * N);
+  for (let p = 0; p < N; p++) {
+    const a = u[p] * cx;
+    const b = u[N + p] * cy;
+    data[2 * p] = d00 * a + d01 * b;
+    data[2 * p + 1] = d10 * a + d11 * b;
+  }
+  return { geometry, data };
+}

@@ -33,15 +33,31 @@ export async function writeTextAtomic(finalPath: string, text: string): Promise<
   await writeAtomic(finalPath, (tmp) => fs.writeFile(tmp, text));
 }
 
-/** Removes stale temporaries left in `dir` by a killed run (any pid). */
-export async function removeStaleTemps(dir: string): Promise<void> {
+/**
+ * Removes stale temporaries left in `dir` by a killed run (any pid). With `minAgeMs`, only
+ * those not modified for that long, so parallel shards writing into the same directory keep
+ * their in-flight files.
+ */
+export async function removeStaleTemps(dir: string, minAgeMs = 0): Promise<void> {
   let names: string[];
   try {
     names = await fs.readdir(dir);
   } catch {
     return;
   }
-  await Promise.all(names.filter((n) => n.startsWith('.r2n2-tmp-')).map((n) => fs.rm(path.join(dir, n), { recursive: true, force: true })));
+  const now = Date.now();
+  await Promise.all(
+    names
+      .filter((n) => n.startsWith('.r2n2-tmp-'))
+      .map(async (n) => {
+        const file = path.join(dir, n);
+        if (minAgeMs > 0) {
+          const st = await fs.stat(file).catch(() => null);
+          if (!st || now - st.mtimeMs < minAgeMs) return;
+        }
+        await fs.rm(file, { recursive: true, force: true });
+      }),
+  );
 }
 
 /** Names of the visible regular files in `dir`, following symbolic links. */

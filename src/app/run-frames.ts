@@ -1,0 +1,299 @@
+/**
+ * Registers the frames of a series (or moving images of a pair) to a fixed frame with any
+ * method, writing the result directory contract (io/result.ts). Shared by `baseline bspline`
+ * and `register series`:
+ *
+ * - every output file is written atomically; `params/<frame>.json` is written last and marks the
+ *   frame as done, so a killed run resumes where it stopped (finished frames are skipped unless
+ *   `force`), and a resumed run must use the same settings (else a one-line error);
+ * - `shard` = {index I, count N} takes the frames whose series index ≡ I (mod N), for array jobs;
+ * - `summary.json` is rebuilt from the params files on disk at the end of every run, so the last
+ *   shard to finish (or a final plain run, which skips everything) writes the complete summary.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import { identityGeometry, sameGeometry, describeGeometry, type Geometry } from '../core/geometry.js';
+import { fieldFromNormalised } from '../core/field.js';
+import { warpSamples } from '../core/warp.js';
+import { registrationQc, meanAbsDiff } from '../core/qc.js';
+import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import { type Image2D, readImage2D, writeImage2D, writeField, imageStem } from '../io/image.js';
+import { openSeries, resolveFrame } from '../io/series.js';
+import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
+import { type ResultFrame, type ResultSummary, SUMMARY_FILE, resultPaths, writeSummary } from '../io/result.js';
+import { autoFixedFrame } from './fixed-frame.js';
+
+/** What a method returns for one moving frame. */
+export interface FrameRegistration {
+  /** Total displacement `[2, H, W]` in normalised units (fixed → moving). */
+  field: Float32Array;
+  /** Method-specific parameters, stored in `params/<frame>.json`. */
+  params: Record<string, unknown>;
+  /** Number of transformation parameters (compactness). */
+  parameters: number;
+  finalLoss?: number;
+}
+
+export interface Registrar {
+  method: string;
+  /** Everything that changes the result; a resumed run must match it. */
+  settings: Record<string, unknown>;
+  /** Progress units per frame (e.g. total iterations). */
+  unitsPerFrame: number;
+  register(fixed: Image2D, moving: Image2D, tick: (info: string) => void): Promise<FrameRegistration>;
+}
+
+export type JobInput =
+  | { kind: 'series'; series: string; fixedFrame?: string; criterion?: FixedFrameCriterion }
+  | { kind: 'pair'; fixed: string; moving: string[] };
+
+export interface RunOptions {
+  out: string;
+  force?: boolean;
+  shard?: { index: number; count: number };
+  qc?: boolean;
+  backend: string;
+  /** Extra fields for summary.json (options, backend details). */
+  summaryExtra?: Record<string, unknown>;
+  onStart?: (info: { todo: number; skipped: number; units: number; fixedFrame: string; fixedFrameSource: string }) => void;
+  onTick?: (info: string) => void;
+  onFrame?: (frame: FrameDone) => void;
+}
+
+export interface FrameDone {
+  name: string;
+  seconds: number;
+  parameters: number;
+  finalLoss?: number;
+  /** Mean |F − M| and |F − M∘T| over the pixels T maps inside the moving frame (raw intensities). */
+  madBefore: number;
+  madAfter: number;
+}
+
+export interface RunReport {
+  out: string;
+  method: string;
+  fixedFrame: string;
+  fixedFrameSource: 'auto' | 'option' | 'pair';
+  registered: FrameDone[];
+  skipped: string[];
+  /** Frames of the input with no result yet (other shards, or failures). */
+  missing: string[];
+  complete: boolean;
+}
+
+interface FrameSource {
+  source: string;
+  geometry: Geometry;
+  fixedIndex: number;
+  fixedFrameSource: RunReport['fixedFrameSource'];
+  frames: { name: string; file: string; index: number }[];
+  read(index: number): Promise<Image2D>;
+}
+
+export const settingsKey = (settings: Record<string, unknown>): string => createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 12);
+
+async function openInput(input: JobInput): Promise<FrameSource> {
+  if (input.kind === 'series') {
+    const series = await openSeries(input.series, { checkAll: true });
+    const names = series.frames.map((f) => f.name);
+    let fixedIndex: number;
+    let fixedFrameSource: RunReport['fixedFrameSource'];
+    if (input.fixedFrame === undefined || input.fixedFrame === 'auto') {
+      fixedIndex = (await autoFixedFrame(series, input.criterion ?? 'image')).index;
+      fixedFrameSource = 'auto';
+    } else {
+      fixedIndex = resolveFrame(names, input.fixedFrame, series.source);
+      fixedFrameSource = 'option';
+    }
+    return {
+      source: series.source,
+      geometry: series.geometry,
+      fixedIndex,
+      fixedFrameSource,
+      frames: series.frames.map((f, index) => ({ ...f, index })),
+      read: (i) => series.readFrame(i),
+    };
+  }
+  const fixed = await readImage2D(input.fixed);
+  const files = [input.fixed, ...input.moving];
+  const fixedName = imageStem(input.fixed);
+  const frames = files.map((file, index) => ({ name: index > 0 && imageStem(file) === fixedName ? `${imageStem(file)}-moving` : imageStem(file), file, index }));
+  const seen = new Map<string, string>();
+  for (const f of frames) {
+    if (seen.has(f.name)) throw new UserError(`${seen.get(f.name)} and ${f.file} would both be written as "${f.name}"; rename one of them`);
+    seen.set(f.name, f.file);
+  }
+  return {
+    source: input.fixed,
+    geometry: fixed.geometry,
+    fixedIndex: 0,
+    fixedFrameSource: 'pair',
+    frames,
+    async read(i) {
+      if (i === 0) return fixed;
+      const img = await readImage2D(files[i]);
+      if (!sameGeometry(fixed.geometry, img.geometry)) {
+        throw new UserError(
+          `${files[i]} (${describeGeometry(img.geometry)}) is not on the grid of the fixed image ${input.fixed} (${describeGeometry(fixed.geometry)}); resample it onto the fixed grid first`,
+        );
+      }
+      return img;
+    },
+  };
+}
+
+interface ParamsFile {
+  format: 'r2n2-params';
+  method: string;
+  frame: string;
+  fixedFrame: string;
+  settingsKey: string;
+  seconds: number;
+  parameters: number;
+  finalLoss?: number;
+}
+
+async function readParams(file: string): Promise<ParamsFile | null> {
+  try {
+    const p = JSON.parse(await fs.readFile(file, 'utf8')) as ParamsFile;
+    return p && p.format === 'r2n2-params' && typeof p.seconds === 'number' ? p : null;
+  } catch {
+    return null;
+  }
+}
+
+const exists = (file: string) => fs.access(file).then(() => true, () => false);
+
+export async function runFrames(input: JobInput, registrar: Registrar, o: RunOptions): Promise<RunReport> {
+  const src = await openInput(input);
+  const fixedName = src.frames[src.fixedIndex].name;
+  const key = settingsKey(registrar.settings);
+  const out = o.out;
+  const conflict = (what: string) =>
+    new UserError(`${out} already holds a result ${what}; pass --force to overwrite it, or choose another --out`);
+
+  // an existing result must be the same job (method, fixed frame, settings) unless --force
+  const summaryFile = path.join(out, SUMMARY_FILE);
+  if (!o.force && (await exists(summaryFile))) {
+    let prev: ResultSummary | null = null;
+    try {
+      prev = JSON.parse(await fs.readFile(summaryFile, 'utf8')) as ResultSummary;
+    } catch {
+      prev = null; // interrupted write: rebuilt below
+    }
+    if (prev) {
+      if (prev.method !== registrar.method) throw conflict(`of another method (${prev.method})`);
+      if (prev.fixedFrame !== fixedName) throw conflict(`for fixed frame "${prev.fixedFrame}" (this run: "${fixedName}")`);
+      if (prev.settingsKey !== undefined && prev.settingsKey !== key) throw conflict('computed with other settings');
+    }
+  }
+  await fs.mkdir(out, { recursive: true });
+  for (const sub of ['fields', 'warped', 'params', 'qc']) await removeStaleTemps(path.join(out, sub), 10 * 60_000);
+  await removeStaleTemps(out, 10 * 60_000);
+
+  const shard = o.shard ?? { index: 0, count: 1 };
+  const mine = src.frames.filter((f) => f.index !== src.fixedIndex && f.index % shard.count === shard.index);
+  const todo: typeof mine = [];
+  const skipped: string[] = [];
+  for (const f of mine) {
+    const rp = resultPaths(f.name);
+    if (!o.force) {
+      const p = await readParams(path.join(out, rp.params));
+      if (p && (await exists(path.join(out, rp.field)))) {
+        if (p.settingsKey !== key || p.fixedFrame !== fixedName || p.method !== registrar.method) throw conflict(`whose frame ${f.name} was computed with other settings or another fixed frame`);
+        skipped.push(f.name);
+        continue;
+      }
+    }
+    todo.push(f);
+  }
+  o.onStart?.({ todo: todo.length, skipped: skipped.length, units: todo.length * registrar.unitsPerFrame, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource });
+
+  const registered: FrameDone[] = [];
+  if (todo.length > 0) {
+    const fixed = await src.read(src.fixedIndex);
+    const [W, H] = fixed.geometry.size;
+    for (const f of todo) {
+      const moving = await src.read(f.index);
+      const t0 = performance.now();
+      const r = await registrar.register(fixed, moving, (info) => o.onTick?.(`${f.name} ${info}`));
+      const seconds = (performance.now() - t0) / 1000;
+      const warp = warpSamples(moving.data, H, W, r.field);
+      const warped = warp.out as Float32Array;
+      const rp = resultPaths(f.name);
+      await writeField(path.join(out, rp.field), fieldFromNormalised(r.field, fixed.geometry));
+      await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
+      if (o.qc ?? true) {
+        const m = registrationQc(fixed.data, moving.data, warped, H, W, warp.mask);
+        await writeImage2D(path.join(out, 'qc', `${f.name}.png`), { geometry: identityGeometry(m.W, m.H), data: m.data }, [0, 255]);
+      }
+      const params: ParamsFile & Record<string, unknown> = {
+        format: 'r2n2-params',
+        method: registrar.method,
+        frame: f.name,
+        fixedFrame: fixedName,
+        moving: f.file,
+        settingsKey: key,
+        backend: o.backend,
+        seconds,
+        parameters: r.parameters,
+        finalLoss: r.finalLoss,
+        ...r.params,
+      };
+      await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
+      const done: FrameDone = {
+        name: f.name,
+        seconds,
+        parameters: r.parameters,
+        finalLoss: r.finalLoss,
+        madBefore: meanAbsDiff(fixed.data, moving.data, warp.mask),
+        madAfter: meanAbsDiff(fixed.data, warped, warp.mask),
+      };
+      registered.push(done);
+      o.onFrame?.(done);
+    }
+  }
+
+  // summary.json from what is on disk (all shards); re-scanned once if another shard finished meanwhile
+  const others = src.frames.filter((f) => f.index !== src.fixedIndex);
+  const scan = async () => {
+    const frames: ResultFrame[] = [];
+    const missing: string[] = [];
+    for (const f of others) {
+      const rp = resultPaths(f.name);
+      const p = await readParams(path.join(out, rp.params));
+      if (p && p.settingsKey === key && (await exists(path.join(out, rp.field)))) {
+        frames.push({ name: f.name, field: rp.field, warped: rp.warped, params: rp.params, seconds: p.seconds, parameters: p.parameters });
+      } else missing.push(f.name);
+    }
+    return { frames, missing };
+  };
+  let { frames, missing } = await scan();
+  const write = () =>
+    writeSummary(out, {
+      format: 'r2n2-result',
+      version: 1,
+      method: registrar.method,
+      backend: o.backend,
+      fixedFrame: fixedName,
+      fixedFrameSource: src.fixedFrameSource,
+      series: path.resolve(src.source),
+      created: new Date().toISOString(),
+      settingsKey: key,
+      settings: registrar.settings,
+      complete: missing.length === 0,
+      missing,
+      ...o.summaryExtra,
+      frames,
+    });
+  await write();
+  const again = await scan();
+  if (again.frames.length !== frames.length) {
+    ({ frames, missing } = again);
+    await write();
+  }
+  return { out, method: registrar.method, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource, registered, skipped, missing, complete: missing.length === 0 };
+}

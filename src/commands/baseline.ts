@@ -1,0 +1,132 @@
+/** `r2n2 baseline bspline`: series mode and pair mode, thin over app/bspline.ts + app/run-frames.ts. */
+import type { CommandModule } from 'yargs';
+import { UserError } from '../errors.js';
+import { BSPLINE_DEFAULTS, type BsplineOptions } from '../bspline/register.js';
+import { LOSS_NAMES, type LossName } from '../core/losses.js';
+import { REGULARISER_NAMES, type RegulariserName } from '../core/regularisers.js';
+import { bsplineRegistrar } from '../app/bspline.js';
+import { type JobInput, runFrames } from '../app/run-frames.js';
+import { type BackendArgs, type GlobalArgs, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
+
+interface Args extends GlobalArgs, BackendArgs {
+  series?: string;
+  fixed?: string;
+  moving?: string[];
+  out: string;
+  'fixed-frame': string;
+  'fixed-frame-criterion': 'image' | 'intensity';
+  levels: number;
+  spacing: number[];
+  iterations: number[];
+  lr: number[];
+  lambda: number[];
+  order: number;
+  loss: LossName;
+  regulariser: RegulariserName;
+  'lncc-window': number;
+  'mi-bins': number;
+  'ngf-epsilon'?: number;
+  normalise: boolean;
+  force: boolean;
+  shard?: string;
+  qc: boolean;
+  json: boolean;
+}
+
+const D = BSPLINE_DEFAULTS;
+
+const bspline: CommandModule<GlobalArgs, Args> = {
+  command: 'bspline [series]',
+  describe: 'multi-resolution cubic B-spline registration (AirLab style, tfjs autograd) of a series or a pair',
+  builder: (y) =>
+    backendOption(y)
+      .positional('series', { type: 'string', describe: 'series: a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
+      .option('fixed', { type: 'string', describe: 'pair mode: the fixed image' })
+      .option('moving', { type: 'string', array: true, describe: 'pair mode: moving image(s), each registered to --fixed' })
+      .option('out', { type: 'string', demandOption: true, describe: 'result directory (fields/, warped/, params/, qc/, summary.json)' })
+      .option('fixed-frame', { type: 'string', default: 'auto', describe: 'series mode: auto (closest to the series mean), a frame name or a 0-based index' })
+      .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame: mean image (MSE) or mean intensity (reference code)' })
+      .option('levels', { type: 'number', default: D.levels, describe: 'pyramid levels; level l works at 1/2^(levels-1-l) resolution' })
+      .option('spacing', { type: 'number', array: true, default: D.spacing, describe: 'control-point spacing in pixels of each level (one value or one per level)' })
+      .option('iterations', { type: 'number', array: true, default: D.iterations, describe: 'iterations per level (one value or one per level)' })
+      .option('lr', { type: 'number', array: true, default: D.learningRate, describe: 'AMSGrad learning rate per level' })
+      .option('lambda', { type: 'number', array: true, default: D.lambda, describe: 'regulariser weight per level' })
+      .option('order', { type: 'number', default: D.order, describe: 'B-spline order (3 = cubic)' })
+      .option('loss', { type: 'string', choices: LOSS_NAMES, default: D.loss, describe: 'image similarity' })
+      .option('regulariser', { type: 'string', choices: REGULARISER_NAMES, default: D.regulariser, describe: 'field regulariser (tv = isotropic TV, AirLab form)' })
+      .option('lncc-window', { type: 'number', default: 9, describe: 'LNCC window side (odd, pixels)' })
+      .option('mi-bins', { type: 'number', default: 32, describe: 'MI histogram bins' })
+      .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
+      .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
+      .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
+      .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
+      .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (fixed, moving, warped, differences, checkerboard)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' })
+      .example('$0 baseline bspline data/series-01/frames --out results/bspline-01', 'a series, fixed frame chosen automatically')
+      .example('$0 baseline bspline --fixed ref.png --moving mov.png --out results/pair', 'one pair')
+      .example('$0 baseline bspline series/ --out res --shard 3/8', 'the 4th of 8 array jobs; rerun without --shard to finish the summary') as never,
+  handler: async (argv) => {
+    const pair = argv.fixed !== undefined || argv.moving !== undefined;
+    let input: JobInput;
+    if (pair) {
+      if (argv.series) throw new UserError('give either a series or --fixed/--moving (pair mode), not both');
+      if (!argv.fixed || !argv.moving?.length) throw new UserError('pair mode needs both --fixed FILE and --moving FILE');
+      input = { kind: 'pair', fixed: argv.fixed, moving: argv.moving.map(String) };
+    } else {
+      if (!argv.series) throw new UserError('name a series (directory, 3D file or DICOM directory) or use --fixed F --moving M');
+      input = { kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] };
+    }
+    const shard = parseShard(argv.shard);
+    const options: BsplineOptions = {
+      levels: argv.levels,
+      spacing: argv.spacing,
+      iterations: argv.iterations,
+      learningRate: argv.lr,
+      lambda: argv.lambda,
+      order: argv.order,
+      loss: argv.loss,
+      lossOptions: { window: argv['lncc-window'], bins: argv['mi-bins'], epsilon: argv['ngf-epsilon'] },
+      regulariser: argv.regulariser,
+      normalise: argv.normalise,
+    };
+    const registrar = bsplineRegistrar(options);
+    const ctx = makeContext(argv);
+    const backend = await startBackend(argv.backend, ctx);
+    let bar = ctx.progress('bspline', 1);
+    const report = await runFrames(input, registrar, {
+      out: argv.out,
+      force: argv.force,
+      shard,
+      qc: argv.qc,
+      backend: backend.name,
+      summaryExtra: { backendDetail: { provider: backend.provider, simd: backend.simd ?? null, threads: backend.threads ?? null } },
+      onStart: (s) => {
+        ctx.log.info(s, 'bspline start');
+        bar.stop();
+        bar = ctx.progress('bspline', Math.max(1, s.units));
+      },
+      onTick: (info) => bar.tick(1, info),
+      onFrame: (f) => ctx.log.info(f, 'frame registered'),
+    }).finally(() => bar.stop());
+
+    if (argv.json) return printJson(report);
+    const n = report.registered.length;
+    const mean = (k: 'seconds' | 'madBefore' | 'madAfter') => report.registered.reduce((a, f) => a + f[k], 0) / Math.max(n, 1);
+    const lines = [
+      `method       bspline (${backend.name})`,
+      `fixed frame  ${report.fixedFrame} (${report.fixedFrameSource})`,
+      `registered   ${n} frame(s)${n ? `, ${fmt(mean('seconds'), 2)} s per frame` : ''}${report.skipped.length ? `; ${report.skipped.length} already done (kept; --force to redo)` : ''}`,
+    ];
+    if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}  (raw intensity units, inside the moving frame)`);
+    if (report.registered[0]) lines.push(`parameters   ${report.registered[0].parameters} per frame`);
+    lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do${shard ? ' by other shards' : ''})`}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};
+
+export const baselineCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'baseline <method>',
+  describe: 'classical registration baselines (bspline)',
+  builder: (y) => y.command(bspline as never).demandCommand(1, 'name the baseline: bspline') as never,
+  handler: () => undefined,
+};

@@ -1,0 +1,60 @@
+/**
+ * Quality-control mosaics (plain arrays, 0..255 grey values ready for an 8-bit PNG).
+ *
+ * Registration QC, 3×2 tiles of the fixed grid:
+ *   fixed            | moving              | warped moving
+ *   |fixed − moving| | |fixed − warped|    | checkerboard fixed / warped
+ * Images share one window (the fixed frame's 1st–99th percentile); differences are shown on
+ * [0, half that window] (0 where the warp left the moving frame), so "darker after" means "better".
+ */
+export interface Mosaic {
+  data: Float32Array;
+  H: number;
+  W: number;
+}
+
+function percentile(values: ArrayLike<number>, q: number): number {
+  const s = Float32Array.from(values).sort();
+  return s[Math.min(s.length - 1, Math.max(0, Math.round((q / 100) * (s.length - 1))))];
+}
+
+/** Tiles `[H, W]` images (row-major) into a grid of `cols` columns with a `gap`-pixel border. */
+export function tile(images: Float32Array[], H: number, W: number, cols: number, gap = 2, background = 0): Mosaic {
+  const rows = Math.ceil(images.length / cols);
+  const MW = cols * W + (cols + 1) * gap;
+  const MH = rows * H + (rows + 1) * gap;
+  const data = new Float32Array(MW * MH).fill(background);
+  images.forEach((img, k) => {
+    const r = Math.floor(k / cols);
+    const c = k % cols;
+    const y0 = gap + r * (H + gap);
+    const x0 = gap + c * (W + gap);
+    for (let i = 0; i < H; i++) data.set(img.subarray(i * W, (i + 1) * W), (y0 + i) * MW + x0);
+  });
+  return { data, H: MH, W: MW };
+}
+
+/** `inside` (optional, 1/0): where the warp sampled inside the moving frame; differences are 0 elsewhere. */
+export function registrationQc(fixed: Float32Array, moving: Float32Array, warped: Float32Array, H: number, W: number, inside?: ArrayLike<number>, checker = 8): Mosaic {
+  const lo = percentile(fixed, 1);
+  const hi = percentile(fixed, 99);
+  const span = hi > lo ? hi - lo : 1;
+  const grey = (x: Float32Array) => Float32Array.from(x, (v) => Math.min(255, Math.max(0, ((v - lo) / span) * 255)));
+  const diff = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (v, i) => (inside && !inside[i] ? 0 : Math.min(255, (Math.abs(v - b[i]) / (span / 2)) * 255)));
+  const cell = Math.max(4, Math.round(Math.min(H, W) / checker));
+  const board = new Float32Array(H * W);
+  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) board[i * W + j] = (Math.floor(i / cell) + Math.floor(j / cell)) % 2 ? warped[i * W + j] : fixed[i * W + j];
+  return tile([grey(fixed), grey(moving), grey(warped), diff(fixed, moving), diff(fixed, warped), grey(board)], H, W, 3, 2, 128);
+}
+
+/** Mean absolute difference of two images over the pixels where `mask` is 1 (all when absent). */
+export function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask?: ArrayLike<number>): number {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (mask && !mask[i]) continue;
+    s += Math.abs(a[i] - b[i]);
+    n++;
+  }
+  return n ? s / n : NaN;
+}

@@ -1,0 +1,115 @@
+import { promises as fs, existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { tmpDir, runCli } from './helpers.js';
+
+let t: ReturnType<typeof tmpDir>;
+let frames: string;
+let landmarks: string;
+const FAST = ['--iterations', '40', '30', '20', '--spacing', '8', '--quiet'];
+
+beforeAll(() => {
+  t = tmpDir('r2n2-bspline-');
+  const r = runCli(['phantom', '--out', t.dir, '--series', '1', '--frames', '6', '--size', '64', '--seed', '3']);
+  expect(r.code).toBe(0);
+  frames = path.join(t.dir, 'series-01', 'frames');
+  landmarks = path.join(t.dir, 'series-01', 'landmarks');
+});
+afterAll(() => t.cleanup());
+
+const summaryOf = async (dir: string) => JSON.parse(await fs.readFile(path.join(dir, 'summary.json'), 'utf8'));
+
+describe('r2n2 baseline bspline, series mode', () => {
+  let out: string;
+  test('registers every frame but the auto fixed frame, writes the result contract, and TRE drops below 40% of identity', async () => {
+    out = path.join(t.dir, 'res');
+    const r = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/registered\s+5 frame\(s\)/);
+    const s = await summaryOf(out);
+    expect(s).toMatchObject({ format: 'r2n2-result', version: 1, method: 'bspline', backend: 'wasm', fixedFrameSource: 'auto', complete: true });
+    expect(s.frames).toHaveLength(5);
+    for (const f of s.frames) {
+      for (const rel of [f.field, f.warped, f.params, `qc/${f.name}.png`]) expect(existsSync(path.join(out, rel))).toBe(true);
+      expect(f.seconds).toBeGreaterThan(0);
+      expect(f.parameters).toBe(2 * (4 * 4 + 6 * 6 + 10 * 10)); // cp = ceil(n/8)+2 at 16, 32, 64 px
+    }
+    const p = JSON.parse(await fs.readFile(path.join(out, s.frames[0].params), 'utf8'));
+    expect(p.levels).toHaveLength(3);
+    expect(p.levels[2].x).toHaveLength(100);
+    const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', landmarks, '--json']);
+    expect(e.code).toBe(0);
+    const tre = JSON.parse(e.stdout).report;
+    expect(tre.after.mean_mm).toBeLessThan(0.4 * tre.before.mean_mm);
+  });
+
+  test('a rerun skips finished frames; --force redoes them; other settings are refused', async () => {
+    const field = path.join(out, 'fields');
+    const name = (await fs.readdir(field))[0];
+    const before = statSync(path.join(field, name)).mtimeMs;
+    const again = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/registered\s+0 frame\(s\); 5 already done/);
+    expect(statSync(path.join(field, name)).mtimeMs).toBe(before);
+    const other = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--lambda', '0.5']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/already holds a result computed with other settings; pass --force/);
+    const forced = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--force', '--no-qc']);
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toMatch(/registered\s+5 frame\(s\)/);
+  });
+
+  test('--shard I/N splits the frames; the last shard completes the summary', async () => {
+    const sh = path.join(t.dir, 'shards');
+    const a = runCli(['baseline', 'bspline', frames, '--out', sh, '--fixed-frame', '0', ...FAST, '--shard', '0/2']);
+    expect(a.code).toBe(0);
+    let s = await summaryOf(sh);
+    expect(s.complete).toBe(false);
+    expect(s.frames.map((f: { name: string }) => f.name)).toEqual(['frame_002', 'frame_004']);
+    const b = runCli(['baseline', 'bspline', frames, '--out', sh, '--fixed-frame', '0', ...FAST, '--shard', '1/2']);
+    expect(b.code).toBe(0);
+    s = await summaryOf(sh);
+    expect(s.complete).toBe(true);
+    expect(s.frames).toHaveLength(5);
+    expect(s.fixedFrame).toBe('frame_000');
+  });
+});
+
+describe('r2n2 baseline bspline, pair mode and bad input', () => {
+  test('pair mode writes one registered frame named after the moving file', async () => {
+    const out = path.join(t.dir, 'pair');
+    const r = runCli(['baseline', 'bspline', '--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(frames, 'frame_003.nrrd'), '--out', out, ...FAST, '--json']);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.fixedFrameSource).toBe('pair');
+    expect(rep.registered.map((f: { name: string }) => f.name)).toEqual(['frame_003']);
+    expect(rep.registered[0].madAfter).toBeLessThan(rep.registered[0].madBefore);
+    expect((await summaryOf(out)).fixedFrame).toBe('frame_000');
+  });
+
+  test.each([
+    [['--fixed', 'nope.nrrd', '--moving', 'x.nrrd'], /cannot read .*nope\.nrrd|nope\.nrrd.*(not found|no such)/i],
+    [['--fixed', 'FRAME0'], /pair mode needs both --fixed FILE and --moving FILE/],
+    [['SERIES', '--shard', '2/2'], /--shard must be I\/N with 0 ≤ I < N/],
+    [['SERIES', '--spacing', '8', '8'], /spacing needs 1 value or 3/],
+    [['SERIES', '--fixed-frame', 'frame_999'], /frame_999/],
+    [['SERIES', '--backend', 'tensorflow'], /backend "tensorflow" is not available/],
+  ])('one-line error, non-zero exit, nothing written: %j', async (args, msg) => {
+    const out = path.join(t.dir, `bad-${Math.random().toString(36).slice(2)}`);
+    const a = (args as string[]).map((x) => (x === 'SERIES' ? frames : x === 'FRAME0' ? path.join(frames, 'frame_000.nrrd') : x));
+    const r = runCli(['baseline', 'bspline', ...a, '--out', out, '--quiet']);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(msg as RegExp);
+    expect(existsSync(path.join(out, 'summary.json'))).toBe(false);
+  });
+
+  test('a moving image on another grid is refused with the fix', async () => {
+    const small = path.join(t.dir, 'small');
+    expect(runCli(['phantom', '--out', small, '--series', '1', '--frames', '2', '--size', '48']).code).toBe(0);
+    const r = runCli(['baseline', 'bspline', '--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(small, 'series-01', 'frames', 'frame_001.nrrd'), '--out', path.join(t.dir, 'mismatch'), '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is not on the grid of the fixed image .*resample it onto the fixed grid first/);
+  });
+});
