@@ -9,7 +9,7 @@ const FAST = ['--iterations', '40', '30', '20', '--spacing', '8', '--quiet'];
 
 beforeAll(() => {
   t = tmpDir('r2n2-bspline-');
-  const r = runCli(['phantom', '--out', t.dir, '--series', '1', '--frames', '6', '--size', '64', '--seed', '3']);
+  const r = runCli(['phantom', '--out', t.dir, '--series', '1', '--frames', '8', '--size', '128', '--seed', '3']);
   expect(r.code).toBe(0);
   frames = path.join(t.dir, 'series-01', 'frames');
   landmarks = path.join(t.dir, 'series-01', 'landmarks');
@@ -25,21 +25,21 @@ describe('r2n2 baseline bspline, series mode', () => {
     const r = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/registered\s+5 frame\(s\)/);
+    expect(r.stdout).toMatch(/registered\s+7 frame\(s\)/);
     const s = await summaryOf(out);
     expect(s).toMatchObject({ format: 'r2n2-result', version: 1, method: 'bspline', backend: 'wasm', fixedFrameSource: 'auto', complete: true });
-    expect(s.frames).toHaveLength(5);
+    expect(s.frames).toHaveLength(7);
     for (const f of s.frames) {
       for (const rel of [f.field, f.warped, f.params, `qc/${f.name}.png`]) expect(existsSync(path.join(out, rel))).toBe(true);
       expect(f.seconds).toBeGreaterThan(0);
-      expect(f.parameters).toBe(2 * (4 * 4 + 6 * 6 + 10 * 10)); // cp = ceil(n/8)+2 at 16, 32, 64 px
+      expect(f.parameters).toBe(2 * (6 * 6 + 10 * 10 + 18 * 18)); // cp = ceil(n/8)+2 at 32, 64, 128 px
     }
     const p = JSON.parse(await fs.readFile(path.join(out, s.frames[0].params), 'utf8'));
     expect(p.levels).toHaveLength(3);
-    expect(p.levels[2].x).toHaveLength(100);
+    expect(p.levels[2].x).toHaveLength(324);
     const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', landmarks, '--json']);
     expect(e.code).toBe(0);
-    const tre = JSON.parse(e.stdout).report;
+    const tre = JSON.parse(e.stdout);
     expect(tre.after.mean_mm).toBeLessThan(0.4 * tre.before.mean_mm);
   });
 
@@ -49,14 +49,14 @@ describe('r2n2 baseline bspline, series mode', () => {
     const before = statSync(path.join(field, name)).mtimeMs;
     const again = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST]);
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/registered\s+0 frame\(s\); 5 already done/);
+    expect(again.stdout).toMatch(/registered\s+0 frame\(s\); 7 already done/);
     expect(statSync(path.join(field, name)).mtimeMs).toBe(before);
     const other = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--lambda', '0.5']);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/already holds a result computed with other settings; pass --force/);
     const forced = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--force', '--no-qc']);
     expect(forced.code).toBe(0);
-    expect(forced.stdout).toMatch(/registered\s+5 frame\(s\)/);
+    expect(forced.stdout).toMatch(/registered\s+7 frame\(s\)/);
   });
 
   test('--shard I/N splits the frames; the last shard completes the summary', async () => {
@@ -65,12 +65,12 @@ describe('r2n2 baseline bspline, series mode', () => {
     expect(a.code).toBe(0);
     let s = await summaryOf(sh);
     expect(s.complete).toBe(false);
-    expect(s.frames.map((f: { name: string }) => f.name)).toEqual(['frame_002', 'frame_004']);
+    expect(s.frames.map((f: { name: string }) => f.name)).toEqual(['frame_002', 'frame_004', 'frame_006']);
     const b = runCli(['baseline', 'bspline', frames, '--out', sh, '--fixed-frame', '0', ...FAST, '--shard', '1/2']);
     expect(b.code).toBe(0);
     s = await summaryOf(sh);
     expect(s.complete).toBe(true);
-    expect(s.frames).toHaveLength(5);
+    expect(s.frames).toHaveLength(7);
     expect(s.fixedFrame).toBe('frame_000');
   });
 });
