@@ -47,7 +47,7 @@ export const BSPLINE_DEFAULTS: BsplineOptions = {
   spacing: [8, 8, 8],
   iterations: [100, 60, 30],
   learningRate: [0.01, 0.005, 0.002],
-  lambda: [0.01],
+  lambda: [20, 10, 2],
   order: 3,
   loss: 'mse',
   regulariser: 'tv',

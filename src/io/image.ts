@@ -128,6 +128,11 @@ function makeItkImage(geometry: Geometry, components: 1 | 2, data: Float32Array 
   return img;
 }
 
+/** An Image2D as a float32 itk-wasm image (for itk-wasm pipelines such as elastix). */
+export function image2DToItk(image: Image2D): Image {
+  return makeItkImage(image.geometry, 1, image.data, FloatTypes.Float32);
+}
+
 /** Maps `[lo, hi]` linearly to 0..255 (default window: the image's min..max). */
 export function toUint8(data: Float32Array, window?: [number, number]): Uint8Array {
   let lo = Infinity;

@@ -1,0 +1,165 @@
+// `npm run bench -- bspline`: our multi-resolution B-spline (defaults of `r2n2 baseline bspline`)
+// and elastix's B-spline (tuned map: MSE, 500 iterations, 4096 samples, 16 mm final grid),
+// side by side in one process, on the same pairs:
+//   - phantom series not used to choose the defaults (seeds 2 and 3, 256², 140 frames): the
+//     automatic fixed frame and 6 moving frames spread over the series;
+//   - the BIRL pair artificial_reference / artificial_moving-elastic (800×600) from ../shared/data
+//     when present.
+// Seconds are registration only (ours: registerBspline; elastix: elastixNode), on one backend.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../dist/core/backend/index.js';
+import { makePhantomSeries } from '../dist/core/phantom.js';
+import { chooseFixedFrame } from '../dist/core/fixed-frame.js';
+import { frameTre, treReport } from '../dist/core/tre.js';
+import { fieldFromNormalised, mapPoint } from '../dist/core/field.js';
+import { readImage2D } from '../dist/io/image.js';
+import { readLandmarkFile, landmarksMm } from '../dist/io/landmarks.js';
+import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
+import { bsplineMap, elastixRegister } from './elastix.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { warpBilinear, maskedMse } from '../dist/core/warp.js';
+import { isoTv } from '../dist/core/regularisers.js';
+import { bsplineGrid, basisTensors, denseField } from '../dist/bspline/kernel.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIRL = path.resolve(here, '..', '..', 'shared', 'data', 'birl_artificial');
+
+function phantomCase(seed, moving = 6) {
+  const s = makePhantomSeries({ size: 256, frames: 140, seed });
+  const cache = new Map();
+  const frame = (t) => {
+    if (!cache.has(t)) cache.set(t, s.renderFrame(t));
+    return cache.get(t);
+  };
+  return {
+    name: `phantom seed ${seed} (256²)`,
+    async pairs() {
+      const { index: f } = await chooseFixedFrame(140, async (t) => frame(t));
+      const picks = Array.from({ length: moving }, (_, k) => Math.round(((k + 0.5) * 140) / moving)).map((t) => (t === f ? t + 1 : t));
+      return picks.map((t) => ({
+        name: `frame_${String(t).padStart(3, '0')}`,
+        fixed: { geometry: s.geometry, data: frame(f) },
+        moving: { geometry: s.geometry, data: frame(t) },
+        fixedLm: s.landmarks(f),
+        movingLm: s.landmarks(t),
+      }));
+    },
+  };
+}
+
+function birlCase(movingName) {
+  return {
+    name: `BIRL ${movingName} (800×600)`,
+    async pairs() {
+      const fixed = await readImage2D(path.join(BIRL, 'artificial_reference.jpg'));
+      const moving = await readImage2D(path.join(BIRL, `artificial_${movingName}.jpg`));
+      return [{
+        name: movingName,
+        fixed,
+        moving,
+        fixedLm: landmarksMm(await readLandmarkFile(path.join(BIRL, 'artificial_reference.csv')), fixed.geometry),
+        movingLm: landmarksMm(await readLandmarkFile(path.join(BIRL, `artificial_${movingName}.csv`)), fixed.geometry),
+      }];
+    },
+  };
+}
+
+async function ours(pair) {
+  const [W, H] = pair.fixed.geometry.size;
+  const t0 = performance.now();
+  const r = registerBspline(pair.fixed.data, pair.moving.data, H, W, BSPLINE_DEFAULTS);
+  const seconds = (performance.now() - t0) / 1000;
+  return { field: fieldFromNormalised(r.field, pair.fixed.geometry), seconds, parameters: r.parameters };
+}
+
+/** Where one registration's time goes: per level, and the parts of one full-resolution iteration. */
+function profile(pair) {
+  const [W, H] = pair.fixed.geometry.size;
+  const per = BSPLINE_DEFAULTS.iterations.map(() => []);
+  let last = performance.now();
+  const t0 = performance.now();
+  registerBspline(pair.fixed.data, pair.moving.data, H, W, { ...BSPLINE_DEFAULTS, onIteration: ({ level }) => { const n = performance.now(); per[level].push(n - last); last = n; } });
+  const total = performance.now() - t0;
+  const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const levels = per.map((p, l) => ({ level: l + 1, iterations: p.length, msPerIteration: med(p.slice(1)), ms: p.reduce((a, b) => a + b, 0) }));
+  const time = (f, n = 20) => { f(); const a = performance.now(); for (let i = 0; i < n; i++) f(); return (performance.now() - a) / n; };
+  const g = bsplineGrid(H, W, [8, 8]);
+  const { By, BxT } = basisTensors(g);
+  const P = tf.zeros([2, g.y.cp, g.x.cp]);
+  const u = tf.zeros([2, H, W]);
+  const F = tf.tensor2d(pair.fixed.data, [H, W]);
+  // (nothing is returned from tf.tidy: returning a TypedArray makes tidy walk every element, TFJS.md)
+  const run = (f) => () => tf.tidy(() => { f().dataSync(); });
+  const parts = {
+    'warp forward': time(run(() => warpBilinear(pair.moving.data, H, W, u).warped)),
+    'warp + MSE, forward + backward': time(run(() => tf.grad((x) => { const w = warpBilinear(pair.moving.data, H, W, x); return maskedMse(F, w.warped, w.mask); })(u))),
+    'B-spline field By·P·Bxᵀ, forward + backward': time(run(() => tf.grad((p) => tf.sum(denseField(p, By, BxT)))(P))),
+    'iso-TV, forward + backward': time(run(() => tf.grad((x) => isoTv(x))(u))),
+  };
+  tf.dispose([By, BxT, P, u, F]);
+  console.log(`profile of one ${W}×${H} registration (${total.toFixed(0)} ms):`);
+  for (const l of levels) console.log(`  level ${l.level}: ${l.iterations} it × ${l.msPerIteration.toFixed(1)} ms = ${l.ms.toFixed(0)} ms`);
+  for (const [k, v] of Object.entries(parts)) console.log(`  ${k.padEnd(44)} ${v.toFixed(1)} ms`);
+  return { totalMs: total, levels, partsMs: parts };
+}
+
+/** `npm run bench -- bspline-profile`: the profile alone (phantom seed 2). */
+export async function bsplineProfileSuite() {
+  await initBackend('auto');
+  const [pair] = await phantomCase(2, 1).pairs();
+  return profile(pair);
+}
+
+export async function bsplineSuite() {
+  const backend = await initBackend('auto');
+  const cases = [phantomCase(2), phantomCase(3)];
+  if (existsSync(path.join(BIRL, 'artificial_reference.csv'))) cases.push(birlCase('moving-elastic'));
+  else console.log(`(BIRL pair skipped: ${BIRL} is absent)`);
+  const maps = [await bsplineMap()];
+  const rows = [];
+  let prof = null;
+  for (const c of cases) {
+    const pairs = await c.pairs();
+    if (!prof) prof = profile(pairs[0]);
+    const res = { ours: [], elastix: [] };
+    for (const p of pairs) {
+      const a = await ours(p);
+      const e = await elastixRegister(p.fixed, p.moving, maps);
+      const g = p.fixed.geometry;
+      res.ours.push({ ...a, tre: frameTre(p.name, p.fixedLm, p.movingLm, g, (q) => mapPoint(a.field, q)) });
+      res.elastix.push({ ...e, tre: frameTre(p.name, p.fixedLm, p.movingLm, g, (q) => mapPoint(e.field, q)) });
+      process.stderr.write(`  ${c.name} ${p.name}: ours ${a.seconds.toFixed(2)} s, elastix ${e.seconds.toFixed(2)} s\n`);
+    }
+    const rep = (k) => treReport(res[k].map((x) => x.tre));
+    const secs = (k) => res[k].reduce((s, x) => s + x.seconds, 0) / res[k].length;
+    const o = rep('ours');
+    const e = rep('elastix');
+    rows.push({
+      case: c.name,
+      pairs: pairs.length,
+      before_px: o.before.mean_px,
+      ours_px: o.after.mean_px,
+      elastix_px: e.after.mean_px,
+      ours_mm: o.after.mean_mm,
+      elastix_mm: e.after.mean_mm,
+      ours_p90_px: o.after.p90_px,
+      elastix_p90_px: e.after.p90_px,
+      ours_s: secs('ours'),
+      elastix_s: secs('elastix'),
+      tre_ratio: o.after.mean_px / e.after.mean_px,
+      seconds_ratio: secs('ours') / secs('elastix'),
+      ours_parameters: res.ours[0].parameters,
+      elastix_parameters: res.elastix[0].parameters,
+    });
+  }
+  console.log(`B-spline registration, ours (${backend.name}, defaults of r2n2 baseline bspline) vs elastix (MSE, 500 it, 4096 samples, 16 mm grid); mean TRE in px`);
+  console.log('case                           pairs  before   ours  elastix  TRE ratio   ours s  elastix s  s ratio  params ours/elastix');
+  for (const r of rows) {
+    console.log(
+      `${r.case.padEnd(30)} ${String(r.pairs).padStart(5)} ${r.before_px.toFixed(2).padStart(7)} ${r.ours_px.toFixed(3).padStart(6)} ${r.elastix_px.toFixed(3).padStart(8)} ${r.tre_ratio.toFixed(2).padStart(10)} ${r.ours_s.toFixed(2).padStart(8)} ${r.elastix_s.toFixed(2).padStart(10)} ${r.seconds_ratio.toFixed(2).padStart(8)}  ${r.ours_parameters}/${r.elastix_parameters}`,
+    );
+  }
+  return { backend: backend.name, options: BSPLINE_DEFAULTS, profile: prof, rows };
+}
