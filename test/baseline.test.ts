@@ -1,6 +1,6 @@
 import { promises as fs, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { tmpDir, runCli } from './helpers.js';
+import { tmpDir, runCli, BIRL, describeWithBirl } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
 let frames: string;
@@ -111,5 +111,22 @@ describe('r2n2 baseline bspline, pair mode and bad input', () => {
     const r = runCli(['baseline', 'bspline', '--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(small, 'series-01', 'frames', 'frame_001.nrrd'), '--out', path.join(t.dir, 'mismatch'), '--quiet']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not on the grid of the fixed image .*resample it onto the fixed grid first/);
+  });
+});
+
+describeWithBirl('r2n2 baseline bspline on the BIRL pair (RGB JPEG, 800×600, landmarks in pixels)', () => {
+  test('pair mode lowers the TRE of reference vs moving-elastic', async () => {
+    const out = path.join(t.dir, 'birl');
+    const lm = path.join(t.dir, 'birl-lm');
+    await fs.mkdir(lm, { recursive: true });
+    for (const n of ['artificial_reference', 'artificial_moving-elastic']) await fs.symlink(path.join(BIRL, `${n}.csv`), path.join(lm, `${n}.csv`));
+    const r = runCli(['baseline', 'bspline', '--fixed', path.join(BIRL, 'artificial_reference.jpg'), '--moving', path.join(BIRL, 'artificial_moving-elastic.jpg'), '--out', out, '--iterations', '60', '40', '10', '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', lm, '--json']);
+    expect(e.code).toBe(0);
+    const tre = JSON.parse(e.stdout);
+    expect(tre.before.mean_px).toBeCloseTo(68.21, 1);
+    expect(tre.after.mean_px).toBeLessThan(0.5 * tre.before.mean_px);
   });
 });

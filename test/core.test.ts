@@ -91,3 +91,34 @@ describe('fixed frame', () => {
     expect(b.index).toBe(3);
   });
 });
+
+describe('normalised fields in physical units', () => {
+  test('fieldFromNormalised: one pixel along x and two along y, through spacing and a rotated direction', async () => {
+    const { fieldFromNormalised } = await import('../src/core/field.js');
+    const [W, H] = rotated.size;
+    const u = new Float32Array(2 * W * H);
+    u.fill(2 / (W - 1), 0, W * H); // +1 column
+    u.fill((2 * 2) / (H - 1), W * H); // +2 rows
+    const f = fieldFromNormalised(u, rotated);
+    const [c, s] = [Math.cos(0.3), Math.sin(0.3)];
+    // physical = D · (1·0.7, 2·1.3), D = [[c, −s], [s, c]]
+    const k = 2 * (5 * W + 7);
+    expect(f.data[k]).toBeCloseTo(c * 0.7 - s * 2.6, 5);
+    expect(f.data[k + 1]).toBeCloseTo(s * 0.7 + c * 2.6, 5);
+    // and mapPoint moves a landmark by exactly one column and two rows of the grid
+    const p = indexToPhysical(rotated, [10, 12]);
+    const q = physicalToIndex(rotated, mapPoint(f, p));
+    expect(q[0]).toBeCloseTo(11, 4);
+    expect(q[1]).toBeCloseTo(14, 4);
+  });
+  test('QC mosaic tiles 6 images 3 across with borders', async () => {
+    const { registrationQc } = await import('../src/core/qc.js');
+    const img = Float32Array.from({ length: 20 * 10 }, (_, i) => i % 7);
+    const m = registrationQc(img, img, img, 10, 20);
+    expect([m.W, m.H]).toEqual([3 * 20 + 4 * 2, 2 * 10 + 3 * 2]);
+    // identical images: both difference tiles are black
+    const at = (x: number, y: number) => m.data[y * m.W + x];
+    expect(at(2 + 5, 2 + 10 + 2 + 3)).toBe(0);
+    expect(at(2 + 20 + 2 + 5, 2 + 10 + 2 + 3)).toBe(0);
+  });
+});

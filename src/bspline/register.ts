@@ -14,7 +14,7 @@ import { type LossName, type LossOptions, makeLoss } from '../core/losses.js';
 import { type RegulariserName, regulariser } from '../core/regularisers.js';
 import { AmsGrad } from '../core/optim.js';
 import { normaliseIntensity } from '../core/intensity.js';
-import { pyramidLevel, resampleAligned } from '../core/resample.js';
+import { gaussianBlur, pyramidLevel, resampleAligned } from '../core/resample.js';
 import { basisTensors, bsplineGrid, denseField } from './kernel.js';
 
 export interface BsplineOptions {
@@ -38,6 +38,8 @@ export interface BsplineOptions {
   normalise?: boolean;
   /** Clamp of the normalisation, default 2. */
   clamp?: number;
+  /** Gaussian σ (pixels) applied to both images at the full-resolution level (coarser levels use factor/2); 0 = none (AirLab). */
+  finestSigma?: number;
   /** Called after every iteration. */
   onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
 }
@@ -47,10 +49,11 @@ export const BSPLINE_DEFAULTS: BsplineOptions = {
   spacing: [8, 8, 8],
   iterations: [100, 60, 30],
   learningRate: [0.01, 0.005, 0.002],
-  lambda: [20, 10, 2],
+  lambda: [20, 10, 1],
   order: 3,
   loss: 'mse',
   regulariser: 'tv',
+  finestSigma: 1,
 };
 
 export interface BsplineLevelResult {
@@ -92,6 +95,7 @@ export function checkOptions(o: BsplineOptions): void {
   }
   if (o.spacing.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`spacing values must be positive integers (pixels), got ${o.spacing.join(',')}`);
   if (o.iterations.some((s) => !Number.isInteger(s))) throw new Error(`iterations must be integers, got ${o.iterations.join(',')}`);
+  if (o.finestSigma !== undefined && !(o.finestSigma >= 0 && o.finestSigma <= 50)) throw new Error(`finest sigma must be 0..50 pixels, got ${o.finestSigma}`);
 }
 
 export function registerBspline(fixed: Float32Array, moving: Float32Array, H: number, W: number, options: BsplineOptions): BsplineResult {
@@ -109,8 +113,9 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
   let finalLoss = NaN;
   for (let l = 0; l < o.levels; l++) {
     const factor = 2 ** (o.levels - 1 - l);
-    const fl = pyramidLevel(F, H, W, factor);
-    const ml = pyramidLevel(M, H, W, factor);
+    const sigma = factor === 1 ? o.finestSigma ?? 0 : undefined;
+    const fl = sigma ? { data: gaussianBlur(F, H, W, sigma), H, W } : pyramidLevel(F, H, W, factor);
+    const ml = sigma ? { data: gaussianBlur(M, H, W, sigma), H, W } : pyramidLevel(M, H, W, factor);
     const h = fl.H;
     const w = fl.W;
     const s = perLevel(o.spacing, l, 'spacing');

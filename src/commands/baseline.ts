@@ -27,6 +27,7 @@ interface Args extends GlobalArgs, BackendArgs {
   'mi-bins': number;
   'ngf-epsilon'?: number;
   normalise: boolean;
+  'finest-sigma': number;
   force: boolean;
   shard?: string;
   qc: boolean;
@@ -57,6 +58,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('lncc-window', { type: 'number', default: 9, describe: 'LNCC window side (odd, pixels)' })
       .option('mi-bins', { type: 'number', default: 32, describe: 'MI histogram bins' })
       .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
+      .option('finest-sigma', { type: 'number', default: D.finestSigma, describe: 'Gaussian σ (px) of both images at full resolution; 0 = none (AirLab)' })
       .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
@@ -88,6 +90,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       lossOptions: { window: argv['lncc-window'], bins: argv['mi-bins'], epsilon: argv['ngf-epsilon'] },
       regulariser: argv.regulariser,
       normalise: argv.normalise,
+      finestSigma: argv['finest-sigma'],
     };
     const registrar = bsplineRegistrar(options);
     const ctx = makeContext(argv);
