@@ -1,0 +1,107 @@
+/**
+ * The local Gaussian transformation of R2N2 (METHOD.md). Step t adds
+ * `l_t(p) = w_t · exp(−(a dx² + 2b dx dy + c dy²))`, `dx = p_x − c_x`, `dy = p_y − c_y`, with
+ *
+ *   a =  cos²φ/(2σx²) + sin²φ/(2σy²)
+ *   b = −sin2φ/(4σx²) + sin2φ/(4σy²)
+ *   c =  sin²φ/(2σx²) + cos²φ/(2σy²)
+ *
+ * all in normalised coordinates (`linspace(−1, 1, n)` per axis). A step is 7 numbers:
+ * position (c_x, c_y), shape (σx, σy), weight (w_x, w_y), rotation φ. Batched: `[B, …]`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export const PARAMS_PER_STEP = 7;
+
+/** Gaussian parameters of one step for a batch: position `[B,2]`, sigma `[B,2]`, weight `[B,2]`, phi `[B,1]`. */
+export interface GaussianStep {
+  position: tf.Tensor2D;
+  sigma: tf.Tensor2D;
+  weight: tf.Tensor2D;
+  phi: tf.Tensor2D;
+}
+
+/**
+ * Maps the parameter network's 5 raw outputs `[B, 5]` (σx, σy, wx, wy, φ) to the Gaussian's
+ * shape: `σ = σ_max·sigmoid + 1e-5`, `w = tanh`, `φ = π·sigmoid`.
+ */
+export function mapRawParameters(raw: tf.Tensor2D, sigmaMax = 0.25): { sigma: tf.Tensor2D; weight: tf.Tensor2D; phi: tf.Tensor2D } {
+  return tf.tidy(() => {
+    const B = raw.shape[0];
+    const s = tf.add(tf.mul(tf.sigmoid(tf.slice(raw, [0, 0], [B, 2])), tf.scalar(sigmaMax)), tf.scalar(1e-5)) as tf.Tensor2D;
+    const w = tf.tanh(tf.slice(raw, [0, 2], [B, 2])) as tf.Tensor2D;
+    const phi = tf.mul(tf.sigmoid(tf.slice(raw, [0, 4], [B, 1])), tf.scalar(Math.PI)) as tf.Tensor2D;
+    return { sigma: s, weight: w, phi };
+  });
+}
+
+/** Normalised coordinate grids `[1, H, W]` (x varies along columns, y along rows). */
+export function coordinateGrids(H: number, W: number): { x: tf.Tensor3D; y: tf.Tensor3D } {
+  return tf.tidy(() => {
+    const xs = tf.linspace(-1, 1, W);
+    const ys = tf.linspace(-1, 1, H);
+    const x = tf.tile(tf.reshape(xs, [1, 1, W]), [1, H, 1]) as tf.Tensor3D;
+    const y = tf.tile(tf.reshape(ys, [1, H, 1]), [1, 1, W]) as tf.Tensor3D;
+    return { x, y };
+  });
+}
+
+/**
+ * The displacement `[B, 2, H, W]` (normalised units, channel 0 = x) of one Gaussian step on an
+ * H×W grid. Differentiable w.r.t. every parameter. `grids` may be passed to reuse them.
+ */
+export function gaussianDisplacement(step: GaussianStep, H: number, W: number, grids?: { x: tf.Tensor3D; y: tf.Tensor3D }): tf.Tensor4D {
+  return tf.tidy(() => {
+    const B = step.position.shape[0];
+    const g = grids ?? coordinateGrids(H, W);
+    const col = (t: tf.Tensor2D, k: number) => tf.reshape(tf.slice(t, [0, k], [B, 1]), [B, 1, 1]);
+    const dx = tf.sub(g.x, col(step.position, 0));
+    const dy = tf.sub(g.y, col(step.position, 1));
+    const sx2 = tf.square(col(step.sigma, 0));
+    const sy2 = tf.square(col(step.sigma, 1));
+    const phi = col(step.phi, 0);
+    const cos2 = tf.square(tf.cos(phi));
+    const sin2 = tf.square(tf.sin(phi));
+    const sin2phi = tf.sin(tf.mul(phi, tf.scalar(2)));
+    const a = tf.add(tf.div(cos2, tf.mul(sx2, tf.scalar(2))), tf.div(sin2, tf.mul(sy2, tf.scalar(2))));
+    const b = tf.add(tf.neg(tf.div(sin2phi, tf.mul(sx2, tf.scalar(4)))), tf.div(sin2phi, tf.mul(sy2, tf.scalar(4))));
+    const c = tf.add(tf.div(sin2, tf.mul(sx2, tf.scalar(2))), tf.div(cos2, tf.mul(sy2, tf.scalar(2))));
+    const q = tf.add(tf.add(tf.mul(a, tf.square(dx)), tf.mul(tf.mul(b, tf.scalar(2)), tf.mul(dx, dy))), tf.mul(c, tf.square(dy)));
+    const e = tf.exp(tf.neg(q)); // [B, H, W]
+    const wx = tf.mul(col(step.weight, 0), e);
+    const wy = tf.mul(col(step.weight, 1), e);
+    return tf.stack([wx, wy], 1) as tf.Tensor4D;
+  });
+}
+
+/** The same in plain double-precision JS for one step (tests, and the QC overlay): `[2, H, W]`. */
+export function gaussianDisplacementJs(p: { cx: number; cy: number; sx: number; sy: number; wx: number; wy: number; phi: number }, H: number, W: number): Float64Array {
+  const out = new Float64Array(2 * H * W);
+  const cos2 = Math.cos(p.phi) ** 2;
+  const sin2 = Math.sin(p.phi) ** 2;
+  const s2p = Math.sin(2 * p.phi);
+  const a = cos2 / (2 * p.sx ** 2) + sin2 / (2 * p.sy ** 2);
+  const b = -s2p / (4 * p.sx ** 2) + s2p / (4 * p.sy ** 2);
+  const c = sin2 / (2 * p.sx ** 2) + cos2 / (2 * p.sy ** 2);
+  for (let i = 0; i < H; i++) {
+    for (let j = 0; j < W; j++) {
+      const dx = (W > 1 ? -1 + (2 * j) / (W - 1) : 0) - p.cx;
+      const dy = (H > 1 ? -1 + (2 * i) / (H - 1) : 0) - p.cy;
+      const g = Math.exp(-(a * dx * dx + 2 * b * dx * dy + c * dy * dy));
+      out[i * W + j] = p.wx * g;
+      out[H * W + i * W + j] = p.wy * g;
+    }
+  }
+  return out;
+}
+
+/** Sum of a whole sequence (7 numbers per step: cx, cy, σx, σy, wx, wy, φ) on an H×W grid, `[2, H, W]` float32. */
+export function sequenceField(steps: ArrayLike<number>, H: number, W: number): Float32Array {
+  const out = new Float32Array(2 * H * W);
+  for (let k = 0; k + PARAMS_PER_STEP <= steps.length; k += PARAMS_PER_STEP) {
+    const [cx, cy, sx, sy, wx, wy, phi] = Array.from({ length: 7 }, (_, i) => steps[k + i]);
+    const l = gaussianDisplacementJs({ cx, cy, sx, sy, wx, wy, phi }, H, W);
+    for (let i = 0; i < out.length; i++) out[i] += l[i];
+  }
+  return out;
+}

@@ -1,0 +1,239 @@
+/**
+ * The R2N2 network (METHOD.md), written with tfjs ops over named variables so that the state
+ * of the convolutional GRUs is carried across steps explicitly, weight noise can be applied in
+ * training only, and the weights save/load by name on any backend.
+ *
+ * One step: input `[B, n, n, 4]` = (fixed, warped moving, x, y) → 7×7/2 conv → three GR2U
+ * blocks (residual stack → ConvGRU with state → skip = act(h) + residual → position network →
+ * 3×3/2 conv) → parameter network → 5 raw outputs (σ, w, φ); the position is the
+ * certainty-weighted mean of the blocks' spatial-softmax positions.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+
+export type Activation = 'tanh' | 'leaky-relu';
+
+export interface R2N2Config {
+  /** Side of the (square) pair the network observes; frames are resampled to it. */
+  netSize: number;
+  /** Channels of the three GR2U blocks. */
+  channels: [number, number, number];
+  /** Channels of the parameter network's input. */
+  paramChannels: number;
+  /** Residual blocks per GR2U. */
+  residualBlocks: number;
+  /** Hidden units of the parameter network's FC layer. */
+  hidden: number;
+  sigmaMax: number;
+  activation: Activation;
+}
+
+export const DEFAULT_CONFIG: R2N2Config = {
+  netSize: 64,
+  channels: [16, 32, 64],
+  paramChannels: 64,
+  residualBlocks: 1,
+  hidden: 128,
+  sigmaMax: 0.25,
+  activation: 'leaky-relu',
+};
+
+export function checkConfig(c: R2N2Config): void {
+  if (!(Number.isInteger(c.netSize) && c.netSize >= 32 && c.netSize % 16 === 0)) throw new Error(`net size must be a multiple of 16, ≥ 32; got ${c.netSize}`);
+  if (c.channels.length !== 3 || c.channels.some((x) => !(Number.isInteger(x) && x >= 2))) throw new Error(`channels must be 3 integers ≥ 2, got ${c.channels}`);
+  if (!(Number.isInteger(c.paramChannels) && c.paramChannels >= 2 && c.paramChannels % 2 === 0)) throw new Error(`param channels must be an even integer ≥ 2, got ${c.paramChannels}`);
+  if (!(Number.isInteger(c.residualBlocks) && c.residualBlocks >= 0)) throw new Error(`residual blocks must be an integer ≥ 0, got ${c.residualBlocks}`);
+  if (!(Number.isInteger(c.hidden) && c.hidden >= 1)) throw new Error(`hidden units must be a positive integer, got ${c.hidden}`);
+  if (!(c.sigmaMax > 0 && c.sigmaMax <= 2)) throw new Error(`sigma max must be in (0, 2], got ${c.sigmaMax}`);
+  if (c.activation !== 'tanh' && c.activation !== 'leaky-relu') throw new Error(`activation must be tanh or leaky-relu, got ${c.activation}`);
+}
+
+/** Every weight's name and shape, in a fixed order (the order of the weights file). */
+export function weightShapes(c: R2N2Config): [string, number[]][] {
+  const out: [string, number[]][] = [];
+  const conv = (name: string, k: number, cin: number, cout: number) => {
+    out.push([`${name}/kernel`, [k, k, cin, cout]], [`${name}/bias`, [cout]]);
+  };
+  conv('input', 7, 4, c.channels[0]);
+  for (let l = 0; l < 3; l++) {
+    const ch = c.channels[l];
+    for (let r = 0; r < c.residualBlocks; r++) {
+      conv(`block${l}/res${r}/conv1`, 3, ch, ch);
+      conv(`block${l}/res${r}/conv2`, 3, ch, ch);
+    }
+    conv(`block${l}/gru/gates_x`, 3, ch, 2 * ch);
+    out.push([`block${l}/gru/gates_h/kernel`, [3, 3, ch, 2 * ch]]);
+    conv(`block${l}/gru/cand_x`, 3, ch, ch);
+    out.push([`block${l}/gru/cand_h/kernel`, [3, 3, ch, ch]]);
+    conv(`block${l}/pos1`, 1, ch, 1);
+    conv(`block${l}/pos2`, 1, ch, 1);
+    conv(`block${l}/down`, 3, ch, l < 2 ? c.channels[l + 1] : c.paramChannels);
+  }
+  conv('param/conv', 3, c.paramChannels, c.paramChannels);
+  conv('param/value', 3, c.paramChannels / 2, c.paramChannels / 2);
+  out.push(['param/fc1/kernel', [c.paramChannels / 2, c.hidden]], ['param/fc1/bias', [c.hidden]]);
+  out.push(['param/fc2/kernel', [c.hidden, 5]], ['param/fc2/bias', [5]]);
+  return out;
+}
+
+export type Weights = Map<string, tf.Variable>;
+
+/**
+ * Seeded initial weights: Glorot-uniform kernels, zero biases, the last layer zero (METHOD.md),
+ * so an untrained network starts with w = tanh(0) = 0: the identity.
+ */
+export function initWeights(c: R2N2Config, seed: number): Weights {
+  checkConfig(c);
+  const rng = seedrandom(`r2n2-init-${seed}`);
+  const w: Weights = new Map();
+  for (const [name, shape] of weightShapes(c)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const isKernel = name.endsWith('/kernel');
+    if (isKernel && !name.startsWith('param/fc2')) {
+      const rf = shape.length === 4 ? shape[0] * shape[1] : 1;
+      const fanIn = rf * shape[shape.length - 2];
+      const fanOut = rf * shape[shape.length - 1];
+      const lim = Math.sqrt(6 / (fanIn + fanOut));
+      for (let i = 0; i < n; i++) data[i] = (rng() * 2 - 1) * lim;
+    }
+    w.set(name, tf.variable(tf.tensor(data, shape), true, `r2n2/${name}/${seed}/${Math.random().toString(36).slice(2)}`));
+  }
+  return w;
+}
+
+export function disposeWeights(w: Weights): void {
+  for (const v of w.values()) v.dispose();
+  w.clear();
+}
+
+/** Multiplicative Gaussian weight noise (DropConnect-like) for training: name → factor tensor. */
+export type WeightNoise = Map<string, tf.Tensor>;
+
+/** Noise `N(1, sqrt(1−k)/k)` for the GRU proposal and output weights (METHOD.md), seeded. */
+export function sampleWeightNoise(c: R2N2Config, keep: number, rng: () => number): WeightNoise {
+  const noise: WeightNoise = new Map();
+  if (!(keep > 0 && keep < 1)) return noise;
+  const std = Math.sqrt(1 - keep) / keep;
+  const gauss = () => {
+    const u = Math.max(rng(), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+  };
+  for (const [name, shape] of weightShapes(c)) {
+    if (!/gru\/cand_[xh]\/kernel$/.test(name)) continue;
+    const n = shape.reduce((a, b) => a * b, 1);
+    const d = new Float32Array(n);
+    for (let i = 0; i < n; i++) d[i] = 1 + std * gauss();
+    noise.set(name, tf.tensor(d, shape));
+  }
+  return noise;
+}
+
+/** Recurrent state: one `[B, h, w, ch]` tensor per block. */
+export type State = tf.Tensor4D[];
+
+export function initialState(c: R2N2Config, batch: number): State {
+  const sizes = [c.netSize / 2, c.netSize / 4, c.netSize / 8];
+  return sizes.map((s, l) => tf.zeros([batch, s, s, c.channels[l]]) as tf.Tensor4D);
+}
+
+export interface StepOutput {
+  /** Raw parameter outputs `[B, 5]` (σx, σy, wx, wy, φ before their maps). */
+  raw: tf.Tensor2D;
+  /** Position `[B, 2]` (x, y) in normalised coordinates. */
+  position: tf.Tensor2D;
+  state: State;
+}
+
+function act(x: tf.Tensor, a: Activation): tf.Tensor {
+  return a === 'tanh' ? tf.tanh(x) : tf.leakyRelu(x, 0.2);
+}
+
+/** Spatial softmax per channel of `[B, h, w, C]` → `[B, h·w, C]` (each column sums to 1). */
+function spatialSoftmax(x: tf.Tensor4D): tf.Tensor3D {
+  const [B, h, w, C] = x.shape;
+  const flat = tf.transpose(tf.reshape(x, [B, h * w, C]), [0, 2, 1]); // [B, C, hw]
+  return tf.transpose(tf.softmax(flat), [0, 2, 1]) as tf.Tensor3D;
+}
+
+/** Flattened normalised coordinates of an h×w grid: `[h·w, 2]` (x, y), align-corners. */
+const coordCache = new Map<string, Float32Array>();
+function coords(h: number, w: number): Float32Array {
+  const key = `${h}x${w}`;
+  let c = coordCache.get(key);
+  if (!c) {
+    c = new Float32Array(h * w * 2);
+    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
+      c[2 * (i * w + j)] = w > 1 ? -1 + (2 * j) / (w - 1) : 0;
+      c[2 * (i * w + j) + 1] = h > 1 ? -1 + (2 * i) / (h - 1) : 0;
+    }
+    coordCache.set(key, c);
+  }
+  return c;
+}
+
+/**
+ * One recurrent step. `input` `[B, n, n, 4]`; returns the raw parameters, the position and the
+ * new state (the old state is not disposed: the caller owns both). `noise` (training only)
+ * multiplies the named weights.
+ */
+export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state: State, noise?: WeightNoise): StepOutput {
+  const W = (name: string): tf.Tensor => {
+    const v = weights.get(name);
+    if (!v) throw new Error(`missing weight ${name}`);
+    const n = noise?.get(name);
+    return n ? tf.mul(v, n) : v;
+  };
+  const conv = (x: tf.Tensor4D, name: string, stride = 1, bias = true): tf.Tensor4D => {
+    const y = tf.conv2d(x, W(`${name}/kernel`) as tf.Tensor4D, stride, 'same');
+    return (bias ? tf.add(y, W(`${name}/bias`)) : y) as tf.Tensor4D;
+  };
+  const a = c.activation;
+  const B = input.shape[0];
+  let x = act(conv(input, 'input', 2), a) as tf.Tensor4D;
+  const positions: tf.Tensor2D[] = [];
+  const certainties: tf.Tensor2D[] = [];
+  const next: State = [];
+  for (let l = 0; l < 3; l++) {
+    let r = x;
+    for (let k = 0; k < c.residualBlocks; k++) {
+      const y = conv(act(conv(r, `block${l}/res${k}/conv1`), a) as tf.Tensor4D, `block${l}/res${k}/conv2`);
+      r = act(tf.add(r, y), a) as tf.Tensor4D;
+    }
+    // ConvGRU: gates r, z from x and h; candidate from x and r ⊙ h
+    const h = state[l];
+    const ch = c.channels[l];
+    const gates = tf.sigmoid(tf.add(conv(r, `block${l}/gru/gates_x`), tf.conv2d(h, W(`block${l}/gru/gates_h/kernel`) as tf.Tensor4D, 1, 'same')));
+    const [rg, zg] = tf.split(gates, [ch, ch], 3);
+    const cand = tf.tanh(tf.add(conv(r, `block${l}/gru/cand_x`), tf.conv2d(tf.mul(rg, h) as tf.Tensor4D, W(`block${l}/gru/cand_h/kernel`) as tf.Tensor4D, 1, 'same')));
+    const hNew = tf.add(tf.mul(tf.sub(tf.scalar(1), zg), h), tf.mul(zg, cand)) as tf.Tensor4D;
+    next.push(hNew);
+    const s = tf.add(act(hNew, a), r) as tf.Tensor4D;
+    // position network: two spatial softmaxes, expected position and certainty
+    const [, hh, ww] = s.shape;
+    const S1 = spatialSoftmax(conv(s, `block${l}/pos1`)); // [B, hw, 1]
+    const S2 = spatialSoftmax(conv(s, `block${l}/pos2`));
+    const grid = tf.tensor2d(coords(hh, ww), [hh * ww, 2]);
+    positions.push(tf.reshape(tf.matMul(tf.reshape(S1, [B, hh * ww]), grid), [B, 2]) as tf.Tensor2D);
+    certainties.push(tf.sub(tf.scalar(2), tf.sum(tf.abs(tf.sub(S1, S2)), [1])) as tf.Tensor2D); // [B, 1]
+    x = act(conv(s, `block${l}/down`, 2), a) as tf.Tensor4D;
+  }
+  const cs = tf.stack(certainties, 0); // [3, B, 1]
+  const ps = tf.stack(positions, 0); // [3, B, 2]
+  const position = tf.div(tf.sum(tf.mul(cs, ps), 0), tf.add(tf.sum(cs, 0), tf.scalar(1e-6))) as tf.Tensor2D;
+  // parameter network
+  const y = conv(x, 'param/conv');
+  const half = c.paramChannels / 2;
+  const [ya, yb] = tf.split(y, [half, half], 3) as tf.Tensor4D[];
+  const Sa = spatialSoftmax(ya); // [B, hw, half]
+  const vb = conv(act(yb, a) as tf.Tensor4D, 'param/value');
+  const [, ph, pw] = vb.shape;
+  const v = tf.sum(tf.mul(Sa, tf.reshape(vb, [B, ph * pw, half])), 1); // [B, half]
+  const hid = act(tf.add(tf.matMul(v as tf.Tensor2D, W('param/fc1/kernel') as tf.Tensor2D), W('param/fc1/bias')), a);
+  const raw = tf.add(tf.matMul(hid as tf.Tensor2D, W('param/fc2/kernel') as tf.Tensor2D), W('param/fc2/bias')) as tf.Tensor2D;
+  return { raw, position, state: next };
+}
+
+export function parameterCount(c: R2N2Config): number {
+  return weightShapes(c).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
+}

@@ -1,0 +1,144 @@
+/**
+ * The R2N2 registration sequence at the network's size n (METHOD.md): for t = 1..T, warp the
+ * moving image by the field so far, run one network step on (F, M∘T_{t−1}, x, y), add the
+ * step's Gaussian to the field. Training loss = mean over steps of the masked MSE between F and
+ * M∘T_t, plus λ·iso-TV(u_T). Images are `[n, n]` Float32Arrays with normalised intensities.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { warpBilinear } from '../warp.js';
+import { maskedMse } from '../losses.js';
+import { isoTv } from '../regularisers.js';
+import { coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../gaussian.js';
+import { type R2N2Config, type Weights, type WeightNoise, type State, initialState, step } from './network.js';
+
+export interface SequenceOptions {
+  steps: number;
+  /** iso-TV weight on the final field (training loss). */
+  lambda: number;
+  noise?: WeightNoise;
+}
+
+/** Item b of a batch tensor, by slicing (tfjs's unstack gradient fails when an item gets no gradient). */
+function item<T extends tf.Tensor>(x: tf.Tensor, b: number): T {
+  const [, ...rest] = x.shape;
+  return tf.reshape(tf.slice(x, [b, ...rest.map(() => 0)], [1, ...rest]), rest) as T;
+}
+
+function warpBatch(moving: Float32Array[], n: number, u: tf.Tensor4D): { warped: tf.Tensor3D; mask: tf.Tensor3D } {
+  const us = moving.map((_, b) => item<tf.Tensor3D>(u, b));
+  const w: tf.Tensor2D[] = [];
+  const m: tf.Tensor2D[] = [];
+  us.forEach((ub, b) => {
+    const r = warpBilinear(moving[b], n, n, ub);
+    w.push(r.warped);
+    m.push(r.mask);
+  });
+  return { warped: tf.stack(w) as tf.Tensor3D, mask: tf.stack(m) as tf.Tensor3D };
+}
+
+function networkInput(fixed: tf.Tensor3D, warped: tf.Tensor3D, grids: { x: tf.Tensor3D; y: tf.Tensor3D }): tf.Tensor4D {
+  const B = fixed.shape[0];
+  const X = tf.tile(grids.x, [B, 1, 1]);
+  const Y = tf.tile(grids.y, [B, 1, 1]);
+  return tf.stack([fixed, warped, X, Y], 3) as tf.Tensor4D;
+}
+
+/** Flattens one step's parameters to 7 numbers per batch item: cx, cy, σx, σy, wx, wy, φ → `[B, 7]`. */
+function stepParams(position: tf.Tensor2D, sigma: tf.Tensor2D, weight: tf.Tensor2D, phi: tf.Tensor2D): tf.Tensor2D {
+  return tf.concat([position, sigma, weight, phi], 1) as tf.Tensor2D;
+}
+
+/**
+ * The training loss of a batch (call inside `tf.variableGrads`). `fixed`, `moving`: B images
+ * `[n·n]`. Returns the scalar loss; the per-step image losses are reported through `onStep`
+ * after the fact by the caller if needed.
+ */
+export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: SequenceOptions): tf.Scalar {
+  const n = c.netSize;
+  const B = fixed.length;
+  const grids = coordinateGrids(n, n);
+  const F = tf.tensor3d(concatArrays(fixed), [B, n, n]);
+  let state: State = initialState(c, B);
+  let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
+  let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
+  const losses: tf.Scalar[] = [];
+  for (let t = 0; t < o.steps; t++) {
+    const out = step(c, weights, networkInput(F, warped, grids), state, o.noise);
+    state = out.state;
+    const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
+    u = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
+    const w = warpBatch(moving, n, u);
+    warped = w.warped;
+    const per = fixed.map((_, b) => maskedMse(item(F, b), item(w.warped, b), item(w.mask, b)));
+    losses.push(tf.div(tf.addN(per), tf.scalar(B)) as tf.Scalar);
+  }
+  let loss = tf.div(tf.addN(losses), tf.scalar(o.steps)) as tf.Scalar;
+  if (o.lambda > 0) {
+    const tv = tf.addN(fixed.map((_, b) => isoTv(item<tf.Tensor3D>(u, b))));
+    loss = tf.add(loss, tf.mul(tv, tf.scalar(o.lambda / B))) as tf.Scalar;
+  }
+  return loss;
+}
+
+export interface InferenceOptions {
+  steps: number;
+  /** Stop an item at the first step whose weight norm |w_t| is below this (0 = never). */
+  stopThreshold?: number;
+  onStep?: (t: number) => void;
+}
+
+/**
+ * Runs the sequence without gradients; returns per batch item the 7·T' step parameters
+ * (T' ≤ T when stopped early) in normalised units.
+ */
+export function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: InferenceOptions): Float32Array[] {
+  const n = c.netSize;
+  const B = fixed.length;
+  const params: number[][] = fixed.map(() => []);
+  const done = fixed.map(() => false);
+  const grids = coordinateGrids(n, n);
+  const F = tf.tensor3d(concatArrays(fixed), [B, n, n]);
+  let state: State = initialState(c, B);
+  let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
+  let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
+  try {
+    for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
+      const next = tf.tidy(() => {
+        const out = step(c, weights, networkInput(F, warped, grids), state);
+        const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
+        const u2 = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
+        const w = warpBatch(moving, n, u2);
+        return { state: out.state, u: u2, warped: w.warped, p: stepParams(out.position, sigma, weight, phi) };
+      });
+      const p = next.p.dataSync();
+      next.p.dispose();
+      for (let b = 0; b < B; b++) {
+        if (done[b]) continue;
+        const row = Array.from(p.subarray(b * PARAMS_PER_STEP, (b + 1) * PARAMS_PER_STEP));
+        if (o.stopThreshold && Math.hypot(row[4], row[5]) < o.stopThreshold) {
+          done[b] = true;
+          continue;
+        }
+        params[b].push(...row);
+      }
+      tf.dispose([...state, u, warped]);
+      state = next.state;
+      u = next.u;
+      warped = next.warped;
+      o.onStep?.(t);
+    }
+  } finally {
+    tf.dispose([...state, u, warped, F, grids.x, grids.y]);
+  }
+  return params.map((p) => Float32Array.from(p));
+}
+
+function concatArrays(xs: Float32Array[]): Float32Array {
+  const out = new Float32Array(xs.reduce((a, x) => a + x.length, 0));
+  let o = 0;
+  for (const x of xs) {
+    out.set(x, o);
+    o += x.length;
+  }
+  return out;
+}
