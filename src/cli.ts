@@ -5,7 +5,7 @@ import { UserError } from './errors.js';
 import { globalOptions } from './commands/common.js';
 import { phantomCommand } from './commands/phantom.js';
 import { evaluateCommand } from './commands/evaluate.js';
-import { trainCommand, registerCommand } from './commands/pending.js';
+import { trainCommand, registerCommand } from './commands/r2n2.js';
 import { baselineCommand } from './commands/baseline.js';
 
 export async function main(args: string[] = hideBin(process.argv)): Promise<number> {

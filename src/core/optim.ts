@@ -69,6 +69,19 @@ export class AmsGrad {
     }
   }
 
+  /** The state tensors of `vars`, in order (zeros for variables not stepped yet): for checkpoints. */
+  exportState(vars: tf.Variable[]): { t: number; m: tf.Tensor[]; v: tf.Tensor[]; vmax: tf.Tensor[] } {
+    const get = (x: tf.Variable, k: keyof Slot) => this.slots.get(x)?.[k] ?? tf.zerosLike(x);
+    return { t: this.t, m: vars.map((x) => get(x, 'm')), v: vars.map((x) => get(x, 'v')), vmax: vars.map((x) => get(x, 'vmax')) };
+  }
+
+  /** Restores a state written by `exportState` (the tensors are copied). */
+  importState(vars: tf.Variable[], s: { t: number; m: tf.Tensor[]; v: tf.Tensor[]; vmax: tf.Tensor[] }): void {
+    this.dispose();
+    this.t = s.t;
+    vars.forEach((x, i) => this.slots.set(x, { m: tf.keep(tf.clone(s.m[i])), v: tf.keep(tf.clone(s.v[i])), vmax: tf.keep(tf.clone(s.vmax[i])) }));
+  }
+
   /** The optimiser state as plain arrays (for checkpoints). */
   async state(): Promise<{ t: number; slots: { name: string; m: number[]; v: number[]; vmax: number[] }[] }> {
     const slots = [];

@@ -1,0 +1,36 @@
+/** `register series` with a trained R2N2 model, as a Registrar for app/run-frames.ts. */
+import path from 'node:path';
+import type { Image2D } from '../io/image.js';
+import type { LoadedModel } from '../io/model.js';
+import { toVariables } from '../io/model.js';
+import { inferSequence } from '../core/r2n2/sequence.js';
+import { sequenceField, PARAMS_PER_STEP } from '../core/gaussian.js';
+import { netImage } from './train.js';
+import type { Registrar } from './run-frames.js';
+
+export const R2N2_PARAMS_UNITS =
+  'one row per step: cx, cy (position), sx, sy (shape sigma), wx, wy (weight), phi (rotation, rad); normalised units ([-1, 1] across the image); the field is the sum of the steps (METHOD.md)';
+
+export interface R2N2RegisterOptions {
+  steps: number;
+  stopThreshold: number;
+}
+
+export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Registrar {
+  const weights = toVariables(model);
+  const c = model.config;
+  let fixedCache: { img: Image2D; net: Float32Array } | null = null;
+  return {
+    method: 'r2n2',
+    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold },
+    unitsPerFrame: o.steps,
+    async register(fixed, moving, tick) {
+      if (!fixedCache || fixedCache.img !== fixed) fixedCache = { img: fixed, net: netImage(fixed, c.netSize) };
+      const [p] = inferSequence(c, weights, [fixedCache.net], [netImage(moving, c.netSize)], { steps: o.steps, stopThreshold: o.stopThreshold, onStep: (t) => tick(`step ${t + 1}/${o.steps}`) });
+      const [W, H] = fixed.geometry.size;
+      const sequence: number[][] = [];
+      for (let k = 0; k < p.length; k += PARAMS_PER_STEP) sequence.push(Array.from(p.subarray(k, k + PARAMS_PER_STEP)));
+      return { field: sequenceField(p, H, W), parameters: p.length, params: { steps: sequence.length, units: R2N2_PARAMS_UNITS, sequence } };
+    },
+  };
+}

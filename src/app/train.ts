@@ -1,0 +1,279 @@
+/**
+ * `r2n2 train` as a function: reads the series, samples (fixed frame, random other frame)
+ * pairs with a seeded generator, optimises the network with AMSGrad + gradient clipping and
+ * weight noise, checkpoints atomically every K iterations (weights, optimiser state, random
+ * state, loss history: `--resume` continues bit-for-bit), validates, and writes the model
+ * directory (io/model.ts) and a loss-curve PNG.
+ */
+import { promises as fs, existsSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import { UserError } from '../errors.js';
+import { normaliseIntensity } from '../core/intensity.js';
+import { gaussianBlur, resampleAligned } from '../core/resample.js';
+import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
+import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
+import { inferSequence, sequenceLoss } from '../core/r2n2/sequence.js';
+import { identityGeometry } from '../core/geometry.js';
+import { linePlot } from '../core/plot.js';
+import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import type { Image2D } from '../io/image.js';
+import { writeImage2D } from '../io/image.js';
+import { openSeries } from '../io/series.js';
+import { encodeTensors, loadModel, saveModel } from '../io/model.js';
+import { writeAtomic, writeTextAtomic } from '../io/atomic.js';
+import { autoFixedFrame } from './fixed-frame.js';
+
+/** A frame as the network sees it: intensities normalised at full size, blurred, resampled to n×n. */
+export function netImage(img: Image2D, n: number): Float32Array {
+  const [W, H] = img.geometry.size;
+  const z = normaliseIntensity(img.data);
+  const factor = Math.max(W, H) / n;
+  const blurred = factor > 1 ? gaussianBlur(z, H, W, factor / 2) : z;
+  return resampleAligned(blurred, 1, H, W, n, n);
+}
+
+export interface TrainSettings {
+  iterations: number;
+  steps: number;
+  learningRate: number;
+  lambda: number;
+  clip: number;
+  /** Keep rate of the weight noise (1 = off). */
+  keep: number;
+  checkpointEvery: number;
+  seed: number;
+  flip: boolean;
+  intensityAugment: boolean;
+  criterion: FixedFrameCriterion;
+}
+
+export const TRAIN_DEFAULTS: TrainSettings = {
+  iterations: 2000,
+  steps: 10,
+  learningRate: 1e-4,
+  lambda: 1,
+  clip: 1,
+  keep: 0.5,
+  checkpointEvery: 100,
+  seed: 1,
+  flip: true,
+  intensityAugment: true,
+  criterion: 'image',
+};
+
+interface SeriesData {
+  source: string;
+  fixed: number;
+  frames: Float32Array[];
+  names: string[];
+}
+
+async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion): Promise<SeriesData> {
+  const s = await openSeries(source, { checkAll: true });
+  const fixed = (await autoFixedFrame(s, criterion)).index;
+  const frames: Float32Array[] = [];
+  for (let i = 0; i < s.frames.length; i++) frames.push(netImage(await s.readFrame(i), n));
+  return { source: s.source, fixed, frames, names: s.frames.map((f) => f.name) };
+}
+
+export interface TrainOptions {
+  series: string[];
+  val: string[];
+  out: string;
+  config: R2N2Config;
+  settings: TrainSettings;
+  resume: boolean;
+  onStart?: (info: { start: number; total: number; pairs: number }) => void;
+  onIteration?: (info: { iteration: number; loss: number; itPerSecond: number }) => void;
+  onValidation?: (info: { iteration: number; loss: number }) => void;
+  onCheckpoint?: (iteration: number) => void;
+}
+
+interface TrainState {
+  format: 'r2n2-checkpoint';
+  iteration: number;
+  rng: object;
+  losses: number[];
+  validation: { iteration: number; loss: number }[];
+  key: string;
+  optimizerT: number;
+  seconds: number;
+}
+
+const CKPT = 'checkpoint';
+
+function flipX(a: Float32Array, n: number): Float32Array {
+  const o = new Float32Array(a.length);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) o[i * n + j] = a[i * n + (n - 1 - j)];
+  return o;
+}
+function flipY(a: Float32Array, n: number): Float32Array {
+  const o = new Float32Array(a.length);
+  for (let i = 0; i < n; i++) o.set(a.subarray((n - 1 - i) * n, (n - i) * n), i * n);
+  return o;
+}
+
+export interface TrainReport {
+  out: string;
+  iterations: number;
+  resumedFrom: number | null;
+  finalLoss: number;
+  validation: { iteration: number; loss: number }[];
+  seconds: number;
+  itPerSecond: number;
+}
+
+export async function train(o: TrainOptions): Promise<TrainReport> {
+  const c = o.config;
+  const st = o.settings;
+  try {
+    checkConfig(c);
+  } catch (err) {
+    throw new UserError(`${(err as Error).message} (see r2n2 train --help)`);
+  }
+  if (!(Number.isInteger(st.iterations) && st.iterations >= 1)) throw new UserError(`--iterations must be a positive integer, got ${st.iterations}`);
+  if (!(Number.isInteger(st.steps) && st.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${st.steps}`);
+  if (!(st.learningRate > 0)) throw new UserError(`--lr must be > 0, got ${st.learningRate}`);
+  if (o.series.length === 0) throw new UserError('name at least one training series');
+  const n = c.netSize;
+  const data: SeriesData[] = [];
+  for (const s of o.series) data.push(await loadSeries(s, n, st.criterion));
+  const val: SeriesData[] = [];
+  for (const s of o.val) val.push(await loadSeries(s, n, st.criterion));
+  const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
+  const key = JSON.stringify({ config: c, settings: { ...st, iterations: undefined, checkpointEvery: undefined }, series: data.map((d) => [d.source, d.frames.length]) });
+
+  // ---- state: fresh or from the checkpoint ----
+  const ckpt = path.join(o.out, CKPT);
+  let weights: Weights;
+  let vars: tf.Variable[];
+  const opt = new AmsGrad({ learningRate: st.learningRate });
+  let rng: seedrandom.PRNG;
+  let start = 0;
+  let losses: number[] = [];
+  let validation: TrainState['validation'] = [];
+  let secondsBefore = 0;
+  const haveCkpt = existsSync(path.join(ckpt, 'state.json'));
+  if (o.resume && haveCkpt) {
+    const stateFile = path.join(ckpt, 'state.json');
+    let s: TrainState;
+    try {
+      s = JSON.parse(await fs.readFile(stateFile, 'utf8'));
+    } catch (err) {
+      throw new UserError(`${stateFile} is unreadable (${(err as Error).message}); remove ${ckpt} to start over`);
+    }
+    if (s.key !== key) throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
+    const m = await loadModel(ckpt);
+    weights = new Map();
+    for (const [name, t] of m.tensors) weights.set(name, tf.variable(t, true, `r2n2-train/${name}/${Math.random().toString(36).slice(2)}`));
+    m.tensors.forEach((t) => t.dispose());
+    vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
+    const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
+    const specs = JSON.parse(await fs.readFile(path.join(ckpt, 'optimizer.json'), 'utf8'));
+    const dec = tf.io.decodeWeights(Uint8Array.from(ob).buffer, specs);
+    const names = weightShapes(c).map(([name]) => name);
+    opt.importState(vars, { t: s.optimizerT, m: names.map((k) => dec[`m/${k}`]), v: names.map((k) => dec[`v/${k}`]), vmax: names.map((k) => dec[`vmax/${k}`]) });
+    Object.values(dec).forEach((t) => t.dispose());
+    rng = seedrandom('', { state: s.rng as never });
+    start = s.iteration;
+    losses = s.losses;
+    validation = s.validation;
+    secondsBefore = s.seconds;
+  } else {
+    if (!o.resume && haveCkpt) await fs.rm(ckpt, { recursive: true, force: true });
+    weights = initWeights(c, st.seed);
+    vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
+    rng = seedrandom(`r2n2-train-${st.seed}`, { state: true });
+  }
+  o.onStart?.({ start, total: st.iterations, pairs });
+
+  const checkpoint = async (iteration: number, seconds: number) => {
+    const names = weightShapes(c).map(([name]) => name);
+    await saveModel(ckpt, c, weights, { training: { iteration } });
+    const ex = opt.exportState(vars);
+    const named: [string, tf.Tensor][] = [];
+    names.forEach((k, i) => named.push([`m/${k}`, ex.m[i]], [`v/${k}`, ex.v[i]], [`vmax/${k}`, ex.vmax[i]]));
+    const { data: buf, specs } = await encodeTensors(named);
+    await writeAtomic(path.join(ckpt, 'optimizer.bin'), (tmp) => fs.writeFile(tmp, buf));
+    await writeTextAtomic(path.join(ckpt, 'optimizer.json'), JSON.stringify(specs));
+    const s: TrainState = { format: 'r2n2-checkpoint', iteration, rng: (rng as unknown as { state(): object }).state(), losses, validation, key, optimizerT: opt.t, seconds };
+    await writeTextAtomic(path.join(ckpt, 'state.json'), JSON.stringify(s));
+    o.onCheckpoint?.(iteration);
+  };
+
+  const validate = (iteration: number) => {
+    if (val.length === 0) return;
+    const vr = seedrandom(`r2n2-val-${st.seed}`);
+    let sum = 0;
+    let cnt = 0;
+    for (const d of val) {
+      for (let k = 0; k < 4; k++) {
+        let m = Math.floor(vr() * d.frames.length);
+        if (m === d.fixed) m = (m + 1) % d.frames.length;
+        const l = tf.tidy(() => sequenceLoss(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }).dataSync()[0]);
+        sum += l;
+        cnt++;
+      }
+    }
+    const entry = { iteration, loss: sum / cnt };
+    validation.push(entry);
+    o.onValidation?.(entry);
+  };
+
+  const t0 = performance.now();
+  let it = start;
+  try {
+    for (; it < st.iterations; it++) {
+      const d = data[Math.floor(rng() * data.length)];
+      let m = Math.floor(rng() * (d.frames.length - 1));
+      if (m >= d.fixed) m++;
+      let F = d.frames[d.fixed];
+      let M = d.frames[m];
+      if (st.flip) {
+        if (rng() < 0.5) [F, M] = [flipX(F, n), flipX(M, n)];
+        if (rng() < 0.5) [F, M] = [flipY(F, n), flipY(M, n)];
+      }
+      if (st.intensityAugment) {
+        const a = 0.9 + 0.2 * rng();
+        const b = -0.1 + 0.2 * rng();
+        M = Float32Array.from(M, (v) => a * v + b);
+      }
+      const noise = sampleWeightNoise(c, st.keep, rng);
+      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, [F], [M], { steps: st.steps, lambda: st.lambda, noise }), vars);
+      const clipped = clipByGlobalNorm(grads, st.clip);
+      opt.apply(vars, clipped.grads);
+      const loss = value.dataSync()[0];
+      tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
+      if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${st.learningRate}) and rerun without --resume`);
+      losses.push(loss);
+      const secs = (performance.now() - t0) / 1000;
+      o.onIteration?.({ iteration: it + 1, loss, itPerSecond: (it + 1 - start) / secs });
+      if ((it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations) {
+        validate(it + 1);
+        await checkpoint(it + 1, secondsBefore + secs);
+      }
+    }
+    const seconds = secondsBefore + (performance.now() - t0) / 1000;
+    await saveModel(o.out, c, weights, {
+      training: { ...st, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1) },
+      data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
+    });
+    const smooth = losses.map((_, i) => {
+      const w = losses.slice(Math.max(0, i - 24), i + 1);
+      return w.reduce((a, b) => a + b, 0) / w.length;
+    });
+    const valCurve = losses.map(() => NaN);
+    for (const v of validation) valCurve[v.iteration - 1] = v.loss;
+    const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
+    await writeImage2D(path.join(o.out, 'loss.png'), { geometry: identityGeometry(plot.W, plot.H), data: plot.data }, [0, 255]);
+    await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation\n' + losses.map((l, i) => `${i + 1},${l},${Number.isNaN(valCurve[i]) ? '' : valCurve[i]}`).join('\n') + '\n');
+    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1) };
+  } finally {
+    opt.dispose();
+    disposeWeights(weights);
+  }
+}
+
+export { inferSequence };

@@ -1,0 +1,195 @@
+/** `r2n2 train` and `r2n2 register series`: thin over app/train.ts, app/register.ts and app/run-frames.ts. */
+import type { CommandModule } from 'yargs';
+import { UserError } from '../errors.js';
+import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
+import { TRAIN_DEFAULTS, train } from '../app/train.js';
+import { r2n2Registrar } from '../app/register.js';
+import { runFrames } from '../app/run-frames.js';
+import { loadModel } from '../io/model.js';
+import { type BackendArgs, type GlobalArgs, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
+
+interface TrainArgs extends GlobalArgs, BackendArgs {
+  series: string[];
+  val: string[];
+  out: string;
+  iterations: number;
+  steps: number;
+  lr: number;
+  lambda: number;
+  clip: number;
+  keep: number;
+  'checkpoint-every': number;
+  seed: number;
+  flip: boolean;
+  'intensity-augment': boolean;
+  'fixed-frame-criterion': 'image' | 'intensity';
+  resume: boolean;
+  'net-size': number;
+  channels: number[];
+  'param-channels': number;
+  'residual-blocks': number;
+  hidden: number;
+  'sigma-max': number;
+  activation: 'tanh' | 'leaky-relu';
+  json: boolean;
+}
+
+const T = TRAIN_DEFAULTS;
+const C = DEFAULT_CONFIG;
+
+export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
+  command: 'train <series..>',
+  describe: 'train the R2N2 network unsupervised on series (pairs: fixed frame, random other frame)',
+  builder: (y) =>
+    backendOption(y)
+      .positional('series', { type: 'string', array: true, describe: 'training series (directories of frames, 3D files or DICOM directories)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'model directory (model.json, weights.bin, loss.png, checkpoint/)' })
+      .option('val', { type: 'string', array: true, default: [], describe: 'validation series (loss every --checkpoint-every iterations)' })
+      .option('iterations', { type: 'number', default: T.iterations, describe: 'total training iterations (pairs)' })
+      .option('steps', { type: 'number', default: T.steps, describe: 'Gaussian steps per registration in training' })
+      .option('lr', { type: 'number', default: T.learningRate, describe: 'AMSGrad learning rate' })
+      .option('lambda', { type: 'number', default: T.lambda, describe: 'iso-TV weight on the final field' })
+      .option('clip', { type: 'number', default: T.clip, describe: 'gradient-norm clipping' })
+      .option('keep', { type: 'number', default: T.keep, describe: 'keep rate of the multiplicative weight noise on the GRU proposal weights (1 = off)' })
+      .option('checkpoint-every', { type: 'number', default: T.checkpointEvery, describe: 'checkpoint (and validate) every K iterations' })
+      .option('seed', { type: 'number', default: T.seed, describe: 'random seed (weights, pairs, augmentation, noise)' })
+      .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
+      .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
+      .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: T.criterion, describe: 'fixed frame of each series: closest to the mean image, or mean intensity' })
+      .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
+      .option('net-size', { type: 'number', default: C.netSize, describe: 'side of the pair the network observes (multiple of 16)' })
+      .option('channels', { type: 'number', array: true, default: C.channels, describe: 'channels of the three GR2U blocks' })
+      .option('param-channels', { type: 'number', default: C.paramChannels, describe: 'channels of the parameter network' })
+      .option('residual-blocks', { type: 'number', default: C.residualBlocks, describe: 'residual blocks per GR2U' })
+      .option('hidden', { type: 'number', default: C.hidden, describe: 'hidden units of the parameter network' })
+      .option('sigma-max', { type: 'number', default: C.sigmaMax, describe: 'largest Gaussian σ (normalised units)' })
+      .option('activation', { type: 'string', choices: ['tanh', 'leaky-relu'], default: C.activation, describe: 'activation' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }) as never,
+  handler: async (argv) => {
+    const config: R2N2Config = {
+      netSize: argv['net-size'],
+      channels: argv.channels as [number, number, number],
+      paramChannels: argv['param-channels'],
+      residualBlocks: argv['residual-blocks'],
+      hidden: argv.hidden,
+      sigmaMax: argv['sigma-max'],
+      activation: argv.activation,
+    };
+    if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
+    if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
+    const ctx = makeContext(argv);
+    const backend = await startBackend(argv.backend, ctx);
+    let bar = ctx.progress('train', 1);
+    const report = await train({
+      series: argv.series.map(String),
+      val: (argv.val ?? []).map(String),
+      out: argv.out,
+      config,
+      resume: argv.resume,
+      settings: {
+        iterations: argv.iterations,
+        steps: argv.steps,
+        learningRate: argv.lr,
+        lambda: argv.lambda,
+        clip: argv.clip,
+        keep: argv.keep,
+        checkpointEvery: argv['checkpoint-every'],
+        seed: argv.seed,
+        flip: argv.flip,
+        intensityAugment: argv['intensity-augment'],
+        criterion: argv['fixed-frame-criterion'],
+      },
+      onStart: (s) => {
+        ctx.log.info({ ...s, backend: backend.name, weights: parameterCount(config) }, 'training start');
+        bar.stop();
+        bar = ctx.progress('train', s.total);
+        if (s.start) bar.tick(s.start, 'resumed');
+      },
+      onIteration: (i) => bar.tick(1, `loss ${i.loss.toPrecision(4)} ${i.itPerSecond.toFixed(2)} it/s`),
+      onValidation: (v) => ctx.log.info(v, 'validation'),
+      onCheckpoint: (k) => ctx.log.info({ iteration: k }, 'checkpoint'),
+    }).finally(() => bar.stop());
+    if (argv.json) return printJson({ ...report, backend: backend.name });
+    const lines = [
+      `model        ${report.out} (${parameterCount(config)} weights, ${backend.name})`,
+      `iterations   ${report.iterations}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all`,
+      `final loss   ${report.finalLoss.toPrecision(4)}${report.validation.length ? `   validation ${report.validation[report.validation.length - 1].loss.toPrecision(4)}` : ''}`,
+      `loss curve   ${report.out}/loss.png, ${report.out}/loss.csv`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};
+
+interface RegisterArgs extends GlobalArgs, BackendArgs {
+  series: string;
+  model: string;
+  out: string;
+  'fixed-frame': string;
+  'fixed-frame-criterion': 'image' | 'intensity';
+  steps: number;
+  'stop-threshold': number;
+  force: boolean;
+  shard?: string;
+  qc: boolean;
+  json: boolean;
+}
+
+const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
+  command: 'series <series>',
+  describe: 'register every frame of a series to its fixed frame with a trained R2N2 model',
+  builder: (y) =>
+    backendOption(y)
+      .positional('series', { type: 'string', describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
+      .option('model', { type: 'string', demandOption: true, describe: 'model directory written by r2n2 train' })
+      .option('out', { type: 'string', demandOption: true, describe: 'result directory' })
+      .option('fixed-frame', { type: 'string', default: 'auto', describe: 'auto (closest to the series mean), a frame name or a 0-based index' })
+      .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame criterion' })
+      .option('steps', { type: 'number', default: 25, describe: 'Gaussian steps per frame' })
+      .option('stop-threshold', { type: 'number', default: 0, describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)' })
+      .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
+      .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
+      .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }) as never,
+  handler: async (argv) => {
+    if (!(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
+    if (!(argv['stop-threshold'] >= 0)) throw new UserError(`--stop-threshold must be ≥ 0, got ${argv['stop-threshold']}`);
+    const shard = parseShard(argv.shard);
+    const ctx = makeContext(argv);
+    const backend = await startBackend(argv.backend, ctx);
+    const model = await loadModel(argv.model);
+    const registrar = r2n2Registrar(model, { steps: argv.steps, stopThreshold: argv['stop-threshold'] });
+    let bar = ctx.progress('r2n2', 1);
+    const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
+      out: argv.out,
+      force: argv.force,
+      shard,
+      qc: argv.qc,
+      backend: backend.name,
+      summaryExtra: { model: model.dir, backendDetail: { provider: backend.provider, simd: backend.simd ?? null, threads: backend.threads ?? null } },
+      onStart: (s) => {
+        bar.stop();
+        bar = ctx.progress('r2n2', Math.max(1, s.units));
+      },
+      onTick: (info) => bar.tick(1, info),
+      onFrame: (f) => ctx.log.info(f, 'frame registered'),
+    }).finally(() => bar.stop());
+    if (argv.json) return printJson(report);
+    const n = report.registered.length;
+    const mean = (k: 'seconds' | 'madBefore' | 'madAfter' | 'parameters') => report.registered.reduce((a, f) => a + f[k], 0) / Math.max(n, 1);
+    const lines = [
+      `method       r2n2 (${backend.name}), model ${model.dir}`,
+      `fixed frame  ${report.fixedFrame} (${report.fixedFrameSource})`,
+      `registered   ${n} frame(s)${n ? `, ${fmt(mean('seconds'), 3)} s per frame` : ''}${report.skipped.length ? `; ${report.skipped.length} already done (kept; --force to redo)` : ''}`,
+    ];
+    if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`, `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step)`);
+    lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};
+
+export const registerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'register <what>',
+  describe: 'register with a trained R2N2 model (series)',
+  builder: (y) => y.command(registerSeries as never).demandCommand(1, 'name what to register: series') as never,
+  handler: () => undefined,
+};

@@ -1,0 +1,123 @@
+/**
+ * The R2N2 model directory:
+ *
+ *   model.json    { format: "r2n2-model", version: 1, config, training, data, created,
+ *                   weightsManifest: [{ paths: ["weights.bin"], weights: [{ name, shape, dtype }] }] }
+ *   weights.bin   the weights in tfjs's weights format (float32, little endian, manifest order)
+ *
+ * loadable on any backend (`tf.io.decodeWeights`). Checkpoints use the same layout plus the
+ * optimiser state and the training state (checkpoint/). Every problem with a model file is a
+ * one-line UserError naming the file.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../errors.js';
+import { type R2N2Config, type Weights, checkConfig, weightShapes } from '../core/r2n2/network.js';
+import { writeAtomic, writeTextAtomic } from './atomic.js';
+
+export const MODEL_FILE = 'model.json';
+export const WEIGHTS_FILE = 'weights.bin';
+
+export interface ModelJson {
+  format: 'r2n2-model';
+  version: 1;
+  config: R2N2Config;
+  training?: Record<string, unknown>;
+  data?: Record<string, unknown>;
+  created?: string;
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+}
+
+/** Encodes named tensors (in the given order) to one buffer + manifest entries. */
+export async function encodeTensors(named: [string, tf.Tensor][]): Promise<{ data: Buffer; specs: tf.io.WeightsManifestEntry[] }> {
+  const map: tf.NamedTensorMap = {};
+  for (const [k, t] of named) map[k] = t;
+  const { data, specs } = await tf.io.encodeWeights(map);
+  return { data: Buffer.from(data as ArrayBuffer), specs };
+}
+
+/** Writes `dir/model.json` + `dir/weights.bin` atomically (weights first, then the JSON). */
+export async function saveModel(dir: string, config: R2N2Config, weights: Weights, extra: Pick<ModelJson, 'training' | 'data'> = {}): Promise<void> {
+  const named = weightShapes(config).map(([name]) => [name, weights.get(name) as tf.Tensor] as [string, tf.Tensor]);
+  const { data, specs } = await encodeTensors(named);
+  await writeAtomic(path.join(dir, WEIGHTS_FILE), (tmp) => fs.writeFile(tmp, data));
+  const json: ModelJson = { format: 'r2n2-model', version: 1, config, ...extra, created: new Date().toISOString(), weightsManifest: [{ paths: [WEIGHTS_FILE], weights: specs }] };
+  await writeTextAtomic(path.join(dir, MODEL_FILE), JSON.stringify(json, null, 1) + '\n');
+}
+
+export interface LoadedModel {
+  dir: string;
+  json: ModelJson;
+  config: R2N2Config;
+  /** Plain tensors (not variables) by weight name; dispose when done. */
+  tensors: Map<string, tf.Tensor>;
+}
+
+/** Reads and validates a model directory; the tensors match the config's shapes exactly. */
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const file = path.join(dir, MODEL_FILE);
+  const fix = 'train one with "r2n2 train" or point --model at a directory written by it';
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    throw new UserError(`${file} not found; ${fix}`);
+  }
+  let json: ModelJson;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${file} is not valid JSON (${(err as Error).message}); it is truncated or not a model: ${fix}`);
+  }
+  if (!json || json.format !== 'r2n2-model') throw new UserError(`${file} is not an r2n2 model (no "format": "r2n2-model"); ${fix}`);
+  if (json.version !== 1) throw new UserError(`${file} has model format version ${json.version}; this r2n2 reads version 1: use the r2n2 version that wrote it or retrain`);
+  try {
+    checkConfig(json.config);
+  } catch (err) {
+    throw new UserError(`${file}: bad "config": ${(err as Error).message}`);
+  }
+  const group = json.weightsManifest?.[0];
+  if (!group || !Array.isArray(group.weights) || !group.paths?.length) throw new UserError(`${file} has no weightsManifest; ${fix}`);
+  const wfile = path.join(dir, group.paths[0]);
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(wfile);
+  } catch {
+    throw new UserError(`${wfile} not found (named by ${file}); copy the whole model directory`);
+  }
+  const expectedBytes = group.weights.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1) * 4, 0);
+  if (buf.byteLength !== expectedBytes) {
+    throw new UserError(`${wfile} holds ${buf.byteLength} bytes but ${file} describes ${expectedBytes}; the file is truncated or from another model: copy the model directory again`);
+  }
+  const decoded = tf.io.decodeWeights(Uint8Array.from(buf).buffer, group.weights);
+  const tensors = new Map<string, tf.Tensor>();
+  for (const [name, shape] of weightShapes(json.config)) {
+    const t = decoded[name];
+    if (!t) {
+      Object.values(decoded).forEach((x) => x.dispose());
+      throw new UserError(`${wfile} lacks weight "${name}" that the config in ${file} needs; the model does not match its config: retrain`);
+    }
+    if (t.shape.join('x') !== shape.join('x')) {
+      Object.values(decoded).forEach((x) => x.dispose());
+      throw new UserError(`${wfile}: weight "${name}" has shape [${t.shape}] but the config needs [${shape}]; the model does not match its config: retrain`);
+    }
+    const d = t.dataSync();
+    for (let i = 0; i < d.length; i++) {
+      if (!Number.isFinite(d[i])) {
+        Object.values(decoded).forEach((x) => x.dispose());
+        throw new UserError(`${wfile}: weight "${name}" holds NaN or infinite values; the training diverged: retrain with a lower learning rate`);
+      }
+    }
+    tensors.set(name, t);
+  }
+  for (const [k, t] of Object.entries(decoded)) if (!tensors.has(k)) t.dispose();
+  return { dir, json, config: json.config, tensors };
+}
+
+/** Weights (variables) from loaded tensors. */
+export function toVariables(m: LoadedModel, trainable = false): Weights {
+  const w: Weights = new Map();
+  for (const [name, t] of m.tensors) w.set(name, tf.variable(t, trainable, `r2n2-load/${name}/${Math.random().toString(36).slice(2)}`));
+  return w;
+}

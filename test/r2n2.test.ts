@@ -1,0 +1,168 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { promises as fs, existsSync } from 'node:fs';
+import path from 'node:path';
+import { initBackend } from '../src/core/backend/index.js';
+import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField } from '../src/core/gaussian.js';
+import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
+import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
+import { saveModel, loadModel, toVariables } from '../src/io/model.js';
+import { tmpDir, runCli } from './helpers.js';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+let t: ReturnType<typeof tmpDir>;
+beforeAll(() => { t = tmpDir('r2n2-net-'); });
+afterAll(() => t.cleanup());
+
+const TINY: R2N2Config = { netSize: 32, channels: [4, 4, 4], paramChannels: 4, residualBlocks: 1, hidden: 8, sigmaMax: 0.25, activation: 'leaky-relu' };
+
+describe('local Gaussian transformation', () => {
+  test('tfjs equals the double-precision formula, rotated and anisotropic', () => {
+    const p = { cx: 0.2, cy: -0.3, sx: 0.15, sy: 0.3, wx: 0.05, wy: -0.02, phi: 0.7 };
+    const H = 9, W = 13;
+    const ref = gaussianDisplacementJs(p, H, W);
+    const got = tf.tidy(() => gaussianDisplacement({ position: tf.tensor2d([[p.cx, p.cy]]), sigma: tf.tensor2d([[p.sx, p.sy]]), weight: tf.tensor2d([[p.wx, p.wy]]), phi: tf.tensor2d([[p.phi]]) }, H, W).dataSync());
+    for (let i = 0; i < ref.length; i++) expect(got[i]).toBeCloseTo(ref[i], 5);
+    // at the centre the displacement is the weight; along the σx axis (rotated by φ) it falls to e^(−1/2)
+    const at = (x: number, y: number) => gaussianDisplacementJs({ ...p, cx: 0, cy: 0 }, 201, 201)[Math.round((y + 1) * 100) * 201 + Math.round((x + 1) * 100)];
+    expect(at(0, 0)).toBeCloseTo(0.05, 10);
+    const d = 0.15;
+    expect(gaussianDisplacementJs({ ...p, cx: 0, cy: 0, phi: 0 }, 201, 201)[100 * 201 + 100 + Math.round(d * 100)]).toBeCloseTo(0.05 * Math.exp(-0.5), 3);
+    expect(at(0, 0)).toBeGreaterThan(0);
+    // a sequence is the sum of its steps
+    const two = sequenceField([p.cx, p.cy, p.sx, p.sy, p.wx, p.wy, p.phi, p.cx, p.cy, p.sx, p.sy, p.wx, p.wy, p.phi], H, W);
+    for (let i = 0; i < ref.length; i++) expect(two[i]).toBeCloseTo(2 * ref[i], 5);
+  });
+  test('raw outputs map to σ ∈ (0, σmax], w ∈ [−1, 1], φ ∈ [0, π]; zeros give σmax/2, 0, π/2', () => {
+    const m = tf.tidy(() => { const r = mapRawParameters(tf.tensor2d([[0, 0, 0, 0, 0], [50, -50, 50, -50, 50]]), 0.25); return [r.sigma.arraySync(), r.weight.arraySync(), r.phi.arraySync()]; });
+    expect(m[0][0][0]).toBeCloseTo(0.125 + 1e-5, 6);
+    expect(m[1][0]).toEqual([0, 0]);
+    expect(m[2][0][0]).toBeCloseTo(Math.PI / 2, 6);
+    expect(m[0][1][0]).toBeCloseTo(0.25, 4);
+    expect(m[0][1][1]).toBeCloseTo(1e-5, 6);
+    expect(m[1][1]).toEqual([1, -1]);
+    expect(m[2][1][0]).toBeCloseTo(Math.PI, 4);
+  });
+});
+
+describe('the network', () => {
+  test('a step has the documented shapes; an untrained network is the identity (zero last layer)', () => {
+    const w = initWeights(TINY, 3);
+    const out = tf.tidy(() => {
+      const s = initialState(TINY, 2);
+      const o = step(TINY, w, tf.randomUniform([2, 32, 32, 4]) as tf.Tensor4D, s);
+      return { raw: o.raw.arraySync(), pos: o.position.arraySync() as number[][], state: o.state.map((x) => x.shape) };
+    });
+    expect(out.raw).toEqual([[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]);
+    for (const p of out.pos) for (const v of p) expect(Math.abs(v)).toBeLessThanOrEqual(1);
+    expect(out.state).toEqual([[2, 16, 16, 4], [2, 8, 8, 4], [2, 4, 4, 4]]);
+    expect(parameterCount(TINY)).toBe(weightShapes(TINY).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0));
+    disposeWeights(w);
+  });
+  test('gradients reach every weight once the last layer is non-zero; tensor count stays flat', () => {
+    const w = initWeights(TINY, 4);
+    w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
+    const img = (s: number) => Float32Array.from({ length: 32 * 32 }, (_, i) => Math.sin((i % 32) / 4 + s) * Math.cos(Math.floor(i / 32) / 5));
+    const vars = [...w.values()];
+    const before = tf.memory().numTensors;
+    for (let k = 0; k < 2; k++) {
+      const { value, grads } = tf.variableGrads(() => sequenceLoss(TINY, w, [img(0)], [img(0.4)], { steps: 3, lambda: 1 }), vars);
+      for (const v of vars) {
+        const g = grads[v.name];
+        expect(g).toBeDefined();
+        expect(Array.from(g.dataSync()).every(Number.isFinite)).toBe(true);
+      }
+      expect(Array.from(grads[w.get('block0/gru/cand_x/kernel')!.name].dataSync()).some((x) => x !== 0)).toBe(true);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const p = inferSequence(TINY, w, [img(0)], [img(0.4)], { steps: 4 });
+    expect(p[0]).toHaveLength(28);
+    expect(tf.memory().numTensors).toBe(before);
+    disposeWeights(w);
+  });
+});
+
+describe('model directory', () => {
+  test('save → load round trip is exact; truncated, corrupt or mismatched models are one-line errors', async () => {
+    const dir = path.join(t.dir, 'model');
+    const w = initWeights(TINY, 5);
+    await saveModel(dir, TINY, w, { training: { note: 'test' } });
+    const m = await loadModel(dir);
+    expect(m.config).toEqual(TINY);
+    for (const [name, v] of w) expect(Array.from(m.tensors.get(name)!.dataSync())).toEqual(Array.from(v.dataSync()));
+    const vars = toVariables(m);
+    expect(vars.size).toBe(w.size);
+    disposeWeights(vars);
+    m.tensors.forEach((x) => x.dispose());
+    disposeWeights(w);
+    const bad = path.join(t.dir, 'bad');
+    await fs.mkdir(bad, { recursive: true });
+    await expect(loadModel(bad)).rejects.toThrow(/model\.json not found/);
+    const json = await fs.readFile(path.join(dir, 'model.json'), 'utf8');
+    await fs.writeFile(path.join(bad, 'model.json'), json.slice(0, 100));
+    await expect(loadModel(bad)).rejects.toThrow(/not valid JSON.*truncated/);
+    await fs.writeFile(path.join(bad, 'model.json'), json);
+    const bin = await fs.readFile(path.join(dir, 'weights.bin'));
+    await fs.writeFile(path.join(bad, 'weights.bin'), bin.subarray(0, bin.length - 8));
+    await expect(loadModel(bad)).rejects.toThrow(/holds \d+ bytes but .* describes \d+; the file is truncated/);
+    await fs.writeFile(path.join(bad, 'model.json'), json.replace('"hidden": 8', '"hidden": 16'));
+    await fs.writeFile(path.join(bad, 'weights.bin'), bin);
+    await expect(loadModel(bad)).rejects.toThrow(/has shape \[2,8\] but the config needs \[2,16\]; the model does not match its config/);
+    const nan = Buffer.from(bin);
+    nan.writeFloatLE(NaN, 0);
+    await fs.writeFile(path.join(bad, 'model.json'), json);
+    await fs.writeFile(path.join(bad, 'weights.bin'), nan);
+    await expect(loadModel(bad)).rejects.toThrow(/NaN or infinite/);
+  });
+});
+
+describe('r2n2 train and register series (tiny configuration)', () => {
+  const TINY_ARGS = ['--net-size', '32', '--channels', '4', '4', '4', '--param-channels', '4', '--hidden', '8', '--steps', '2', '--quiet'];
+  let data: string;
+  beforeAll(() => {
+    data = path.join(t.dir, 'data');
+    expect(runCli(['phantom', '--out', data, '--series', '1', '--frames', '6', '--size', '64', '--seed', '5']).code).toBe(0);
+  });
+  test('a run killed mid-way and resumed ends with the same weights as an uninterrupted run', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const full = path.join(t.dir, 'full');
+    const part = path.join(t.dir, 'part');
+    const a = runCli(['train', series, '--out', full, '--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS]);
+    expect(a.stderr).toBe('');
+    expect(a.code).toBe(0);
+    // "killed" after the checkpoint at 3: train to 3, then resume to 6
+    expect(runCli(['train', series, '--out', part, '--iterations', '3', '--checkpoint-every', '3', ...TINY_ARGS]).code).toBe(0);
+    const r = runCli(['train', series, '--out', part, '--iterations', '6', '--checkpoint-every', '3', '--resume', ...TINY_ARGS]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resumed at 3/);
+    const wa = await fs.readFile(path.join(full, 'weights.bin'));
+    const wb = await fs.readFile(path.join(part, 'weights.bin'));
+    expect(wb.equals(wa)).toBe(true);
+    for (const f of ['loss.png', 'loss.csv', 'model.json']) expect(existsSync(path.join(full, f))).toBe(true);
+    // other settings cannot resume that checkpoint
+    const other = runCli(['train', series, '--out', part, '--iterations', '9', '--resume', '--lr', '0.01', ...TINY_ARGS]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written with other settings/);
+  });
+  test('register series writes the result contract with 7 numbers per step', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const out = path.join(t.dir, 'reg');
+    const r = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', out, '--steps', '3', '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(await fs.readFile(path.join(out, 'summary.json'), 'utf8'));
+    expect(s.method).toBe('r2n2');
+    expect(s.frames).toHaveLength(5);
+    for (const f of s.frames) expect(f.parameters).toBe(21);
+    const p = JSON.parse(await fs.readFile(path.join(out, s.frames[0].params), 'utf8'));
+    expect(p.sequence).toHaveLength(3);
+    expect(p.sequence[0]).toHaveLength(7);
+    const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', path.join(data, 'series-01', 'landmarks')]);
+    expect(e.code).toBe(0);
+    const missing = runCli(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/model\.json not found/);
+  });
+});
