@@ -3,6 +3,7 @@
 //   npm run bench -- io        read a 140-frame 256² phantom series in each format
 //   npm run bench -- bspline   our B-spline vs elastix (@itk-wasm/elastix): TRE and seconds per pair
 //   npm run bench -- bspline-profile   where one 256² B-spline registration spends its time
+//   npm run bench -- r2n2      R2N2 (R2N2_MODEL) vs B-spline vs elastix on held-out phantom series
 // Results are also written as JSON to bench/results/<suite>-<date>.json.
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +14,7 @@ import { writeImage2D } from '../dist/io/image.js';
 import { openSeries } from '../dist/io/series.js';
 import { autoFixedFrame } from '../dist/app/fixed-frame.js';
 import { bsplineSuite, bsplineProfileSuite } from './bspline.js';
+import { r2n2Suite } from './r2n2.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -52,7 +54,7 @@ async function io({ frames = 140, size = 256, repeats = 3 } = {}) {
   return rows;
 }
 
-const suites = { io, bspline: bsplineSuite, 'bspline-profile': bsplineProfileSuite };
+const suites = { io, bspline: bsplineSuite, 'bspline-profile': bsplineProfileSuite, r2n2: r2n2Suite };
 const which = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = which.length ? which : Object.keys(suites);
 for (const name of names) {

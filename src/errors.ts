@@ -10,6 +10,3 @@ export class UserError extends Error {
     this.exitCode = exitCode;
   }
 }
-
-/** Exit code of a command that exists in the CLI but whose issue has not landed yet. */
-export const EXIT_NOT_IMPLEMENTED = 2;

@@ -14,16 +14,6 @@ describe('the r2n2 command line', () => {
     expect(r.stdout).toMatch(/--log-level/);
   });
 
-  test.each([
-    [['train', 'x', '--out', 'm'], /r2n2 train is not implemented yet \(issue #4\)/],
-    [['register', 'series', 'x'], /r2n2 register series is not implemented yet \(issue #4\)/],
-  ])('commands not built yet exit 2 and print nothing on stdout: %j', (args, msg) => {
-    const r = runCli(args as string[]);
-    expect(r.code).toBe(2);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(msg as RegExp);
-  });
-
   test('unknown commands and options are errors', () => {
     const r = runCli(['frobnicate']);
     expect(r.code).toBe(1);

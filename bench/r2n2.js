@@ -1,0 +1,78 @@
+// `npm run bench -- r2n2`: R2N2 (a trained model: R2N2_MODEL, default fixtures/models/phantom)
+// vs our B-spline vs elastix on held-out phantom series (seeds 21 and 22, never used in
+// training), one process, the same pairs: TRE, seconds per frame, ratios, parameter counts.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../dist/core/backend/index.js';
+import { makePhantomSeries } from '../dist/core/phantom.js';
+import { chooseFixedFrame } from '../dist/core/fixed-frame.js';
+import { frameTre, treReport } from '../dist/core/tre.js';
+import { fieldFromNormalised, mapPoint } from '../dist/core/field.js';
+import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
+import { loadModel } from '../dist/io/model.js';
+import { r2n2Registrar } from '../dist/app/register.js';
+import { bsplineMap, elastixRegister } from './elastix.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export async function r2n2Suite() {
+  const backend = await initBackend('auto');
+  const modelDir = process.env.R2N2_MODEL ?? path.join(here, '..', 'fixtures', 'models', 'phantom');
+  let model;
+  try {
+    model = await loadModel(modelDir);
+  } catch (err) {
+    console.log(`r2n2 bench skipped: ${err.message}`);
+    return { skipped: err.message };
+  }
+  const size = Number(model.json.data?.phantomSize ?? process.env.R2N2_SIZE ?? 128);
+  const steps = Number(process.env.R2N2_STEPS ?? model.json.training?.steps ?? 10);
+  const reg = r2n2Registrar(model, { steps, stopThreshold: 0 });
+  const maps = [await bsplineMap()];
+  const rows = [];
+  for (const seed of [21, 22]) {
+    const s = makePhantomSeries({ size, frames: 60, seed });
+    const frames = Array.from({ length: 60 }, (_, t) => s.renderFrame(t));
+    const { index: f } = await chooseFixedFrame(60, async (t) => frames[t]);
+    const fixed = { geometry: s.geometry, data: frames[f] };
+    const res = { r2n2: [], bspline: [], elastix: [] };
+    for (let k = 0; k < 8; k++) {
+      let t = Math.round(((k + 0.5) * 60) / 8);
+      if (t === f) t++;
+      const moving = { geometry: s.geometry, data: frames[t] };
+      const tre = (field) => frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), s.geometry, (q) => mapPoint(field, q));
+      let t0 = performance.now();
+      const a = await reg.register(fixed, moving, () => undefined);
+      const sa = (performance.now() - t0) / 1000;
+      res.r2n2.push({ seconds: sa, parameters: a.parameters, tre: tre(fieldFromNormalised(a.field, s.geometry)) });
+      t0 = performance.now();
+      const b = registerBspline(fixed.data, moving.data, size, size, BSPLINE_DEFAULTS);
+      const sb = (performance.now() - t0) / 1000;
+      res.bspline.push({ seconds: sb, parameters: b.parameters, tre: tre(fieldFromNormalised(b.field, s.geometry)) });
+      const e = await elastixRegister(fixed, moving, maps);
+      res.elastix.push({ seconds: e.seconds, parameters: e.parameters, tre: tre(e.field) });
+      process.stderr.write(`  seed ${seed} frame ${t}: r2n2 ${sa.toFixed(3)} s, bspline ${sb.toFixed(2)} s, elastix ${e.seconds.toFixed(2)} s\n`);
+    }
+    for (const m of ['r2n2', 'bspline', 'elastix']) {
+      const r = treReport(res[m].map((x) => x.tre));
+      rows.push({
+        case: `phantom seed ${seed} (${size}²)`,
+        method: m,
+        pairs: res[m].length,
+        before_mm: r.before.mean_mm,
+        after_mm: r.after.mean_mm,
+        after_px: r.after.mean_px,
+        seconds: res[m].reduce((a, x) => a + x.seconds, 0) / res[m].length,
+        parameters: res[m].reduce((a, x) => a + x.parameters, 0) / res[m].length,
+      });
+    }
+  }
+  console.log(`R2N2 (${modelDir}, ${steps} steps) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean mm`);
+  console.log('case                      method    pairs  before mm  after mm  after px  s/frame  speed-up vs r2n2  TRE / bspline  parameters');
+  for (const r of rows) {
+    const b = rows.find((x) => x.case === r.case && x.method === 'bspline');
+    const a = rows.find((x) => x.case === r.case && x.method === 'r2n2');
+    console.log(`${r.case.padEnd(25)} ${r.method.padEnd(8)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(r.seconds / a.seconds).toFixed(1).padStart(17)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`);
+  }
+  return { backend: backend.name, model: modelDir, steps, rows };
+}
