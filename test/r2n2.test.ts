@@ -159,8 +159,16 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const p = JSON.parse(await fs.readFile(path.join(out, s.frames[0].params), 'utf8'));
     expect(p.sequence).toHaveLength(3);
     expect(p.sequence[0]).toHaveLength(7);
+    expect(existsSync(path.join(out, 'qc', `${s.frames[0].name}-gaussians.png`))).toBe(true);
     const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', path.join(data, 'series-01', 'landmarks')]);
     expect(e.code).toBe(0);
+    // frames one at a time give the same parameters as the default batch of 8 (float tolerance)
+    const one = path.join(t.dir, 'reg1');
+    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', one, '--steps', '3', '--batch', '1', '--no-qc', '--quiet']).code).toBe(0);
+    const q = JSON.parse(await fs.readFile(path.join(one, s.frames[0].params), 'utf8'));
+    expect(q.batch).toBe(1);
+    expect(p.batch).toBe(5);
+    q.sequence.flat().forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
     const missing = runCli(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/model\.json not found/);

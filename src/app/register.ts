@@ -6,6 +6,7 @@ import { toVariables } from '../io/model.js';
 import { inferSequence } from '../core/r2n2/sequence.js';
 import { sequenceField, PARAMS_PER_STEP } from '../core/gaussian.js';
 import { netImage } from './train.js';
+import { gaussianOverlay } from '../core/qc.js';
 import type { Registrar } from './run-frames.js';
 
 export const R2N2_PARAMS_UNITS =
@@ -14,6 +15,8 @@ export const R2N2_PARAMS_UNITS =
 export interface R2N2RegisterOptions {
   steps: number;
   stopThreshold: number;
+  /** Frames per network batch (default 8: 2× faster per frame than 1 on wasm, measured). */
+  batchSize?: number;
 }
 
 export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Registrar {
@@ -24,13 +27,30 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     method: 'r2n2',
     settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold },
     unitsPerFrame: o.steps,
+    batchSize: o.batchSize ?? 8,
     async register(fixed, moving, tick) {
-      if (!fixedCache || fixedCache.img !== fixed) fixedCache = { img: fixed, net: netImage(fixed, c.netSize) };
-      const [p] = inferSequence(c, weights, [fixedCache.net], [netImage(moving, c.netSize)], { steps: o.steps, stopThreshold: o.stopThreshold, onStep: (t) => tick(`step ${t + 1}/${o.steps}`) });
+      return (await batch(fixed, [moving], tick))[0];
+    },
+    registerBatch: (fixed, moving, tick) => batch(fixed, moving, tick),
+    qcExtra(fixed, r) {
       const [W, H] = fixed.geometry.size;
+      return { suffix: 'gaussians', mosaic: gaussianOverlay(fixed.data, H, W, (r.params.sequence as number[][]) ?? []) };
+    },
+  };
+
+  async function batch(fixed: Image2D, moving: Image2D[], tick: (info: string) => void) {
+    if (!fixedCache || fixedCache.img !== fixed) fixedCache = { img: fixed, net: netImage(fixed, c.netSize) };
+    const net = fixedCache.net;
+    const ps = inferSequence(c, weights, moving.map(() => net), moving.map((m) => netImage(m, c.netSize)), {
+      steps: o.steps,
+      stopThreshold: o.stopThreshold,
+      onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
+    });
+    const [W, H] = fixed.geometry.size;
+    return ps.map((p) => {
       const sequence: number[][] = [];
       for (let k = 0; k < p.length; k += PARAMS_PER_STEP) sequence.push(Array.from(p.subarray(k, k + PARAMS_PER_STEP)));
       return { field: sequenceField(p, H, W), parameters: p.length, params: { steps: sequence.length, units: R2N2_PARAMS_UNITS, sequence } };
-    },
-  };
+    });
+  }
 }

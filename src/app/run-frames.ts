@@ -17,7 +17,7 @@ import { UserError } from '../errors.js';
 import { identityGeometry, sameGeometry, describeGeometry, type Geometry } from '../core/geometry.js';
 import { fieldFromNormalised } from '../core/field.js';
 import { warpSamples } from '../core/warp.js';
-import { registrationQc, meanAbsDiff } from '../core/qc.js';
+import { type Mosaic, registrationQc, meanAbsDiff } from '../core/qc.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import { type Image2D, readImage2D, writeImage2D, writeField, imageStem } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
@@ -43,6 +43,11 @@ export interface Registrar {
   /** Progress units per frame (e.g. total iterations). */
   unitsPerFrame: number;
   register(fixed: Image2D, moving: Image2D, tick: (info: string) => void): Promise<FrameRegistration>;
+  /** Optional: several moving frames at once (faster for networks); `batchSize` frames per call. */
+  batchSize?: number;
+  registerBatch?(fixed: Image2D, moving: Image2D[], tick: (info: string) => void): Promise<FrameRegistration[]>;
+  /** Optional extra QC picture of a frame's transformation, written as qc/<frame>-<suffix>.png. */
+  qcExtra?(fixed: Image2D, r: FrameRegistration): { suffix: string; mosaic: Mosaic } | null;
 }
 
 export type JobInput =
@@ -58,7 +63,8 @@ export interface RunOptions {
   /** Extra fields for summary.json (options, backend details). */
   summaryExtra?: Record<string, unknown>;
   onStart?: (info: { todo: number; skipped: number; units: number; fixedFrame: string; fixedFrameSource: string }) => void;
-  onTick?: (info: string) => void;
+  /** Progress: `by` units done (a batch of k frames advances k per step). */
+  onTick?: (info: string, by?: number) => void;
   onFrame?: (frame: FrameDone) => void;
 }
 
@@ -216,44 +222,58 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
   if (todo.length > 0) {
     const fixed = await src.read(src.fixedIndex);
     const [W, H] = fixed.geometry.size;
-    for (const f of todo) {
-      const moving = await src.read(f.index);
+    const batch = registrar.registerBatch ? Math.max(1, registrar.batchSize ?? 1) : 1;
+    for (let k = 0; k < todo.length; k += batch) {
+      const chunk = todo.slice(k, k + batch);
+      const movings: Image2D[] = [];
+      for (const f of chunk) movings.push(await src.read(f.index));
       const t0 = performance.now();
-      const r = await registrar.register(fixed, moving, (info) => o.onTick?.(`${f.name} ${info}`));
-      const seconds = (performance.now() - t0) / 1000;
-      const warp = warpSamples(moving.data, H, W, r.field);
-      const warped = warp.out as Float32Array;
-      const rp = resultPaths(f.name);
-      await writeField(path.join(out, rp.field), fieldFromNormalised(r.field, fixed.geometry));
-      await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
-      if (o.qc ?? true) {
-        const m = registrationQc(fixed.data, moving.data, warped, H, W, warp.mask);
-        await writeImage2D(path.join(out, 'qc', `${f.name}.png`), { geometry: identityGeometry(m.W, m.H), data: m.data }, [0, 255]);
+      const results =
+        registrar.registerBatch && chunk.length > 1
+          ? await registrar.registerBatch(fixed, movings, (info) => o.onTick?.(`${chunk[0].name}… ${info}`, chunk.length))
+          : [await registrar.register(fixed, movings[0], (info) => o.onTick?.(`${chunk[0].name} ${info}`))];
+      const seconds = (performance.now() - t0) / 1000 / chunk.length;
+      for (let j = 0; j < chunk.length; j++) {
+        const f = chunk[j];
+        const moving = movings[j];
+        const r = results[j];
+        const warp = warpSamples(moving.data, H, W, r.field);
+        const warped = warp.out as Float32Array;
+        const rp = resultPaths(f.name);
+        await writeField(path.join(out, rp.field), fieldFromNormalised(r.field, fixed.geometry));
+        await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
+        if (o.qc ?? true) {
+          const m = registrationQc(fixed.data, moving.data, warped, H, W, warp.mask);
+          await writeImage2D(path.join(out, 'qc', `${f.name}.png`), { geometry: identityGeometry(m.W, m.H), data: m.data }, [0, 255]);
+          const extra = registrar.qcExtra?.(fixed, r);
+          if (extra) await writeImage2D(path.join(out, 'qc', `${f.name}-${extra.suffix}.png`), { geometry: identityGeometry(extra.mosaic.W, extra.mosaic.H), data: extra.mosaic.data }, [0, 255]);
+        }
+        const params: ParamsFile & Record<string, unknown> = {
+          format: 'r2n2-params',
+          method: registrar.method,
+          frame: f.name,
+          fixedFrame: fixedName,
+          moving: f.file,
+          settingsKey: key,
+          backend: o.backend,
+          seconds,
+          batch: chunk.length,
+          parameters: r.parameters,
+          finalLoss: r.finalLoss,
+          ...r.params,
+        };
+        await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
+        const done: FrameDone = {
+          name: f.name,
+          seconds,
+          parameters: r.parameters,
+          finalLoss: r.finalLoss,
+          madBefore: meanAbsDiff(fixed.data, moving.data, warp.mask),
+          madAfter: meanAbsDiff(fixed.data, warped, warp.mask),
+        };
+        registered.push(done);
+        o.onFrame?.(done);
       }
-      const params: ParamsFile & Record<string, unknown> = {
-        format: 'r2n2-params',
-        method: registrar.method,
-        frame: f.name,
-        fixedFrame: fixedName,
-        moving: f.file,
-        settingsKey: key,
-        backend: o.backend,
-        seconds,
-        parameters: r.parameters,
-        finalLoss: r.finalLoss,
-        ...r.params,
-      };
-      await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
-      const done: FrameDone = {
-        name: f.name,
-        seconds,
-        parameters: r.parameters,
-        finalLoss: r.finalLoss,
-        madBefore: meanAbsDiff(fixed.data, moving.data, warp.mask),
-        madAfter: meanAbsDiff(fixed.data, warped, warp.mask),
-      };
-      registered.push(done);
-      o.onFrame?.(done);
     }
   }
 

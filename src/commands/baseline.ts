@@ -108,7 +108,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
         bar.stop();
         bar = ctx.progress('bspline', Math.max(1, s.units));
       },
-      onTick: (info) => bar.tick(1, info),
+      onTick: (info, by) => bar.tick(by ?? 1, info),
       onFrame: (f) => ctx.log.info(f, 'frame registered'),
     }).finally(() => bar.stop());
 

@@ -128,6 +128,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs {
   'fixed-frame-criterion': 'image' | 'intensity';
   steps: number;
   'stop-threshold': number;
+  batch: number;
   force: boolean;
   shard?: string;
   qc: boolean;
@@ -146,18 +147,20 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame criterion' })
       .option('steps', { type: 'number', default: 25, describe: 'Gaussian steps per frame' })
       .option('stop-threshold', { type: 'number', default: 0, describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)' })
+      .option('batch', { type: 'number', default: 8, describe: 'frames per network batch' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
-      .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png' })
+      .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }) as never,
   handler: async (argv) => {
     if (!(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
     if (!(argv['stop-threshold'] >= 0)) throw new UserError(`--stop-threshold must be ≥ 0, got ${argv['stop-threshold']}`);
+    if (!(Number.isInteger(argv.batch) && argv.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${argv.batch}`);
     const shard = parseShard(argv.shard);
     const ctx = makeContext(argv);
     const backend = await startBackend(argv.backend, ctx);
     const model = await loadModel(argv.model);
-    const registrar = r2n2Registrar(model, { steps: argv.steps, stopThreshold: argv['stop-threshold'] });
+    const registrar = r2n2Registrar(model, { steps: argv.steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch });
     let bar = ctx.progress('r2n2', 1);
     const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
       out: argv.out,
@@ -170,7 +173,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         bar.stop();
         bar = ctx.progress('r2n2', Math.max(1, s.units));
       },
-      onTick: (info) => bar.tick(1, info),
+      onTick: (info, by) => bar.tick(by ?? 1, info),
       onFrame: (f) => ctx.log.info(f, 'frame registered'),
     }).finally(() => bar.stop());
     if (argv.json) return printJson(report);

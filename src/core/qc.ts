@@ -58,3 +58,48 @@ export function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask?: A
   }
   return n ? s / n : NaN;
 }
+
+/**
+ * The Gaussian sequence of an R2N2 registration over the fixed frame (the paper's Figure 7):
+ * the frame darkened to grey levels 0–150, each step's 1σ ellipse (the level set
+ * exp(−Q) = e^(−1/2), whatever the rotation convention) drawn with a brightness that grows with
+ * its weight |w| relative to the sequence's largest, and its weight vector as a line from the
+ * centre, lengthened `arrowScale`× so sub-pixel steps stay visible.
+ * `steps`: rows of 7 numbers (cx, cy, σx, σy, wx, wy, φ) in normalised units.
+ */
+export function gaussianOverlay(fixed: Float32Array, H: number, W: number, steps: number[][], arrowScale = 10): Mosaic {
+  const lo = percentile(fixed, 1);
+  const hi = percentile(fixed, 99);
+  const span = hi > lo ? hi - lo : 1;
+  const data = Float32Array.from(fixed, (v) => Math.min(150, Math.max(0, ((v - lo) / span) * 150)));
+  const toPx = (x: number, y: number): [number, number] => [((x + 1) * (W - 1)) / 2, ((y + 1) * (H - 1)) / 2];
+  const put = (x: number, y: number, g: number) => {
+    const i = Math.round(y);
+    const j = Math.round(x);
+    if (i >= 0 && j >= 0 && i < H && j < W) data[i * W + j] = Math.max(data[i * W + j], g);
+  };
+  const wmax = Math.max(1e-12, ...steps.map((s) => Math.hypot(s[4], s[5])));
+  for (const [cx, cy, sx, sy, wx, wy, phi] of steps) {
+    const g = 170 + 85 * (Math.hypot(wx, wy) / wmax);
+    const c2 = Math.cos(phi) ** 2;
+    const s2 = Math.sin(phi) ** 2;
+    const s2p = Math.sin(2 * phi);
+    const a = c2 / (2 * sx * sx) + s2 / (2 * sy * sy);
+    const b = -s2p / (4 * sx * sx) + s2p / (4 * sy * sy);
+    const c = s2 / (2 * sx * sx) + c2 / (2 * sy * sy);
+    const N = 180;
+    for (let k = 0; k < N; k++) {
+      const t = (2 * Math.PI * k) / N;
+      const vx = Math.cos(t);
+      const vy = Math.sin(t);
+      const r = Math.sqrt(0.5 / (a * vx * vx + 2 * b * vx * vy + c * vy * vy));
+      const [px, py] = toPx(cx + r * vx, cy + r * vy);
+      put(px, py, g);
+    }
+    const [x0, y0] = toPx(cx, cy);
+    const [x1, y1] = toPx(cx + arrowScale * wx, cy + arrowScale * wy);
+    const n = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0)));
+    for (let k = 0; k <= n; k++) put(x0 + ((x1 - x0) * k) / n, y0 + ((y1 - y0) * k) / n, 255);
+  }
+  return { data, H, W };
+}
