@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { evaluateTre, type TreEvaluation } from '../app/evaluate-tre.js';
 import type { TreStats } from '../core/tre.js';
 import { writeTextAtomic } from '../io/atomic.js';
+import { evaluateJacobian } from '../app/evaluate-jacobian.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface TreArgs extends GlobalArgs {
@@ -101,9 +102,39 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
   },
 };
 
+interface JacobianArgs extends GlobalArgs {
+  result: string;
+  json: boolean;
+  write: boolean;
+}
+
+const jacobianCommand: CommandModule<GlobalArgs, JacobianArgs> = {
+  command: 'jacobian',
+  describe: 'plausibility of the fields: Jacobian determinant per frame (folding %, SDlogJ, min, max)',
+  builder: (y) =>
+    y
+      .option('result', { type: 'string', demandOption: true, describe: 'result directory (summary.json + fields/)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print as JSON' })
+      .option('write', { type: 'boolean', default: false, describe: 'also write det J images to RESULT/jacobian/<frame>.nii.gz' })
+      .example('$0 evaluate jacobian --result results/bspline-01', 'folding and SDlogJ per frame') as never,
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const bar = ctx.progress('jacobian', 1);
+    const ev = await evaluateJacobian(argv.result, { write: argv.write }).finally(() => bar.stop());
+    if (argv.json) return printJson({ ...ev, definition: 'det J of T(p) = p + u(p), central differences in mm; folding = det J <= 0; SDlogJ = std of log(clip(det J, 1e-9, 1e9))' });
+    const w = Math.max(16, ...ev.frames.map((f) => f.name.length));
+    const lines = [`method: ${ev.method}   fixed frame: ${ev.fixedFrame}   frames: ${ev.frames.length}`, '', `${'frame'.padEnd(w)}  folding %   SDlogJ   min detJ   max detJ`];
+    for (const f of ev.frames) lines.push(`${f.name.padEnd(w)}  ${fmt(100 * f.folding, 3).padStart(9)}  ${fmt(f.sdLogJ, 4).padStart(7)}  ${fmt(f.min, 3).padStart(9)}  ${fmt(f.max, 3).padStart(9)}`);
+    const o = ev.overall;
+    lines.push('', `overall: folding ${fmt(100 * o.folding, 4)} % (${o.foldingPixels} px in ${o.framesWithFolding} frame(s)), SDlogJ ${fmt(o.sdLogJ, 4)}, det J ${fmt(o.min, 3)}..${fmt(o.max, 3)}`);
+    if (ev.written) lines.push(`det J images: ${ev.written}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};
+
 export const evaluateCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'evaluate <what>',
-  describe: 'accuracy figures of a registration (tre)',
-  builder: (y) => y.command(treCommand as never).demandCommand(1, 'name what to evaluate: tre') as never,
+  describe: 'accuracy and plausibility figures of a registration (tre, jacobian)',
+  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian') as never,
   handler: () => undefined,
 };

@@ -1,0 +1,50 @@
+/** `evaluate jacobian`: det J statistics per frame of a result directory (and optional det-J images). */
+import path from 'node:path';
+import { jacobianDeterminant, jacobianStats, type JacobianStats } from '../core/jacobian.js';
+import { readSummary, readField, resultFile, writeImage2D } from '../io/index.js';
+
+export interface JacobianFrame extends JacobianStats {
+  name: string;
+}
+
+export interface JacobianEvaluation {
+  result: string;
+  method: string;
+  fixedFrame: string;
+  frames: JacobianFrame[];
+  /** Over all pixels of all frames. */
+  overall: { folding: number; foldingPixels: number; sdLogJ: number; min: number; max: number; framesWithFolding: number };
+  written?: string;
+}
+
+export async function evaluateJacobian(result: string, o: { write?: boolean; onFrame?: (name: string) => void } = {}): Promise<JacobianEvaluation> {
+  const summary = await readSummary(result);
+  const frames: JacobianFrame[] = [];
+  let fold = 0, n = 0, sumsq = 0, sum = 0, min = Infinity, max = -Infinity;
+  for (const f of summary.frames) {
+    const field = await readField(resultFile(result, f.field));
+    const det = jacobianDeterminant(field);
+    const s = jacobianStats(det);
+    frames.push({ name: f.name, ...s });
+    fold += s.foldingPixels;
+    for (const d of det) {
+      const l = Math.log(Math.min(1e9, Math.max(1e-9, d)));
+      sum += l;
+      sumsq += l * l;
+    }
+    n += s.n;
+    min = Math.min(min, s.min);
+    max = Math.max(max, s.max);
+    if (o.write) await writeImage2D(path.join(result, 'jacobian', `${f.name}.nii.gz`), { geometry: field.geometry, data: det });
+    o.onFrame?.(f.name);
+  }
+  const mean = sum / Math.max(n, 1);
+  return {
+    result,
+    method: summary.method,
+    fixedFrame: summary.fixedFrame,
+    frames,
+    overall: { folding: fold / Math.max(n, 1), foldingPixels: fold, sdLogJ: Math.sqrt(Math.max(0, sumsq / Math.max(n, 1) - mean * mean)), min, max, framesWithFolding: frames.filter((f) => f.foldingPixels > 0).length },
+    written: o.write ? path.join(result, 'jacobian') : undefined,
+  };
+}

@@ -1,0 +1,72 @@
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { jacobianDeterminant, jacobianStats } from '../src/core/jacobian.js';
+import type { DisplacementField } from '../src/core/field.js';
+import type { Geometry } from '../src/core/geometry.js';
+import { indexToPhysical } from '../src/core/geometry.js';
+import { writeField, writeSummary } from '../src/io/index.js';
+import { tmpDir, runCli } from './helpers.js';
+
+const g: Geometry = { size: [30, 20], spacing: [0.8, 1.5], origin: [3, -2], direction: [Math.cos(0.4), -Math.sin(0.4), Math.sin(0.4), Math.cos(0.4)] };
+
+/** u(p) = (A − I)(p − c) in physical units: T(p) = A(p − c) + c, det J = det A everywhere. */
+function affineField(A: number[], geometry = g): DisplacementField {
+  const [W, H] = geometry.size;
+  const data = new Float32Array(2 * W * H);
+  const c = [10, 5];
+  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
+    const p = indexToPhysical(geometry, [j, i]);
+    const q = [p[0] - c[0], p[1] - c[1]];
+    data[2 * (i * W + j)] = (A[0] - 1) * q[0] + A[1] * q[1];
+    data[2 * (i * W + j) + 1] = A[2] * q[0] + (A[3] - 1) * q[1];
+  }
+  return { geometry, data };
+}
+
+describe('Jacobian determinant', () => {
+  test('a known affine map has det J = det A at every pixel (rotated grid, anisotropic spacing)', () => {
+    const A = [1.2, 0.3, -0.1, 0.9]; // det = 1.08 + 0.03 = 1.11
+    const det = jacobianDeterminant(affineField(A));
+    for (const d of det) expect(d).toBeCloseTo(1.11, 4);
+    const s = jacobianStats(det);
+    expect(s.folding).toBe(0);
+    expect(s.sdLogJ).toBeLessThan(1e-4);
+  });
+  test('identity has det 1; a reflection (folding) is detected', () => {
+    expect(Array.from(jacobianDeterminant(affineField([1, 0, 0, 1]))).every((d) => Math.abs(d - 1) < 1e-5)).toBe(true);
+    const s = jacobianStats(jacobianDeterminant(affineField([-1, 0, 0, 1])));
+    expect(s.folding).toBe(1);
+    expect(s.max).toBeCloseTo(-1, 4);
+  });
+  test('SDlogJ by hand: half the pixels det 2, half det 1/2 → std of ±log 2 = log 2', () => {
+    const s = jacobianStats([2, 2, 0.5, 0.5]);
+    expect(s.sdLogJ).toBeCloseTo(Math.log(2), 10);
+    expect(s.mean).toBeCloseTo(1.25, 10);
+  });
+});
+
+describe('r2n2 evaluate jacobian', () => {
+  const t = tmpDir('r2n2-jac-');
+  afterAll(() => t.cleanup());
+  test('reports folding per frame, writes det-J images with --write', async () => {
+    const dir = t.dir;
+    await writeField(path.join(dir, 'fields', 'a.nii.gz'), affineField([1.2, 0.3, -0.1, 0.9]));
+    await writeField(path.join(dir, 'fields', 'b.nii.gz'), affineField([-1, 0, 0, 1]));
+    await writeSummary(dir, { format: 'r2n2-result', version: 1, method: 'test', backend: 'none', fixedFrame: 'f', frames: [{ name: 'a', field: 'fields/a.nii.gz', seconds: 0, parameters: 6 }, { name: 'b', field: 'fields/b.nii.gz', seconds: 0, parameters: 6 }] });
+    const r = runCli(['evaluate', 'jacobian', '--result', dir, '--json', '--write']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const ev = JSON.parse(r.stdout);
+    expect(ev.frames[0].folding).toBe(0);
+    expect(ev.frames[0].mean).toBeCloseTo(1.11, 3);
+    expect(ev.frames[1].folding).toBe(1);
+    expect(ev.overall.framesWithFolding).toBe(1);
+    expect(ev.overall.folding).toBeCloseTo(0.5, 6);
+    expect(existsSync(path.join(dir, 'jacobian', 'b.nii.gz'))).toBe(true);
+    const text = runCli(['evaluate', 'jacobian', '--result', dir]);
+    expect(text.stdout).toMatch(/overall: folding 50\.0000 % \(600 px in 1 frame\(s\)\)/);
+    const bad = runCli(['evaluate', 'jacobian', '--result', path.join(dir, 'nope')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/summary\.json not found/);
+  });
+});
