@@ -3,6 +3,7 @@ import { evaluateTre, type TreEvaluation } from '../app/evaluate-tre.js';
 import type { TreStats } from '../core/tre.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { evaluateJacobian } from '../app/evaluate-jacobian.js';
+import { compareResults } from '../app/evaluate-compare.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface TreArgs extends GlobalArgs {
@@ -132,9 +133,44 @@ const jacobianCommand: CommandModule<GlobalArgs, JacobianArgs> = {
   },
 };
 
+interface CompareArgs extends GlobalArgs {
+  results: string[];
+  landmarks?: string;
+  json: boolean;
+}
+
+const compareCommand: CommandModule<GlobalArgs, CompareArgs> = {
+  command: 'compare <results..>',
+  describe: 'several results side by side: TRE, SDlogJ, folding, seconds per frame, parameters, ratios to the first',
+  builder: (y) =>
+    y
+      .positional('results', { type: 'string', array: true, describe: 'result directories (the first is the reference of the ratios)' })
+      .option('landmarks', { type: 'string', describe: 'landmark directory (default: <series>/../landmarks of each result)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print as JSON' })
+      .example('$0 evaluate compare res/r2n2-01 res/bspline-01 --landmarks data/series-01/landmarks', 'R2N2 vs B-spline on one series') as never,
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const bar = ctx.progress('compare', argv.results.length);
+    const c = await compareResults(argv.results.map(String), argv.landmarks, (r) => bar.tick(1, r)).finally(() => bar.stop());
+    if (argv.json) return printJson(c);
+    const mw = Math.max(10, ...c.rows.map((r) => r.method.length));
+    const cw = Math.max(9, ...c.labels.map((l) => l.length));
+    const lines = ['mean TRE (mm) per series', `${'method'.padEnd(mw)}  ${c.labels.map((l) => l.padStart(cw)).join('  ')}  ${'all'.padStart(7)}`];
+    lines.push(`${'identity'.padEnd(mw)}  ${c.identity.map((v) => fmt(v, 3).padStart(cw)).join('  ')}  ${''.padStart(7)}`);
+    for (const r of c.rows) lines.push(`${r.method.padEnd(mw)}  ${r.perSeries.map((v) => fmt(v, 3).padStart(cw)).join('  ')}  ${fmt(r.meanMm, 3).padStart(7)}`);
+    lines.push('', `${'method'.padEnd(mw)}  TRE mean ± std mm   median    p90    max   folding %  SDlogJ   s/frame  parameters   TRE ratio  time ratio  param ratio`);
+    for (const r of c.rows) {
+      lines.push(
+        `${r.method.padEnd(mw)}  ${`${fmt(r.meanMm, 3)} ± ${fmt(r.stdMm, 3)}`.padStart(17)}  ${fmt(r.medianMm, 3).padStart(7)} ${fmt(r.p90Mm, 3).padStart(6)} ${fmt(r.maxMm, 3).padStart(6)}  ${fmt(100 * r.folding, 3).padStart(9)}  ${fmt(r.sdLogJ, 4).padStart(6)}  ${fmt(r.secondsPerFrame, 3).padStart(8)}  ${fmt(r.parameters, 0).padStart(10)}  ${fmt(r.ratio.tre, 2).padStart(10)}  ${fmt(r.ratio.seconds, 2).padStart(10)}  ${fmt(r.ratio.parameters, 3).padStart(11)}`,
+      );
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};
+
 export const evaluateCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'evaluate <what>',
-  describe: 'accuracy and plausibility figures of a registration (tre, jacobian)',
-  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian') as never,
+  describe: 'accuracy and plausibility figures of a registration (tre, jacobian, compare)',
+  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).command(compareCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian, compare') as never,
   handler: () => undefined,
 };
