@@ -47,6 +47,8 @@ export interface CompareMethodRow {
 }
 
 export interface Comparison {
+  /** Every landmark's TRE after registration (mm), per method; `identity` = before. */
+  treValues: Record<string, number[]>;
   labels: string[];
   identity: (number | null)[];
   rows: CompareMethodRow[];
@@ -65,6 +67,8 @@ export async function compareResults(results: string[], landmarks?: string, onRe
   const poolMm = new Map<string, number[]>();
   const poolPx = new Map<string, number[]>();
   const poolMmByResult = new Map<string, number[]>();
+  const beforeValues: number[] = [];
+  const beforeSeen = new Set<string>();
   const poolPxByResult = new Map<string, number[]>();
   for (const r of results) {
     const s = await readSummary(r);
@@ -97,7 +101,10 @@ export async function compareResults(results: string[], landmarks?: string, onRe
     const px = poolPx.get(s.method) ?? [];
     const rmm: number[] = [];
     const rpx: number[] = [];
+    const firstOfSeries = !beforeSeen.has(series || r);
+    beforeSeen.add(series || r);
     for (const f of tre.frames) {
+      if (firstOfSeries) beforeValues.push(...f.beforeMm);
       rmm.push(...(f.afterMm ?? []));
       if (f.afterPx) rpx.push(...f.afterPx);
     }
@@ -151,5 +158,7 @@ export async function compareResults(results: string[], landmarks?: string, onRe
   const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? a / b : null);
   for (const r of rows) r.ratio = { tre: ratio(r.meanMm, first.meanMm), seconds: ratio(r.secondsPerFrame, first.secondsPerFrame), parameters: ratio(r.parameters, first.parameters) };
   const identity = labels.map((l) => entries.find((e) => e.label === l)?.tre.before.mean_mm ?? null);
-  return { labels, identity, rows, entries };
+  const treValues: Record<string, number[]> = { identity: beforeValues };
+  for (const m of methods) treValues[m] = poolMm.get(m) ?? [];
+  return { treValues, labels, identity, rows, entries };
 }

@@ -4,6 +4,7 @@ import type { TreStats } from '../core/tre.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { evaluateJacobian } from '../app/evaluate-jacobian.js';
 import { compareResults } from '../app/evaluate-compare.js';
+import { writeReport } from '../app/report.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface TreArgs extends GlobalArgs {
@@ -168,9 +169,38 @@ const compareCommand: CommandModule<GlobalArgs, CompareArgs> = {
   },
 };
 
+interface ReportArgs extends GlobalArgs {
+  results: string[];
+  landmarks?: string;
+  out: string;
+  frames?: string[];
+  magnify: number;
+  json: boolean;
+}
+
+const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
+  command: 'report <results..>',
+  describe: 'a self-contained HTML report: compare table, TRE box plots, pictures of chosen frames',
+  builder: (y) =>
+    y
+      .positional('results', { type: 'string', array: true, describe: 'result directories (the first gives the series and frames pictured)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'report directory (index.html, img/)' })
+      .option('landmarks', { type: 'string', describe: 'landmark directory (default: <series>/../landmarks of each result)' })
+      .option('frames', { type: 'string', array: true, describe: 'frames to picture (default: the one with the largest identity TRE and the median one)' })
+      .option('magnify', { type: 'number', default: 5, describe: 'magnification of the displacement in the deformed-grid pictures' })
+      .option('json', { type: 'boolean', default: false, describe: 'print where the report is, as JSON' })
+      .example('$0 evaluate report res/r2n2-01 res/bspline-01 --out report-01', 'open report-01/index.html in a browser') as never,
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const r = await writeReport({ results: argv.results.map(String), landmarks: argv.landmarks, out: argv.out, frames: argv.frames?.map(String), magnify: argv.magnify, onStep: (w) => ctx.log.info({ step: w }, 'report') });
+    if (argv.json) return printJson(r);
+    process.stdout.write(`report  ${r.file} (${r.images} pictures of ${r.frames.join(', ')})\n`);
+  },
+};
+
 export const evaluateCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'evaluate <what>',
-  describe: 'accuracy and plausibility figures of a registration (tre, jacobian, compare)',
-  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).command(compareCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian, compare') as never,
+  describe: 'accuracy and plausibility figures of a registration (tre, jacobian, compare, report)',
+  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).command(compareCommand as never).command(reportCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian, compare, report') as never,
   handler: () => undefined,
 };
