@@ -70,3 +70,33 @@ describe('r2n2 evaluate jacobian', () => {
     expect(bad.stderr).toMatch(/summary\.json not found/);
   });
 });
+
+describe('Dice (r2n2 evaluate dice)', () => {
+  const t = tmpDir('r2n2-dice-');
+  afterAll(() => t.cleanup());
+  test('a square shifted 3 px: Dice 0.7 before by hand, 1 after the true field; label 2 kept apart', async () => {
+    const { writeImage2D } = await import('../src/io/index.js');
+    const geo: Geometry = { size: [40, 30], spacing: [0.5, 2], origin: [0, 0], direction: [1, 0, 0, 1] };
+    const square = (dx: number) => {
+      const d = new Float32Array(40 * 30);
+      for (let i = 5; i < 15; i++) for (let j = 10 + dx; j < 20 + dx; j++) d[i * 40 + j] = 1;
+      for (let i = 20; i < 25; i++) for (let j = 30; j < 35; j++) d[i * 40 + j] = 2; // does not move
+      return d;
+    };
+    const dir = t.dir;
+    await writeImage2D(path.join(dir, 'labels', 'f.nrrd'), { geometry: geo, data: square(0) });
+    await writeImage2D(path.join(dir, 'labels', 'm.nrrd'), { geometry: geo, data: square(3) });
+    const u = new Float32Array(2 * 40 * 30);
+    for (let i = 0; i < 30; i++) for (let j = 0; j < 40; j++) if (i < 18) u[2 * (i * 40 + j)] = 3 * 0.5; // +3 columns in mm, upper part only
+    await writeField(path.join(dir, 'res', 'fields', 'm.nii.gz'), { geometry: geo, data: u });
+    await writeSummary(path.join(dir, 'res'), { format: 'r2n2-result', version: 1, method: 'shift', backend: 'none', fixedFrame: 'f', frames: [{ name: 'm', field: 'fields/m.nii.gz', seconds: 0, parameters: 2 }] });
+    const r = runCli(['evaluate', 'dice', '--result', path.join(dir, 'res'), '--labels', path.join(dir, 'labels'), '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const ev = JSON.parse(r.stdout);
+    expect(ev.frames[0].before['1']).toBeCloseTo(0.7, 10);
+    expect(ev.frames[0].after['1']).toBe(1);
+    expect(ev.frames[0].after['2']).toBe(1);
+    expect(ev.meanAfter).toBe(1);
+  });
+});

@@ -5,6 +5,7 @@ import { writeTextAtomic } from '../io/atomic.js';
 import { evaluateJacobian } from '../app/evaluate-jacobian.js';
 import { compareResults } from '../app/evaluate-compare.js';
 import { writeReport } from '../app/report.js';
+import { evaluateDice } from '../app/evaluate-dice.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface TreArgs extends GlobalArgs {
@@ -198,9 +199,33 @@ const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
   },
 };
 
+interface DiceArgs extends GlobalArgs {
+  result: string;
+  labels: string;
+  json: boolean;
+}
+
+const diceCommand: CommandModule<GlobalArgs, DiceArgs> = {
+  command: 'dice',
+  describe: 'Dice per label: moving label maps warped (nearest neighbour) onto the fixed frame',
+  builder: (y) =>
+    y
+      .option('result', { type: 'string', demandOption: true, describe: 'result directory' })
+      .option('labels', { type: 'string', demandOption: true, describe: 'directory of label maps, one per frame, named like the frames' })
+      .option('json', { type: 'boolean', default: false, describe: 'print as JSON' }) as never,
+  handler: async (argv) => {
+    const ev = await evaluateDice(argv.result, argv.labels);
+    if (argv.json) return printJson(ev);
+    const lines = [`fixed frame: ${ev.fixedFrame}   frames with labels: ${ev.frames.length}`, '', 'label   Dice before   Dice after'];
+    for (const p of ev.perLabel) lines.push(`${String(p.label).padStart(5)}   ${fmt(p.before, 4).padStart(11)}   ${fmt(p.after, 4).padStart(10)}`);
+    lines.push(`mean    ${fmt(ev.meanBefore, 4).padStart(11)}   ${fmt(ev.meanAfter, 4).padStart(10)}`);
+    process.stdout.write(lines.join('\n') + '\n');
+  },
+};
+
 export const evaluateCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'evaluate <what>',
-  describe: 'accuracy and plausibility figures of a registration (tre, jacobian, compare, report)',
-  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).command(compareCommand as never).command(reportCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian, compare, report') as never,
+  describe: 'accuracy and plausibility figures of a registration (tre, jacobian, compare, report, dice)',
+  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).command(compareCommand as never).command(reportCommand as never).command(diceCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian, compare, report, dice') as never,
   handler: () => undefined,
 };
