@@ -3,6 +3,7 @@ import { UserError } from '../errors.js';
 import type { Image2D } from '../io/image.js';
 import { type BsplineOptions, checkOptions, perLevel, registerBspline } from '../bspline/register.js';
 import type { Registrar } from './run-frames.js';
+import { AFFINE_DEFAULTS, AFFINE_PARAMETERS } from '../core/affine.js';
 
 export const BSPLINE_PARAMS_UNITS =
   'control-point displacements in normalised units ([-1, 1] across the image, align-corners: one pixel = 2/(n-1)); x and y are [cpH, cpW] row-major per level; the dense field of a level is By·P·Bxᵀ (METHOD.md), levels add up';
@@ -14,22 +15,32 @@ export function bsplineRegistrar(options: BsplineOptions): Registrar {
     throw new UserError(`${(err as Error).message} (see r2n2 baseline bspline --help)`);
   }
   const { onIteration: _unused, ...settings } = options;
-  const units = Array.from({ length: options.levels }, (_, l) => perLevel(options.iterations, l, 'iterations')).reduce((a, b) => a + b, 0);
+  const units =
+    Array.from({ length: options.levels }, (_, l) => perLevel(options.iterations, l, 'iterations')).reduce((a, b) => a + b, 0) +
+    (options.init && options.init !== 'none' ? (options.initIterations ?? AFFINE_DEFAULTS.iterations).reduce((a, b) => a + b, 0) : 0);
   return {
     method: 'bspline',
     settings: settings as unknown as Record<string, unknown>,
     unitsPerFrame: units,
     async register(fixed: Image2D, moving: Image2D, tick) {
       const [W, H] = fixed.geometry.size;
-      const r = registerBspline(fixed.data, moving.data, H, W, {
-        ...options,
-        onIteration: ({ level, iteration, loss }) => tick(`level ${level + 1}/${options.levels} it ${iteration + 1} loss ${loss.toPrecision(4)}`),
-      });
+      const r = registerBspline(
+        fixed.data,
+        moving.data,
+        H,
+        W,
+        {
+          ...options,
+          onIteration: ({ level, iteration, loss }) => tick(`${level < 0 ? options.init : `level ${level + 1}/${options.levels}`} it ${iteration + 1} loss ${loss.toPrecision(4)}`),
+        },
+        fixed.geometry,
+      );
       const levels = r.levels.map((l) => {
         const n = l.controlGrid[0] * l.controlGrid[1];
         return { size: l.size, factor: l.factor, spacing: l.spacing, controlGrid: l.controlGrid, iterations: l.iterations, finalLoss: l.finalLoss, x: Array.from(l.params.subarray(0, n)), y: Array.from(l.params.subarray(n, 2 * n)) };
       });
-      return { field: r.field, parameters: r.parameters, finalLoss: r.finalLoss, params: { order: options.order, units: BSPLINE_PARAMS_UNITS, levels } };
+      const affine = r.affine ? { ...r.affine, parameters: AFFINE_PARAMETERS[r.affine.kind], convention: 'T(p) = matrix·(p − centre) + centre + translation, p in mm (fixed → moving); the B-spline levels add to its field' } : null;
+      return { field: r.field, parameters: r.parameters, finalLoss: r.finalLoss, params: { order: options.order, units: BSPLINE_PARAMS_UNITS, affine, levels } };
     },
   };
 }

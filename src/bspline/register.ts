@@ -16,6 +16,8 @@ import { AmsGrad } from '../core/optim.js';
 import { normaliseIntensity } from '../core/intensity.js';
 import { gaussianBlur, pyramidLevel, resampleAligned } from '../core/resample.js';
 import { basisTensors, bsplineGrid, denseField } from './kernel.js';
+import { type Geometry, identityGeometry } from '../core/geometry.js';
+import { type AffineTransform, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, registerAffine } from '../core/affine.js';
 
 export interface BsplineOptions {
   /** Pyramid levels (coarse to fine); level l is down-sampled by 2^(levels−1−l). */
@@ -40,7 +42,11 @@ export interface BsplineOptions {
   clamp?: number;
   /** Gaussian σ (pixels) applied to both images at the full-resolution level (coarser levels use factor/2); 0 = none (AirLab). */
   finestSigma?: number;
-  /** Called after every iteration. */
+  /** Global stage before the B-spline (core/affine.ts), default none. */
+  init?: InitKind;
+  /** Iterations per level of the global stage (default AFFINE_DEFAULTS). */
+  initIterations?: number[];
+  /** Called after every iteration (level −1: the global stage). */
   onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
 }
 
@@ -71,8 +77,10 @@ export interface BsplineLevelResult {
 }
 
 export interface BsplineResult {
-  /** Total displacement `[2, H, W]`, normalised units. */
+  /** Total displacement `[2, H, W]`, normalised units (global stage + B-spline levels). */
   field: Float32Array;
+  /** The global stage, when `init` is not none. */
+  affine?: AffineTransform;
   levels: BsplineLevelResult[];
   /** Σ over levels of 2·cpH·cpW. */
   parameters: number;
@@ -98,7 +106,7 @@ export function checkOptions(o: BsplineOptions): void {
   if (o.finestSigma !== undefined && !(o.finestSigma >= 0 && o.finestSigma <= 50)) throw new Error(`finest sigma must be 0..50 pixels, got ${o.finestSigma}`);
 }
 
-export function registerBspline(fixed: Float32Array, moving: Float32Array, H: number, W: number, options: BsplineOptions): BsplineResult {
+export function registerBspline(fixed: Float32Array, moving: Float32Array, H: number, W: number, options: BsplineOptions, geometry: Geometry = identityGeometry(W, H)): BsplineResult {
   const o = options;
   checkOptions(o);
   if (fixed.length !== H * W || moving.length !== H * W) throw new Error(`images must hold ${H}×${W} values`);
@@ -109,6 +117,21 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
   let total: Float32Array | null = null; // [2, h, w] at the previous level
   let prevH = 0;
   let prevW = 0;
+  let affine: AffineTransform | undefined;
+  if (o.init && o.init !== 'none') {
+    affine = registerAffine(fixed, moving, geometry, {
+      ...AFFINE_DEFAULTS,
+      kind: o.init,
+      iterations: o.initIterations ?? AFFINE_DEFAULTS.iterations,
+      loss: o.loss,
+      lossOptions: o.lossOptions,
+      normalise: o.normalise,
+      onIteration: (i) => o.onIteration?.({ ...i, level: -1 }),
+    });
+    total = affineField(affine, geometry);
+    prevH = H;
+    prevW = W;
+  }
   const levels: BsplineLevelResult[] = [];
   let finalLoss = NaN;
   for (let l = 0; l < o.levels; l++) {
@@ -172,5 +195,6 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
     }
   }
   const field = prevH === H && prevW === W ? (total as Float32Array) : resampleAligned(total as Float32Array, 2, prevH, prevW, H, W);
-  return { field: Float32Array.from(field), levels, parameters: levels.reduce((a, l) => a + 2 * l.controlGrid[0] * l.controlGrid[1], 0), finalLoss };
+  const parameters = levels.reduce((a, l) => a + 2 * l.controlGrid[0] * l.controlGrid[1], 0) + (affine ? AFFINE_PARAMETERS[affine.kind] : 0);
+  return { field: Float32Array.from(field), affine, levels, parameters, finalLoss };
 }

@@ -5,6 +5,7 @@ import { BSPLINE_DEFAULTS, type BsplineOptions } from '../bspline/register.js';
 import { LOSS_NAMES, type LossName } from '../core/losses.js';
 import { REGULARISER_NAMES, type RegulariserName } from '../core/regularisers.js';
 import { bsplineRegistrar } from '../app/bspline.js';
+import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/affine.js';
 import { type JobInput, runFrames } from '../app/run-frames.js';
 import { type BackendArgs, type GlobalArgs, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
 
@@ -28,6 +29,8 @@ interface Args extends GlobalArgs, BackendArgs {
   'ngf-epsilon'?: number;
   normalise: boolean;
   'finest-sigma': number;
+  init: InitKind;
+  'init-iterations': number[];
   force: boolean;
   shard?: string;
   qc: boolean;
@@ -58,6 +61,8 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('lncc-window', { type: 'number', default: 9, describe: 'LNCC window side (odd, pixels)' })
       .option('mi-bins', { type: 'number', default: 32, describe: 'MI histogram bins' })
       .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
+      .option('init', { type: 'string', choices: INIT_KINDS, default: D.init ?? 'none', describe: 'global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start)' })
+      .option('init-iterations', { type: 'number', array: true, default: AFFINE_DEFAULTS.iterations, describe: 'iterations per level of the global stage' })
       .option('finest-sigma', { type: 'number', default: D.finestSigma, describe: 'Gaussian σ (px) of both images at full resolution; 0 = none (AirLab)' })
       .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
@@ -91,6 +96,8 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       regulariser: argv.regulariser,
       normalise: argv.normalise,
       finestSigma: argv['finest-sigma'],
+      init: argv.init,
+      initIterations: argv['init-iterations'],
     };
     const registrar = bsplineRegistrar(options);
     const ctx = makeContext(argv);
