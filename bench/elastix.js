@@ -18,6 +18,17 @@ export async function bsplineMap({ resolutions = 3, gridMm = 16, iterations = 50
   return m;
 }
 
+/** The tuned affine map: MSE, 3 resolutions, fixed iterations, random samples. */
+export async function affineMap({ resolutions = 3, iterations = 500, samples = 4096 } = {}) {
+  const { parameterMap } = await defaultParameterMapNode('affine', { numberOfResolutions: resolutions });
+  const m = { ...parameterMap };
+  m.Metric = ['AdvancedMeanSquares'];
+  m.MaximumNumberOfIterations = [String(iterations)];
+  m.NumberOfSpatialSamples = [String(samples)];
+  m.WriteResultImage = ['false'];
+  return m;
+}
+
 function coordinateImages(g) {
   const [W, H] = g.size;
   const x = new Float32Array(W * H);

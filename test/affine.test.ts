@@ -55,6 +55,25 @@ describe('global transformations', () => {
     const u = fieldFromNormalised(affineField(truth, g), g);
     expect(pxError((p) => mapPoint(u, p))).toBeLessThan(1e-3);
   });
+  test('composing after a pre-alignment: T(p) = T_A(p + u(p)) for a field u found on M∘T_A', async () => {
+    const { composeAfterAffine } = await import('../src/core/affine.js');
+    const [W, H] = g.size;
+    const u = new Float32Array(2 * W * H);
+    u.fill(2 / (W - 1), 0, W * H); // +1 column everywhere
+    u.fill(-4 / (H - 1), W * H); // −2 rows
+    const total = fieldFromNormalised(composeAfterAffine(truth, g, u), g);
+    const shift = (p: [number, number]): [number, number] => {
+      const i = physicalToIndex(g, p);
+      return indexToPhysical(g, [i[0] + 1, i[1] - 2]);
+    };
+    expect(pxError((p) => mapPoint(total, p)) ).toBeGreaterThan(0.5); // not T itself…
+    const err = Math.max(...points.map((p) => {
+      const a = physicalToIndex(g, mapPoint(total, p));
+      const b = physicalToIndex(g, applyAffine(truth, shift(p)));
+      return Math.hypot(a[0] - b[0], a[1] - b[1]);
+    }));
+    expect(err).toBeLessThan(1e-3); // …but T_A after the shift
+  });
   test('centre of mass follows a translation', () => {
     const shifted: AffineTransform = { ...truth, matrix: [1, 0, 0, 1], translation: [12, 0] };
     const a = centreOfMass(fixed, g);

@@ -32,7 +32,7 @@ describe('r2n2 baseline bspline, series mode', () => {
     for (const f of s.frames) {
       for (const rel of [f.field, f.warped, f.params, `qc/${f.name}.png`]) expect(existsSync(path.join(out, rel))).toBe(true);
       expect(f.seconds).toBeGreaterThan(0);
-      expect(f.parameters).toBe(2 * (6 * 6 + 10 * 10 + 18 * 18)); // cp = ceil(n/8)+2 at 32, 64, 128 px
+      expect(f.parameters).toBe(6 + 2 * (6 * 6 + 10 * 10 + 18 * 18)); // affine stage + cp = ceil(n/8)+2 at 32, 64, 128 px
     }
     const p = JSON.parse(await fs.readFile(path.join(out, s.frames[0].params), 'utf8'));
     expect(p.levels).toHaveLength(3);

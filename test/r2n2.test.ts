@@ -169,6 +169,14 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(q.batch).toBe(1);
     expect(p.batch).toBe(5);
     q.sequence.flat().forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
+    // pre-alignment: the rigid matrix in params, 3 more parameters
+    const pre = path.join(t.dir, 'reg-rigid');
+    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', pre, '--steps', '2', '--init', 'rigid', '--no-qc', '--quiet']).code).toBe(0);
+    const ps = JSON.parse(await fs.readFile(path.join(pre, 'summary.json'), 'utf8'));
+    expect(ps.frames[0].parameters).toBe(2 * 7 + 3);
+    const pp = JSON.parse(await fs.readFile(path.join(pre, ps.frames[0].params), 'utf8'));
+    expect(pp.affine.kind).toBe('rigid');
+    expect(pp.affine.matrix).toHaveLength(4);
     const missing = runCli(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/model\.json not found/);

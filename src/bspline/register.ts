@@ -60,6 +60,7 @@ export const BSPLINE_DEFAULTS: BsplineOptions = {
   loss: 'mse',
   regulariser: 'tv',
   finestSigma: 1,
+  init: 'affine',
 };
 
 export interface BsplineLevelResult {

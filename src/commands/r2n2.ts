@@ -6,6 +6,7 @@ import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { r2n2Registrar } from '../app/register.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel } from '../io/model.js';
+import { INIT_KINDS, type InitKind } from '../core/affine.js';
 import { type BackendArgs, type GlobalArgs, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs {
@@ -129,6 +130,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs {
   steps: number;
   'stop-threshold': number;
   batch: number;
+  init: InitKind;
   force: boolean;
   shard?: string;
   qc: boolean;
@@ -148,6 +150,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('steps', { type: 'number', default: 25, describe: 'Gaussian steps per frame' })
       .option('stop-threshold', { type: 'number', default: 0, describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)' })
       .option('batch', { type: 'number', default: 8, describe: 'frames per network batch' })
+      .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
       .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)' })
@@ -160,7 +163,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const ctx = makeContext(argv);
     const backend = await startBackend(argv.backend, ctx);
     const model = await loadModel(argv.model);
-    const registrar = r2n2Registrar(model, { steps: argv.steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch });
+    const registrar = r2n2Registrar(model, { steps: argv.steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init });
     let bar = ctx.progress('r2n2', 1);
     const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
       out: argv.out,

@@ -206,3 +206,25 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
     vT.dispose();
   }
 }
+
+/**
+ * The total field of "pre-align with T_A, then register F to M∘T_A with field u" (normalised
+ * `[2, H, W]`): T(p) = T_A(p + u(p)), i.e. u_total = u_A + L·u with L the linear part of T_A in
+ * normalised units (N·A·N⁻¹, N: mm → normalised).
+ */
+export function composeAfterAffine(a: AffineTransform, g: Geometry, u: Float32Array): Float32Array {
+  const [W, H] = g.size;
+  const { N } = levelConstants(g, 1, 1);
+  const detN = N[0] * N[3] - N[1] * N[2];
+  const Ni = [N[3] / detN, -N[1] / detN, -N[2] / detN, N[0] / detN];
+  const [m00, m01, m10, m11] = a.matrix;
+  const mul = (x: number[], y: number[]) => [x[0] * y[0] + x[1] * y[2], x[0] * y[1] + x[1] * y[3], x[2] * y[0] + x[3] * y[2], x[2] * y[1] + x[3] * y[3]];
+  const L = mul(mul(N, [m00, m01, m10, m11]), Ni);
+  const out = affineField(a, g);
+  const n = W * H;
+  for (let k = 0; k < n; k++) {
+    out[k] += L[0] * u[k] + L[1] * u[n + k];
+    out[n + k] += L[2] * u[k] + L[3] * u[n + k];
+  }
+  return out;
+}
