@@ -82,13 +82,13 @@ async function ours(pair, options = BSPLINE_DEFAULTS) {
 /** Where one registration's time goes: per level, and the parts of one full-resolution iteration. */
 function profile(pair) {
   const [W, H] = pair.fixed.geometry.size;
-  const per = BSPLINE_DEFAULTS.iterations.map(() => []);
+  const per = new Map();
   let last = performance.now();
   const t0 = performance.now();
-  registerBspline(pair.fixed.data, pair.moving.data, H, W, { ...BSPLINE_DEFAULTS, onIteration: ({ level }) => { const n = performance.now(); per[level].push(n - last); last = n; } });
+  registerBspline(pair.fixed.data, pair.moving.data, H, W, { ...BSPLINE_DEFAULTS, onIteration: ({ level }) => { const n = performance.now(); if (!per.has(level)) per.set(level, []); per.get(level).push(n - last); last = n; } }, pair.fixed.geometry);
   const total = performance.now() - t0;
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const levels = per.map((p, l) => ({ level: l + 1, iterations: p.length, msPerIteration: med(p.slice(1)), ms: p.reduce((a, b) => a + b, 0) }));
+  const levels = [...per.entries()].map(([l, p]) => ({ level: l < 0 ? 'affine' : l + 1, iterations: p.length, msPerIteration: med(p.slice(1)), ms: p.reduce((a, b) => a + b, 0) }));
   const time = (f, n = 20) => { f(); const a = performance.now(); for (let i = 0; i < n; i++) f(); return (performance.now() - a) / n; };
   const g = bsplineGrid(H, W, [8, 8]);
   const { By, BxT } = basisTensors(g);
@@ -105,7 +105,7 @@ function profile(pair) {
   };
   tf.dispose([By, BxT, P, u, F]);
   console.log(`profile of one ${W}×${H} registration (${total.toFixed(0)} ms):`);
-  for (const l of levels) console.log(`  level ${l.level}: ${l.iterations} it × ${l.msPerIteration.toFixed(1)} ms = ${l.ms.toFixed(0)} ms`);
+  for (const l of levels) console.log(`  ${l.level === 'affine' ? 'affine stage' : `level ${l.level}`}: ${l.iterations} it × ${l.msPerIteration.toFixed(1)} ms = ${l.ms.toFixed(0)} ms`);
   for (const [k, v] of Object.entries(parts)) console.log(`  ${k.padEnd(44)} ${v.toFixed(1)} ms`);
   return { totalMs: total, levels, partsMs: parts };
 }

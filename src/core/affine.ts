@@ -134,7 +134,7 @@ export interface AffineOptions {
 
 export const AFFINE_DEFAULTS: Omit<AffineOptions, 'kind'> = {
   levels: 3,
-  iterations: [150, 100, 50],
+  iterations: [100, 50, 20],
   learningRate: [0.01, 0.005, 0.002],
   loss: 'mse',
 };
