@@ -123,6 +123,8 @@ export interface TrainReport {
   validation: { iteration: number; loss: number }[];
   seconds: number;
   itPerSecond: number;
+  /** Peak resident memory of the process during training (MB; includes the wasm heap). */
+  peakRssMb: number;
 }
 
 export async function train(o: TrainOptions): Promise<TrainReport> {
@@ -224,6 +226,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
 
   const t0 = performance.now();
   let it = start;
+  let peakRss = process.memoryUsage().rss;
   try {
     for (; it < st.iterations; it++) {
       const d = data[Math.floor(rng() * data.length)];
@@ -248,6 +251,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
       if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${st.learningRate}) and rerun without --resume`);
       losses.push(loss);
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
       const secs = (performance.now() - t0) / 1000;
       o.onIteration?.({ iteration: it + 1, loss, itPerSecond: (it + 1 - start) / secs });
       if ((it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations) {
@@ -257,7 +261,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
     await saveModel(o.out, c, weights, {
-      training: { ...st, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1) },
+      training: { ...st, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });
     const smooth = losses.map((_, i) => {
@@ -269,7 +273,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
     await writeImage2D(path.join(o.out, 'loss.png'), { geometry: identityGeometry(plot.W, plot.H), data: plot.data }, [0, 255]);
     await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation\n' + losses.map((l, i) => `${i + 1},${l},${Number.isNaN(valCurve[i]) ? '' : valCurve[i]}`).join('\n') + '\n');
-    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1) };
+    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20 };
   } finally {
     opt.dispose();
     disposeWeights(weights);

@@ -3,7 +3,8 @@
  * METHOD.md). Level l of L (coarse to fine) works on the pair down-sampled by 2^(L−1−l)
  * (Gaussian σ = factor/2, aligned corners, core/resample.ts); each level optimises a new zero
  * B-spline on top of the previous levels' total field, up-sampled bilinearly (normalised units
- * need no rescaling). Loss = similarity(F, M∘T) + λ·regulariser(u); AMSGrad.
+ * need no rescaling). Loss = similarity(F, M∘T) + λ·regulariser(this level's B-spline field
+ * only: the global stage and the coarser levels are not penalised again, as in AirLab); AMSGrad.
  *
  * Inputs are plain `[H, W]` Float32Arrays (a constant pair); the result is the total field
  * `[2, H, W]` in normalised units and each level's control-point parameters.
@@ -55,7 +56,7 @@ export const BSPLINE_DEFAULTS: BsplineOptions = {
   spacing: [8, 8, 8],
   iterations: [100, 60, 30],
   learningRate: [0.01, 0.005, 0.002],
-  lambda: [20, 10, 1],
+  lambda: [1],
   order: 3,
   loss: 'mse',
   regulariser: 'tv',
@@ -166,7 +167,7 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
           const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
           const { warped, mask } = warpBilinear(ml.data, h, w, u);
           const sim = lossFn(fixedT, warped, mask);
-          return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, u, regSpacing), tf.scalar(lambda))) as tf.Scalar) : sim;
+          return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing), tf.scalar(lambda))) as tf.Scalar) : sim;
         }, [P]);
         opt.apply([P], grads);
         last = value.dataSync()[0];

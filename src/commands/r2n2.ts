@@ -113,7 +113,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     if (argv.json) return printJson({ ...report, backend: backend.name });
     const lines = [
       `model        ${report.out} (${parameterCount(config)} weights, ${backend.name})`,
-      `iterations   ${report.iterations}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all`,
+      `iterations   ${report.iterations}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all, peak memory ${fmt(report.peakRssMb, 0)} MB`,
       `final loss   ${report.finalLoss.toPrecision(4)}${report.validation.length ? `   validation ${report.validation[report.validation.length - 1].loss.toPrecision(4)}` : ''}`,
       `loss curve   ${report.out}/loss.png, ${report.out}/loss.csv`,
     ];
