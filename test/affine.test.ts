@@ -80,11 +80,14 @@ describe('global transformations', () => {
     const b = centreOfMass(transformImage(s.reference, g, shifted), g);
     expect(b[0] - a[0]).toBeCloseTo(12, 0);
   });
-  test('registerAffine recovers a rotation + scaling + translation to < 0.1 px (affine and similarity)', () => {
+  test('registerAffine recovers a rotation + scaling + translation to < 0.1 px (affine and similarity), no tensor left behind', async () => {
+    const { memory } = await import('@tensorflow/tfjs-core');
+    const before = memory().numTensors;
     for (const kind of ['affine', 'similarity'] as const) {
       const r = registerAffine(fixed, moving, g, { kind, levels: 3, iterations: [150, 100, 50], learningRate: [0.01, 0.005, 0.002], loss: 'mse' });
       expect(pxError((p) => applyAffine(r, p))).toBeLessThan(0.1);
     }
+    expect(memory().numTensors).toBe(before);
   });
 });
 

@@ -163,8 +163,11 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
   const extent = Math.max((W - 1) * g.spacing[0], (H - 1) * g.spacing[1]) / 2 || 1;
   const nA = o.kind === 'affine' ? 4 : o.kind === 'similarity' ? 2 : 1;
   const t0 = o.moments ?? true ? ((cf, cm) => [cm[0] - cf[0], cm[1] - cf[1]])(centreOfMass(fixed, g), centreOfMass(moving, g)) : [0, 0];
-  const vA = tf.variable(tf.zeros([nA]), true, `affine-A-${Math.random()}`);
-  const vT = tf.variable(tf.tensor2d([[t0[0] / extent], [t0[1] / extent]]), true, `affine-t-${Math.random()}`);
+  const initA = tf.zeros([nA]);
+  const initT = tf.tensor2d([[t0[0] / extent], [t0[1] / extent]]);
+  const vA = tf.variable(initA, true, `affine-A-${Math.random()}`);
+  const vT = tf.variable(initT, true, `affine-t-${Math.random()}`);
+  tf.dispose([initA, initT]);
   const opt = new AmsGrad({ learningRate: 1 });
   let last = NaN;
   try {
