@@ -9,7 +9,9 @@ import path from 'node:path';
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { UserError } from '../errors.js';
-import { identityGeometry } from '../core/geometry.js';
+import { identityGeometry, indexToPhysical, physicalToIndex } from '../core/geometry.js';
+import type { DisplacementField } from '../core/field.js';
+import { EDGE_TOL } from '../core/warp.js';
 import { jacobianDeterminant } from '../core/jacobian.js';
 import { gaussianOverlay, type Mosaic } from '../core/qc.js';
 import { checkerboard, deformationGrid, determinantPicture, greyPicture } from '../core/render.js';
@@ -104,9 +106,12 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
       const tag = `${frame}-${e.method.replace(/[^a-zA-Z0-9_-]+/g, '_')}`;
       let html = `<div class="row"><h4>${esc(e.method)}</h4>`;
       if (warped) {
+        // where T(p) left the moving frame the warped image is 0 by convention: no difference shown there
+        const inside = insideMask(field);
+        const d = diff(fixed.data, warped).map((v, k) => (inside[k] ? v : 0));
         html += fig(await png(`${tag}-warped`, greyPicture(warped, H, W, window)), 'warped moving');
         html += fig(await png(`${tag}-checker`, greyPicture(checkerboard(fixed.data, warped, H, W), H, W, window)), 'checkerboard fixed / warped');
-        html += fig(await png(`${tag}-diff`, greyPicture(diff(fixed.data, warped), H, W, [0, span / 2])), '|fixed − warped|');
+        html += fig(await png(`${tag}-diff`, greyPicture(d, H, W, [0, span / 2])), '|fixed − warped| (0 where T(p) leaves the moving frame)');
       }
       const mag = o.magnify ?? 5;
       html += fig(await png(`${tag}-grid`, deformationGrid(fixed.data, field, Math.max(6, Math.round(Math.min(W, H) / 16)), mag)), `deformed grid (displacement ×${mag})`);
@@ -166,6 +171,21 @@ window.addEventListener('load', () => {
   const file = path.join(o.out, 'index.html');
   await writeTextAtomic(file, html);
   return { file, images: count, frames };
+}
+
+/** 1 where p + u(p) lies inside the grid (pixel centres, with the warp's tolerance), else 0. */
+function insideMask(f: DisplacementField): Uint8Array {
+  const [W, H] = f.geometry.size;
+  const out = new Uint8Array(W * H);
+  for (let i = 0; i < H; i++) {
+    for (let j = 0; j < W; j++) {
+      const k = i * W + j;
+      const p = indexToPhysical(f.geometry, [j, i]);
+      const [x, y] = physicalToIndex(f.geometry, [p[0] + f.data[2 * k], p[1] + f.data[2 * k + 1]]);
+      out[k] = x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL ? 1 : 0;
+    }
+  }
+  return out;
 }
 
 function mean(xs: number[]): number {
