@@ -146,6 +146,17 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
   });
+  test('validation reports loss and, with landmarks beside the series, TRE before and after', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const r = runCli(['train', series, '--val', series, '--out', path.join(t.dir, 'val'), '--iterations', '2', '--checkpoint-every', '1', '--json', ...TINY_ARGS]);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.validation).toHaveLength(2);
+    expect(rep.validation[1].loss).toBeGreaterThan(0);
+    expect(rep.validation[1].treBeforeMm).toBeGreaterThan(0);
+    expect(Number.isFinite(rep.validation[1].treMm)).toBe(true);
+    expect(await fs.readFile(path.join(t.dir, 'val', 'loss.csv'), 'utf8')).toMatch(/^iteration,loss,validation,validation_tre_mm\n/);
+  });
   test('register series writes the result contract with 7 numbers per step', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const out = path.join(t.dir, 'reg');

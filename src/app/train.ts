@@ -15,7 +15,9 @@ import { gaussianBlur, resampleAligned } from '../core/resample.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
 import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
 import { inferSequence, sequenceLoss } from '../core/r2n2/sequence.js';
-import { identityGeometry } from '../core/geometry.js';
+import { type Geometry, type Point, identityGeometry, indexToPhysical, physicalToIndex } from '../core/geometry.js';
+import { sequenceAt } from '../core/gaussian.js';
+import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { linePlot } from '../core/plot.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import type { Image2D } from '../io/image.js';
@@ -68,14 +70,42 @@ interface SeriesData {
   fixed: number;
   frames: Float32Array[];
   names: string[];
+  geometry: Geometry;
+  /** Landmarks (mm) per frame index, when `<series>/../landmarks` holds them. */
+  landmarks: Map<number, Point[]> | null;
 }
 
-async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion): Promise<SeriesData> {
+async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion, withLandmarks = false): Promise<SeriesData> {
   const s = await openSeries(source, { checkAll: true });
   const fixed = (await autoFixedFrame(s, criterion)).index;
   const frames: Float32Array[] = [];
   for (let i = 0; i < s.frames.length; i++) frames.push(netImage(await s.readFrame(i), n));
-  return { source: s.source, fixed, frames, names: s.frames.map((f) => f.name) };
+  const names = s.frames.map((f) => f.name);
+  let landmarks: Map<number, Point[]> | null = null;
+  const lmDir = path.join(path.dirname(path.resolve(s.source)), 'landmarks');
+  if (withLandmarks && existsSync(lmDir)) {
+    const files = await listLandmarkDir(lmDir);
+    landmarks = new Map();
+    for (const [name, file] of files) {
+      const i = names.indexOf(name);
+      if (i >= 0) landmarks.set(i, landmarksMm(await readLandmarkFile(file), s.geometry));
+    }
+    if (!landmarks.has(fixed)) landmarks = null;
+  }
+  return { source: s.source, fixed, frames, names, geometry: s.geometry, landmarks };
+}
+
+/** Mean TRE (mm) of a Gaussian sequence at the fixed landmarks: |f + u(f) − m|. */
+function sequenceTre(steps: Float32Array, g: Geometry, fixedPts: Point[], movingPts: Point[]): number {
+  const [W, H] = g.size;
+  let sum = 0;
+  fixedPts.forEach((p, k) => {
+    const [i, j] = physicalToIndex(g, p);
+    const [ux, uy] = sequenceAt(steps, (2 * i) / (W - 1) - 1, (2 * j) / (H - 1) - 1);
+    const q = indexToPhysical(g, [i + (ux * (W - 1)) / 2, j + (uy * (H - 1)) / 2]);
+    sum += Math.hypot(q[0] - movingPts[k][0], q[1] - movingPts[k][1]);
+  });
+  return sum / Math.max(fixedPts.length, 1);
 }
 
 export interface TrainOptions {
@@ -87,7 +117,7 @@ export interface TrainOptions {
   resume: boolean;
   onStart?: (info: { start: number; total: number; pairs: number }) => void;
   onIteration?: (info: { iteration: number; loss: number; itPerSecond: number }) => void;
-  onValidation?: (info: { iteration: number; loss: number }) => void;
+  onValidation?: (info: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }) => void;
   onCheckpoint?: (iteration: number) => void;
 }
 
@@ -96,7 +126,7 @@ interface TrainState {
   iteration: number;
   rng: object;
   losses: number[];
-  validation: { iteration: number; loss: number }[];
+  validation: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }[];
   key: string;
   optimizerT: number;
   seconds: number;
@@ -120,7 +150,7 @@ export interface TrainReport {
   iterations: number;
   resumedFrom: number | null;
   finalLoss: number;
-  validation: { iteration: number; loss: number }[];
+  validation: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }[];
   seconds: number;
   itPerSecond: number;
   /** Peak resident memory of the process during training (MB; includes the wasm heap). */
@@ -143,7 +173,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const data: SeriesData[] = [];
   for (const s of o.series) data.push(await loadSeries(s, n, st.criterion));
   const val: SeriesData[] = [];
-  for (const s of o.val) val.push(await loadSeries(s, n, st.criterion));
+  for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
   const key = JSON.stringify({ config: c, settings: { ...st, iterations: undefined, checkpointEvery: undefined }, series: data.map((d) => [d.source, d.frames.length]) });
 
@@ -210,6 +240,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     const vr = seedrandom(`r2n2-val-${st.seed}`);
     let sum = 0;
     let cnt = 0;
+    let tre = 0;
+    let treBefore = 0;
+    let treCnt = 0;
     for (const d of val) {
       for (let k = 0; k < 4; k++) {
         let m = Math.floor(vr() * d.frames.length);
@@ -217,9 +250,17 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         const l = tf.tidy(() => sequenceLoss(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }).dataSync()[0]);
         sum += l;
         cnt++;
+        const fl = d.landmarks?.get(d.fixed);
+        const ml = d.landmarks?.get(m);
+        if (fl && ml && fl.length === ml.length) {
+          const [p] = inferSequence(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
+          tre += sequenceTre(p, d.geometry, fl, ml);
+          treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
+          treCnt++;
+        }
       }
     }
-    const entry = { iteration, loss: sum / cnt };
+    const entry = { iteration, loss: sum / cnt, ...(treCnt ? { treMm: tre / treCnt, treBeforeMm: treBefore / treCnt } : {}) };
     validation.push(entry);
     o.onValidation?.(entry);
   };
@@ -269,10 +310,15 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       return w.reduce((a, b) => a + b, 0) / w.length;
     });
     const valCurve = losses.map(() => NaN);
-    for (const v of validation) valCurve[v.iteration - 1] = v.loss;
+    const valTre = losses.map(() => NaN);
+    for (const v of validation) {
+      valCurve[v.iteration - 1] = v.loss;
+      if (v.treMm !== undefined) valTre[v.iteration - 1] = v.treMm;
+    }
     const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
     await writeImage2D(path.join(o.out, 'loss.png'), { geometry: identityGeometry(plot.W, plot.H), data: plot.data }, [0, 255]);
-    await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation\n' + losses.map((l, i) => `${i + 1},${l},${Number.isNaN(valCurve[i]) ? '' : valCurve[i]}`).join('\n') + '\n');
+    const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
+    await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n');
     return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20 };
   } finally {
     opt.dispose();

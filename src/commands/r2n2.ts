@@ -114,12 +114,17 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const lines = [
       `model        ${report.out} (${parameterCount(config)} weights, ${backend.name})`,
       `iterations   ${report.iterations}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all, peak memory ${fmt(report.peakRssMb, 0)} MB`,
-      `final loss   ${report.finalLoss.toPrecision(4)}${report.validation.length ? `   validation ${report.validation[report.validation.length - 1].loss.toPrecision(4)}` : ''}`,
+      `final loss   ${report.finalLoss.toPrecision(4)}${report.validation.length ? `   validation ${report.validation[report.validation.length - 1].loss.toPrecision(4)}` : ''}${lastTre(report.validation)}`,
       `loss curve   ${report.out}/loss.png, ${report.out}/loss.csv`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
   },
 };
+
+function lastTre(v: { treMm?: number; treBeforeMm?: number }[]): string {
+  const e = v[v.length - 1];
+  return e && e.treMm !== undefined ? `   validation TRE ${fmt(e.treBeforeMm, 3)} → ${fmt(e.treMm, 3)} mm` : '';
+}
 
 interface RegisterArgs extends GlobalArgs, BackendArgs {
   series: string;

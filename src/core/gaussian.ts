@@ -105,3 +105,24 @@ export function sequenceField(steps: ArrayLike<number>, H: number, W: number): F
   }
   return out;
 }
+
+/** The sequence's displacement (normalised units) at one normalised point (x, y). */
+export function sequenceAt(steps: ArrayLike<number>, x: number, y: number): [number, number] {
+  let ux = 0;
+  let uy = 0;
+  for (let k = 0; k + PARAMS_PER_STEP <= steps.length; k += PARAMS_PER_STEP) {
+    const [cx, cy, sx, sy, wx, wy, phi] = Array.from({ length: 7 }, (_, i) => steps[k + i]);
+    const cos2 = Math.cos(phi) ** 2;
+    const sin2 = Math.sin(phi) ** 2;
+    const s2p = Math.sin(2 * phi);
+    const a = cos2 / (2 * sx * sx) + sin2 / (2 * sy * sy);
+    const b = -s2p / (4 * sx * sx) + s2p / (4 * sy * sy);
+    const c = sin2 / (2 * sx * sx) + cos2 / (2 * sy * sy);
+    const dx = x - cx;
+    const dy = y - cy;
+    const g = Math.exp(-(a * dx * dx + 2 * b * dx * dy + c * dy * dy));
+    ux += wx * g;
+    uy += wy * g;
+  }
+  return [ux, uy];
+}
