@@ -180,6 +180,10 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(q.batch).toBe(1);
     expect(p.batch).toBe(5);
     q.sequence.flat().forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
+    // without --steps: the steps the model was trained with (2)
+    const dflt = path.join(t.dir, 'reg-default-steps');
+    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', dflt, '--no-qc', '--quiet']).code).toBe(0);
+    expect(JSON.parse(await fs.readFile(path.join(dflt, 'summary.json'), 'utf8')).frames[0].parameters).toBe(14);
     // pre-alignment: the rigid matrix in params, 3 more parameters
     const pre = path.join(t.dir, 'reg-rigid');
     expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', pre, '--steps', '2', '--init', 'rigid', '--no-qc', '--quiet']).code).toBe(0);

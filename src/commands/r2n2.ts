@@ -132,7 +132,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs {
   out: string;
   'fixed-frame': string;
   'fixed-frame-criterion': 'image' | 'intensity';
-  steps: number;
+  steps?: number;
   'stop-threshold': number;
   batch: number;
   init: InitKind;
@@ -152,7 +152,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('out', { type: 'string', demandOption: true, describe: 'result directory' })
       .option('fixed-frame', { type: 'string', default: 'auto', describe: 'auto (closest to the series mean), a frame name or a 0-based index' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame criterion' })
-      .option('steps', { type: 'number', default: 25, describe: 'Gaussian steps per frame' })
+      .option('steps', { type: 'number', describe: 'Gaussian steps per frame (default: the steps the model was trained with, else 25)' })
       .option('stop-threshold', { type: 'number', default: 0, describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)' })
       .option('batch', { type: 'number', default: 8, describe: 'frames per network batch' })
       .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
@@ -161,14 +161,17 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }) as never,
   handler: async (argv) => {
-    if (!(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
+    if (argv.steps !== undefined && !(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
     if (!(argv['stop-threshold'] >= 0)) throw new UserError(`--stop-threshold must be ≥ 0, got ${argv['stop-threshold']}`);
     if (!(Number.isInteger(argv.batch) && argv.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${argv.batch}`);
     const shard = parseShard(argv.shard);
     const ctx = makeContext(argv);
     const backend = await startBackend(argv.backend, ctx);
     const model = await loadModel(argv.model);
-    const registrar = r2n2Registrar(model, { steps: argv.steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init });
+    const trained = Number(model.json.training?.steps);
+    const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
+    ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null }, 'steps');
+    const registrar = r2n2Registrar(model, { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init });
     let bar = ctx.progress('r2n2', 1);
     const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
       out: argv.out,
