@@ -7,7 +7,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import type { TreStats } from '../core/tre.js';
+import type { FrameTre, TreStats } from '../core/tre.js';
+import { summarize } from '../core/stats.js';
 import { readSummary } from '../io/result.js';
 import { evaluateTre } from './evaluate-tre.js';
 import { evaluateJacobian } from './evaluate-jacobian.js';
@@ -21,6 +22,8 @@ export interface CompareEntry {
   landmarks: string;
   frames: number;
   tre: { before: TreStats; after: TreStats };
+  /** Per-frame TRE (per landmark distances), for pooling and reports. */
+  treFrames: FrameTre[];
   folding: number;
   sdLogJ: number;
   secondsPerFrame: number;
@@ -64,12 +67,6 @@ function seriesLabel(series: string): string {
 export async function compareResults(results: string[], landmarks?: string, onResult?: (r: string) => void): Promise<Comparison> {
   if (results.length === 0) throw new UserError('name at least one result directory');
   const entries: CompareEntry[] = [];
-  const poolMm = new Map<string, number[]>();
-  const poolPx = new Map<string, number[]>();
-  const poolMmByResult = new Map<string, number[]>();
-  const beforeValues: number[] = [];
-  const beforeSeen = new Set<string>();
-  const poolPxByResult = new Map<string, number[]>();
   for (const r of results) {
     const s = await readSummary(r);
     const series = s.series ? path.resolve(r, s.series) : '';
@@ -82,8 +79,7 @@ export async function compareResults(results: string[], landmarks?: string, onRe
     const tre = await evaluateTre({ landmarks: lm, result: r });
     if (!tre.report.after) throw new UserError(`${r}: no fields to evaluate`);
     const jac = await evaluateJacobian(r);
-    const secs = s.frames.reduce((a, f) => a + (f.seconds ?? 0), 0) / Math.max(1, s.frames.length);
-    const params = s.frames.reduce((a, f) => a + (f.parameters ?? 0), 0) / Math.max(1, s.frames.length);
+    const perFrame = (k: 'seconds' | 'parameters') => s.frames.reduce((a, f) => a + (f[k] ?? 0), 0) / Math.max(1, s.frames.length);
     entries.push({
       result: r,
       method: s.method,
@@ -92,48 +88,31 @@ export async function compareResults(results: string[], landmarks?: string, onRe
       landmarks: lm,
       frames: s.frames.length,
       tre: { before: tre.report.before, after: tre.report.after },
+      treFrames: tre.frames,
       folding: jac.overall.folding,
       sdLogJ: jac.overall.sdLogJ,
-      secondsPerFrame: secs,
-      parameters: params,
+      secondsPerFrame: perFrame('seconds'),
+      parameters: perFrame('parameters'),
     });
-    const mm = poolMm.get(s.method) ?? [];
-    const px = poolPx.get(s.method) ?? [];
-    const rmm: number[] = [];
-    const rpx: number[] = [];
-    const firstOfSeries = !beforeSeen.has(series || r);
-    beforeSeen.add(series || r);
-    for (const f of tre.frames) {
-      if (firstOfSeries) beforeValues.push(...f.beforeMm);
-      rmm.push(...(f.afterMm ?? []));
-      if (f.afterPx) rpx.push(...f.afterPx);
-    }
-    mm.push(...rmm);
-    px.push(...rpx);
-    poolMm.set(s.method, mm);
-    poolPx.set(s.method, px);
-    poolMmByResult.set(r, rmm);
-    poolPxByResult.set(r, rpx);
     onResult?.(r);
   }
   // two results of one method on one series: tell them apart by their directory names
-  const seen = new Map<string, number>();
-  for (const e of entries) seen.set(`${e.method}\u0000${e.label}`, (seen.get(`${e.method}\u0000${e.label}`) ?? 0) + 1);
-  const ambiguous = new Set(entries.filter((e) => (seen.get(`${e.method}\u0000${e.label}`) ?? 0) > 1).map((e) => e.method));
-  for (const e of entries) {
-    if (!ambiguous.has(e.method)) continue;
-    const name = `${e.method} (${path.basename(path.resolve(e.result))})`;
-    poolMm.set(name, [...(poolMm.get(name) ?? []), ...(poolMmByResult.get(e.result) ?? [])]);
-    poolPx.set(name, [...(poolPx.get(name) ?? []), ...(poolPxByResult.get(e.result) ?? [])]);
-    e.method = name;
-  }
+  const key = (e: CompareEntry) => `${e.method}\u0000${e.label}`;
+  const count = new Map<string, number>();
+  for (const e of entries) count.set(key(e), (count.get(key(e)) ?? 0) + 1);
+  const ambiguous = new Set(entries.filter((e) => (count.get(key(e)) ?? 0) > 1).map((e) => e.method));
+  for (const e of entries) if (ambiguous.has(e.method)) e.method = `${e.method} (${path.basename(path.resolve(e.result))})`;
+  // every landmark's TRE after, pooled per method; before, once per series
+  const pool = (m: string, pick: (f: FrameTre) => number[] | null) => entries.filter((e) => e.method === m).flatMap((e) => e.treFrames.flatMap((f) => pick(f) ?? []));
+  const firstOfSeries = new Map<string, CompareEntry>();
+  for (const e of entries) if (!firstOfSeries.has(e.series || e.result)) firstOfSeries.set(e.series || e.result, e);
+  const beforeValues = [...firstOfSeries.values()].flatMap((e) => e.treFrames.flatMap((f) => f.beforeMm));
   const labels = [...new Set(entries.map((e) => e.label))];
   const methods = [...new Set(entries.map((e) => e.method))];
-  const { summarize } = await import('../core/stats.js');
   const rows: CompareMethodRow[] = methods.map((m) => {
     const es = entries.filter((e) => e.method === m);
-    const s = summarize(poolMm.get(m) ?? []);
-    const px = poolPx.get(m) ?? [];
+    const s = summarize(pool(m, (f) => f.afterMm));
+    const px = pool(m, (f) => f.afterPx);
     const wmean = (k: (e: CompareEntry) => number) => es.reduce((a, e) => a + k(e) * e.frames, 0) / es.reduce((a, e) => a + e.frames, 0);
     return {
       method: m,
@@ -159,6 +138,6 @@ export async function compareResults(results: string[], landmarks?: string, onRe
   for (const r of rows) r.ratio = { tre: ratio(r.meanMm, first.meanMm), seconds: ratio(r.secondsPerFrame, first.secondsPerFrame), parameters: ratio(r.parameters, first.parameters) };
   const identity = labels.map((l) => entries.find((e) => e.label === l)?.tre.before.mean_mm ?? null);
   const treValues: Record<string, number[]> = { identity: beforeValues };
-  for (const m of methods) treValues[m] = poolMm.get(m) ?? [];
+  for (const m of methods) treValues[m] = pool(m, (f) => f.afterMm);
   return { treValues, labels, identity, rows, entries };
 }

@@ -1,6 +1,5 @@
 /** `evaluate dice`: Dice per label per frame for a result directory and a directory of label maps. */
 import path from 'node:path';
-import { promises as fs } from 'node:fs';
 import { UserError } from '../errors.js';
 import { sameGeometry, describeGeometry } from '../core/geometry.js';
 import { dicePerLabel, warpLabelsNearest } from '../core/dice.js';
@@ -55,7 +54,6 @@ export async function evaluateDice(result: string, labelsDir: string): Promise<D
     before: summarize(frames.map((f) => f.before[l] ?? 0)).mean,
     after: summarize(frames.map((f) => f.after[l] ?? 0)).mean,
   }));
-  await fs.access(result);
   return {
     result,
     labels: labelsDir,

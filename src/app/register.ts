@@ -3,9 +3,8 @@ import path from 'node:path';
 import type { Image2D } from '../io/image.js';
 import type { LoadedModel } from '../io/model.js';
 import { toVariables } from '../io/model.js';
-import { inferSequence } from '../core/r2n2/sequence.js';
+import { inferSequence, networkImage } from '../core/r2n2/sequence.js';
 import { sequenceField, PARAMS_PER_STEP } from '../core/gaussian.js';
-import { netImage } from './train.js';
 import { gaussianOverlay } from '../core/qc.js';
 import { type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, composeAfterAffine, registerAffine } from '../core/affine.js';
 import { warpSamples } from '../core/warp.js';
@@ -22,6 +21,8 @@ export interface R2N2RegisterOptions {
   /** Frames per network batch (default 8: 2× faster per frame than 1 on wasm, measured). */
   batchSize?: number;
 }
+
+const netImage = (img: Image2D, n: number) => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
 
 export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Registrar {
   const weights = toVariables(model);

@@ -9,15 +9,15 @@ import path from 'node:path';
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { UserError } from '../errors.js';
-import { identityGeometry, indexToPhysical, physicalToIndex } from '../core/geometry.js';
-import type { DisplacementField } from '../core/field.js';
+import { identityGeometry } from '../core/geometry.js';
+import { type DisplacementField, mappedIndex } from '../core/field.js';
 import { EDGE_TOL } from '../core/warp.js';
 import { jacobianDeterminant } from '../core/jacobian.js';
 import { gaussianOverlay, type Mosaic } from '../core/qc.js';
-import { checkerboard, deformationGrid, determinantPicture, greyPicture } from '../core/render.js';
+import { checkerboard, deformationGrid, determinantPicture, greyPicture, percentileWindow } from '../core/render.js';
 import { readSummary, readField, readImage2D, resultFile, writeImage2D, openSeries, resolveFrame, writeTextAtomic } from '../io/index.js';
 import { compareResults, type Comparison } from './evaluate-compare.js';
-import { evaluateTre } from './evaluate-tre.js';
+import { TRE_CONVENTION } from './evaluate-tre.js';
 
 export interface ReportOptions {
   results: string[];
@@ -69,10 +69,10 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
   // frames to picture, from the first result's series
   const first = c.entries[0];
   const summary = await readSummary(first.result);
-  const tre = await evaluateTre({ landmarks: first.landmarks, result: first.result });
+  const tre = first.treFrames;
   let frames = o.frames;
   if (!frames || frames.length === 0) {
-    const byBefore = [...tre.frames].sort((a, b) => mean(b.beforeMm) - mean(a.beforeMm));
+    const byBefore = [...tre].sort((a, b) => mean(b.beforeMm) - mean(a.beforeMm));
     frames = [...new Set([byBefore[0]?.name, byBefore[Math.floor(byBefore.length / 2)]?.name].filter(Boolean) as string[])];
   }
   if (!first.series) throw new UserError(`${first.result}/summary.json names no series; the report needs the frames to picture them`);
@@ -80,7 +80,7 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
   const names = series.frames.map((f) => f.name);
   const fixed = await series.readFrame(resolveFrame(names, summary.fixedFrame, series.source));
   const [W, H] = fixed.geometry.size;
-  const window = greyWindow(fixed.data);
+  const window = percentileWindow(fixed.data);
   const sections: string[] = [];
   for (const frame of frames) {
     const moving = await series.readFrame(resolveFrame(names, frame, series.source));
@@ -126,7 +126,7 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
       }
       rows.push(html + `</div>`);
     }
-    const ft = tre.frames.find((f) => f.name === frame);
+    const ft = tre.find((f) => f.name === frame);
     sections.push(`<section><h3>${esc(frame)}${ft ? ` — identity TRE ${num(mean(ft.beforeMm), 2)} mm` : ''}</h3>${rows.join('\n')}</section>`);
   }
 
@@ -154,7 +154,7 @@ figure{margin:0}figure img{width:200px;image-rendering:pixelated;border:1px soli
 </style></head>
 <body>
 <h1>Registration report</h1>
-<p>Generated ${esc(new Date().toISOString())} by r2n2 from ${c.entries.map((e) => `<code>${esc(e.result)}</code>`).join(', ')}. TRE convention: ${esc(tre.convention)}.</p>
+<p>Generated ${esc(new Date().toISOString())} by r2n2 from ${c.entries.map((e) => `<code>${esc(e.result)}</code>`).join(', ')}. TRE convention: ${esc(TRE_CONVENTION)}.</p>
 <h2>Mean TRE per series (mm)</h2>${seriesTable}
 <h2>Per method</h2>${methodTable}
 <h2>TRE per landmark</h2><div id="boxplot">${svg}</div>
@@ -179,10 +179,8 @@ function insideMask(f: DisplacementField): Uint8Array {
   const out = new Uint8Array(W * H);
   for (let i = 0; i < H; i++) {
     for (let j = 0; j < W; j++) {
-      const k = i * W + j;
-      const p = indexToPhysical(f.geometry, [j, i]);
-      const [x, y] = physicalToIndex(f.geometry, [p[0] + f.data[2 * k], p[1] + f.data[2 * k + 1]]);
-      out[k] = x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL ? 1 : 0;
+      const [x, y] = mappedIndex(f, i, j);
+      out[i * W + j] = x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL ? 1 : 0;
     }
   }
   return out;
@@ -190,9 +188,4 @@ function insideMask(f: DisplacementField): Uint8Array {
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
-
-function greyWindow(data: Float32Array): [number, number] {
-  const s = Float32Array.from(data).sort();
-  return [s[Math.floor(0.01 * (s.length - 1))], s[Math.ceil(0.99 * (s.length - 1))]];
 }

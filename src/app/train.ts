@@ -10,11 +10,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { UserError } from '../errors.js';
-import { normaliseIntensity } from '../core/intensity.js';
-import { gaussianBlur, resampleAligned } from '../core/resample.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
 import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
-import { inferSequence, sequenceLoss } from '../core/r2n2/sequence.js';
+import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point, identityGeometry, indexToPhysical, physicalToIndex } from '../core/geometry.js';
 import { sequenceAt } from '../core/gaussian.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
@@ -27,14 +25,8 @@ import { encodeTensors, loadModel, saveModel } from '../io/model.js';
 import { writeAtomic, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 
-/** A frame as the network sees it: intensities normalised at full size, blurred, resampled to n×n. */
-export function netImage(img: Image2D, n: number): Float32Array {
-  const [W, H] = img.geometry.size;
-  const z = normaliseIntensity(img.data);
-  const factor = Math.max(W, H) / n;
-  const blurred = factor > 1 ? gaussianBlur(z, H, W, factor / 2) : z;
-  return resampleAligned(blurred, 1, H, W, n, n);
-}
+/** A frame as the network sees it (core/r2n2/sequence.ts `networkImage`). */
+const netImage = (img: Image2D, n: number): Float32Array => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
 
 export interface TrainSettings {
   iterations: number;

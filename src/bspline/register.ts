@@ -156,14 +156,14 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
     const prevT = prev ? tf.tensor3d(prev, [2, h, w]) : null;
     const lossFn = makeLoss(o.loss, fixedT, o.lossOptions);
     const init = tf.zeros([2, grid.y.cp, grid.x.cp]);
-    const P = tf.variable(init, true, `bspline_level${l}_${Date.now()}_${Math.random()}`);
+    const P = tf.variable<tf.Rank.R3>(init as tf.Tensor3D, true, `bspline_level${l}_${Date.now()}_${Math.random()}`);
     init.dispose();
     const regSpacing = o.regulariserSpacing ?? [1, 1];
     let last = NaN;
     try {
       for (let it = 0; it < iterations; it++) {
         const { value, grads } = tf.variableGrads(() => {
-          const b = denseField(P as tf.Variable<tf.Rank.R3> as unknown as tf.Tensor3D, By, BxT);
+          const b = denseField(P, By, BxT);
           const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
           const { warped, mask } = warpBilinear(ml.data, h, w, u);
           const sim = lossFn(fixedT, warped, mask);
@@ -178,7 +178,7 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       }
       const params = P.dataSync() as Float32Array;
       const field = tf.tidy(() => {
-        const b = denseField(P as unknown as tf.Tensor3D, By, BxT);
+        const b = denseField(P, By, BxT);
         return prevT ? tf.add(prevT, b) : b;
       });
       total = field.dataSync() as Float32Array;

@@ -7,7 +7,7 @@ import { REGULARISER_NAMES, type RegulariserName } from '../core/regularisers.js
 import { bsplineRegistrar } from '../app/bspline.js';
 import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/affine.js';
 import { type JobInput, runFrames } from '../app/run-frames.js';
-import { type BackendArgs, type GlobalArgs, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
+import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
 
 interface Args extends GlobalArgs, BackendArgs {
   series?: string;
@@ -109,7 +109,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       shard,
       qc: argv.qc,
       backend: backend.name,
-      summaryExtra: { backendDetail: { provider: backend.provider, simd: backend.simd ?? null, threads: backend.threads ?? null } },
+      summaryExtra: { backendDetail: backendDetail(backend) },
       onStart: (s) => {
         ctx.log.info(s, 'bspline start');
         bar.stop();

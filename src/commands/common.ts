@@ -102,3 +102,6 @@ export function parseShard(spec: string | undefined): { index: number; count: nu
   if (!m || count < 1 || index >= count) throw new UserError(`--shard must be I/N with 0 ≤ I < N (e.g. 0/4 for the first of four jobs), got "${spec}"`);
   return { index, count };
 }
+
+/** The backend as recorded in summary.json (`backendDetail`). */
+export const backendDetail = (b: BackendInfo) => ({ provider: b.provider, simd: b.simd ?? null, threads: b.threads ?? null });

@@ -154,7 +154,7 @@ const compareCommand: CommandModule<GlobalArgs, CompareArgs> = {
     const ctx = makeContext(argv);
     const bar = ctx.progress('compare', argv.results.length);
     const c = await compareResults(argv.results.map(String), argv.landmarks, (r) => bar.tick(1, r)).finally(() => bar.stop());
-    if (argv.json) return printJson(c);
+    if (argv.json) return printJson({ ...c, entries: c.entries.map(({ treFrames: _perLandmark, ...e }) => e) });
     const mw = Math.max(10, ...c.rows.map((r) => r.method.length));
     const cw = Math.max(9, ...c.labels.map((l) => l.length));
     const lines = ['mean TRE (mm) per series', `${'method'.padEnd(mw)}  ${c.labels.map((l) => l.padStart(cw)).join('  ')}  ${'all'.padStart(7)}`];

@@ -7,7 +7,7 @@ import { r2n2Registrar } from '../app/register.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel } from '../io/model.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
-import { type BackendArgs, type GlobalArgs, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
+import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs {
   series: string[];
@@ -179,7 +179,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       shard,
       qc: argv.qc,
       backend: backend.name,
-      summaryExtra: { model: model.dir, backendDetail: { provider: backend.provider, simd: backend.simd ?? null, threads: backend.threads ?? null } },
+      summaryExtra: { model: model.dir, backendDetail: backendDetail(backend) },
       onStart: (s) => {
         bar.stop();
         bar = ctx.progress('r2n2', Math.max(1, s.units));

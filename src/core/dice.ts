@@ -3,8 +3,7 @@
  * fixed grid with nearest-neighbour sampling through T(p) = p + u(p) (u physical, mm), then
  * compared label by label with the fixed frame's labels. Label 0 is background.
  */
-import type { DisplacementField } from './field.js';
-import { indexToPhysical, physicalToIndex } from './geometry.js';
+import { type DisplacementField, mappedIndex } from './field.js';
 
 /** Nearest-neighbour warp of a label map defined on the same grid as the field; outside → 0. */
 export function warpLabelsNearest(labels: ArrayLike<number>, f: DisplacementField): Int32Array {
@@ -13,8 +12,7 @@ export function warpLabelsNearest(labels: ArrayLike<number>, f: DisplacementFiel
   for (let i = 0; i < H; i++) {
     for (let j = 0; j < W; j++) {
       const k = i * W + j;
-      const p = indexToPhysical(f.geometry, [j, i]);
-      const [x, y] = physicalToIndex(f.geometry, [p[0] + f.data[2 * k], p[1] + f.data[2 * k + 1]]);
+      const [x, y] = mappedIndex(f, i, j);
       const jj = Math.round(x);
       const ii = Math.round(y);
       out[k] = jj >= 0 && ii >= 0 && jj < W && ii < H ? Math.round(labels[ii * W + jj]) : 0;

@@ -1,4 +1,4 @@
-import { type Geometry, type Point, physicalToIndex } from './geometry.js';
+import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
 
 /**
  * A dense 2D displacement field on a grid, in physical units (mm).
@@ -73,4 +73,11 @@ export function fieldFromNormalised(u: ArrayLike<number>, geometry: Geometry): D
     data[2 * p + 1] = d10 * a + d11 * b;
   }
   return { geometry, data };
+}
+
+/** Continuous index `[col, row]` of T(p) = p + u(p) for the pixel (row i, col j) of the field's grid. */
+export function mappedIndex(f: DisplacementField, i: number, j: number): Point {
+  const k = i * f.geometry.size[0] + j;
+  const p = indexToPhysical(f.geometry, [j, i]);
+  return physicalToIndex(f.geometry, [p[0] + f.data[2 * k], p[1] + f.data[2 * k + 1]]);
 }

@@ -74,15 +74,18 @@ export function gaussianDisplacement(step: GaussianStep, H: number, W: number, g
   });
 }
 
-/** The same in plain double-precision JS for one step (tests, and the QC overlay): `[2, H, W]`. */
+/** The quadratic form's a, b, c for shape (σx, σy) and rotation φ (the formulas above). */
+export function gaussianCoefficients(sx: number, sy: number, phi: number): [number, number, number] {
+  const cos2 = Math.cos(phi) ** 2;
+  const sin2 = Math.sin(phi) ** 2;
+  const s2p = Math.sin(2 * phi);
+  return [cos2 / (2 * sx * sx) + sin2 / (2 * sy * sy), -s2p / (4 * sx * sx) + s2p / (4 * sy * sy), sin2 / (2 * sx * sx) + cos2 / (2 * sy * sy)];
+}
+
+/** The same in plain double-precision JS for one step (tests, fields from a sequence): `[2, H, W]`. */
 export function gaussianDisplacementJs(p: { cx: number; cy: number; sx: number; sy: number; wx: number; wy: number; phi: number }, H: number, W: number): Float64Array {
   const out = new Float64Array(2 * H * W);
-  const cos2 = Math.cos(p.phi) ** 2;
-  const sin2 = Math.sin(p.phi) ** 2;
-  const s2p = Math.sin(2 * p.phi);
-  const a = cos2 / (2 * p.sx ** 2) + sin2 / (2 * p.sy ** 2);
-  const b = -s2p / (4 * p.sx ** 2) + s2p / (4 * p.sy ** 2);
-  const c = sin2 / (2 * p.sx ** 2) + cos2 / (2 * p.sy ** 2);
+  const [a, b, c] = gaussianCoefficients(p.sx, p.sy, p.phi);
   for (let i = 0; i < H; i++) {
     for (let j = 0; j < W; j++) {
       const dx = (W > 1 ? -1 + (2 * j) / (W - 1) : 0) - p.cx;
@@ -112,12 +115,7 @@ export function sequenceAt(steps: ArrayLike<number>, x: number, y: number): [num
   let uy = 0;
   for (let k = 0; k + PARAMS_PER_STEP <= steps.length; k += PARAMS_PER_STEP) {
     const [cx, cy, sx, sy, wx, wy, phi] = Array.from({ length: 7 }, (_, i) => steps[k + i]);
-    const cos2 = Math.cos(phi) ** 2;
-    const sin2 = Math.sin(phi) ** 2;
-    const s2p = Math.sin(2 * phi);
-    const a = cos2 / (2 * sx * sx) + sin2 / (2 * sy * sy);
-    const b = -s2p / (4 * sx * sx) + s2p / (4 * sy * sy);
-    const c = sin2 / (2 * sx * sx) + cos2 / (2 * sy * sy);
+    const [a, b, c] = gaussianCoefficients(sx, sy, phi);
     const dx = x - cx;
     const dy = y - cy;
     const g = Math.exp(-(a * dx * dx + 2 * b * dx * dy + c * dy * dy));

@@ -101,7 +101,11 @@ export class AmsGrad {
 
 /** Scales gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
 export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
-  const norm = Math.sqrt(Object.values(grads).reduce((acc, g) => acc + (tf.tidy(() => tf.sum(tf.square(g))).arraySync() as number), 0));
+  const gs = Object.values(grads);
+  // one read-back for all gradients (a sync per variable cost one round trip each, per iteration)
+  const sq = tf.tidy(() => (gs.length ? tf.addN(gs.map((g) => tf.sum(tf.square(g)))) : tf.scalar(0)));
+  const norm = Math.sqrt(sq.dataSync()[0]);
+  sq.dispose();
   if (!(norm > maxNorm)) return { grads, norm };
   const out: Record<string, tf.Tensor> = {};
   for (const [k, g] of Object.entries(grads)) {

@@ -7,16 +7,10 @@
  * Images share one window (the fixed frame's 1st–99th percentile); differences are shown on
  * [0, half that window] (0 where the warp left the moving frame), so "darker after" means "better".
  */
-export interface Mosaic {
-  data: Float32Array;
-  H: number;
-  W: number;
-}
+import { type Mosaic, checkerboard, percentileWindow, toGrey } from './render.js';
+import { gaussianCoefficients } from './gaussian.js';
 
-function percentile(values: ArrayLike<number>, q: number): number {
-  const s = Float32Array.from(values).sort();
-  return s[Math.min(s.length - 1, Math.max(0, Math.round((q / 100) * (s.length - 1))))];
-}
+export type { Mosaic };
 
 /** Tiles `[H, W]` images (row-major) into a grid of `cols` columns with a `gap`-pixel border. */
 export function tile(images: Float32Array[], H: number, W: number, cols: number, gap = 2, background = 0): Mosaic {
@@ -36,15 +30,11 @@ export function tile(images: Float32Array[], H: number, W: number, cols: number,
 
 /** `inside` (optional, 1/0): where the warp sampled inside the moving frame; differences are 0 elsewhere. */
 export function registrationQc(fixed: Float32Array, moving: Float32Array, warped: Float32Array, H: number, W: number, inside?: ArrayLike<number>, checker = 8): Mosaic {
-  const lo = percentile(fixed, 1);
-  const hi = percentile(fixed, 99);
-  const span = hi > lo ? hi - lo : 1;
-  const grey = (x: Float32Array) => Float32Array.from(x, (v) => Math.min(255, Math.max(0, ((v - lo) / span) * 255)));
-  const diff = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (v, i) => (inside && !inside[i] ? 0 : Math.min(255, (Math.abs(v - b[i]) / (span / 2)) * 255)));
-  const cell = Math.max(4, Math.round(Math.min(H, W) / checker));
-  const board = new Float32Array(H * W);
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) board[i * W + j] = (Math.floor(i / cell) + Math.floor(j / cell)) % 2 ? warped[i * W + j] : fixed[i * W + j];
-  return tile([grey(fixed), grey(moving), grey(warped), diff(fixed, moving), diff(fixed, warped), grey(board)], H, W, 3, 2, 128);
+  const window = percentileWindow(fixed);
+  const half: [number, number] = [0, (window[1] > window[0] ? window[1] - window[0] : 1) / 2];
+  const grey = (x: Float32Array) => toGrey(x, window);
+  const diff = (a: Float32Array, b: Float32Array) => toGrey(Float32Array.from(a, (v, i) => (inside && !inside[i] ? 0 : Math.abs(v - b[i]))), half);
+  return tile([grey(fixed), grey(moving), grey(warped), diff(fixed, moving), diff(fixed, warped), grey(checkerboard(fixed, warped, H, W, checker))], H, W, 3, 2, 128);
 }
 
 /** Mean absolute difference of two images over the pixels where `mask` is 1 (all when absent). */
@@ -68,10 +58,7 @@ export function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask?: A
  * `steps`: rows of 7 numbers (cx, cy, σx, σy, wx, wy, φ) in normalised units.
  */
 export function gaussianOverlay(fixed: Float32Array, H: number, W: number, steps: number[][], arrowScale = 10): Mosaic {
-  const lo = percentile(fixed, 1);
-  const hi = percentile(fixed, 99);
-  const span = hi > lo ? hi - lo : 1;
-  const data = Float32Array.from(fixed, (v) => Math.min(150, Math.max(0, ((v - lo) / span) * 150)));
+  const data = toGrey(fixed, percentileWindow(fixed)).map((v) => v * (150 / 255));
   const toPx = (x: number, y: number): [number, number] => [((x + 1) * (W - 1)) / 2, ((y + 1) * (H - 1)) / 2];
   const put = (x: number, y: number, g: number) => {
     const i = Math.round(y);
@@ -81,12 +68,7 @@ export function gaussianOverlay(fixed: Float32Array, H: number, W: number, steps
   const wmax = Math.max(1e-12, ...steps.map((s) => Math.hypot(s[4], s[5])));
   for (const [cx, cy, sx, sy, wx, wy, phi] of steps) {
     const g = 170 + 85 * (Math.hypot(wx, wy) / wmax);
-    const c2 = Math.cos(phi) ** 2;
-    const s2 = Math.sin(phi) ** 2;
-    const s2p = Math.sin(2 * phi);
-    const a = c2 / (2 * sx * sx) + s2 / (2 * sy * sy);
-    const b = -s2p / (4 * sx * sx) + s2p / (4 * sy * sy);
-    const c = s2 / (2 * sx * sx) + c2 / (2 * sy * sy);
+    const [a, b, c] = gaussianCoefficients(sx, sy, phi);
     const N = 180;
     for (let k = 0; k < N; k++) {
       const t = (2 * Math.PI * k) / N;

@@ -1,14 +1,24 @@
-/** Pictures of fields for reports (grey 0..255 arrays, row-major). */
-import type { DisplacementField } from './field.js';
-import type { Mosaic } from './qc.js';
+/** Pictures of images and fields (grey 0..255 arrays, row-major) for QC mosaics and reports. */
+import { type DisplacementField, mappedIndex } from './field.js';
 
-/** Field displacement at pixel k in index units (columns, rows): S⁻¹·Dᵀ·u. */
-function indexDisplacement(f: DisplacementField, k: number): [number, number] {
-  const [sx, sy] = f.geometry.spacing;
-  const [d00, d01, d10, d11] = f.geometry.direction;
-  const ux = f.data[2 * k];
-  const uy = f.data[2 * k + 1];
-  return [(d00 * ux + d10 * uy) / sx, (d01 * ux + d11 * uy) / sy];
+export interface Mosaic {
+  data: Float32Array;
+  H: number;
+  W: number;
+}
+
+/** The `[lo, hi]` percentiles (default 1st and 99th) of `values`, one sort. */
+export function percentileWindow(values: ArrayLike<number>, lo = 1, hi = 99): [number, number] {
+  const s = Float32Array.from(values).sort();
+  const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.round((q / 100) * (s.length - 1))))];
+  return [at(lo), at(hi)];
+}
+
+/** Values mapped linearly from `window` to 0..255 (clipped). */
+export function toGrey(img: ArrayLike<number>, window: [number, number]): Float32Array {
+  const [lo, hi] = window;
+  const span = hi > lo ? hi - lo : 1;
+  return Float32Array.from(img, (v) => Math.min(255, Math.max(0, ((v - lo) / span) * 255)));
 }
 
 /**
@@ -26,8 +36,8 @@ export function deformationGrid(fixed: Float32Array, f: DisplacementField, step 
     if (i >= 0 && j >= 0 && i < H && j < W) data[i * W + j] = 255;
   };
   const draw = (i: number, j: number) => {
-    const [dx, dy] = indexDisplacement(f, i * W + j);
-    put(j + magnify * dx, i + magnify * dy);
+    const [x, y] = mappedIndex(f, i, j);
+    put(j + magnify * (x - j), i + magnify * (y - i));
   };
   for (let i = 0; i < H; i += step) for (let j = 0; j < W; j++) draw(i, j);
   for (let j = 0; j < W; j += step) for (let i = 0; i < H; i++) draw(i, j);
@@ -40,19 +50,12 @@ export function determinantPicture(det: Float32Array, H: number, W: number, wind
   return { data: Float32Array.from(det, (d) => Math.min(255, Math.max(0, ((d - lo) / (hi - lo)) * 255))), H, W };
 }
 
-/** Grey picture of an image windowed to its 1st–99th percentile; differences on [0, span/2]. */
-export function greyPicture(img: Float32Array, H: number, W: number, window?: [number, number]): Mosaic {
-  let lo = window?.[0];
-  let hi = window?.[1];
-  if (lo === undefined || hi === undefined) {
-    const s = Float32Array.from(img).sort();
-    lo = s[Math.floor(0.01 * (s.length - 1))];
-    hi = s[Math.ceil(0.99 * (s.length - 1))];
-  }
-  const span = hi > lo ? hi - lo : 1;
-  return { data: Float32Array.from(img, (v) => Math.min(255, Math.max(0, ((v - (lo as number)) / span) * 255))), H, W };
+/** Grey picture of an image windowed to `window` (default its 1st–99th percentile). */
+export function greyPicture(img: Float32Array, H: number, W: number, window: [number, number] = percentileWindow(img)): Mosaic {
+  return { data: toGrey(img, window), H, W };
 }
 
+/** `a` and `b` in alternating square cells (about `cells` across the shorter side, ≥ 4 px). */
 export function checkerboard(a: Float32Array, b: Float32Array, H: number, W: number, cells = 8): Float32Array {
   const cell = Math.max(4, Math.round(Math.min(H, W) / cells));
   const out = new Float32Array(H * W);

@@ -6,10 +6,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { warpBilinear } from '../warp.js';
+import { normaliseIntensity } from '../intensity.js';
+import { gaussianBlur, resampleAligned } from '../resample.js';
 import { maskedMse } from '../losses.js';
 import { isoTv } from '../regularisers.js';
 import { coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../gaussian.js';
 import { type R2N2Config, type Weights, type WeightNoise, type State, initialState, step } from './network.js';
+
+/**
+ * A frame `[H, W]` as the network sees it: intensities normalised at full size, blurred
+ * (σ = factor/2) and resampled with aligned corners to n×n.
+ */
+export function networkImage(data: Float32Array, H: number, W: number, n: number): Float32Array {
+  const z = normaliseIntensity(data);
+  const factor = Math.max(W, H) / n;
+  const blurred = factor > 1 ? gaussianBlur(z, H, W, factor / 2) : z;
+  return resampleAligned(blurred, 1, H, W, n, n);
+}
 
 export interface SequenceOptions {
   steps: number;
