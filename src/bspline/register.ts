@@ -60,7 +60,7 @@ export const BSPLINE_DEFAULTS: BsplineOptions = {
   order: 3,
   loss: 'mse',
   regulariser: 'tv',
-  finestSigma: 1,
+  finestSigma: 1.5,
   init: 'affine',
 };
 
