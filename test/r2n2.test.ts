@@ -7,6 +7,7 @@ import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, param
 import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { saveModel, loadModel, toVariables } from '../src/io/model.js';
 import { tmpDir, runCli } from './helpers.js';
+import { learningRateAt } from '../src/app/train.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -195,5 +196,53 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const missing = runCli(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/model\.json not found/);
+  });
+  test('fine-tuning --from a model starts from its weights; --batch and --lr-final resume bit-for-bit', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const base = path.join(t.dir, 'full');
+    const ft = path.join(t.dir, 'ft');
+    // a vanishing learning rate: the result is the starting model's weights (to 1e-6)
+    const r = runCli(['train', series, '--from', base, '--out', ft, '--iterations', '1', '--lr', '1e-12', '--batch', '2', '--steps', '2', '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const a = await loadModel(base);
+    const b = await loadModel(ft);
+    expect(b.config).toEqual(a.config);
+    let maxDiff = 0;
+    for (const [name, x] of a.tensors) maxDiff = Math.max(maxDiff, tf.max(tf.abs(tf.sub(x, b.tensors.get(name)!))).dataSync()[0]);
+    expect(maxDiff).toBeLessThan(1e-6);
+    [...a.tensors.values(), ...b.tensors.values()].forEach((x) => x.dispose());
+    const mj = JSON.parse(await fs.readFile(path.join(ft, 'model.json'), 'utf8'));
+    expect(mj.training.from).toBe(path.resolve(base));
+    expect(mj.training.batch).toBe(2);
+    // architecture options cannot be mixed with --from
+    const clash = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft2'), '--net-size', '48', '--quiet']);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toMatch(/takes the model's architecture; drop --net-size/);
+    expect(clash.stderr.trim().split('\n')).toHaveLength(1);
+    // batch 2 with a cosine schedule: killed after the checkpoint at 2 and resumed = uninterrupted
+    const args = ['--from', base, '--batch', '2', '--lr', '1e-3', '--lr-final', '1e-4', '--decay-iterations', '4', '--checkpoint-every', '2', '--steps', '2', '--quiet'];
+    expect(runCli(['train', series, '--out', path.join(t.dir, 'c-full'), '--iterations', '4', ...args]).code).toBe(0);
+    expect(runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '2', ...args]).code).toBe(0);
+    const res = runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '4', '--resume', ...args]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/resumed at 2/);
+    const wa = await fs.readFile(path.join(t.dir, 'c-full', 'weights.bin'));
+    expect((await fs.readFile(path.join(t.dir, 'c-part', 'weights.bin'))).equals(wa)).toBe(true);
+    expect((await fs.readFile(path.join(base, 'weights.bin'))).equals(wa)).toBe(false);
+    // another schedule cannot resume that checkpoint
+    const other = runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '6', '--resume', ...args.filter((x, i, all) => x !== '--decay-iterations' && all[i - 1] !== '--decay-iterations')]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written with other settings/);
+  });
+});
+
+describe('learning-rate schedule', () => {
+  test('cosine from --lr to --lr-final over the iterations; constant without --lr-final', () => {
+    expect(learningRateAt(1e-3, undefined, 50, 100)).toBe(1e-3);
+    expect(learningRateAt(1e-3, 1e-4, 0, 101)).toBeCloseTo(1e-3, 12);
+    expect(learningRateAt(1e-3, 1e-4, 50, 101)).toBeCloseTo(5.5e-4, 12);
+    expect(learningRateAt(1e-3, 1e-4, 100, 101)).toBeCloseTo(1e-4, 12);
+    expect(learningRateAt(1e-3, 1e-4, 25, 101)).toBeCloseTo(1e-4 + 0.5 * 9e-4 * (1 + Math.SQRT1_2), 12);
   });
 });

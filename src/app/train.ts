@@ -41,6 +41,21 @@ export interface TrainSettings {
   flip: boolean;
   intensityAugment: boolean;
   criterion: FixedFrameCriterion;
+  /** Pairs per iteration (one gradient step on their mean loss). */
+  batch: number;
+  /** Learning rate at the end of the decay: cosine from `learningRate` over `decayIterations` (undefined: constant). */
+  learningRateFinal?: number;
+  /** Iterations of the cosine decay (default: `iterations` of this run; part of the resume key, so a
+   * resumed run keeps the schedule it started with); after them the rate stays at `learningRateFinal`. */
+  decayIterations?: number;
+  /** Validation pairs per validation series (a fixed seeded draw). */
+  valPairs: number;
+}
+
+/** The learning rate of iteration `it` (0-based) of `total`: cosine from lr0 to lr1. */
+export function learningRateAt(lr0: number, lr1: number | undefined, it: number, total: number): number {
+  if (lr1 === undefined || lr1 === lr0 || total <= 1) return lr0;
+  return lr1 + 0.5 * (lr0 - lr1) * (1 + Math.cos((Math.PI * Math.min(it, total - 1)) / (total - 1)));
 }
 
 export const TRAIN_DEFAULTS: TrainSettings = {
@@ -55,6 +70,8 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   flip: true,
   intensityAugment: true,
   criterion: 'image',
+  batch: 1,
+  valPairs: 8,
 };
 
 interface SeriesData {
@@ -107,6 +124,8 @@ export interface TrainOptions {
   config: R2N2Config;
   settings: TrainSettings;
   resume: boolean;
+  /** Start from this model's weights (fine-tuning; its architecture must equal `config`). */
+  from?: string;
   onStart?: (info: { start: number; total: number; pairs: number }) => void;
   onIteration?: (info: { iteration: number; loss: number; itPerSecond: number }) => void;
   onValidation?: (info: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }) => void;
@@ -160,6 +179,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (!(Number.isInteger(st.iterations) && st.iterations >= 1)) throw new UserError(`--iterations must be a positive integer, got ${st.iterations}`);
   if (!(Number.isInteger(st.steps) && st.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${st.steps}`);
   if (!(st.learningRate > 0)) throw new UserError(`--lr must be > 0, got ${st.learningRate}`);
+  if (st.learningRateFinal !== undefined && !(st.learningRateFinal > 0)) throw new UserError(`--lr-final must be > 0, got ${st.learningRateFinal}`);
+  if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
+  if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
   const n = c.netSize;
   const data: SeriesData[] = [];
@@ -167,7 +189,14 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const val: SeriesData[] = [];
   for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
-  const key = JSON.stringify({ config: c, settings: { ...st, iterations: undefined, checkpointEvery: undefined }, series: data.map((d) => [d.source, d.frames.length]) });
+  const fromModel = o.from ? await loadModel(o.from) : null;
+  if (fromModel && JSON.stringify(fromModel.config) !== JSON.stringify(c)) {
+    fromModel.tensors.forEach((t) => t.dispose());
+    throw new UserError(`--from ${o.from} has another architecture (${JSON.stringify(fromModel.config)}) than the one asked for; drop the architecture options to take the model's`);
+  }
+  if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
+  const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -207,10 +236,14 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     secondsBefore = s.seconds;
   } else {
     if (!o.resume && haveCkpt) await fs.rm(ckpt, { recursive: true, force: true });
-    weights = initWeights(c, st.seed);
+    if (fromModel) {
+      weights = new Map();
+      for (const [name, t] of fromModel.tensors) weights.set(name, tf.variable(t, true, `r2n2-train/${name}/${Math.random().toString(36).slice(2)}`));
+    } else weights = initWeights(c, st.seed);
     vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
     rng = seedrandom(`r2n2-train-${st.seed}`, { state: true });
   }
+  fromModel?.tensors.forEach((t) => t.dispose());
   o.onStart?.({ start, total: st.iterations, pairs });
 
   const checkpoint = async (iteration: number, seconds: number) => {
@@ -236,7 +269,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     let treBefore = 0;
     let treCnt = 0;
     for (const d of val) {
-      for (let k = 0; k < 4; k++) {
+      for (let k = 0; k < st.valPairs; k++) {
         let m = Math.floor(vr() * d.frames.length);
         if (m === d.fixed) m = (m + 1) % d.frames.length;
         const l = tf.tidy(() => sequenceLoss(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }).dataSync()[0]);
@@ -262,27 +295,34 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   let peakRss = process.memoryUsage().rss;
   try {
     for (; it < st.iterations; it++) {
-      const d = data[Math.floor(rng() * data.length)];
-      let m = Math.floor(rng() * (d.frames.length - 1));
-      if (m >= d.fixed) m++;
-      let F = d.frames[d.fixed];
-      let M = d.frames[m];
-      if (st.flip) {
-        if (rng() < 0.5) [F, M] = [flipX(F, n), flipX(M, n)];
-        if (rng() < 0.5) [F, M] = [flipY(F, n), flipY(M, n)];
+      const Fs: Float32Array[] = [];
+      const Ms: Float32Array[] = [];
+      for (let b = 0; b < st.batch; b++) {
+        const d = data[Math.floor(rng() * data.length)];
+        let m = Math.floor(rng() * (d.frames.length - 1));
+        if (m >= d.fixed) m++;
+        let F = d.frames[d.fixed];
+        let M = d.frames[m];
+        if (st.flip) {
+          if (rng() < 0.5) [F, M] = [flipX(F, n), flipX(M, n)];
+          if (rng() < 0.5) [F, M] = [flipY(F, n), flipY(M, n)];
+        }
+        if (st.intensityAugment) {
+          const a = 0.9 + 0.2 * rng();
+          const b0 = -0.1 + 0.2 * rng();
+          M = Float32Array.from(M, (v) => a * v + b0);
+        }
+        Fs.push(F);
+        Ms.push(M);
       }
-      if (st.intensityAugment) {
-        const a = 0.9 + 0.2 * rng();
-        const b = -0.1 + 0.2 * rng();
-        M = Float32Array.from(M, (v) => a * v + b);
-      }
+      opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
       const noise = sampleWeightNoise(c, st.keep, rng);
-      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, [F], [M], { steps: st.steps, lambda: st.lambda, noise }), vars);
+      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise }), vars);
       const clipped = clipByGlobalNorm(grads, st.clip);
       opt.apply(vars, clipped.grads);
       const loss = value.dataSync()[0];
       tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
-      if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${st.learningRate}) and rerun without --resume`);
+      if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
       losses.push(loss);
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
       const secs = (performance.now() - t0) / 1000;
@@ -294,7 +334,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
     await saveModel(o.out, c, weights, {
-      training: { ...st, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
+      training: { ...st, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });
     const smooth = losses.map((_, i) => {

@@ -5,7 +5,9 @@ import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/ne
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { r2n2Registrar } from '../app/register.js';
 import { runFrames } from '../app/run-frames.js';
-import { loadModel } from '../io/model.js';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { MODEL_FILE, loadModel } from '../io/model.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
 import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
 
@@ -25,13 +27,18 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   'intensity-augment': boolean;
   'fixed-frame-criterion': 'image' | 'intensity';
   resume: boolean;
-  'net-size': number;
-  channels: number[];
-  'param-channels': number;
-  'residual-blocks': number;
-  hidden: number;
-  'sigma-max': number;
-  activation: 'tanh' | 'leaky-relu';
+  batch: number;
+  'lr-final'?: number;
+  'decay-iterations'?: number;
+  'val-pairs': number;
+  from?: string;
+  'net-size'?: number;
+  channels?: number[];
+  'param-channels'?: number;
+  'residual-blocks'?: number;
+  hidden?: number;
+  'sigma-max'?: number;
+  activation?: 'tanh' | 'leaky-relu';
   json: boolean;
 }
 
@@ -58,24 +65,36 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: T.criterion, describe: 'fixed frame of each series: closest to the mean image, or mean intensity' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
-      .option('net-size', { type: 'number', default: C.netSize, describe: 'side of the pair the network observes (multiple of 16)' })
-      .option('channels', { type: 'number', array: true, default: C.channels, describe: 'channels of the three GR2U blocks' })
-      .option('param-channels', { type: 'number', default: C.paramChannels, describe: 'channels of the parameter network' })
-      .option('residual-blocks', { type: 'number', default: C.residualBlocks, describe: 'residual blocks per GR2U' })
-      .option('hidden', { type: 'number', default: C.hidden, describe: 'hidden units of the parameter network' })
-      .option('sigma-max', { type: 'number', default: C.sigmaMax, describe: 'largest Gaussian σ (normalised units)' })
-      .option('activation', { type: 'string', choices: ['tanh', 'leaky-relu'], default: C.activation, describe: 'activation' })
+      .option('batch', { type: 'number', default: T.batch, describe: 'pairs per iteration (one gradient step on their mean loss)' })
+      .option('lr-final', { type: 'number', describe: 'learning rate at the end: cosine decay from --lr over --decay-iterations (default: constant --lr)' })
+      .option('decay-iterations', { type: 'number', describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)' })
+      .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
+      .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used)' })
+      .option('net-size', { type: 'number', describe: `side of the pair the network observes (multiple of 16) [default: ${C.netSize}]` })
+      .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
+      .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
+      .option('residual-blocks', { type: 'number', describe: `residual blocks per GR2U [default: ${C.residualBlocks}]` })
+      .option('hidden', { type: 'number', describe: `hidden units of the parameter network [default: ${C.hidden}]` })
+      .option('sigma-max', { type: 'number', describe: `largest Gaussian σ (normalised units) [default: ${C.sigmaMax}]` })
+      .option('activation', { type: 'string', choices: ['tanh', 'leaky-relu'], describe: `activation [default: ${C.activation}]` })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }) as never,
   handler: async (argv) => {
-    const config: R2N2Config = {
+    const asked: Partial<R2N2Config> = {
       netSize: argv['net-size'],
-      channels: argv.channels as [number, number, number],
+      channels: argv.channels as [number, number, number] | undefined,
       paramChannels: argv['param-channels'],
       residualBlocks: argv['residual-blocks'],
       hidden: argv.hidden,
       sigmaMax: argv['sigma-max'],
       activation: argv.activation,
     };
+    const given = Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)) as Partial<R2N2Config>;
+    let base: R2N2Config = C;
+    if (argv.from) {
+      if (Object.keys(given).length) throw new UserError(`--from ${argv.from} takes the model's architecture; drop ${Object.keys(given).map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`);
+      base = await modelConfig(argv.from);
+    }
+    const config: R2N2Config = { ...base, ...given };
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
     const ctx = makeContext(argv);
@@ -87,6 +106,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       out: argv.out,
       config,
       resume: argv.resume,
+      from: argv.from,
       settings: {
         iterations: argv.iterations,
         steps: argv.steps,
@@ -99,6 +119,10 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         flip: argv.flip,
         intensityAugment: argv['intensity-augment'],
         criterion: argv['fixed-frame-criterion'],
+        batch: argv.batch,
+        learningRateFinal: argv['lr-final'],
+        decayIterations: argv['decay-iterations'],
+        valPairs: argv['val-pairs'],
       },
       onStart: (s) => {
         ctx.log.info({ ...s, backend: backend.name, weights: parameterCount(config) }, 'training start');
@@ -120,6 +144,18 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     process.stdout.write(lines.join('\n') + '\n');
   },
 };
+
+/** The architecture in MODEL_DIR/model.json (a one-line error when it cannot be read). */
+async function modelConfig(dir: string): Promise<R2N2Config> {
+  const file = path.join(dir, MODEL_FILE);
+  try {
+    const j = JSON.parse(await fs.readFile(file, 'utf8'));
+    if (!j || typeof j.config !== 'object') throw new Error('no "config" in it');
+    return j.config as R2N2Config;
+  } catch (err) {
+    throw new UserError(`--from: cannot read ${file} (${(err as Error).message}); give a model directory written by r2n2 train`);
+  }
+}
 
 function lastTre(v: { treMm?: number; treBeforeMm?: number }[]): string {
   const e = v[v.length - 1];
