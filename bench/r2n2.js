@@ -12,6 +12,30 @@ import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
 import { loadModel } from '../dist/io/model.js';
 import { r2n2Registrar } from '../dist/app/register.js';
 import { affineMap, bsplineMap, elastixRegister } from './elastix.js';
+import { inferSequence, networkImage } from '../dist/core/r2n2/sequence.js';
+import { sequenceField } from '../dist/core/gaussian.js';
+import { toVariables } from '../dist/io/model.js';
+
+/** Where one batch of 8 R2N2 registrations spends its time (ms, median of 5). */
+function profileR2n2(model, steps, size) {
+  const s = makePhantomSeries({ size, frames: 9, seed: 98 });
+  const frames = Array.from({ length: 9 }, (_, t) => s.renderFrame(t));
+  const n = model.config.netSize;
+  const weights = toVariables(model);
+  const med = (f) => { const xs = []; for (let k = 0; k < 6; k++) { const t0 = performance.now(); f(); xs.push(performance.now() - t0); } xs.shift(); return xs.sort((a, b) => a - b)[2]; };
+  const net = frames.map((f) => networkImage(f, size, size, n));
+  const seqs = inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps });
+  const parts = {
+    [`network input: normalise, blur, resample ${size}² → ${n}² (×9)`]: med(() => frames.forEach((f) => networkImage(f, size, size, n))),
+    [`network: ${steps} steps, batch of 8 (incl. the ${n}² re-warps)`]: med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps })),
+    [`one network step, batch of 8`]: med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps: 1 })),
+    [`full-resolution field from the Gaussians (×8)`]: med(() => seqs.forEach((q) => sequenceField(q, size, size))),
+  };
+  weights.forEach((v) => v.dispose());
+  console.log(`R2N2 inference profile, one batch of 8 frames at ${size}² (ms, median of 5):`);
+  for (const [k, v] of Object.entries(parts)) console.log(`  ${k.padEnd(62)} ${v.toFixed(1)}`);
+  return parts;
+}
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -33,9 +57,11 @@ export async function r2n2Suite() {
     const w = makePhantomSeries({ size, frames: 2, seed: 99 });
     const a = { geometry: w.geometry, data: w.renderFrame(0) };
     const b = { geometry: w.geometry, data: w.renderFrame(1) };
-    await reg.registerBatch(a, [b, b], () => undefined);
+    // the batch size the timed runs use (the first batch of a new size allocates)
+    await reg.registerBatch(a, Array.from({ length: 8 }, () => b), () => undefined);
     registerBspline(a.data, b.data, size, size, { ...BSPLINE_DEFAULTS, iterations: [2] , initIterations: [2] }, w.geometry);
   }
+  const profile = profileR2n2(model, steps, size);
   const maps = [await affineMap(), await bsplineMap()];
   const rows = [];
   for (const seed of [21, 22]) {
@@ -82,5 +108,5 @@ export async function r2n2Suite() {
     const a = rows.find((x) => x.case === r.case && x.method === 'r2n2');
     console.log(`${r.case.padEnd(25)} ${r.method.padEnd(8)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(r.seconds / a.seconds).toFixed(1).padStart(17)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`);
   }
-  return { backend: backend.name, model: modelDir, steps, rows };
+  return { backend: backend.name, model: modelDir, steps, profile, rows };
 }
