@@ -216,10 +216,15 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(mj.training.from).toBe(path.resolve(base));
     expect(mj.training.batch).toBe(2);
     // architecture options cannot be mixed with --from
-    const clash = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft2'), '--net-size', '48', '--quiet']);
+    const clash = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft2'), '--hidden', '16', '--net-size', '48', '--quiet']);
     expect(clash.code).toBe(1);
-    expect(clash.stderr).toMatch(/takes the model's architecture; drop --net-size/);
+    expect(clash.stderr).toMatch(/takes the model's architecture \(only --net-size may change\); drop --hidden$/m);
     expect(clash.stderr.trim().split('\n')).toHaveLength(1);
+    // another input size: the weights carry over (they do not depend on it)
+    const big = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft48'), '--net-size', '48', '--iterations', '1', '--steps', '2', '--quiet']);
+    expect(big.stderr).toBe('');
+    expect(big.code).toBe(0);
+    expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ft48', 'model.json'), 'utf8')).config.netSize).toBe(48);
     // batch 2 with a cosine schedule: killed after the checkpoint at 2 and resumed = uninterrupted
     const args = ['--from', base, '--batch', '2', '--lr', '1e-3', '--lr-final', '1e-4', '--decay-iterations', '4', '--checkpoint-every', '2', '--steps', '2', '--quiet'];
     expect(runCli(['train', series, '--out', path.join(t.dir, 'c-full'), '--iterations', '4', ...args]).code).toBe(0);

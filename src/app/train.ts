@@ -124,7 +124,7 @@ export interface TrainOptions {
   config: R2N2Config;
   settings: TrainSettings;
   resume: boolean;
-  /** Start from this model's weights (fine-tuning; its architecture must equal `config`). */
+  /** Start from this model's weights (fine-tuning; its weight shapes must equal `config`'s: the input size may differ). */
   from?: string;
   onStart?: (info: { start: number; total: number; pairs: number }) => void;
   onIteration?: (info: { iteration: number; loss: number; itPerSecond: number }) => void;
@@ -190,7 +190,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
   const fromModel = o.from ? await loadModel(o.from) : null;
-  if (fromModel && JSON.stringify(fromModel.config) !== JSON.stringify(c)) {
+  if (fromModel && JSON.stringify(weightShapes(fromModel.config)) !== JSON.stringify(weightShapes(c))) {
     fromModel.tensors.forEach((t) => t.dispose());
     throw new UserError(`--from ${o.from} has another architecture (${JSON.stringify(fromModel.config)}) than the one asked for; drop the architecture options to take the model's`);
   }

@@ -69,7 +69,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('lr-final', { type: 'number', describe: 'learning rate at the end: cosine decay from --lr over --decay-iterations (default: constant --lr)' })
       .option('decay-iterations', { type: 'number', describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)' })
       .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
-      .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used)' })
+      .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size may differ)' })
       .option('net-size', { type: 'number', describe: `side of the pair the network observes (multiple of 16) [default: ${C.netSize}]` })
       .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
       .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
@@ -91,7 +91,9 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const given = Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)) as Partial<R2N2Config>;
     let base: R2N2Config = C;
     if (argv.from) {
-      if (Object.keys(given).length) throw new UserError(`--from ${argv.from} takes the model's architecture; drop ${Object.keys(given).map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`);
+      // the weights do not depend on the input size, so --net-size may change; nothing else may
+      const clash = Object.keys(given).filter((k) => k !== 'netSize');
+      if (clash.length) throw new UserError(`--from ${argv.from} takes the model's architecture (only --net-size may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`);
       base = await modelConfig(argv.from);
     }
     const config: R2N2Config = { ...base, ...given };
