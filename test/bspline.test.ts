@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/core/backend/index.js';
 import { bsplineKernel1d, cropWindow, axisGrid, bsplineGrid, basisTensors, denseField, referenceField, basisMatrix } from '../src/bspline/kernel.js';
-import { registerBspline, BSPLINE_DEFAULTS, checkOptions } from '../src/bspline/register.js';
+import { registerBspline, BSPLINE_DEFAULTS, checkOptions, autoFinestSigma } from '../src/bspline/register.js';
 import { gaussianKernel1d, resampleAligned, pyramidLevel } from '../src/core/resample.js';
 import { warpSamples } from '../src/core/warp.js';
 import { rand } from './tf-helpers.js';
@@ -131,5 +131,14 @@ describe('registerBspline', () => {
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, spacing: [8, 8] })).toThrow(/spacing needs 1 value or 3/);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, iterations: [1.5] })).toThrow(/integers/);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, learningRate: [NaN] })).toThrow(/finite/);
+  });
+});
+
+describe('default finest-level blur', () => {
+  test('1.5 px per 256 px of the longer side, within 1..3 px', () => {
+    expect(autoFinestSigma(128, 128)).toBe(1);
+    expect(autoFinestSigma(256, 256)).toBe(1.5);
+    expect(autoFinestSigma(256, 384)).toBe(2.25);
+    expect(autoFinestSigma(800, 600)).toBe(3);
   });
 });

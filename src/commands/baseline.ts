@@ -28,7 +28,7 @@ interface Args extends GlobalArgs, BackendArgs {
   'mi-bins': number;
   'ngf-epsilon'?: number;
   normalise: boolean;
-  'finest-sigma': number;
+  'finest-sigma'?: number;
   init: InitKind;
   'init-iterations': number[];
   force: boolean;
@@ -63,7 +63,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
       .option('init', { type: 'string', choices: INIT_KINDS, default: D.init ?? 'none', describe: 'global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start)' })
       .option('init-iterations', { type: 'number', array: true, default: AFFINE_DEFAULTS.iterations, describe: 'iterations per level of the global stage' })
-      .option('finest-sigma', { type: 'number', default: D.finestSigma, describe: 'Gaussian σ (px) of both images at full resolution; 0 = none (AirLab)' })
+      .option('finest-sigma', { type: 'number', describe: 'Gaussian σ (px) of both images at full resolution; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]' })
       .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
