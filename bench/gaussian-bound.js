@@ -10,7 +10,7 @@ import { initBackend } from '../dist/core/backend/index.js';
 import { makePhantomSeries, phantomInverseGrid, phantomTruthField } from '../dist/core/phantom.js';
 import { chooseFixedFrame } from '../dist/core/fixed-frame.js';
 import { frameTre, treReport } from '../dist/core/tre.js';
-import { sequenceAt, gaussianDisplacement } from '../dist/core/gaussian.js';
+import { sequenceMapPoint, gaussianDisplacement } from '../dist/core/gaussian.js';
 
 /** Fits T Gaussians to a target field `[1, 2, n, n]` (normalised units); returns 7·T numbers. */
 async function fitGaussians(target, n, T, iterations) {
@@ -58,8 +58,7 @@ export async function gaussianBoundSuite() {
     const picks = Array.from({ length: 8 }, (_, k) => Math.round(((k + 0.5) * 60) / 8)).map((t) => (t === f ? t + 1 : t));
     const inv = phantomInverseGrid(s, f);
     const g = s.geometry;
-    const o = g.origin[0];
-    const L = (g.spacing[0] * (size - 1)) / 2; // mm per normalised unit
+    const L = (g.spacing[0] * (size - 1)) / 2; // mm per normalised unit (the phantom's square grid)
     for (const T of Ts) {
       const tres = [];
       for (const t of picks) {
@@ -72,10 +71,7 @@ export async function gaussianBoundSuite() {
         const tgt = tf.tensor4d(target, [1, 2, size, size]);
         const seq = await fitGaussians(tgt, size, T, iterations);
         tgt.dispose();
-        tres.push(frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), g, (q) => {
-          const [ux, uy] = sequenceAt(seq, (q[0] - o) / L - 1, (q[1] - o) / L - 1);
-          return [q[0] + ux * L, q[1] + uy * L];
-        }));
+        tres.push(frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), g, (q) => sequenceMapPoint(seq, g, q)));
         process.stderr.write(`  seed ${seed} T ${T} frame ${t}\n`);
       }
       const r = treReport(tres);

@@ -13,15 +13,15 @@ import { UserError } from '../errors.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
 import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
-import { type Geometry, type Point, identityGeometry, indexToPhysical, physicalToIndex } from '../core/geometry.js';
-import { sequenceAt } from '../core/gaussian.js';
+import { type Geometry, type Point, identityGeometry } from '../core/geometry.js';
+import { sequenceMapPoint } from '../core/gaussian.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { linePlot } from '../core/plot.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import type { Image2D } from '../io/image.js';
 import { writeImage2D } from '../io/image.js';
 import { openSeries } from '../io/series.js';
-import { encodeTensors, loadModel, saveModel } from '../io/model.js';
+import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
 import { writeAtomic, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 
@@ -106,12 +106,9 @@ async function loadSeries(source: string, n: number, criterion: FixedFrameCriter
 
 /** Mean TRE (mm) of a Gaussian sequence at the fixed landmarks: |f + u(f) − m|. */
 function sequenceTre(steps: Float32Array, g: Geometry, fixedPts: Point[], movingPts: Point[]): number {
-  const [W, H] = g.size;
   let sum = 0;
   fixedPts.forEach((p, k) => {
-    const [i, j] = physicalToIndex(g, p);
-    const [ux, uy] = sequenceAt(steps, (2 * i) / (W - 1) - 1, (2 * j) / (H - 1) - 1);
-    const q = indexToPhysical(g, [i + (ux * (W - 1)) / 2, j + (uy * (H - 1)) / 2]);
+    const q = sequenceMapPoint(steps, g, p);
     sum += Math.hypot(q[0] - movingPts[k][0], q[1] - movingPts[k][1]);
   });
   return sum / Math.max(fixedPts.length, 1);
@@ -219,8 +216,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     }
     if (s.key !== key) throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
     const m = await loadModel(ckpt);
-    weights = new Map();
-    for (const [name, t] of m.tensors) weights.set(name, tf.variable(t, true, `r2n2-train/${name}/${Math.random().toString(36).slice(2)}`));
+    weights = toVariables(m, true);
     m.tensors.forEach((t) => t.dispose());
     vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
     const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
@@ -236,10 +232,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     secondsBefore = s.seconds;
   } else {
     if (!o.resume && haveCkpt) await fs.rm(ckpt, { recursive: true, force: true });
-    if (fromModel) {
-      weights = new Map();
-      for (const [name, t] of fromModel.tensors) weights.set(name, tf.variable(t, true, `r2n2-train/${name}/${Math.random().toString(36).slice(2)}`));
-    } else weights = initWeights(c, st.seed);
+    weights = fromModel ? toVariables(fromModel, true) : initWeights(c, st.seed);
     vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
     rng = seedrandom(`r2n2-train-${st.seed}`, { state: true });
   }

@@ -5,9 +5,7 @@ import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/ne
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { r2n2Registrar } from '../app/register.js';
 import { runFrames } from '../app/run-frames.js';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { MODEL_FILE, loadModel } from '../io/model.js';
+import { loadModel, readModelJson } from '../io/model.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
 import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
 
@@ -94,7 +92,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       // the weights do not depend on the input size, so --net-size may change; nothing else may
       const clash = Object.keys(given).filter((k) => k !== 'netSize');
       if (clash.length) throw new UserError(`--from ${argv.from} takes the model's architecture (only --net-size may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`);
-      base = await modelConfig(argv.from);
+      base = (await readModelJson(argv.from).catch((err: Error) => Promise.reject(new UserError(`--from: ${err.message}`)))).config;
     }
     const config: R2N2Config = { ...base, ...given };
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
@@ -146,18 +144,6 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     process.stdout.write(lines.join('\n') + '\n');
   },
 };
-
-/** The architecture in MODEL_DIR/model.json (a one-line error when it cannot be read). */
-async function modelConfig(dir: string): Promise<R2N2Config> {
-  const file = path.join(dir, MODEL_FILE);
-  try {
-    const j = JSON.parse(await fs.readFile(file, 'utf8'));
-    if (!j || typeof j.config !== 'object') throw new Error('no "config" in it');
-    return j.config as R2N2Config;
-  } catch (err) {
-    throw new UserError(`--from: cannot read ${file} (${(err as Error).message}); give a model directory written by r2n2 train`);
-  }
-}
 
 function lastTre(v: { treMm?: number; treBeforeMm?: number }[]): string {
   const e = v[v.length - 1];

@@ -10,6 +10,7 @@
  * position (c_x, c_y), shape (σx, σy), weight (w_x, w_y), rotation φ. Batched: `[B, …]`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
 
 export const PARAMS_PER_STEP = 7;
 
@@ -123,4 +124,12 @@ export function sequenceAt(steps: ArrayLike<number>, x: number, y: number): [num
     uy += wy * g;
   }
   return [ux, uy];
+}
+
+/** A physical point p (mm) of the fixed grid `g` mapped through the sequence: p + u(p), in mm. */
+export function sequenceMapPoint(steps: ArrayLike<number>, g: Geometry, p: Point): Point {
+  const [W, H] = g.size;
+  const [i, j] = physicalToIndex(g, p);
+  const [ux, uy] = sequenceAt(steps, (2 * i) / (W - 1) - 1, (2 * j) / (H - 1) - 1);
+  return indexToPhysical(g, [i + (ux * (W - 1)) / 2, j + (uy * (H - 1)) / 2]);
 }

@@ -54,10 +54,12 @@ export interface LoadedModel {
   tensors: Map<string, tf.Tensor>;
 }
 
-/** Reads and validates a model directory; the tensors match the config's shapes exactly. */
-export async function loadModel(dir: string): Promise<LoadedModel> {
+/** What to do about a model directory that cannot be read. */
+const fix = 'train one with "r2n2 train" or give a model directory written by it';
+
+/** Reads and validates `dir/model.json` alone (format, version, config); one-line errors. */
+export async function readModelJson(dir: string): Promise<ModelJson> {
   const file = path.join(dir, MODEL_FILE);
-  const fix = 'train one with "r2n2 train" or point --model at a directory written by it';
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
@@ -77,6 +79,13 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   } catch (err) {
     throw new UserError(`${file}: bad "config": ${(err as Error).message}`);
   }
+  return json;
+}
+
+/** Reads and validates a model directory; the tensors match the config's shapes exactly. */
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const file = path.join(dir, MODEL_FILE);
+  const json = await readModelJson(dir);
   const group = json.weightsManifest?.[0];
   if (!group || !Array.isArray(group.weights) || !group.paths?.length) throw new UserError(`${file} has no weightsManifest; ${fix}`);
   const wfile = path.join(dir, group.paths[0]);
