@@ -37,6 +37,9 @@ describe('r2n2 baseline bspline, series mode', () => {
     const p = JSON.parse(await fs.readFile(path.join(out, s.frames[0].params), 'utf8'));
     expect(p.levels).toHaveLength(3);
     expect(p.levels[2].x).toHaveLength(324);
+    // the automatic full-resolution blur is named in the settings, and the σ used (128 px: 1) in the params
+    expect(s.settings.finestSigma).toBe('auto');
+    expect(p.finestSigma).toBe(1);
     const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', landmarks, '--json']);
     expect(e.code).toBe(0);
     const tre = JSON.parse(e.stdout);

@@ -1,7 +1,7 @@
 /** `baseline bspline` as a Registrar for app/run-frames.ts. */
 import { UserError } from '../errors.js';
 import type { Image2D } from '../io/image.js';
-import { type BsplineOptions, checkOptions, perLevel, registerBspline } from '../bspline/register.js';
+import { type BsplineOptions, autoFinestSigma, checkOptions, perLevel, registerBspline } from '../bspline/register.js';
 import type { Registrar } from './run-frames.js';
 import { AFFINE_DEFAULTS, AFFINE_PARAMETERS } from '../core/affine.js';
 
@@ -20,7 +20,8 @@ export function bsplineRegistrar(options: BsplineOptions): Registrar {
     (options.init && options.init !== 'none' ? (options.initIterations ?? AFFINE_DEFAULTS.iterations).reduce((a, b) => a + b, 0) : 0);
   return {
     method: 'bspline',
-    settings: settings as unknown as Record<string, unknown>,
+    // the automatic blur is named in the settings; each frame's params record the σ it used
+    settings: { ...settings, finestSigma: options.finestSigma ?? 'auto' } as unknown as Record<string, unknown>,
     unitsPerFrame: units,
     async register(fixed: Image2D, moving: Image2D, tick) {
       const [W, H] = fixed.geometry.size;
@@ -40,7 +41,7 @@ export function bsplineRegistrar(options: BsplineOptions): Registrar {
         return { size: l.size, factor: l.factor, spacing: l.spacing, controlGrid: l.controlGrid, iterations: l.iterations, finalLoss: l.finalLoss, x: Array.from(l.params.subarray(0, n)), y: Array.from(l.params.subarray(n, 2 * n)) };
       });
       const affine = r.affine ? { ...r.affine, parameters: AFFINE_PARAMETERS[r.affine.kind], convention: 'T(p) = matrix·(p − centre) + centre + translation, p in mm (fixed → moving); the B-spline levels add to its field' } : null;
-      return { field: r.field, parameters: r.parameters, finalLoss: r.finalLoss, params: { order: options.order, units: BSPLINE_PARAMS_UNITS, affine, levels } };
+      return { field: r.field, parameters: r.parameters, finalLoss: r.finalLoss, params: { order: options.order, finestSigma: options.finestSigma ?? autoFinestSigma(W, H), units: BSPLINE_PARAMS_UNITS, affine, levels } };
     },
   };
 }
