@@ -17,19 +17,19 @@ import { sequenceField } from '../dist/core/gaussian.js';
 import { toVariables } from '../dist/io/model.js';
 
 /** Where one batch of 8 R2N2 registrations spends its time (ms, median of 5). */
-function profileR2n2(model, steps, size) {
+async function profileR2n2(model, steps, size) {
   const s = makePhantomSeries({ size, frames: 9, seed: 98 });
   const frames = Array.from({ length: 9 }, (_, t) => s.renderFrame(t));
   const n = model.config.netSize;
   const weights = toVariables(model);
-  const med = (f) => { const xs = []; for (let k = 0; k < 6; k++) { const t0 = performance.now(); f(); xs.push(performance.now() - t0); } xs.shift(); return xs.sort((a, b) => a - b)[2]; };
+  const med = async (f) => { const xs = []; for (let k = 0; k < 6; k++) { const t0 = performance.now(); await f(); xs.push(performance.now() - t0); } xs.shift(); return xs.sort((a, b) => a - b)[2]; };
   const net = frames.map((f) => networkImage(f, size, size, n));
-  const seqs = inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps });
+  const seqs = await inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps });
   const parts = {
-    [`network input: normalise, blur, resample ${size}² → ${n}² (×9)`]: med(() => frames.forEach((f) => networkImage(f, size, size, n))),
-    [`network: ${steps} steps, batch of 8 (incl. the ${n}² re-warps)`]: med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps })),
-    [`one network step, batch of 8`]: med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps: 1 })),
-    [`full-resolution field from the Gaussians (×8)`]: med(() => seqs.forEach((q) => sequenceField(q, size, size))),
+    [`network input: normalise, blur, resample ${size}² → ${n}² (×9)`]: await med(() => frames.forEach((f) => networkImage(f, size, size, n))),
+    [`network: ${steps} steps, batch of 8 (incl. the ${n}² re-warps)`]: await med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps })),
+    [`one network step, batch of 8`]: await med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps: 1 })),
+    [`full-resolution field from the Gaussians (×8)`]: await med(() => seqs.forEach((q) => sequenceField(q, size, size))),
   };
   weights.forEach((v) => v.dispose());
   console.log(`R2N2 inference profile, one batch of 8 frames at ${size}² (ms, median of 5):`);
@@ -61,7 +61,7 @@ export async function r2n2Suite() {
     await reg.registerBatch(a, Array.from({ length: 8 }, () => b), () => undefined);
     registerBspline(a.data, b.data, size, size, { ...BSPLINE_DEFAULTS, iterations: [2] , initIterations: [2] }, w.geometry);
   }
-  const profile = profileR2n2(model, steps, size);
+  const profile = await profileR2n2(model, steps, size);
   const maps = [await affineMap(), await bsplineMap()];
   const rows = [];
   for (const seed of [21, 22]) {

@@ -53,7 +53,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       const a = affines[b];
       return a ? { ...m, data: warpSamples(m.data, H, W, affineField(a, fixed.geometry)).out as Float32Array } : m;
     });
-    const ps = inferSequence(c, weights, moving.map(() => net), seen.map((m) => netImage(m, c.netSize)), {
+    const ps = await inferSequence(c, weights, moving.map(() => net), seen.map((m) => netImage(m, c.netSize)), {
       steps: o.steps,
       stopThreshold: o.stopThreshold,
       onStep: (t) => tick(`step ${t + 1}/${o.steps}`),

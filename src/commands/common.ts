@@ -76,19 +76,19 @@ export function backendOption<T>(y: Argv<T>) {
     type: 'string',
     choices: BACKEND_CHOICES,
     default: 'auto',
-    describe: 'compute backend: auto tries tensorflow (tfjs-node-gpu, tfjs-node), then wasm, then cpu',
+    describe: 'compute backend: auto tries tensorflow (tfjs-node-gpu, tfjs-node), then webgpu on a GPU (r2n2 train and register series only), then wasm, then cpu',
   });
 }
 
 /** Initialises the backend, logs the choice and prints its warning; UserError when unavailable. */
-export async function startBackend(requested: BackendChoice, ctx: Context): Promise<BackendInfo> {
+export async function startBackend(requested: BackendChoice, ctx: Context, o: { webgpu?: boolean; what?: string } = {}): Promise<BackendInfo> {
   let info: BackendInfo;
   try {
-    info = await initBackend(requested);
+    info = await initBackend(requested, o);
   } catch (err) {
     throw new UserError((err as Error).message);
   }
-  ctx.log.info({ backend: info.name, provider: info.provider, simd: info.simd, threads: info.threads, skipped: info.skipped }, 'compute backend');
+  ctx.log.info({ backend: info.name, provider: info.provider, adapter: info.adapter, simd: info.simd, threads: info.threads, skipped: info.skipped }, 'compute backend');
   if (info.warning && !ctx.quiet) process.stderr.write(`warning: ${info.warning}\n`);
   return info;
 }
@@ -104,4 +104,4 @@ export function parseShard(spec: string | undefined): { index: number; count: nu
 }
 
 /** The backend as recorded in summary.json (`backendDetail`). */
-export const backendDetail = (b: BackendInfo) => ({ provider: b.provider, simd: b.simd ?? null, threads: b.threads ?? null });
+export const backendDetail = (b: BackendInfo) => ({ provider: b.provider, adapter: b.adapter ?? null, simd: b.simd ?? null, threads: b.threads ?? null });

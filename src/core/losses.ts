@@ -7,9 +7,9 @@
  * gradients w.r.t. `warped` only. Intensities are expected normalised (core/intensity.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { maskedMse } from './warp.js';
+import { maskedMse, maskedMseBatch } from './warp.js';
 
-export { maskedMse };
+export { maskedMse, maskedMseBatch };
 
 export type LossName = 'mse' | 'ncc' | 'lncc' | 'mi' | 'ngf';
 export const LOSS_NAMES: LossName[] = ['mse', 'ncc', 'lncc', 'mi', 'ngf'];

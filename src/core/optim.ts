@@ -8,6 +8,7 @@
  * Backend-blind: the state lives in tfjs tensors beside each variable.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { sumTensors } from './tensors.js';
 
 export interface AmsGradOptions {
   learningRate: number;
@@ -100,11 +101,12 @@ export class AmsGrad {
 }
 
 /** Scales gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
-export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
+export async function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): Promise<{ grads: Record<string, tf.Tensor>; norm: number }> {
   const gs = Object.values(grads);
   // one read-back for all gradients (a sync per variable cost one round trip each, per iteration)
-  const sq = tf.tidy(() => (gs.length ? tf.addN(gs.map((g) => tf.sum(tf.square(g)))) : tf.scalar(0)));
-  const norm = Math.sqrt(sq.dataSync()[0]);
+  const sq = tf.tidy(() => (gs.length ? sumTensors(gs.map((g) => tf.sum(tf.square(g)))) : tf.scalar(0)));
+  // asynchronous: GPU backends (webgpu) cannot read back synchronously in Node
+  const norm = Math.sqrt((await sq.data())[0]);
   sq.dispose();
   if (!(norm > maxNorm)) return { grads, norm };
   const out: Record<string, tf.Tensor> = {};

@@ -106,3 +106,76 @@ export function maskedMse(fixed: tf.Tensor, warped: tf.Tensor, mask: tf.Tensor):
     return tf.div(tf.sum(tf.mul(mask, tf.square(tf.sub(fixed, warped)))), n) as tf.Scalar;
   });
 }
+
+/**
+ * The same bilinear warp for a batch, as tensor ops only (no read-back): for backends whose
+ * data lives on a device (webgpu), where `warpBilinear`'s host arrays would cost two GPU↔CPU
+ * round trips per image and step. `images`: `[B, H, W]` (constants), `u`: `[B, 2, H, W]`
+ * normalised. Returns `warped` `[B, H, W]` (differentiable w.r.t. u, same analytic gradient as
+ * `warpSamples`) and the inside-mask `[B, H, W]`. Matches `warpBilinear` to float32 rounding.
+ */
+export function warpBilinearBatch(images: tf.Tensor3D, u: tf.Tensor4D): { warped: tf.Tensor3D; mask: tf.Tensor3D } {
+  const [B, H, W] = images.shape;
+  if (u.shape[0] !== B || u.shape[1] !== 2 || u.shape[2] !== H || u.shape[3] !== W) throw new Error(`field shape ${u.shape} is not [${B}, 2, ${H}, ${W}]`);
+  const sx = (W - 1) / 2;
+  const sy = (H - 1) / 2;
+  const geometry = (ut: tf.Tensor4D) => {
+    const [ux, uy] = tf.unstack(ut, 1) as tf.Tensor3D[];
+    const X = tf.add(tf.mul(ux, sx), tf.reshape(tf.range(0, W, 1, 'float32'), [1, 1, W]));
+    const Y = tf.add(tf.mul(uy, sy), tf.reshape(tf.range(0, H, 1, 'float32'), [1, H, 1]));
+    // comparisons with NaN are false: a NaN displacement is outside, as in warpSamples
+    const inside = tf.logicalAnd(
+      tf.logicalAnd(tf.greaterEqual(X, -EDGE_TOL), tf.greaterEqual(Y, -EDGE_TOL)),
+      tf.logicalAnd(tf.lessEqual(X, W - 1 + EDGE_TOL), tf.lessEqual(Y, H - 1 + EDGE_TOL)),
+    );
+    const zero = tf.zerosLike(X);
+    return { X: tf.where(inside, tf.clipByValue(X, 0, W - 1), zero), Y: tf.where(inside, tf.clipByValue(Y, 0, H - 1), zero), mask: tf.cast(inside, 'float32') as tf.Tensor3D };
+  };
+  // the mask is a constant: computed inside a custom op with a zero gradient, so the tape never
+  // reaches the comparisons (which have no gradient)
+  const maskOp = tf.customGrad(((ut: tf.Tensor4D) => ({ value: tf.tidy(() => geometry(ut).mask), gradFunc: () => tf.zerosLike(ut) })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const mask = maskOp(u) as tf.Tensor3D;
+  const op = tf.customGrad(((ut: tf.Tensor4D, save: (ts: tf.Tensor[]) => void) => {
+    const [out, dx, dy] = tf.tidy(() => {
+      const { X, Y, mask: m } = geometry(ut);
+      const x0 = tf.minimum(tf.floor(X), Math.max(W - 2, 0));
+      const y0 = tf.minimum(tf.floor(Y), Math.max(H - 2, 0));
+      const x1 = tf.minimum(tf.add(x0, 1), W - 1);
+      const y1 = tf.minimum(tf.add(y0, 1), H - 1);
+      const fx = tf.sub(X, x0);
+      const fy = tf.sub(Y, y0);
+      const base = tf.reshape(tf.mul(tf.range(0, B, 1, 'float32'), H * W), [B, 1, 1]);
+      const flat = tf.reshape(images, [B * H * W]);
+      const at = (yy: tf.Tensor, xx: tf.Tensor) => tf.gather(flat, tf.cast(tf.add(base, tf.add(tf.mul(yy, W), xx)), 'int32'));
+      const a = at(y0, x0);
+      const b = at(y0, x1);
+      const c = at(y1, x0);
+      const d = at(y1, x1);
+      const top = tf.add(a, tf.mul(tf.sub(b, a), fx));
+      const bot = tf.add(c, tf.mul(tf.sub(d, c), fx));
+      const value = tf.mul(tf.add(top, tf.mul(tf.sub(bot, top), fy)), m);
+      const gx = tf.mul(tf.add(tf.mul(tf.sub(b, a), tf.sub(1, fy)), tf.mul(tf.sub(d, c), fy)), tf.mul(m, sx));
+      const gy = tf.mul(tf.sub(bot, top), tf.mul(m, sy));
+      return [value, gx, gy];
+    });
+    save([dx, dy]);
+    return {
+      value: out,
+      gradFunc: (g: tf.Tensor, saved: tf.Tensor[]) => tf.stack([tf.mul(g, saved[0]), tf.mul(g, saved[1])], 1),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const warped = op(u) as tf.Tensor3D;
+  return { warped, mask };
+}
+
+/**
+ * `maskedMse` of each item of a batch, averaged over the batch: `fixed`, `warped`, `mask`:
+ * `[B, H, W]` (mask constant). One op chain for the whole batch (a per-item loop costs B times
+ * the kernel launches, which dominate on a GPU).
+ */
+export function maskedMseBatch(fixed: tf.Tensor3D, warped: tf.Tensor3D, mask: tf.Tensor3D): tf.Scalar {
+  return tf.tidy(() => {
+    const n = tf.maximum(tf.sum(mask, [1, 2]), tf.scalar(1));
+    return tf.mean(tf.div(tf.sum(tf.mul(mask, tf.square(tf.sub(fixed, warped))), [1, 2]), n)) as tf.Scalar;
+  });
+}

@@ -111,7 +111,7 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
       Object.values(decoded).forEach((x) => x.dispose());
       throw new UserError(`${wfile}: weight "${name}" has shape [${t.shape}] but the config needs [${shape}]; the model does not match its config: retrain`);
     }
-    const d = t.dataSync();
+    const d = await t.data();
     for (let i = 0; i < d.length; i++) {
       if (!Number.isFinite(d[i])) {
         Object.values(decoded).forEach((x) => x.dispose());

@@ -3,11 +3,13 @@
  *
  * `auto` tries, in order: `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node` (optional
  * dependencies that need a libtensorflow download; they are usually absent or fail to load,
- * which is caught), the WebAssembly backend (SIMD, our gradient kernels registered), and the
+ * which is caught), WebGPU through Dawn (optional `webgpu` package; a hardware adapter only:
+ * Vulkan on Linux), the WebAssembly backend (SIMD, our gradient kernels registered), and the
  * pure-JS cpu backend (7–500× slower than wasm: a warning says so). Each candidate must pass
  * a small conv2d gradient smoke test before it is accepted, so a backend that loads but lacks
  * a kernel is skipped with its reason.
  */
+import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 // The umbrella's Node bundle registers every gradient (and the chained ops) on the shared
 // tfjs-core; tfjs-core's own Node bundle registers none, and its ESM files cannot be loaded
@@ -15,8 +17,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { installWasmGradientKernels } from './wasm-kernels.js';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   /** The tfjs backend now active: 'tensorflow', 'wasm' or 'cpu'. */
@@ -27,6 +29,8 @@ export interface BackendInfo {
   provider: string;
   /** Candidates tried before it, with the reason each was not taken. */
   skipped: { provider: string; reason: string }[];
+  /** webgpu only: the adapter (vendor, architecture, description). */
+  adapter?: string;
   /** wasm only: SIMD on, thread count. */
   simd?: boolean;
   threads?: number;
@@ -37,7 +41,47 @@ export interface BackendInfo {
 interface Candidate {
   provider: string;
   name: string;
-  load: () => Promise<void>;
+  /** Loads and registers the backend; `auto` says whether this is an automatic pick. */
+  load: (auto: boolean) => Promise<void>;
+}
+
+/** Adapter of the WebGPU backend, once loaded. */
+let webgpuAdapter: string | undefined;
+
+/**
+ * Makes WebGPU available to tfjs in Node: Dawn's bindings (the optional `webgpu` package,
+ * prebuilt for linux/macOS/windows) provide `navigator.gpu`, which the tfjs webgpu backend
+ * reads when it is imported. A software adapter (llvmpipe, SwiftShader) works but is slower
+ * than wasm on the CPU, so `auto` refuses it; `--backend webgpu` takes it.
+ */
+async function loadWebGpu(auto: boolean): Promise<void> {
+  // On Linux a GPU shows as a device node; without one, `auto` does not load Dawn at all (a
+  // software adapter would only be refused, after its driver printed warnings to stderr).
+  if (auto && process.platform === 'linux' && !linuxGpuPresent()) throw new Error('no GPU device (/dev/nvidia*, /dev/dri/renderD*)');
+  const dawn = (await import('webgpu' as string)) as { create: (opts: string[]) => { requestAdapter: (o?: object) => Promise<GpuAdapter | null> }; globals: object };
+  const gpu = dawn.create([]);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no WebGPU adapter (no Vulkan/Metal/D3D12 driver for a GPU was found)');
+  const info = adapter.info ?? {};
+  const software = info.architecture === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(`${info.description ?? ''} ${info.device ?? ''}`);
+  webgpuAdapter = [info.vendor, info.architecture, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  if (auto && software) throw new Error(`only a software adapter (${webgpuAdapter}): slower than wasm`);
+  Object.assign(globalThis, dawn.globals);
+  const nav = (globalThis as { navigator?: object }).navigator;
+  Object.defineProperty(globalThis, 'navigator', { value: Object.assign(Object.create(nav ?? null), { gpu }), configurable: true, writable: true });
+  await import('@tensorflow/tfjs-backend-webgpu');
+}
+
+function linuxGpuPresent(): boolean {
+  try {
+    return fs.readdirSync('/dev').some((f) => /^nvidia\d+$/.test(f)) || (fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD')));
+  } catch {
+    return false;
+  }
+}
+
+interface GpuAdapter {
+  info?: { vendor?: string; architecture?: string; description?: string; device?: string };
 }
 
 const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Candidate[]> = {
@@ -45,6 +89,7 @@ const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Candidate[]> = {
     { provider: '@tensorflow/tfjs-node-gpu', name: 'tensorflow', load: async () => void (await import('@tensorflow/tfjs-node-gpu' as string)) },
     { provider: '@tensorflow/tfjs-node', name: 'tensorflow', load: async () => void (await import('@tensorflow/tfjs-node' as string)) },
   ],
+  webgpu: [{ provider: 'webgpu (Dawn) + @tensorflow/tfjs-backend-webgpu', name: 'webgpu', load: loadWebGpu }],
   wasm: [
     {
       provider: '@tensorflow/tfjs-backend-wasm',
@@ -58,17 +103,17 @@ const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Candidate[]> = {
   cpu: [{ provider: '@tensorflow/tfjs-backend-cpu', name: 'cpu', load: async () => undefined }],
 };
 
-/** conv2d forward + filter/input gradients on a tiny input: catches missing kernels early. */
-export function smokeTest(): void {
-  tf.tidy(() => {
+/** conv2d forward + filter/input gradients on a tiny input: catches missing kernels early. Asynchronous read-back (GPU backends have no synchronous one in Node). */
+export async function smokeTest(): Promise<void> {
+  const w = tf.variable(tf.randomUniform([3, 3, 2, 3], -1, 1, 'float32', 2), true, `r2n2-smoke-${Math.random()}`);
+  const { value, grads } = tf.tidy(() => {
     const x = tf.randomUniform([1, 6, 6, 2], -1, 1, 'float32', 1);
-    const w = tf.variable(tf.randomUniform([3, 3, 2, 3], -1, 1, 'float32', 2), true, `r2n2-smoke-${Math.random()}`);
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(tf.conv2d(x as tf.Tensor4D, w as unknown as tf.Tensor4D, 1, 'same'))) as tf.Scalar, [w]);
-    const g = grads[w.name];
-    const bad = !Number.isFinite(value.dataSync()[0]) || g.dataSync().some((v) => !Number.isFinite(v));
-    w.dispose();
-    if (bad) throw new Error('gradient smoke test gave non-finite values');
+    return tf.variableGrads(() => tf.sum(tf.square(tf.conv2d(x as tf.Tensor4D, w as unknown as tf.Tensor4D, 1, 'same'))) as tf.Scalar, [w]);
   });
+  const g = grads[w.name];
+  const bad = !Number.isFinite((await value.data())[0]) || (await g.data()).some((v) => !Number.isFinite(v));
+  tf.dispose([w, value, g]);
+  if (bad) throw new Error('gradient smoke test gave non-finite values');
 }
 
 let active: BackendInfo | null = null;
@@ -85,21 +130,26 @@ function short(err: unknown): string {
 
 /**
  * Selects and initialises the backend. Throws when an explicitly requested backend cannot be
- * used (with the reason); `auto` falls through to the next candidate.
+ * used (with the reason); `auto` falls through to the next candidate. `o.webgpu`: the caller's
+ * code reads tensors back only asynchronously, so WebGPU may be used (R2N2 training and
+ * registration); otherwise `auto` leaves it out and an explicit `webgpu` is an error naming
+ * `o.what`.
  */
-export async function initBackend(requested: BackendChoice = 'auto'): Promise<BackendInfo> {
+export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu?: boolean; what?: string } = {}): Promise<BackendInfo> {
   // prod mode: no debug checks, and tfjs's console banners ("install our node backend") stay off
   tf.enableProdMode();
-  const order: Candidate[] = requested === 'auto' ? [...CANDIDATES.tensorflow, ...CANDIDATES.wasm, ...CANDIDATES.cpu] : CANDIDATES[requested];
+  // webgpu has no synchronous read-back in Node; only the code paths written for it take it
+  if (requested === 'webgpu' && !o.webgpu) throw new Error(`${o.what ?? 'this computation'} does not run on the webgpu backend yet: use --backend auto, wasm or tensorflow`);
+  const order: Candidate[] = requested === 'auto' ? [...CANDIDATES.tensorflow, ...(o.webgpu ? CANDIDATES.webgpu : []), ...CANDIDATES.wasm, ...CANDIDATES.cpu] : CANDIDATES[requested];
   const skipped: BackendInfo['skipped'] = [];
   for (const c of order) {
     try {
-      await c.load();
+      await c.load(requested === 'auto');
       if (!tf.findBackendFactory(c.name)) throw new Error(`${c.provider} registered no "${c.name}" backend`);
       const ok = await tf.setBackend(c.name);
       await tf.ready();
       if (!ok || tf.getBackend() !== c.name) throw new Error(`backend ${c.name} failed to initialise`);
-      smokeTest();
+      await smokeTest();
       const info: BackendInfo = {
         name: c.name,
         requested,
@@ -107,6 +157,7 @@ export async function initBackend(requested: BackendChoice = 'auto'): Promise<Ba
         skipped,
         warning: c.name === 'cpu' ? 'using the pure-JavaScript cpu backend: 7–500× slower than wasm' : null,
       };
+      if (c.name === 'webgpu') info.adapter = webgpuAdapter;
       if (c.name === 'wasm') {
         info.simd = Boolean(tf.env().getBool('WASM_HAS_SIMD_SUPPORT'));
         const wasm = await import('@tensorflow/tfjs-backend-wasm');

@@ -78,7 +78,7 @@ function convInfo(xShape: number[], filterShape: number[], attrs: Attrs) {
   );
 }
 
-function conv2dBackpropFilterViaConv(backendName: string): void {
+export function conv2dBackpropFilterViaConv(backendName: string): void {
   tf.registerKernel({
     kernelName: 'Conv2DBackpropFilter',
     backendName,

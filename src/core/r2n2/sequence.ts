@@ -5,10 +5,11 @@
  * M∘T_t, plus λ·iso-TV(u_T). Images are `[n, n]` Float32Arrays with normalised intensities.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { warpBilinear } from '../warp.js';
+import { sumTensors } from '../tensors.js';
+import { warpBilinear, warpBilinearBatch } from '../warp.js';
 import { normaliseIntensity } from '../intensity.js';
 import { gaussianBlur, resampleAligned } from '../resample.js';
-import { maskedMse } from '../losses.js';
+import { maskedMseBatch } from '../losses.js';
 import { isoTv } from '../regularisers.js';
 import { coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../gaussian.js';
 import { type R2N2Config, type Weights, type WeightNoise, type State, initialState, step } from './network.js';
@@ -24,8 +25,20 @@ export function networkImage(data: Float32Array, H: number, W: number, n: number
   return resampleAligned(blurred, 1, H, W, n, n);
 }
 
+/**
+ * How the re-warps are computed: `host` = the typed-array op (`warpBilinear`, fastest where
+ * tensors live in host memory: wasm, cpu), `tensor` = tensor ops only (`warpBilinearBatch`, no
+ * read-back: for GPU backends). Default: by the active backend.
+ */
+export type WarpImpl = 'host' | 'tensor';
+
+export function defaultWarpImpl(): WarpImpl {
+  return ['wasm', 'cpu'].includes(tf.getBackend()) ? 'host' : 'tensor';
+}
+
 export interface SequenceOptions {
   steps: number;
+  warp?: WarpImpl;
   /** iso-TV weight on the final field (training loss). */
   lambda: number;
   noise?: WeightNoise;
@@ -37,7 +50,9 @@ function item<T extends tf.Tensor>(x: tf.Tensor, b: number): T {
   return tf.reshape(tf.slice(x, [b, ...rest.map(() => 0)], [1, ...rest]), rest) as T;
 }
 
-function warpBatch(moving: Float32Array[], n: number, u: tf.Tensor4D): { warped: tf.Tensor3D; mask: tf.Tensor3D } {
+/** Re-warps the B moving images by u `[B, 2, n, n]`; `Mt` (the images as `[B, n, n]`) selects the tensor path. */
+function warpBatch(moving: Float32Array[], Mt: tf.Tensor3D | null, n: number, u: tf.Tensor4D): { warped: tf.Tensor3D; mask: tf.Tensor3D } {
+  if (Mt) return warpBilinearBatch(Mt, u);
   const us = moving.map((_, b) => item<tf.Tensor3D>(u, b));
   const w: tf.Tensor2D[] = [];
   const m: tf.Tensor2D[] = [];
@@ -74,37 +89,40 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   let state: State = initialState(c, B);
   let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
+  const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? warped : null;
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < o.steps; t++) {
     const out = step(c, weights, networkInput(F, warped, grids), state, o.noise);
     state = out.state;
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     u = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
-    const w = warpBatch(moving, n, u);
+    const w = warpBatch(moving, Mt, n, u);
     warped = w.warped;
-    const per = fixed.map((_, b) => maskedMse(item(F, b), item(w.warped, b), item(w.mask, b)));
-    losses.push(tf.div(tf.addN(per), tf.scalar(B)) as tf.Scalar);
+    losses.push(maskedMseBatch(F, w.warped, w.mask));
   }
-  let loss = tf.div(tf.addN(losses), tf.scalar(o.steps)) as tf.Scalar;
+  let loss = tf.div(sumTensors(losses), tf.scalar(o.steps)) as tf.Scalar;
   if (o.lambda > 0) {
-    const tv = tf.addN(fixed.map((_, b) => isoTv(item<tf.Tensor3D>(u, b))));
-    loss = tf.add(loss, tf.mul(tv, tf.scalar(o.lambda / B))) as tf.Scalar;
+    // the batch mean of the items' iso-TV: the items' channels stacked (isoTv averages over all of them)
+    const tv = isoTv(tf.reshape(u, [2 * B, n, n]) as tf.Tensor3D);
+    loss = tf.add(loss, tf.mul(tv, tf.scalar(o.lambda))) as tf.Scalar;
   }
   return loss;
 }
 
 export interface InferenceOptions {
   steps: number;
+  warp?: WarpImpl;
   /** Stop an item at the first step whose weight norm |w_t| is below this (0 = never). */
   stopThreshold?: number;
   onStep?: (t: number) => void;
 }
 
 /**
- * Runs the sequence without gradients; returns per batch item the 7·T' step parameters
+ * Runs the sequence without gradients (async: one read-back per step, which GPU backends can
+ * only do asynchronously); returns per batch item the 7·T' step parameters
  * (T' ≤ T when stopped early) in normalised units.
  */
-export function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: InferenceOptions): Float32Array[] {
+export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: InferenceOptions): Promise<Float32Array[]> {
   const n = c.netSize;
   const B = fixed.length;
   const params: number[][] = fixed.map(() => []);
@@ -114,16 +132,17 @@ export function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Arr
   let state: State = initialState(c, B);
   let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
+  const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? tf.clone(warped) : null;
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
       const next = tf.tidy(() => {
         const out = step(c, weights, networkInput(F, warped, grids), state);
         const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
         const u2 = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
-        const w = warpBatch(moving, n, u2);
+        const w = warpBatch(moving, Mt, n, u2);
         return { state: out.state, u: u2, warped: w.warped, p: stepParams(out.position, sigma, weight, phi) };
       });
-      const p = next.p.dataSync();
+      const p = await next.p.data();
       next.p.dispose();
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
@@ -141,7 +160,7 @@ export function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Arr
       o.onStep?.(t);
     }
   } finally {
-    tf.dispose([...state, u, warped, F, grids.x, grids.y]);
+    tf.dispose([...state, u, warped, F, grids.x, grids.y, ...(Mt ? [Mt] : [])]);
   }
   return params.map((p) => Float32Array.from(p));
 }
