@@ -61,7 +61,7 @@ describe('the network', () => {
     expect(parameterCount(TINY)).toBe(weightShapes(TINY).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0));
     disposeWeights(w);
   });
-  test('gradients reach every weight once the last layer is non-zero; tensor count stays flat', () => {
+  test("gradients reach every weight once the last layer is non-zero; tensor count stays flat", async () => {
     const w = initWeights(TINY, 4);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
     const img = (s: number) => Float32Array.from({ length: 32 * 32 }, (_, i) => Math.sin((i % 32) / 4 + s) * Math.cos(Math.floor(i / 32) / 5));
@@ -78,9 +78,39 @@ describe('the network', () => {
       tf.dispose([value, ...Object.values(grads)]);
     }
     expect(tf.memory().numTensors).toBe(before);
-    const p = inferSequence(TINY, w, [img(0)], [img(0.4)], { steps: 4 });
+    const p = await inferSequence(TINY, w, [img(0)], [img(0.4)], { steps: 4 });
     expect(p[0]).toHaveLength(28);
     expect(tf.memory().numTensors).toBe(before);
+    disposeWeights(w);
+  });
+  test('the tensor-only re-warp (GPU backends) gives the host path\'s loss, gradients and inferred parameters', async () => {
+    const w = initWeights(TINY, 6);
+    w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
+    const img = (s: number) => Float32Array.from({ length: 32 * 32 }, (_, i) => Math.sin((i % 32) / 4 + s) * Math.cos(Math.floor(i / 32) / 5));
+    const vars = [...w.values()];
+    const F = [img(0), img(0.1)];
+    const M = [img(0.5), img(-0.3)];
+    const run = (warp: 'host' | 'tensor') => {
+      const { value, grads } = tf.variableGrads(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 1, warp }), vars);
+      const out = { loss: value.dataSync()[0], grads: vars.map((v) => Array.from(grads[v.name].dataSync())) };
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const h = run('host');
+    const d = run('tensor');
+    expect(tf.memory().numTensors).toBe(before);
+    expect(d.loss).toBeCloseTo(h.loss, 5);
+    let nonzero = 0;
+    h.grads.forEach((g, i) => g.forEach((x, k) => {
+      expect(Math.abs(d.grads[i][k] - x)).toBeLessThan(1e-4 * Math.max(1, Math.abs(x)));
+      if (x !== 0) nonzero++;
+    }));
+    expect(nonzero).toBeGreaterThan(100);
+    const ph = await inferSequence(TINY, w, F, M, { steps: 4, warp: 'host' });
+    const pd = await inferSequence(TINY, w, F, M, { steps: 4, warp: 'tensor' });
+    expect(tf.memory().numTensors).toBe(before);
+    ph.forEach((p, b) => p.forEach((x, k) => expect(pd[b][k]).toBeCloseTo(x, 5)));
     disposeWeights(w);
   });
 });
@@ -146,6 +176,25 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const other = runCli(['train', series, '--out', part, '--iterations', '9', '--resume', '--lr', '0.01', ...TINY_ARGS]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
+  });
+  test('--time-limit stops with a checkpoint and a usable model; --resume then ends where an uninterrupted run does', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const out = path.join(t.dir, 'timed');
+    // a vanishing limit: the run stops after its first iteration (checkpoint-every 3 is not reached)
+    const a = runCli(['train', series, '--out', out, '--iterations', '6', '--checkpoint-every', '3', '--time-limit', '0.001', '--json', ...TINY_ARGS]);
+    expect(a.code).toBe(0);
+    const rep = JSON.parse(a.stdout);
+    expect(rep.timeLimited).toBe(true);
+    expect(rep.iterations).toBe(1);
+    expect(existsSync(path.join(out, 'weights.bin'))).toBe(true);
+    expect(JSON.parse(await fs.readFile(path.join(out, 'checkpoint', 'state.json'), 'utf8')).iteration).toBe(1);
+    const r = runCli(['train', series, '--out', out, '--iterations', '6', '--checkpoint-every', '3', '--resume', ...TINY_ARGS]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resumed at 1/);
+    expect((await fs.readFile(path.join(out, 'weights.bin'))).equals(await fs.readFile(path.join(t.dir, 'full', 'weights.bin')))).toBe(true);
+    const bad = runCli(['train', series, '--out', path.join(t.dir, 'timed2'), '--time-limit', '0', ...TINY_ARGS]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--time-limit must be > 0/);
   });
   test('validation reports loss and, with landmarks beside the series, TRE before and after', async () => {
     const series = path.join(data, 'series-01', 'frames');

@@ -123,6 +123,10 @@ export interface TrainOptions {
   resume: boolean;
   /** Start from this model's weights (fine-tuning; its weight shapes must equal `config`'s: the input size may differ). */
   from?: string;
+  /** Stop after the first iteration that ends past this many seconds of this run (from the call, data loading
+   * included): checkpoint, write the
+   * model as it is, report `timeLimited` (`--resume` continues). Not part of the resume key. */
+  timeLimitSeconds?: number;
   onStart?: (info: { start: number; total: number; pairs: number }) => void;
   onIteration?: (info: { iteration: number; loss: number; itPerSecond: number }) => void;
   onValidation?: (info: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }) => void;
@@ -163,9 +167,12 @@ export interface TrainReport {
   itPerSecond: number;
   /** Peak resident memory of the process during training (MB; includes the wasm heap). */
   peakRssMb: number;
+  /** True when `timeLimitSeconds` ended the run before `iterations`. */
+  timeLimited: boolean;
 }
 
 export async function train(o: TrainOptions): Promise<TrainReport> {
+  const runStart = performance.now();
   const c = o.config;
   const st = o.settings;
   try {
@@ -180,6 +187,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
   if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
+  if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
   const n = c.netSize;
   const data: SeriesData[] = [];
   for (const s of o.series) data.push(await loadSeries(s, n, st.criterion));
@@ -253,7 +261,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     o.onCheckpoint?.(iteration);
   };
 
-  const validate = (iteration: number) => {
+  const validate = async (iteration: number) => {
     if (val.length === 0) return;
     const vr = seedrandom(`r2n2-val-${st.seed}`);
     let sum = 0;
@@ -265,13 +273,15 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       for (let k = 0; k < st.valPairs; k++) {
         let m = Math.floor(vr() * d.frames.length);
         if (m === d.fixed) m = (m + 1) % d.frames.length;
-        const l = tf.tidy(() => sequenceLoss(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }).dataSync()[0]);
+        const lt = tf.tidy(() => sequenceLoss(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }));
+        const l = (await lt.data())[0];
+        lt.dispose();
         sum += l;
         cnt++;
         const fl = d.landmarks?.get(d.fixed);
         const ml = d.landmarks?.get(m);
         if (fl && ml && fl.length === ml.length) {
-          const [p] = inferSequence(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
+          const [p] = await inferSequence(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
           tre += sequenceTre(p, d.geometry, fl, ml);
           treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
           treCnt++;
@@ -286,6 +296,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const t0 = performance.now();
   let it = start;
   let peakRss = process.memoryUsage().rss;
+  let timeLimited = false;
   try {
     for (; it < st.iterations; it++) {
       const Fs: Float32Array[] = [];
@@ -311,18 +322,24 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
       const noise = sampleWeightNoise(c, st.keep, rng);
       const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise }), vars);
-      const clipped = clipByGlobalNorm(grads, st.clip);
+      const clipped = await clipByGlobalNorm(grads, st.clip);
       opt.apply(vars, clipped.grads);
-      const loss = value.dataSync()[0];
+      const loss = (await value.data())[0];
       tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
       if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
       losses.push(loss);
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
       const secs = (performance.now() - t0) / 1000;
       o.onIteration?.({ iteration: it + 1, loss, itPerSecond: (it + 1 - start) / secs });
-      if ((it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations) {
-        validate(it + 1);
+      const outOfTime = o.timeLimitSeconds !== undefined && (performance.now() - runStart) / 1000 >= o.timeLimitSeconds && it + 1 < st.iterations;
+      if ((it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations || outOfTime) {
+        await validate(it + 1);
         await checkpoint(it + 1, secondsBefore + secs);
+      }
+      if (outOfTime) {
+        timeLimited = true;
+        it++;
+        break;
       }
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
@@ -344,7 +361,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     await writeImage2D(path.join(o.out, 'loss.png'), { geometry: identityGeometry(plot.W, plot.H), data: plot.data }, [0, 255]);
     const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
     await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n');
-    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20 };
+    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20, timeLimited };
   } finally {
     opt.dispose();
     disposeWeights(weights);

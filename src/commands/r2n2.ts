@@ -67,6 +67,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('lr-final', { type: 'number', describe: 'learning rate at the end: cosine decay from --lr over --decay-iterations (default: constant --lr)' })
       .option('decay-iterations', { type: 'number', describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)' })
       .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
+      .option('time-limit', { type: 'number', describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues' })
       .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size may differ)' })
       .option('net-size', { type: 'number', describe: `side of the pair the network observes (multiple of 16) [default: ${C.netSize}]` })
       .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
@@ -98,7 +99,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
     const ctx = makeContext(argv);
-    const backend = await startBackend(argv.backend, ctx);
+    const backend = await startBackend(argv.backend, ctx, { webgpu: true });
     let bar = ctx.progress('train', 1);
     const report = await train({
       series: argv.series.map(String),
@@ -107,6 +108,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       config,
       resume: argv.resume,
       from: argv.from,
+      timeLimitSeconds: argv['time-limit'] as number | undefined,
       settings: {
         iterations: argv.iterations,
         steps: argv.steps,
@@ -137,7 +139,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     if (argv.json) return printJson({ ...report, backend: backend.name });
     const lines = [
       `model        ${report.out} (${parameterCount(config)} weights, ${backend.name})`,
-      `iterations   ${report.iterations}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all, peak memory ${fmt(report.peakRssMb, 0)} MB`,
+      `iterations   ${report.iterations}${report.timeLimited ? ` of ${argv.iterations} (--time-limit reached; --resume continues)` : ''}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all, peak memory ${fmt(report.peakRssMb, 0)} MB`,
       `final loss   ${report.finalLoss.toPrecision(4)}${report.validation.length ? `   validation ${report.validation[report.validation.length - 1].loss.toPrecision(4)}` : ''}${lastTre(report.validation)}`,
       `loss curve   ${report.out}/loss.png, ${report.out}/loss.csv`,
     ];
@@ -190,7 +192,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     if (!(Number.isInteger(argv.batch) && argv.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${argv.batch}`);
     const shard = parseShard(argv.shard);
     const ctx = makeContext(argv);
-    const backend = await startBackend(argv.backend, ctx);
+    // the affine initialisation reads tensors back synchronously: CPU backends only
+    const backend = await startBackend(argv.backend, ctx, { webgpu: (argv.init ?? 'none') === 'none', what: `register series --init ${argv.init}` });
     const model = await loadModel(argv.model);
     const trained = Number(model.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
