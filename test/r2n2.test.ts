@@ -196,6 +196,28 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--time-limit must be > 0/);
   });
+  test('webgpu: training gives the wasm losses (skips without a WebGPU adapter); commands without a webgpu path refuse it', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const bs = runCli(['baseline', 'bspline', series, '--out', path.join(t.dir, 'bs-gpu'), '--backend', 'webgpu', '--quiet']);
+    expect(bs.code).toBe(1);
+    expect(bs.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bs.stderr).toMatch(/baseline bspline does not run on the webgpu backend yet: use --backend auto, wasm or tensorflow/);
+    expect(existsSync(path.join(t.dir, 'bs-gpu'))).toBe(false);
+    const args = ['train', series, '--iterations', '3', '--checkpoint-every', '3', '--batch', '2', '--json', ...TINY_ARGS];
+    const g = runCli([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
+    if (g.code !== 0 && /not available/.test(g.stderr)) {
+      console.warn(`webgpu training check skipped: ${g.stderr.trim().split('\n').pop()}`);
+      return;
+    }
+    expect(g.code).toBe(0);
+    const w = runCli([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']);
+    expect(w.code).toBe(0);
+    const lg = (await fs.readFile(path.join(t.dir, 'gpu', 'loss.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+    const lw = (await fs.readFile(path.join(t.dir, 'cpu', 'loss.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+    expect(lg).toHaveLength(3);
+    lg.forEach((x, i) => expect(Math.abs(x - lw[i])).toBeLessThan(1e-3 * lw[i]));
+    expect(JSON.parse(g.stdout).backend).toBe('webgpu');
+  });
   test('validation reports loss and, with landmarks beside the series, TRE before and after', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const r = runCli(['train', series, '--val', series, '--out', path.join(t.dir, 'val'), '--iterations', '2', '--checkpoint-every', '1', '--json', ...TINY_ARGS]);
