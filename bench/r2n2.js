@@ -1,6 +1,8 @@
 // `npm run bench -- r2n2`: R2N2 (a trained model: R2N2_MODEL, default fixtures/models/phantom)
 // vs our B-spline vs elastix on held-out phantom series (seeds 21 and 22, never used in
 // training), one process, the same pairs: TRE, seconds per frame, ratios, parameter counts.
+// R2N2 runs in several variants (R2N2_VARIANTS, default "T,⌈T/2⌉,⌈T/2⌉:x" with T the model's
+// training steps or R2N2_STEPS): steps per pass, and an optional --flip-average.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../dist/core/backend/index.js';
@@ -51,14 +53,19 @@ export async function r2n2Suite() {
   }
   const size = Number(model.json.data?.phantomSize ?? process.env.R2N2_SIZE ?? 128);
   const steps = Number(process.env.R2N2_STEPS ?? model.json.training?.steps ?? 10);
-  const reg = r2n2Registrar(model, { steps, stopThreshold: 0 });
-  // warm-up (first tfjs/wasm calls compile and allocate) for both methods, outside the timings
+  const half = Math.ceil(steps / 2);
+  const variants = (process.env.R2N2_VARIANTS ?? `${steps},${half},${half}:x`).split(',').map((v) => {
+    const [st, fa = 'none'] = v.split(':');
+    const label = `r2n2/${st}${fa === 'none' ? '' : '+' + fa}`;
+    return { label, steps: Number(st), flipAverage: fa, reg: r2n2Registrar(model, { steps: Number(st), stopThreshold: 0, flipAverage: fa }) };
+  });
+  // warm-up (first tfjs/wasm calls compile and allocate) for every method, outside the timings
   {
     const w = makePhantomSeries({ size, frames: 2, seed: 99 });
     const a = { geometry: w.geometry, data: w.renderFrame(0) };
     const b = { geometry: w.geometry, data: w.renderFrame(1) };
     // the batch size the timed runs use (the first batch of a new size allocates)
-    await reg.registerBatch(a, Array.from({ length: 8 }, () => b), () => undefined);
+    for (const v of variants) await v.reg.registerBatch(a, Array.from({ length: 8 }, () => b), () => undefined);
     registerBspline(a.data, b.data, size, size, { ...BSPLINE_DEFAULTS, iterations: [2] , initIterations: [2] }, w.geometry);
   }
   const profile = await profileR2n2(model, steps, size);
@@ -69,14 +76,19 @@ export async function r2n2Suite() {
     const frames = Array.from({ length: 60 }, (_, t) => s.renderFrame(t));
     const { index: f } = await chooseFixedFrame(60, async (t) => frames[t]);
     const fixed = { geometry: s.geometry, data: frames[f] };
-    const res = { r2n2: [], bspline: [], elastix: [] };
+    const res = Object.fromEntries([...variants.map((v) => v.label), 'bspline', 'elastix'].map((m) => [m, []]));
     const picks = Array.from({ length: 8 }, (_, k) => Math.round(((k + 0.5) * 60) / 8)).map((t) => (t === f ? t + 1 : t));
     const tre = (t, field) => frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), s.geometry, (q) => mapPoint(field, q));
     // R2N2 as register series runs it: the 8 frames in one batch
-    let t0 = performance.now();
-    const batch = await reg.registerBatch(fixed, picks.map((t) => ({ geometry: s.geometry, data: frames[t] })), () => undefined);
-    const sa = (performance.now() - t0) / 1000 / picks.length;
-    picks.forEach((t, k) => res.r2n2.push({ seconds: sa, parameters: batch[k].parameters, tre: tre(t, fieldFromNormalised(batch[k].field, s.geometry)) }));
+    const rs = [];
+    for (const v of variants) {
+      const t0 = performance.now();
+      const batch = await v.reg.registerBatch(fixed, picks.map((t) => ({ geometry: s.geometry, data: frames[t] })), () => undefined);
+      const sa = (performance.now() - t0) / 1000 / picks.length;
+      rs.push(`${v.label} ${sa.toFixed(3)} s`);
+      picks.forEach((t, k) => res[v.label].push({ seconds: sa, parameters: batch[k].parameters, tre: tre(t, fieldFromNormalised(batch[k].field, s.geometry)) }));
+    }
+    let t0;
     for (const t of picks) {
       const moving = { geometry: s.geometry, data: frames[t] };
       t0 = performance.now();
@@ -85,9 +97,9 @@ export async function r2n2Suite() {
       res.bspline.push({ seconds: sb, parameters: b.parameters, tre: tre(t, fieldFromNormalised(b.field, s.geometry)) });
       const e = await elastixRegister(fixed, moving, maps);
       res.elastix.push({ seconds: e.seconds, parameters: e.parameters, tre: tre(t, e.field) });
-      process.stderr.write(`  seed ${seed} frame ${t}: r2n2 ${sa.toFixed(3)} s (batch of 8), bspline ${sb.toFixed(2)} s, elastix ${e.seconds.toFixed(2)} s\n`);
+      process.stderr.write(`  seed ${seed} frame ${t}: ${rs.join(', ')} (per frame, batch of 8), bspline ${sb.toFixed(2)} s, elastix ${e.seconds.toFixed(2)} s\n`);
     }
-    for (const m of ['r2n2', 'bspline', 'elastix']) {
+    for (const m of Object.keys(res)) {
       const r = treReport(res[m].map((x) => x.tre));
       rows.push({
         case: `phantom seed ${seed} (${size}²)`,
@@ -101,12 +113,19 @@ export async function r2n2Suite() {
       });
     }
   }
-  console.log(`R2N2 (${modelDir}, ${steps} steps) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean mm`);
-  console.log('case                      method    pairs  before mm  after mm  after px  s/frame  speed-up vs r2n2  TRE / bspline  parameters');
+  console.log(`R2N2 (${modelDir}; r2n2/T = T steps, +x = --flip-average x) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean`);
+  console.log('case                      method       pairs  before mm  after mm  after px  s/frame  × faster than bspline  TRE / bspline  parameters');
   for (const r of rows) {
     const b = rows.find((x) => x.case === r.case && x.method === 'bspline');
-    const a = rows.find((x) => x.case === r.case && x.method === 'r2n2');
-    console.log(`${r.case.padEnd(25)} ${r.method.padEnd(8)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(r.seconds / a.seconds).toFixed(1).padStart(17)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`);
+    console.log(`${r.case.padEnd(25)} ${r.method.padEnd(11)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(b.seconds / r.seconds).toFixed(1).padStart(22)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`);
   }
-  return { backend: backend.name, model: modelDir, steps, profile, rows };
+  const all = (m) => rows.filter((r) => r.method === m);
+  const mean = (xs, k) => xs.reduce((a, r) => a + r[k], 0) / xs.length;
+  console.log('all held-out pairs (mean over both series):');
+  for (const m of Object.keys(Object.fromEntries(rows.map((r) => [r.method, 1])))) {
+    const x = all(m);
+    const b = all('bspline');
+    console.log(`  ${m.padEnd(11)} TRE ${mean(x, 'after_mm').toFixed(3)} mm (${(mean(x, 'after_mm') / mean(b, 'after_mm')).toFixed(2)}× the B-spline's), ${mean(x, 'seconds').toFixed(3)} s/frame (${(mean(b, 'seconds') / mean(x, 'seconds')).toFixed(1)}× faster than the B-spline)`);
+  }
+  return { backend: backend.name, model: modelDir, steps, variants: variants.map(({ label, steps, flipAverage }) => ({ label, steps, flipAverage })), profile, rows };
 }

@@ -2,7 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
-import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField } from '../src/core/gaussian.js';
+import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence } from '../src/core/gaussian.js';
+import { type Flip, flipImage } from '../src/core/resample.js';
+import { r2n2Registrar } from '../src/app/register.js';
+import { makePhantomSeries } from '../src/core/phantom.js';
 import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { saveModel, loadModel, toVariables } from '../src/io/model.js';
@@ -44,6 +47,27 @@ describe('local Gaussian transformation', () => {
     expect(m[0][1][1]).toBeCloseTo(1e-5, 6);
     expect(m[1][1]).toEqual([1, -1]);
     expect(m[2][1][0]).toBeCloseTo(Math.PI, 4);
+  });
+  test('flipImage mirrors rows / columns; a sequence found on mirrored images maps back to the mirrored field', () => {
+    const H = 9, W = 13;
+    const img = Float32Array.from({ length: H * W }, (_, i) => i);
+    expect(flipImage(img, H, W, 'x')[0]).toBe(W - 1);
+    expect(flipImage(img, H, W, 'y')[0]).toBe((H - 1) * W);
+    expect(Array.from(flipImage(flipImage(img, H, W, 'x'), H, W, 'y'))).toEqual(Array.from(flipImage(img, H, W, 'xy')));
+    for (const f of ['x', 'y', 'xy'] as Flip[]) expect(Array.from(flipImage(flipImage(img, H, W, f), H, W, f))).toEqual(Array.from(img));
+    // two rotated, anisotropic steps; u(q) = M·u'(M·q) must equal the unflipped sequence's field
+    const seq = [0.2, -0.3, 0.15, 0.3, 0.05, -0.02, 0.7, -0.4, 0.1, 0.3, 0.1, -0.03, 0.04, 2.2];
+    const N = H * W;
+    const mirrored = sequenceField(seq, H, W);
+    for (const f of ['none', 'x', 'y', 'xy'] as Flip[]) {
+      const sx = f === 'x' || f === 'xy' ? -1 : 1;
+      const sy = f === 'y' || f === 'xy' ? -1 : 1;
+      const expected = [...flipImage(mirrored.subarray(0, N), H, W, f)].map((v) => (sx * v) / 2).concat([...flipImage(mirrored.subarray(N), H, W, f)].map((v) => (sy * v) / 2));
+      const back = unflipSequence(seq, f, 0.5);
+      const got = sequenceField(back, H, W);
+      for (let i = 0; i < 2 * N; i++) expect(got[i]).toBeCloseTo(expected[i], 6);
+      for (let k = 0; k < back.length; k += 7) expect(back[k + 6] >= 0 && back[k + 6] <= Math.PI).toBe(true);
+    }
   });
 });
 
@@ -264,9 +288,46 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const pp = JSON.parse(await fs.readFile(path.join(pre, ps.frames[0].params), 'utf8'));
     expect(pp.affine.kind).toBe('rigid');
     expect(pp.affine.matrix).toHaveLength(4);
+    // --flip-average x: two passes (as is, mirrored) of 3 steps, weights halved; the first pass is the plain run's
+    const fa = path.join(t.dir, 'reg-flip');
+    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', fa, '--steps', '3', '--flip-average', 'x', '--no-qc', '--quiet']).code).toBe(0);
+    const fs2 = JSON.parse(await fs.readFile(path.join(fa, 'summary.json'), 'utf8'));
+    expect(fs2.frames[0].parameters).toBe(2 * 3 * 7);
+    expect(fs2.settings.flipAverage).toBe('x');
+    const fp = JSON.parse(await fs.readFile(path.join(fa, fs2.frames[0].params), 'utf8'));
+    expect(fp.passes).toEqual(['none', 'x']);
+    expect(fp.passSteps).toEqual([3, 3]);
+    expect(fp.sequence).toHaveLength(6);
+    p.sequence.forEach((row: number[], k: number) => row.forEach((v, i) => expect(fp.sequence[k][i]).toBeCloseTo(i === 4 || i === 5 ? v / 2 : v, 4)));
+    expect(s.settings.flipAverage).toBeUndefined(); // results written without the option keep their settings key
     const missing = runCli(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/model\.json not found/);
+  });
+  test('--flip-average is mirror-equivariant: the mirrored pair gives the mirrored field', async () => {
+    const model = await loadModel(path.join(t.dir, 'full'));
+    const s = makePhantomSeries({ size: 48, frames: 3, seed: 3 });
+    const n = 48;
+    const img = (t: number, f: Flip) => ({ geometry: s.geometry, data: flipImage(s.renderFrame(t), n, n, f) });
+    for (const [fa, f] of [['x', 'x'], ['all', 'y'], ['xy', 'xy']] as const) {
+      const reg = r2n2Registrar(model, { steps: 2, stopThreshold: 0, flipAverage: fa });
+      const [a] = await reg.registerBatch!(img(0, 'none'), [img(2, 'none')], () => undefined);
+      const [b] = await reg.registerBatch!(img(0, f), [img(2, f)], () => undefined);
+      const N = n * n;
+      const sx = f === 'y' ? 1 : -1;
+      const sy = f === 'x' ? 1 : -1;
+      const bx = flipImage(b.field.subarray(0, N), n, n, f);
+      const by = flipImage(b.field.subarray(N), n, n, f);
+      let big = 0;
+      for (let i = 0; i < N; i++) {
+        expect(sx * bx[i]).toBeCloseTo(a.field[i], 4);
+        expect(sy * by[i]).toBeCloseTo(a.field[N + i], 4);
+        big = Math.max(big, Math.abs(a.field[i]), Math.abs(a.field[N + i]));
+      }
+      expect(big).toBeGreaterThan(1e-4); // the trained tiny model does move things
+      expect(a.parameters).toBe(2 * 7 * (fa === 'all' ? 4 : 2));
+    }
+    model.tensors.forEach((x) => x.dispose());
   });
   test('fine-tuning --from a model starts from its weights; --batch and --lr-final resume bit-for-bit', async () => {
     const series = path.join(data, 'series-01', 'frames');

@@ -4,7 +4,8 @@ import type { Image2D } from '../io/image.js';
 import type { LoadedModel } from '../io/model.js';
 import { toVariables } from '../io/model.js';
 import { inferSequence, networkImage } from '../core/r2n2/sequence.js';
-import { sequenceField, PARAMS_PER_STEP } from '../core/gaussian.js';
+import { sequenceField, unflipSequence, PARAMS_PER_STEP } from '../core/gaussian.js';
+import { type Flip, flipImage } from '../core/resample.js';
 import { gaussianOverlay } from '../core/qc.js';
 import { type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, composeAfterAffine, registerAffine } from '../core/affine.js';
 import { warpSamples } from '../core/warp.js';
@@ -13,6 +14,15 @@ import type { Registrar } from './run-frames.js';
 export const R2N2_PARAMS_UNITS =
   'one row per step: cx, cy (position), sx, sy (shape sigma), wx, wy (weight), phi (rotation, rad); normalised units ([-1, 1] across the image); the field is the sum of the steps (METHOD.md)';
 
+/**
+ * `--flip-average`: register the pair as it is and mirrored, map each mirrored pass's Gaussians
+ * back (core `unflipSequence`) and average the passes (weights ÷ passes). The result is still one
+ * Gaussian sequence, `passes × steps` long. Training augments with the same flips, so the
+ * network's errors on the mirrored copies are partly independent and average down.
+ */
+export const FLIP_AVERAGES: Record<string, Flip[]> = { none: ['none'], x: ['none', 'x'], y: ['none', 'y'], xy: ['none', 'xy'], all: ['none', 'x', 'y', 'xy'] };
+export type FlipAverage = keyof typeof FLIP_AVERAGES;
+
 export interface R2N2RegisterOptions {
   /** Global pre-alignment of each frame before the sequence (core/affine.ts), default none. */
   init?: InitKind;
@@ -20,6 +30,8 @@ export interface R2N2RegisterOptions {
   stopThreshold: number;
   /** Frames per network batch (default 8: 2× faster per frame than 1 on wasm, measured). */
   batchSize?: number;
+  /** Average over mirrored passes (FLIP_AVERAGES), default none. */
+  flipAverage?: FlipAverage;
 }
 
 const netImage = (img: Image2D, n: number) => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
@@ -27,10 +39,15 @@ const netImage = (img: Image2D, n: number) => networkImage(img.data, img.geometr
 export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Registrar {
   const weights = toVariables(model);
   const c = model.config;
-  let fixedCache: { img: Image2D; net: Float32Array } | null = null;
+  const n = c.netSize;
+  const fa = o.flipAverage ?? 'none';
+  const flips = FLIP_AVERAGES[fa];
+  if (!flips) throw new Error(`unknown flip average ${fa}; one of ${Object.keys(FLIP_AVERAGES).join(', ')}`);
+  let fixedCache: { img: Image2D; net: Float32Array[] } | null = null;
   return {
     method: 'r2n2',
-    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none' },
+    // flipAverage only when used, so results written before the option existed still resume
+    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}) },
     unitsPerFrame: o.steps,
     batchSize: o.batchSize ?? 8,
     async register(fixed, moving, tick) {
@@ -44,7 +61,10 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   };
 
   async function batch(fixed: Image2D, moving: Image2D[], tick: (info: string) => void) {
-    if (!fixedCache || fixedCache.img !== fixed) fixedCache = { img: fixed, net: netImage(fixed, c.netSize) };
+    if (!fixedCache || fixedCache.img !== fixed) {
+      const f = netImage(fixed, n);
+      fixedCache = { img: fixed, net: flips.map((v) => flipImage(f, n, n, v)) };
+    }
     const net = fixedCache.net;
     const [W, H] = fixed.geometry.size;
     const init = o.init ?? 'none';
@@ -53,18 +73,26 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       const a = affines[b];
       return a ? { ...m, data: warpSamples(m.data, H, W, affineField(a, fixed.geometry)).out as Float32Array } : m;
     });
-    const ps = await inferSequence(c, weights, moving.map(() => net), seen.map((m) => netImage(m, c.netSize)), {
+    const seenNet = seen.map((m) => netImage(m, n));
+    // one network batch: pass v of frame b at v·B + b
+    const ps = await inferSequence(c, weights, flips.flatMap((_, v) => moving.map(() => net[v])), flips.flatMap((v) => seenNet.map((m) => flipImage(m, n, n, v))), {
       steps: o.steps,
       stopThreshold: o.stopThreshold,
       onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
     });
-    return ps.map((p, b) => {
+    const B = moving.length;
+    const merged = moving.map((_, b) => {
+      const passes = flips.map((v, k) => unflipSequence(ps[k * B + b], v, 1 / flips.length));
+      const all = Float32Array.from(passes.flatMap((p) => Array.from(p)));
+      return { all, passSteps: passes.map((p) => p.length / PARAMS_PER_STEP) };
+    });
+    return merged.map(({ all: p, passSteps }, b) => {
       const sequence: number[][] = [];
       for (let k = 0; k < p.length; k += PARAMS_PER_STEP) sequence.push(Array.from(p.subarray(k, k + PARAMS_PER_STEP)));
       const a = affines[b];
       const u = sequenceField(p, H, W);
       const affine = a ? { ...a, parameters: AFFINE_PARAMETERS[a.kind], convention: 'T(p) = T_A(p + u_gauss(p)), T_A(p) = matrix·(p − centre) + centre + translation (mm)' } : null;
-      return { field: a ? composeAfterAffine(a, fixed.geometry, u) : u, parameters: p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), params: { steps: sequence.length, units: R2N2_PARAMS_UNITS, affine, sequence } };
+      return { field: a ? composeAfterAffine(a, fixed.geometry, u) : u, parameters: p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), params: { steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
     });
   }
 }

@@ -15,6 +15,7 @@ import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNo
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point, identityGeometry } from '../core/geometry.js';
 import { sequenceMapPoint } from '../core/gaussian.js';
+import { flipImage } from '../core/resample.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { linePlot } from '../core/plot.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
@@ -145,17 +146,6 @@ interface TrainState {
 }
 
 const CKPT = 'checkpoint';
-
-function flipX(a: Float32Array, n: number): Float32Array {
-  const o = new Float32Array(a.length);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) o[i * n + j] = a[i * n + (n - 1 - j)];
-  return o;
-}
-function flipY(a: Float32Array, n: number): Float32Array {
-  const o = new Float32Array(a.length);
-  for (let i = 0; i < n; i++) o.set(a.subarray((n - 1 - i) * n, (n - i) * n), i * n);
-  return o;
-}
 
 export interface TrainReport {
   out: string;
@@ -308,8 +298,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         let F = d.frames[d.fixed];
         let M = d.frames[m];
         if (st.flip) {
-          if (rng() < 0.5) [F, M] = [flipX(F, n), flipX(M, n)];
-          if (rng() < 0.5) [F, M] = [flipY(F, n), flipY(M, n)];
+          if (rng() < 0.5) [F, M] = [flipImage(F, n, n, 'x'), flipImage(M, n, n, 'x')];
+          if (rng() < 0.5) [F, M] = [flipImage(F, n, n, 'y'), flipImage(M, n, n, 'y')];
         }
         if (st.intensityAugment) {
           const a = 0.9 + 0.2 * rng();

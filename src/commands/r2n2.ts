@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
-import { r2n2Registrar } from '../app/register.js';
+import { type FlipAverage, FLIP_AVERAGES, r2n2Registrar } from '../app/register.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel, readModelJson } from '../io/model.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
@@ -161,6 +161,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs {
   steps?: number;
   'stop-threshold': number;
   batch: number;
+  'flip-average': FlipAverage;
   init: InitKind;
   force: boolean;
   shard?: string;
@@ -181,6 +182,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('steps', { type: 'number', describe: 'Gaussian steps per frame (default: the steps the model was trained with, else 25)' })
       .option('stop-threshold', { type: 'number', default: 0, describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)' })
       .option('batch', { type: 'number', default: 8, describe: 'frames per network batch' })
+      .option('flip-average', { type: 'string', choices: Object.keys(FLIP_AVERAGES), default: 'none', describe: 'also register mirrored copies of each pair (x: left–right, y: up–down, xy: both at once, all: the four) and average: more accurate, one network pass per copy' })
       .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
@@ -198,7 +200,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const trained = Number(model.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null }, 'steps');
-    const registrar = r2n2Registrar(model, { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init });
+    const registrar = r2n2Registrar(model, { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'] });
     let bar = ctx.progress('r2n2', 1);
     const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
       out: argv.out,
@@ -222,7 +224,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       `fixed frame  ${report.fixedFrame} (${report.fixedFrameSource})`,
       `registered   ${n} frame(s)${n ? `, ${fmt(mean('seconds'), 3)} s per frame` : ''}${report.skipped.length ? `; ${report.skipped.length} already done (kept; --force to redo)` : ''}`,
     ];
-    if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`, `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step)`);
+    if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`, `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step${argv['flip-average'] !== 'none' ? ', every pass' : ''})`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
     process.stdout.write(lines.join('\n') + '\n');
   },

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
+import type { Flip } from './resample.js';
 
 export const PARAMS_PER_STEP = 7;
 
@@ -132,4 +133,32 @@ export function sequenceMapPoint(steps: ArrayLike<number>, g: Geometry, p: Point
   const [i, j] = physicalToIndex(g, p);
   const [ux, uy] = sequenceAt(steps, (2 * i) / (W - 1) - 1, (2 * j) / (H - 1) - 1);
   return indexToPhysical(g, [i + (ux * (W - 1)) / 2, j + (uy * (H - 1)) / 2]);
+}
+
+/**
+ * A sequence estimated on mirrored images, mapped back to the unmirrored grid. If the network
+ * saw F∘M and M'∘M (M the mirror, normalised coordinates) and answered u', the unmirrored field
+ * is u(q) = M·u'(M·q): each Gaussian keeps its shape, its centre and weight are mirrored
+ * (c → M·c, w → M·w), and a one-axis mirror turns the rotation φ into π − φ (φ stays in [0, π]);
+ * both axes (a 180° rotation) leave φ as it is. `scale` multiplies every weight (1/V when V
+ * passes are averaged). 7 numbers per step, as everywhere.
+ */
+export function unflipSequence(steps: ArrayLike<number>, flip: Flip, scale = 1): Float32Array {
+  const out = Float32Array.from(steps);
+  const fx = flip === 'x' || flip === 'xy';
+  const fy = flip === 'y' || flip === 'xy';
+  for (let k = 0; k + PARAMS_PER_STEP <= out.length; k += PARAMS_PER_STEP) {
+    if (fx) {
+      out[k] = -out[k];
+      out[k + 4] = -out[k + 4];
+    }
+    if (fy) {
+      out[k + 1] = -out[k + 1];
+      out[k + 5] = -out[k + 5];
+    }
+    if (fx !== fy) out[k + 6] = Math.PI - out[k + 6];
+    out[k + 4] *= scale;
+    out[k + 5] *= scale;
+  }
+  return out;
 }

@@ -100,3 +100,18 @@ export function pyramidLevel(data: ArrayLike<number>, H: number, W: number, fact
   const w = levelSize(W, factor);
   return { data: resampleAligned(gaussianBlur(data, H, W, factor / 2), 1, H, W, h, w), H: h, W: w };
 }
+
+/** Mirror axes of an image: none, left–right (x), up–down (y), or both (xy, a 180° rotation). */
+export type Flip = 'none' | 'x' | 'y' | 'xy';
+
+/** The H×W image `data` (row-major) mirrored along `flip`'s axes; a new array (a copy for 'none'). */
+export function flipImage(data: ArrayLike<number>, H: number, W: number, flip: Flip): Float32Array {
+  const out = new Float32Array(H * W);
+  const fx = flip === 'x' || flip === 'xy';
+  const fy = flip === 'y' || flip === 'xy';
+  for (let i = 0; i < H; i++) {
+    const si = fy ? H - 1 - i : i;
+    for (let j = 0; j < W; j++) out[i * W + j] = data[si * W + (fx ? W - 1 - j : j)];
+  }
+  return out;
+}
