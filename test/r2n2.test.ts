@@ -2,12 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
-import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence } from '../src/core/gaussian.js';
+import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence, coordinateGrids } from '../src/core/gaussian.js';
 import { type Flip, flipImage } from '../src/core/resample.js';
 import { r2n2Registrar } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
 import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
-import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
+import { inferSequence, inputBase, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
+import { tanh } from '../src/core/tensors.js';
 import { saveModel, loadModel, toVariables } from '../src/io/model.js';
 import { tmpDir, runCli } from './helpers.js';
 import { learningRateAt } from '../src/app/train.js';
@@ -72,6 +73,25 @@ describe('local Gaussian transformation', () => {
 });
 
 describe('the network', () => {
+  test('the CoordConv input built once per sequence equals stacking (fixed, warped, x, y) every step; wasm tanh = tf.tanh', () => {
+    const B = 3, n = 5;
+    const F = tf.randomUniform([B, n, n], -1, 1, 'float32', 1) as tf.Tensor3D;
+    const M = tf.randomUniform([B, n, n], -2, 2, 'float32', 2) as tf.Tensor3D;
+    const g = coordinateGrids(n, n);
+    const ref = tf.stack([F, M, tf.tile(g.x, [B, 1, 1]), tf.tile(g.y, [B, 1, 1])], 3).dataSync();
+    const base = inputBase(F, g);
+    const got = networkInput(base, M).dataSync();
+    expect(Array.from(got)).toEqual(Array.from(ref)); // exact
+    // the gradient reaches the warped image's channel only
+    const dM = tf.grad((m: tf.Tensor) => tf.sum(tf.mul(networkInput(base, m as tf.Tensor3D), tf.tensor4d([1, 2, 3, 4], [1, 1, 1, 4]))))(M).dataSync();
+    for (const v of dM) expect(v).toBe(2);
+    const x = tf.linspace(-6, 6, 1001);
+    const a = tanh(x).dataSync(), b = tf.tanh(x).dataSync();
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(3e-7);
+    const ga = tf.grad((v: tf.Tensor) => tf.sum(tanh(v)))(x).dataSync(), gb = tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(x).dataSync();
+    for (let i = 0; i < ga.length; i++) expect(Math.abs(ga[i] - gb[i])).toBeLessThan(1e-6);
+    tf.dispose([F, M, g.x, g.y, base.base, base.slot, x]);
+  });
   test('a step has the documented shapes; an untrained network is the identity (zero last layer)', () => {
     const w = initWeights(TINY, 3);
     const out = tf.tidy(() => {

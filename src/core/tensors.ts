@@ -19,3 +19,13 @@ export function sumTensors<T extends tf.Tensor>(ts: T[]): T {
   for (let i = 0; i < ts.length; i += ADDN_MAX_INPUTS) parts.push(sumTensors(ts.slice(i, i + ADDN_MAX_INPUTS)));
   return sumTensors(parts);
 }
+
+/**
+ * tanh. On the wasm backend as 2·sigmoid(2x) − 1: wasm's Tanh kernel is ≈6× slower than its
+ * Sigmoid (measured on [8, 32, 32, 16]: 2.1 ms against 0.3 ms for the three kernels); the two
+ * differ by ≤ 2e-7. Elsewhere the backend's own tanh (one kernel, which GPUs prefer).
+ */
+export function tanh<T extends tf.Tensor>(x: T): T {
+  if (tf.getBackend() !== 'wasm') return tf.tanh(x);
+  return tf.sub(tf.mul(tf.sigmoid(tf.mul(x, 2)), 2), 1) as T;
+}

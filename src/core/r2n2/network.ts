@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
+import { tanh } from '../tensors.js';
 
 export type Activation = 'tanh' | 'leaky-relu';
 
@@ -146,7 +147,7 @@ export interface StepOutput {
 }
 
 function act(x: tf.Tensor, a: Activation): tf.Tensor {
-  return a === 'tanh' ? tf.tanh(x) : tf.leakyRelu(x, 0.2);
+  return a === 'tanh' ? tanh(x) : tf.leakyRelu(x, 0.2);
 }
 
 /** Spatial softmax per channel of `[B, h, w, C]` → `[B, h·w, C]` (each column sums to 1). */
@@ -205,7 +206,7 @@ export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state:
     const ch = c.channels[l];
     const gates = tf.sigmoid(tf.add(conv(r, `block${l}/gru/gates_x`), tf.conv2d(h, W(`block${l}/gru/gates_h/kernel`) as tf.Tensor4D, 1, 'same')));
     const [rg, zg] = tf.split(gates, [ch, ch], 3);
-    const cand = tf.tanh(tf.add(conv(r, `block${l}/gru/cand_x`), tf.conv2d(tf.mul(rg, h) as tf.Tensor4D, W(`block${l}/gru/cand_h/kernel`) as tf.Tensor4D, 1, 'same')));
+    const cand = tanh(tf.add(conv(r, `block${l}/gru/cand_x`), tf.conv2d(tf.mul(rg, h) as tf.Tensor4D, W(`block${l}/gru/cand_h/kernel`) as tf.Tensor4D, 1, 'same')));
     const hNew = tf.add(tf.mul(tf.sub(tf.scalar(1), zg), h), tf.mul(zg, cand)) as tf.Tensor4D;
     next.push(hNew);
     const s = tf.add(act(hNew, a), r) as tf.Tensor4D;

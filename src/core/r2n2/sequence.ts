@@ -64,11 +64,24 @@ function warpBatch(moving: Float32Array[], Mt: tf.Tensor3D | null, n: number, u:
   return { warped: tf.stack(w) as tf.Tensor3D, mask: tf.stack(m) as tf.Tensor3D };
 }
 
-function networkInput(fixed: tf.Tensor3D, warped: tf.Tensor3D, grids: { x: tf.Tensor3D; y: tf.Tensor3D }): tf.Tensor4D {
-  const B = fixed.shape[0];
-  const X = tf.tile(grids.x, [B, 1, 1]);
-  const Y = tf.tile(grids.y, [B, 1, 1]);
-  return tf.stack([fixed, warped, X, Y], 3) as tf.Tensor4D;
+/**
+ * The CoordConv input `[B, n, n, 4]` (fixed, warped moving, x, y) is `base + warped ⊗ slot`:
+ * `base` holds the fixed image and the coordinates with a zero second channel and is built once
+ * per sequence, `slot` is the one-hot `[1, 1, 1, 4]` (0, 1, 0, 0). Exact (adds zeros, multiplies
+ * by one and zero) and, on wasm, ≈30× cheaper per step than tiling the coordinates and stacking
+ * the four channels (an innermost-axis interleave) every step.
+ */
+export function inputBase(fixed: tf.Tensor3D, grids: { x: tf.Tensor3D; y: tf.Tensor3D }): { base: tf.Tensor4D; slot: tf.Tensor4D } {
+  return tf.tidy(() => {
+    const B = fixed.shape[0];
+    const X = tf.tile(grids.x, [B, 1, 1]);
+    const Y = tf.tile(grids.y, [B, 1, 1]);
+    return { base: tf.stack([fixed, tf.zerosLike(fixed), X, Y], 3) as tf.Tensor4D, slot: tf.tensor4d([0, 1, 0, 0], [1, 1, 1, 4]) };
+  });
+}
+
+export function networkInput(input: { base: tf.Tensor4D; slot: tf.Tensor4D }, warped: tf.Tensor3D): tf.Tensor4D {
+  return tf.add(input.base, tf.mul(tf.expandDims(warped, 3), input.slot)) as tf.Tensor4D;
 }
 
 /** Flattens one step's parameters to 7 numbers per batch item: cx, cy, σx, σy, wx, wy, φ → `[B, 7]`. */
@@ -90,9 +103,10 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
   const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? warped : null;
+  const input = inputBase(F, grids);
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < o.steps; t++) {
-    const out = step(c, weights, networkInput(F, warped, grids), state, o.noise);
+    const out = step(c, weights, networkInput(input, warped), state, o.noise);
     state = out.state;
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     u = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
@@ -133,10 +147,11 @@ export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Floa
   let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
   const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? tf.clone(warped) : null;
+  const input = inputBase(F, grids);
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
       const next = tf.tidy(() => {
-        const out = step(c, weights, networkInput(F, warped, grids), state);
+        const out = step(c, weights, networkInput(input, warped), state);
         const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
         const u2 = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
         const w = warpBatch(moving, Mt, n, u2);
@@ -160,7 +175,7 @@ export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Floa
       o.onStep?.(t);
     }
   } finally {
-    tf.dispose([...state, u, warped, F, grids.x, grids.y, ...(Mt ? [Mt] : [])]);
+    tf.dispose([...state, u, warped, F, grids.x, grids.y, input.base, input.slot, ...(Mt ? [Mt] : [])]);
   }
   return params.map((p) => Float32Array.from(p));
 }
