@@ -4,7 +4,7 @@ import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
 import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence, coordinateGrids } from '../src/core/gaussian.js';
 import { type Flip, flipImage } from '../src/core/resample.js';
-import { r2n2Registrar } from '../src/app/register.js';
+import { defaultRegisterBatch, r2n2Registrar } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
 import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, inputBase, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
@@ -295,6 +295,8 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const q = JSON.parse(await fs.readFile(path.join(one, s.frames[0].params), 'utf8'));
     expect(q.batch).toBe(1);
     expect(p.batch).toBe(5);
+    // the default batch is the backend's: 8 on CPU backends, 64 on webgpu (dispatch-bound)
+    expect([defaultRegisterBatch('wasm'), defaultRegisterBatch('cpu'), defaultRegisterBatch('tensorflow'), defaultRegisterBatch('webgpu')]).toEqual([8, 8, 8, 64]);
     q.sequence.flat().forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
     // without --steps: the steps the model was trained with (2)
     const dflt = path.join(t.dir, 'reg-default-steps');
