@@ -3,7 +3,7 @@ import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
 import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence, coordinateGrids } from '../src/core/gaussian.js';
-import { type Flip, flipImage } from '../src/core/resample.js';
+import { type Flip, flipImage, shiftImage } from '../src/core/resample.js';
 import { defaultRegisterBatch, r2n2Registrar } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
 import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
@@ -48,6 +48,22 @@ describe('local Gaussian transformation', () => {
     expect(m[0][1][1]).toBeCloseTo(1e-5, 6);
     expect(m[1][1]).toEqual([1, -1]);
     expect(m[2][1][0]).toBeCloseTo(Math.PI, 4);
+  });
+  test('shiftImage translates by whole and fractional pixels, edges replicated', () => {
+    const H = 5, W = 6;
+    const img = Float32Array.from({ length: H * W }, (_, k) => 3 * Math.floor(k / W) + 0.5 * (k % W) + ((k * 7) % 5));
+    expect(Array.from(shiftImage(img, H, W, 0, 0))).toEqual(Array.from(img));
+    const s = shiftImage(img, H, W, 2, -1);
+    for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
+      const si = Math.min(H - 1, i + 1);
+      const sj = Math.max(0, j - 2);
+      expect(s[i * W + j]).toBe(img[si * W + sj]);
+    }
+    // a linear ramp moves by exactly the fraction inside the image
+    const ramp = Float32Array.from({ length: H * W }, (_, k) => 2 * (k % W) + 10 * Math.floor(k / W));
+    const f = shiftImage(ramp, H, W, 0.25, 0.5);
+    for (let i = 1; i < H; i++) for (let j = 1; j < W; j++) expect(f[i * W + j]).toBeCloseTo(2 * (j - 0.25) + 10 * (i - 0.5), 5);
+    expect(f[0]).toBeCloseTo(ramp[0], 6);
   });
   test('flipImage mirrors rows / columns; a sequence found on mirrored images maps back to the mirrored field', () => {
     const H = 9, W = 13;
@@ -220,6 +236,32 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const other = runCli(['train', series, '--out', part, '--iterations', '9', '--resume', '--lr', '0.01', ...TINY_ARGS]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
+  });
+  test('--shift: random sub-pixel translations of the pairs; resumes bit-for-bit; 0 is the plain run; a negative shift is refused', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const args = ['--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS];
+    const zero = runCli(['train', series, '--out', path.join(t.dir, 'shift0'), '--shift', '0', ...args]);
+    expect(zero.code).toBe(0);
+    const plain = await fs.readFile(path.join(t.dir, 'full', 'weights.bin'));
+    expect((await fs.readFile(path.join(t.dir, 'shift0', 'weights.bin'))).equals(plain)).toBe(true);
+    expect(runCli(['train', series, '--out', path.join(t.dir, 'shift1'), '--shift', '1', ...args]).code).toBe(0);
+    const shifted = await fs.readFile(path.join(t.dir, 'shift1', 'weights.bin'));
+    expect(shifted.equals(plain)).toBe(false);
+    expect(JSON.parse(await fs.readFile(path.join(t.dir, 'shift1', 'model.json'), 'utf8')).training.shift).toBe(1);
+    // killed after the checkpoint at 3 and resumed = uninterrupted
+    expect(runCli(['train', series, '--out', path.join(t.dir, 'shift1p'), '--shift', '1', ...args.map((a) => (a === '6' ? '3' : a))]).code).toBe(0);
+    const r = runCli(['train', series, '--out', path.join(t.dir, 'shift1p'), '--shift', '1', '--resume', ...args]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resumed at 3/);
+    expect((await fs.readFile(path.join(t.dir, 'shift1p', 'weights.bin'))).equals(shifted)).toBe(true);
+    // the plain run's checkpoint is not resumed with shifts
+    const other = runCli(['train', series, '--out', path.join(t.dir, 'shift0'), '--shift', '2', '--resume', '--iterations', '9', '--checkpoint-every', '3', ...TINY_ARGS]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written with other settings/);
+    const bad = runCli(['train', series, '--out', path.join(t.dir, 'shift-bad'), '--shift', '-1', ...args]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^error: --shift must be a number ≥ 0/);
+    expect(existsSync(path.join(t.dir, 'shift-bad'))).toBe(false);
   });
   test('--time-limit stops with a checkpoint and a usable model; --resume then ends where an uninterrupted run does', async () => {
     const series = path.join(data, 'series-01', 'frames');

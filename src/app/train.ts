@@ -15,7 +15,7 @@ import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNo
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point, identityGeometry } from '../core/geometry.js';
 import { sequenceMapPoint } from '../core/gaussian.js';
-import { flipImage } from '../core/resample.js';
+import { flipImage, shiftImage } from '../core/resample.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { linePlot } from '../core/plot.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
@@ -41,6 +41,9 @@ export interface TrainSettings {
   seed: number;
   flip: boolean;
   intensityAugment: boolean;
+  /** Largest random translation of a pair, in network pixels (uniform in ±shift on each axis,
+   * sub-pixel, both frames alike; 0 = off). */
+  shift: number;
   criterion: FixedFrameCriterion;
   /** Pairs per iteration (one gradient step on their mean loss). */
   batch: number;
@@ -70,6 +73,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   seed: 1,
   flip: true,
   intensityAugment: true,
+  shift: 0,
   criterion: 'image',
   batch: 1,
   valPairs: 8,
@@ -191,7 +195,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
   const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -300,6 +304,11 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         if (st.flip) {
           if (rng() < 0.5) [F, M] = [flipImage(F, n, n, 'x'), flipImage(M, n, n, 'x')];
           if (rng() < 0.5) [F, M] = [flipImage(F, n, n, 'y'), flipImage(M, n, n, 'y')];
+        }
+        if (st.shift > 0) {
+          const dx = (2 * rng() - 1) * st.shift;
+          const dy = (2 * rng() - 1) * st.shift;
+          [F, M] = [shiftImage(F, n, n, dx, dy), shiftImage(M, n, n, dx, dy)];
         }
         if (st.intensityAugment) {
           const a = 0.9 + 0.2 * rng();

@@ -23,6 +23,7 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   seed: number;
   flip: boolean;
   'intensity-augment': boolean;
+  shift: number;
   'fixed-frame-criterion': 'image' | 'intensity';
   resume: boolean;
   batch: number;
@@ -61,6 +62,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('seed', { type: 'number', default: T.seed, describe: 'random seed (weights, pairs, augmentation, noise)' })
       .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
       .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
+      .option('shift', { type: 'number', default: T.shift, describe: 'random sub-pixel translation of each pair (both frames alike), up to this many network pixels per axis (0 = off)' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: T.criterion, describe: 'fixed frame of each series: closest to the mean image, or mean intensity' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
       .option('batch', { type: 'number', default: T.batch, describe: 'pairs per iteration (one gradient step on their mean loss)' })
@@ -98,6 +100,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const config: R2N2Config = { ...base, ...given };
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
+    if (!(argv.shift >= 0 && Number.isFinite(argv.shift))) throw new UserError(`--shift must be a number ≥ 0 (network pixels), got ${argv.shift}`);
     const ctx = makeContext(argv);
     const backend = await startBackend(argv.backend, ctx, { webgpu: true });
     let bar = ctx.progress('train', 1);
@@ -120,6 +123,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         seed: argv.seed,
         flip: argv.flip,
         intensityAugment: argv['intensity-augment'],
+        shift: argv.shift,
         criterion: argv['fixed-frame-criterion'],
         batch: argv.batch,
         learningRateFinal: argv['lr-final'],

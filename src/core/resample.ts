@@ -115,3 +115,29 @@ export function flipImage(data: ArrayLike<number>, H: number, W: number, flip: F
   }
   return out;
 }
+
+/**
+ * The image translated by (dx, dy) pixels, sub-pixel allowed: out(i, j) = in(i − dy, j − dx),
+ * bilinear, coordinates clamped to the image (edges replicated). [H·W] row-major in and out.
+ * Integer shifts copy values exactly.
+ */
+export function shiftImage(data: ArrayLike<number>, H: number, W: number, dx: number, dy: number): Float32Array {
+  const out = new Float32Array(H * W);
+  const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
+  for (let i = 0; i < H; i++) {
+    const y = clamp(i - dy, H - 1);
+    const y0 = Math.min(Math.floor(y), H - 2 < 0 ? 0 : H - 2);
+    const fy = H > 1 ? y - y0 : 0;
+    const y1 = Math.min(y0 + 1, H - 1);
+    for (let j = 0; j < W; j++) {
+      const x = clamp(j - dx, W - 1);
+      const x0 = Math.min(Math.floor(x), W - 2 < 0 ? 0 : W - 2);
+      const fx = W > 1 ? x - x0 : 0;
+      const x1 = Math.min(x0 + 1, W - 1);
+      const top = data[y0 * W + x0] * (1 - fx) + data[y0 * W + x1] * fx;
+      const bottom = data[y1 * W + x0] * (1 - fx) + data[y1 * W + x1] * fx;
+      out[i * W + j] = top * (1 - fy) + bottom * fy;
+    }
+  }
+  return out;
+}
