@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
-import { type FlipAverage, FLIP_AVERAGES, r2n2Registrar, defaultRegisterBatch } from '../app/register.js';
+import { type FlipAverage, FLIP_AVERAGES, r2n2Registrar } from '../app/register.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel, readModelJson } from '../io/model.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
@@ -203,9 +203,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const model = await loadModel(argv.model);
     const trained = Number(model.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
-    const batchSize = argv.batch ?? defaultRegisterBatch(backend.name);
-    ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: batchSize }, 'steps');
-    const registrar = r2n2Registrar(model, { steps, stopThreshold: argv['stop-threshold'], batchSize, init: argv.init, flipAverage: argv['flip-average'] });
+    const registrar = r2n2Registrar(model, { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'] });
+    ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
     let bar = ctx.progress('r2n2', 1);
     const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
       out: argv.out,

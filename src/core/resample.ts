@@ -54,24 +54,31 @@ export function gaussianBlur(data: ArrayLike<number>, H: number, W: number, sigm
 }
 
 /**
- * Bilinear resampling of `C` channels `[C, h, w]` onto `[C, H, W]` with corners aligned: output
- * pixel (i, j) samples input (i·(h−1)/(H−1), j·(w−1)/(W−1)). Normalised-unit fields need no
- * rescaling (that is the point of the convention).
+ * Bilinear sampling of `C` channels `[C, h, w]` on a separable grid: output (c, i, j) samples
+ * channel c at row `ys[i]`, column `xs[j]` (continuous indices within [0, h−1] and [0, w−1]).
+ * Output `[C, ys.length, xs.length]`. The column taps are computed once, not once per row.
  */
-export function resampleAligned(data: ArrayLike<number>, C: number, h: number, w: number, H: number, W: number): Float32Array {
+function sampleSeparable(data: ArrayLike<number>, C: number, h: number, w: number, ys: ArrayLike<number>, xs: ArrayLike<number>): Float32Array {
+  const H = ys.length;
+  const W = xs.length;
   const out = new Float32Array(C * H * W);
-  const ry = H > 1 ? (h - 1) / (H - 1) : 0;
-  const rx = W > 1 ? (w - 1) / (W - 1) : 0;
+  const x0s = new Int32Array(W);
+  const x1s = new Int32Array(W);
+  const fxs = new Float64Array(W);
+  for (let j = 0; j < W; j++) {
+    x0s[j] = Math.min(Math.floor(xs[j]), Math.max(w - 2, 0));
+    x1s[j] = Math.min(x0s[j] + 1, w - 1);
+    fxs[j] = xs[j] - x0s[j];
+  }
   for (let i = 0; i < H; i++) {
-    const y = i * ry;
+    const y = ys[i];
     const y0 = Math.min(Math.floor(y), Math.max(h - 2, 0));
     const y1 = Math.min(y0 + 1, h - 1);
     const fy = y - y0;
     for (let j = 0; j < W; j++) {
-      const x = j * rx;
-      const x0 = Math.min(Math.floor(x), Math.max(w - 2, 0));
-      const x1 = Math.min(x0 + 1, w - 1);
-      const fx = x - x0;
+      const x0 = x0s[j];
+      const x1 = x1s[j];
+      const fx = fxs[j];
       for (let c = 0; c < C; c++) {
         const o = c * h * w;
         const a = data[o + y0 * w + x0];
@@ -85,6 +92,17 @@ export function resampleAligned(data: ArrayLike<number>, C: number, h: number, w
     }
   }
   return out;
+}
+
+/**
+ * Bilinear resampling of `C` channels `[C, h, w]` onto `[C, H, W]` with corners aligned: output
+ * pixel (i, j) samples input (i·(h−1)/(H−1), j·(w−1)/(W−1)). Normalised-unit fields need no
+ * rescaling (that is the point of the convention).
+ */
+export function resampleAligned(data: ArrayLike<number>, C: number, h: number, w: number, H: number, W: number): Float32Array {
+  const ry = H > 1 ? (h - 1) / (H - 1) : 0;
+  const rx = W > 1 ? (w - 1) / (W - 1) : 0;
+  return sampleSeparable(data, C, h, w, Float64Array.from({ length: H }, (_, i) => i * ry), Float64Array.from({ length: W }, (_, j) => j * rx));
 }
 
 /** Size of a pyramid level at down-sampling `factor`: `ceil(n/factor)` per axis (AirLab's stride). */
@@ -122,22 +140,6 @@ export function flipImage(data: ArrayLike<number>, H: number, W: number, flip: F
  * Integer shifts copy values exactly.
  */
 export function shiftImage(data: ArrayLike<number>, H: number, W: number, dx: number, dy: number): Float32Array {
-  const out = new Float32Array(H * W);
-  const clamp = (v: number, hi: number) => (v < 0 ? 0 : v > hi ? hi : v);
-  for (let i = 0; i < H; i++) {
-    const y = clamp(i - dy, H - 1);
-    const y0 = Math.min(Math.floor(y), H - 2 < 0 ? 0 : H - 2);
-    const fy = H > 1 ? y - y0 : 0;
-    const y1 = Math.min(y0 + 1, H - 1);
-    for (let j = 0; j < W; j++) {
-      const x = clamp(j - dx, W - 1);
-      const x0 = Math.min(Math.floor(x), W - 2 < 0 ? 0 : W - 2);
-      const fx = W > 1 ? x - x0 : 0;
-      const x1 = Math.min(x0 + 1, W - 1);
-      const top = data[y0 * W + x0] * (1 - fx) + data[y0 * W + x1] * fx;
-      const bottom = data[y1 * W + x0] * (1 - fx) + data[y1 * W + x1] * fx;
-      out[i * W + j] = top * (1 - fy) + bottom * fy;
-    }
-  }
-  return out;
+  const clamp = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
+  return sampleSeparable(data, 1, H, W, Float64Array.from({ length: H }, (_, i) => clamp(i - dy, H - 1)), Float64Array.from({ length: W }, (_, j) => clamp(j - dx, W - 1)));
 }
