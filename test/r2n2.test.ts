@@ -263,6 +263,48 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(bad.stderr.trim()).toMatch(/^error: --shift must be a number ≥ 0/);
     expect(existsSync(path.join(t.dir, 'shift-bad'))).toBe(false);
   });
+  test('--ema: the saved model is the running average of the weights; training itself is unchanged; resumes bit-for-bit', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const base = path.join(t.dir, 'full'); // the tiny model trained above: the starting weights w0
+    const f32 = async (file: string) => {
+      const b = await fs.readFile(file);
+      return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+    };
+    const args = ['--from', base, '--lr', '1e-2', '--checkpoint-every', '1', '--steps', '2', '--quiet'];
+    const run = (out: string, its: string, extra: string[] = []) => runCli(['train', series, '--out', path.join(t.dir, out), '--iterations', its, ...args, ...extra]);
+    expect(run('ema1', '1', ['--ema', '0.9']).code).toBe(0);
+    expect(run('ema2', '2', ['--ema', '0.9']).code).toBe(0);
+    expect(run('noema2', '2').code).toBe(0);
+    const w0 = await f32(path.join(base, 'weights.bin'));
+    const w1 = await f32(path.join(t.dir, 'ema1', 'checkpoint', 'weights.bin')); // the raw weights after each step
+    const w2 = await f32(path.join(t.dir, 'ema2', 'checkpoint', 'weights.bin'));
+    const e1 = await f32(path.join(t.dir, 'ema1', 'weights.bin'));
+    const e2 = await f32(path.join(t.dir, 'ema2', 'weights.bin'));
+    // the average does not feed back: the raw weights are the plain run's, bit for bit
+    expect(Buffer.from(w2.buffer, w2.byteOffset, w2.byteLength).equals(await fs.readFile(path.join(t.dir, 'noema2', 'weights.bin')))).toBe(true);
+    let moved = 0;
+    let worst = 0;
+    for (let i = 0; i < w0.length; i++) {
+      moved = Math.max(moved, Math.abs(w2[i] - w0[i]));
+      worst = Math.max(worst, Math.abs(e1[i] - (0.9 * w0[i] + 0.1 * w1[i])), Math.abs(e2[i] - (0.9 * e1[i] + 0.1 * w2[i])));
+    }
+    expect(moved).toBeGreaterThan(1e-3); // the steps moved the weights, so the check below is not vacuous
+    expect(worst).toBeLessThan(1e-6);
+    expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ema2', 'model.json'), 'utf8')).training.ema).toBe(0.9);
+    // stopped after iteration 1 and resumed = uninterrupted (the average is in the checkpoint)
+    const r = runCli(['train', series, '--out', path.join(t.dir, 'ema1'), '--iterations', '2', '--resume', ...args, '--ema', '0.9']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resumed at 1/);
+    expect((await fs.readFile(path.join(t.dir, 'ema1', 'weights.bin'))).equals(await fs.readFile(path.join(t.dir, 'ema2', 'weights.bin')))).toBe(true);
+    // a checkpoint is resumed only with the average it was written with
+    const other = runCli(['train', series, '--out', path.join(t.dir, 'noema2'), '--iterations', '3', '--resume', ...args, '--ema', '0.5']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written with other settings/);
+    const bad = run('ema-bad', '1', ['--ema', '1']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^error: --ema must be in \[0, 1\)/);
+    expect(existsSync(path.join(t.dir, 'ema-bad'))).toBe(false);
+  });
   test('--time-limit stops with a checkpoint and a usable model; --resume then ends where an uninterrupted run does', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const out = path.join(t.dir, 'timed');

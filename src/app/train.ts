@@ -44,6 +44,10 @@ export interface TrainSettings {
   /** Largest random translation of a pair, in network pixels (uniform in ±shift on each axis,
    * sub-pixel, both frames alike; 0 = off). */
   shift: number;
+  /** Decay of an exponential moving average of the weights (Polyak averaging; 0 = off): after
+   * each step ema ← d·ema + (1 − d)·w. When on, validation and the saved model use the average;
+   * the checkpoint keeps both, so a resumed run continues bit-for-bit. */
+  ema: number;
   criterion: FixedFrameCriterion;
   /** Pairs per iteration (one gradient step on their mean loss). */
   batch: number;
@@ -74,6 +78,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   flip: true,
   intensityAugment: true,
   shift: 0,
+  ema: 0,
   criterion: 'image',
   batch: 1,
   valPairs: 8,
@@ -180,6 +185,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (st.learningRateFinal !== undefined && !(st.learningRateFinal > 0)) throw new UserError(`--lr-final must be > 0, got ${st.learningRateFinal}`);
   if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
   if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
+  if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
   const n = c.netSize;
@@ -195,7 +201,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
   const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -207,6 +213,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   let losses: number[] = [];
   let validation: TrainState['validation'] = [];
   let secondsBefore = 0;
+  let ema: Weights | null = null;
+  const names = weightShapes(c).map(([name]) => name);
   const haveCkpt = existsSync(path.join(ckpt, 'state.json'));
   if (o.resume && haveCkpt) {
     const stateFile = path.join(ckpt, 'state.json');
@@ -224,8 +232,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
     const specs = JSON.parse(await fs.readFile(path.join(ckpt, 'optimizer.json'), 'utf8'));
     const dec = tf.io.decodeWeights(Uint8Array.from(ob).buffer, specs);
-    const names = weightShapes(c).map(([name]) => name);
     opt.importState(vars, { t: s.optimizerT, m: names.map((k) => dec[`m/${k}`]), v: names.map((k) => dec[`v/${k}`]), vmax: names.map((k) => dec[`vmax/${k}`]) });
+    if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.variable(dec[`ema/${k}`], false)]));
     Object.values(dec).forEach((t) => t.dispose());
     rng = seedrandom('', { state: s.rng as never });
     start = s.iteration;
@@ -237,16 +245,19 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     weights = fromModel ? toVariables(fromModel, true) : initWeights(c, st.seed);
     vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
     rng = seedrandom(`r2n2-train-${st.seed}`, { state: true });
+    if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.tidy(() => tf.variable(tf.clone(weights.get(k) as tf.Variable), false))]));
   }
+  /** The weights that are validated and saved: the average when --ema is on. */
+  const kept = (): Weights => ema ?? weights;
   fromModel?.tensors.forEach((t) => t.dispose());
   o.onStart?.({ start, total: st.iterations, pairs });
 
   const checkpoint = async (iteration: number, seconds: number) => {
-    const names = weightShapes(c).map(([name]) => name);
     await saveModel(ckpt, c, weights, { training: { iteration } });
     const ex = opt.exportState(vars);
     const named: [string, tf.Tensor][] = [];
     names.forEach((k, i) => named.push([`m/${k}`, ex.m[i]], [`v/${k}`, ex.v[i]], [`vmax/${k}`, ex.vmax[i]]));
+    if (ema) names.forEach((k) => named.push([`ema/${k}`, ema!.get(k) as tf.Tensor]));
     const { data: buf, specs } = await encodeTensors(named);
     await writeAtomic(path.join(ckpt, 'optimizer.bin'), (tmp) => fs.writeFile(tmp, buf));
     await writeTextAtomic(path.join(ckpt, 'optimizer.json'), JSON.stringify(specs));
@@ -267,7 +278,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       for (let k = 0; k < st.valPairs; k++) {
         let m = Math.floor(vr() * d.frames.length);
         if (m === d.fixed) m = (m + 1) % d.frames.length;
-        const lt = tf.tidy(() => sequenceLoss(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }));
+        const lt = tf.tidy(() => sequenceLoss(c, kept(), [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }));
         const l = (await lt.data())[0];
         lt.dispose();
         sum += l;
@@ -275,7 +286,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         const fl = d.landmarks?.get(d.fixed);
         const ml = d.landmarks?.get(m);
         if (fl && ml && fl.length === ml.length) {
-          const [p] = await inferSequence(c, weights, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
+          const [p] = await inferSequence(c, kept(), [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
           tre += sequenceTre(p, d.geometry, fl, ml);
           treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
           treCnt++;
@@ -323,6 +334,13 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise }), vars);
       const clipped = await clipByGlobalNorm(grads, st.clip);
       opt.apply(vars, clipped.grads);
+      if (ema) {
+        const d = st.ema;
+        for (const k of names) {
+          const e = ema.get(k) as tf.Variable;
+          tf.tidy(() => e.assign(tf.add(tf.mul(e, d), tf.mul(weights.get(k) as tf.Variable, 1 - d))));
+        }
+      }
       const loss = (await value.data())[0];
       tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
       if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
@@ -342,7 +360,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       }
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
-    await saveModel(o.out, c, weights, {
+    await saveModel(o.out, c, kept(), {
       training: { ...st, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });
@@ -364,6 +382,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   } finally {
     opt.dispose();
     disposeWeights(weights);
+    if (ema) disposeWeights(ema);
   }
 }
 

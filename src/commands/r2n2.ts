@@ -24,6 +24,7 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   flip: boolean;
   'intensity-augment': boolean;
   shift: number;
+  ema: number;
   'fixed-frame-criterion': 'image' | 'intensity';
   resume: boolean;
   batch: number;
@@ -62,6 +63,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('seed', { type: 'number', default: T.seed, describe: 'random seed (weights, pairs, augmentation, noise)' })
       .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
       .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
+      .option('ema', { type: 'number', default: T.ema, describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights' })
       .option('shift', { type: 'number', default: T.shift, describe: 'random sub-pixel translation of each pair (both frames alike), up to this many network pixels per axis (0 = off)' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: T.criterion, describe: 'fixed frame of each series: closest to the mean image, or mean intensity' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
@@ -100,6 +102,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const config: R2N2Config = { ...base, ...given };
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
+    if (!(argv.ema >= 0 && argv.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${argv.ema}`);
     if (!(argv.shift >= 0 && Number.isFinite(argv.shift))) throw new UserError(`--shift must be a number ≥ 0 (network pixels), got ${argv.shift}`);
     const ctx = makeContext(argv);
     const backend = await startBackend(argv.backend, ctx, { webgpu: true });
@@ -124,6 +127,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         flip: argv.flip,
         intensityAugment: argv['intensity-augment'],
         shift: argv.shift,
+        ema: argv.ema,
         criterion: argv['fixed-frame-criterion'],
         batch: argv.batch,
         learningRateFinal: argv['lr-final'],
