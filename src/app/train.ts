@@ -185,6 +185,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (st.learningRateFinal !== undefined && !(st.learningRateFinal > 0)) throw new UserError(`--lr-final must be > 0, got ${st.learningRateFinal}`);
   if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
   if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
+  if (!(st.shift >= 0 && Number.isFinite(st.shift))) throw new UserError(`--shift must be a number ≥ 0 (network pixels), got ${st.shift}`);
   if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
@@ -228,7 +229,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     const m = await loadModel(ckpt);
     weights = toVariables(m, true);
     m.tensors.forEach((t) => t.dispose());
-    vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
+    vars = names.map((k) => weights.get(k) as tf.Variable);
     const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
     const specs = JSON.parse(await fs.readFile(path.join(ckpt, 'optimizer.json'), 'utf8'));
     const dec = tf.io.decodeWeights(Uint8Array.from(ob).buffer, specs);
@@ -243,12 +244,12 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   } else {
     if (!o.resume && haveCkpt) await fs.rm(ckpt, { recursive: true, force: true });
     weights = fromModel ? toVariables(fromModel, true) : initWeights(c, st.seed);
-    vars = weightShapes(c).map(([name]) => weights.get(name) as tf.Variable);
+    vars = names.map((k) => weights.get(k) as tf.Variable);
     rng = seedrandom(`r2n2-train-${st.seed}`, { state: true });
     if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.tidy(() => tf.variable(tf.clone(weights.get(k) as tf.Variable), false))]));
   }
   /** The weights that are validated and saved: the average when --ema is on. */
-  const kept = (): Weights => ema ?? weights;
+  const kept: Weights = ema ?? weights;
   fromModel?.tensors.forEach((t) => t.dispose());
   o.onStart?.({ start, total: st.iterations, pairs });
 
@@ -278,7 +279,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       for (let k = 0; k < st.valPairs; k++) {
         let m = Math.floor(vr() * d.frames.length);
         if (m === d.fixed) m = (m + 1) % d.frames.length;
-        const lt = tf.tidy(() => sequenceLoss(c, kept(), [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }));
+        const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }));
         const l = (await lt.data())[0];
         lt.dispose();
         sum += l;
@@ -286,7 +287,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         const fl = d.landmarks?.get(d.fixed);
         const ml = d.landmarks?.get(m);
         if (fl && ml && fl.length === ml.length) {
-          const [p] = await inferSequence(c, kept(), [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
+          const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
           tre += sequenceTre(p, d.geometry, fl, ml);
           treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
           treCnt++;
@@ -335,11 +336,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const clipped = await clipByGlobalNorm(grads, st.clip);
       opt.apply(vars, clipped.grads);
       if (ema) {
-        const d = st.ema;
-        for (const k of names) {
-          const e = ema.get(k) as tf.Variable;
-          tf.tidy(() => e.assign(tf.add(tf.mul(e, d), tf.mul(weights.get(k) as tf.Variable, 1 - d))));
-        }
+        const [d, e] = [st.ema, ema];
+        tf.tidy(() => names.forEach((k) => (e.get(k) as tf.Variable).assign(tf.add(tf.mul(e.get(k) as tf.Variable, d), tf.mul(weights.get(k) as tf.Variable, 1 - d)))));
       }
       const loss = (await value.data())[0];
       tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
@@ -360,7 +358,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       }
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
-    await saveModel(o.out, c, kept(), {
+    await saveModel(o.out, c, kept, {
       training: { ...st, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });

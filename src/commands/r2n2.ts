@@ -102,8 +102,6 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const config: R2N2Config = { ...base, ...given };
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
-    if (!(argv.ema >= 0 && argv.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${argv.ema}`);
-    if (!(argv.shift >= 0 && Number.isFinite(argv.shift))) throw new UserError(`--shift must be a number ≥ 0 (network pixels), got ${argv.shift}`);
     const ctx = makeContext(argv);
     const backend = await startBackend(argv.backend, ctx, { webgpu: true });
     let bar = ctx.progress('train', 1);
