@@ -3,6 +3,8 @@
 // training), one process, the same pairs: TRE, seconds per frame, ratios, parameter counts.
 // R2N2 runs in several variants (R2N2_VARIANTS, default "T,⌈T/2⌉,⌈T/2⌉:x" with T the model's
 // training steps or R2N2_STEPS): steps per pass, and an optional --flip-average.
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../dist/core/backend/index.js';
@@ -51,6 +53,8 @@ export async function r2n2Suite() {
     console.log(`r2n2 bench skipped: ${err.message}`);
     return { skipped: err.message };
   }
+  // Which weights were measured: the path alone does not say (the bundled model is replaced over time).
+  const weightsSha256 = createHash('sha256').update(await fs.readFile(path.join(modelDir, 'weights.bin'))).digest('hex');
   const size = Number(model.json.data?.phantomSize ?? process.env.R2N2_SIZE ?? 128);
   const steps = Number(process.env.R2N2_STEPS ?? model.json.training?.steps ?? 10);
   const half = Math.ceil(steps / 2);
@@ -113,7 +117,7 @@ export async function r2n2Suite() {
       });
     }
   }
-  console.log(`R2N2 (${modelDir}; r2n2/T = T steps, +x = --flip-average x) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean`);
+  console.log(`R2N2 (${modelDir}, weights sha256 ${weightsSha256.slice(0, 12)}; r2n2/T = T steps, +x = --flip-average x) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean`);
   console.log('case                      method       pairs  before mm  after mm  after px  s/frame  × faster than bspline  TRE / bspline  parameters');
   for (const r of rows) {
     const b = rows.find((x) => x.case === r.case && x.method === 'bspline');
@@ -127,5 +131,5 @@ export async function r2n2Suite() {
     const b = all('bspline');
     console.log(`  ${m.padEnd(11)} TRE ${mean(x, 'after_mm').toFixed(3)} mm (${(mean(x, 'after_mm') / mean(b, 'after_mm')).toFixed(2)}× the B-spline's), ${mean(x, 'seconds').toFixed(3)} s/frame (${(mean(b, 'seconds') / mean(x, 'seconds')).toFixed(1)}× faster than the B-spline)`);
   }
-  return { backend: backend.name, model: modelDir, steps, variants: variants.map(({ label, steps, flipAverage }) => ({ label, steps, flipAverage })), profile, rows };
+  return { backend: backend.name, model: modelDir, weightsSha256, steps, variants: variants.map(({ label, steps, flipAverage }) => ({ label, steps, flipAverage })), profile, rows };
 }

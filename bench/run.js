@@ -5,7 +5,8 @@
 //   npm run bench -- bspline-profile   where one 256² B-spline registration spends its time
 //   npm run bench -- r2n2      R2N2 (R2N2_MODEL) vs B-spline vs elastix on held-out phantom series
 //   npm run bench -- gaussian-bound   T Gaussians fitted to the true field: what T steps can represent (slow; not in the default run)
-// Results are also written as JSON to bench/results/<suite>-<date>.json.
+// Results are also written as JSON to bench/results/<suite>-<date>.json; a later run on the same
+// day never overwrites an earlier one: it writes <suite>-<date>-run2.json, -run3.json, ...
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,8 +66,18 @@ for (const name of names) {
     process.exit(1);
   }
   const rows = await suites[name]();
-  const out = path.join(here, 'results', `${name}-${new Date().toISOString().slice(0, 10)}.json`);
-  await fs.mkdir(path.dirname(out), { recursive: true });
-  await fs.writeFile(out, JSON.stringify({ suite: name, node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, rows }, null, 2) + '\n');
+  const stem = path.join(here, 'results', `${name}-${new Date().toISOString().slice(0, 10)}`);
+  await fs.mkdir(path.dirname(stem), { recursive: true });
+  const body = JSON.stringify({ suite: name, node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, rows }, null, 2) + '\n';
+  let out;
+  for (let run = 1; ; run++) {
+    out = run === 1 ? `${stem}.json` : `${stem}-run${run}.json`;
+    try {
+      await fs.writeFile(out, body, { flag: 'wx' }); // wx: fails if the file exists
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+  }
   console.log(`written ${path.relative(process.cwd(), out)}`);
 }
