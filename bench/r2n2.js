@@ -1,7 +1,7 @@
 // `npm run bench -- r2n2`: R2N2 (a trained model: R2N2_MODEL, default fixtures/models/phantom)
 // vs our B-spline vs elastix on held-out phantom series (seeds 21 and 22, never used in
 // training), one process, the same pairs: TRE, seconds per frame, ratios, parameter counts.
-// R2N2 runs in several variants (R2N2_VARIANTS, default "T,⌈T/2⌉,⌈T/2⌉:x" with T the model's
+// R2N2 runs in several variants (R2N2_VARIANTS, default "T,⌈T/2⌉,⌈T/2⌉:x,T:x" with T the model's
 // training steps or R2N2_STEPS): steps per pass, and an optional --flip-average.
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -58,7 +58,7 @@ export async function r2n2Suite() {
   const size = Number(model.json.data?.phantomSize ?? process.env.R2N2_SIZE ?? 128);
   const steps = Number(process.env.R2N2_STEPS ?? model.json.training?.steps ?? 10);
   const half = Math.ceil(steps / 2);
-  const variants = (process.env.R2N2_VARIANTS ?? `${steps},${half},${half}:x`).split(',').map((v) => {
+  const variants = (process.env.R2N2_VARIANTS ?? `${steps},${half},${half}:x,${steps}:x`).split(',').map((v) => {
     const [st, fa = 'none'] = v.split(':');
     const label = `r2n2/${st}${fa === 'none' ? '' : '+' + fa}`;
     return { label, steps: Number(st), flipAverage: fa, reg: r2n2Registrar(model, { steps: Number(st), stopThreshold: 0, flipAverage: fa }) };
