@@ -9,6 +9,7 @@ import { makePhantomSeries } from '../src/core/phantom.js';
 import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, inputBase, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { tanh } from '../src/core/tensors.js';
+import { warpSamples } from '../src/core/warp.js';
 import { saveModel, loadModel, toVariables } from '../src/io/model.js';
 import { tmpDir, runCli } from './helpers.js';
 import { learningRateAt } from '../src/app/train.js';
@@ -143,6 +144,50 @@ describe('the network', () => {
     expect(tf.memory().numTensors).toBe(before);
     disposeWeights(w);
   });
+  test('lossImages: at the network size the plain loss; at 2n the MSE of the same Gaussians evaluated and warped at 2n', async () => {
+    const w = initWeights(TINY, 7);
+    w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
+    const img = (s: number, n: number) => Float32Array.from({ length: n * n }, (_, i) => Math.sin(((i % n) * 8) / n + s) * Math.cos((Math.floor(i / n) * 6.4) / n));
+    const n = TINY.netSize;
+    const F = [img(0, n), img(0.1, n)];
+    const M = [img(0.5, n), img(-0.3, n)];
+    const loss = (o: Partial<Parameters<typeof sequenceLoss>[4]>) => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0, ...o }).dataSync()[0]);
+    const before = tf.memory().numTensors;
+    const plain = loss({});
+    expect(loss({ lossImages: { fixed: F, moving: M, size: n } })).toBe(plain);
+    // at 2n: the reference computed by hand from the inferred Gaussians (no noise: the same ones)
+    const L = 2 * n;
+    const FL = [img(0, L), img(0.1, L)];
+    const ML = [img(0.5, L), img(-0.3, L)];
+    const params = await inferSequence(TINY, w, F, M, { steps: 3 });
+    let ref = 0;
+    for (let t = 1; t <= 3; t++) {
+      let batch = 0;
+      for (let b = 0; b < 2; b++) {
+        const u = sequenceField(params[b].subarray(0, 7 * t), L, L);
+        const s = warpSamples(ML[b], L, L, u, true);
+        let sum = 0;
+        let cnt = 0;
+        for (let k = 0; k < L * L; k++) if (s.mask[k]) { sum += (FL[b][k] - s.out[k]) ** 2; cnt++; }
+        batch += sum / Math.max(cnt, 1) / 2;
+      }
+      ref += batch / 3;
+    }
+    const host = loss({ lossImages: { fixed: FL, moving: ML, size: L } });
+    expect(host).not.toBeCloseTo(plain, 4);
+    expect(Math.abs(host - ref)).toBeLessThan(1e-5 * ref);
+    const tensor = loss({ lossImages: { fixed: FL, moving: ML, size: L }, warp: 'tensor' });
+    expect(tensor).toBeCloseTo(host, 6);
+    // gradients flow through the 2n loss to the network
+    const vars = [...w.values()];
+    const { value, grads } = tf.variableGrads(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, lossImages: { fixed: FL, moving: ML, size: L } }), vars);
+    expect(Array.from(grads[w.get('block0/gru/cand_x/kernel')!.name].dataSync()).some((x) => x !== 0)).toBe(true);
+    expect(vars.every((v) => Array.from(grads[v.name].dataSync()).every(Number.isFinite))).toBe(true);
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(() => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 1, lambda: 0, lossImages: { fixed: FL, moving: ML.slice(1), size: L } }))).toThrow(/lossImages must hold 2/);
+    expect(tf.memory().numTensors).toBe(before);
+    disposeWeights(w);
+  });
   test('the tensor-only re-warp (GPU backends) gives the host path\'s loss, gradients and inferred parameters', async () => {
     const w = initWeights(TINY, 6);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
@@ -236,6 +281,32 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const other = runCli(['train', series, '--out', part, '--iterations', '9', '--resume', '--lr', '0.01', ...TINY_ARGS]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
+  });
+  test('--loss-size: the loss at the frames\' size; resumes bit-for-bit; the network\'s size is the plain run; a bad size is refused', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const args = ['--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS];
+    const plain = await fs.readFile(path.join(t.dir, 'full', 'weights.bin'));
+    expect(runCli(['train', series, '--out', path.join(t.dir, 'ls32'), '--loss-size', '32', ...args]).code).toBe(0);
+    expect((await fs.readFile(path.join(t.dir, 'ls32', 'weights.bin'))).equals(plain)).toBe(true);
+    // with flips, intensity augmentation and shifts, all applied alike at both sizes
+    const full = ['--loss-size', '64', '--shift', '1'];
+    expect(runCli(['train', series, '--out', path.join(t.dir, 'ls64'), ...full, ...args]).code).toBe(0);
+    const ls = await fs.readFile(path.join(t.dir, 'ls64', 'weights.bin'));
+    expect(ls.equals(plain)).toBe(false);
+    expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ls64', 'model.json'), 'utf8')).training.lossSize).toBe(64);
+    expect(runCli(['train', series, '--out', path.join(t.dir, 'ls64p'), ...full, ...args.map((a) => (a === '6' ? '3' : a))]).code).toBe(0);
+    const r = runCli(['train', series, '--out', path.join(t.dir, 'ls64p'), ...full, '--resume', ...args]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resumed at 3/);
+    expect((await fs.readFile(path.join(t.dir, 'ls64p', 'weights.bin'))).equals(ls)).toBe(true);
+    // a checkpoint of another loss size is not resumed
+    const other = runCli(['train', series, '--out', path.join(t.dir, 'ls64p'), '--loss-size', '48', '--shift', '1', '--resume', '--iterations', '9', '--checkpoint-every', '3', ...TINY_ARGS]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written with other settings/);
+    const bad = runCli(['train', series, '--out', path.join(t.dir, 'ls-bad'), '--loss-size', '1.5', ...args]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^error: --loss-size must be an integer ≥ 2/);
+    expect(existsSync(path.join(t.dir, 'ls-bad'))).toBe(false);
   });
   test('--shift: random sub-pixel translations of the pairs; resumes bit-for-bit; 0 is the plain run; a negative shift is refused', async () => {
     const series = path.join(data, 'series-01', 'frames');

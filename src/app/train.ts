@@ -58,6 +58,10 @@ export interface TrainSettings {
   decayIterations?: number;
   /** Validation pairs per validation series (a fixed seeded draw). */
   valPairs: number;
+  /** Side of the images the training loss is computed on (undefined: the network's size). The
+   * network still observes the pair at its size; its Gaussians are evaluated on a lossSize² grid
+   * and the frames, resampled as for the network, compared there (METHOD.md's loss, finer). */
+  lossSize?: number;
 }
 
 /** The learning rate of iteration `it` (0-based) of `total`: cosine from lr0 to lr1. */
@@ -88,17 +92,24 @@ interface SeriesData {
   source: string;
   fixed: number;
   frames: Float32Array[];
+  /** The frames at the loss size (`--loss-size`), when it differs from the network's. */
+  lossFrames: Float32Array[] | null;
   names: string[];
   geometry: Geometry;
   /** Landmarks (mm) per frame index, when `<series>/../landmarks` holds them. */
   landmarks: Map<number, Point[]> | null;
 }
 
-async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion, withLandmarks = false): Promise<SeriesData> {
+async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion, withLandmarks = false, lossSize?: number): Promise<SeriesData> {
   const s = await openSeries(source, { checkAll: true });
   const fixed = (await autoFixedFrame(s, criterion)).index;
   const frames: Float32Array[] = [];
-  for (let i = 0; i < s.frames.length; i++) frames.push(netImage(await s.readFrame(i), n));
+  const lossFrames: Float32Array[] | null = lossSize !== undefined ? [] : null;
+  for (let i = 0; i < s.frames.length; i++) {
+    const img = await s.readFrame(i);
+    frames.push(netImage(img, n));
+    lossFrames?.push(netImage(img, lossSize as number));
+  }
   const names = s.frames.map((f) => f.name);
   let landmarks: Map<number, Point[]> | null = null;
   const lmDir = path.join(path.dirname(path.resolve(s.source)), 'landmarks');
@@ -111,7 +122,7 @@ async function loadSeries(source: string, n: number, criterion: FixedFrameCriter
     }
     if (!landmarks.has(fixed)) landmarks = null;
   }
-  return { source: s.source, fixed, frames, names, geometry: s.geometry, landmarks };
+  return { source: s.source, fixed, frames, lossFrames, names, geometry: s.geometry, landmarks };
 }
 
 /** Mean TRE (mm) of a Gaussian sequence at the fixed landmarks: |f + u(f) − m|. */
@@ -189,11 +200,14 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
+  if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2)) throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
   const n = c.netSize;
+  /** The loss size when it differs from the network's (the same size is the default). */
+  const ls = st.lossSize === n ? undefined : st.lossSize;
   const data: SeriesData[] = [];
-  for (const s of o.series) data.push(await loadSeries(s, n, st.criterion));
+  for (const s of o.series) data.push(await loadSeries(s, n, st.criterion, false, ls));
   const val: SeriesData[] = [];
-  for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true));
+  for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true, ls));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
   const fromModel = o.from ? await loadModel(o.from) : null;
   if (fromModel && JSON.stringify(weightShapes(fromModel.config)) !== JSON.stringify(weightShapes(c))) {
@@ -202,7 +216,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
   const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -279,7 +293,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       for (let k = 0; k < st.valPairs; k++) {
         let m = Math.floor(vr() * d.frames.length);
         if (m === d.fixed) m = (m + 1) % d.frames.length;
-        const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda }));
+        const lossImages = d.lossFrames ? { fixed: [d.lossFrames[d.fixed]], moving: [d.lossFrames[m]], size: ls as number } : undefined;
+        const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages }));
         const l = (await lt.data())[0];
         lt.dispose();
         sum += l;
@@ -307,32 +322,47 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     for (; it < st.iterations; it++) {
       const Fs: Float32Array[] = [];
       const Ms: Float32Array[] = [];
+      const FLs: Float32Array[] = [];
+      const MLs: Float32Array[] = [];
       for (let b = 0; b < st.batch; b++) {
         const d = data[Math.floor(rng() * data.length)];
         let m = Math.floor(rng() * (d.frames.length - 1));
         if (m >= d.fixed) m++;
-        let F = d.frames[d.fixed];
-        let M = d.frames[m];
-        if (st.flip) {
-          if (rng() < 0.5) [F, M] = [flipImage(F, n, n, 'x'), flipImage(M, n, n, 'x')];
-          if (rng() < 0.5) [F, M] = [flipImage(F, n, n, 'y'), flipImage(M, n, n, 'y')];
-        }
-        if (st.shift > 0) {
-          const dx = (2 * rng() - 1) * st.shift;
-          const dy = (2 * rng() - 1) * st.shift;
-          [F, M] = [shiftImage(F, n, n, dx, dy), shiftImage(M, n, n, dx, dy)];
-        }
-        if (st.intensityAugment) {
-          const a = 0.9 + 0.2 * rng();
-          const b0 = -0.1 + 0.2 * rng();
-          M = Float32Array.from(M, (v) => a * v + b0);
-        }
+        // the pair at the network's size and, with --loss-size, at the loss size: augmented alike
+        const pair = (F: Float32Array, M: Float32Array, size: number, draws: number[]): [Float32Array, Float32Array] => {
+          let k = 0;
+          if (st.flip) {
+            if (draws[k++] < 0.5) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
+            if (draws[k++] < 0.5) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
+          }
+          if (st.shift > 0) {
+            // network pixels → this size's pixels (aligned corners: the same normalised shift)
+            const f = (size - 1) / (n - 1);
+            const dx = (2 * draws[k++] - 1) * st.shift * f;
+            const dy = (2 * draws[k++] - 1) * st.shift * f;
+            [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
+          }
+          if (st.intensityAugment) {
+            const a = 0.9 + 0.2 * draws[k++];
+            const b0 = -0.1 + 0.2 * draws[k++];
+            M = Float32Array.from(M, (v) => a * v + b0);
+          }
+          return [F, M];
+        };
+        const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
+        const [F, M] = pair(d.frames[d.fixed], d.frames[m], n, draws);
         Fs.push(F);
         Ms.push(M);
+        if (d.lossFrames) {
+          const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number, draws);
+          FLs.push(FL);
+          MLs.push(ML);
+        }
       }
+      const lossImages = ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined;
       opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
       const noise = sampleWeightNoise(c, st.keep, rng);
-      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise }), vars);
+      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages }), vars);
       const clipped = await clipByGlobalNorm(grads, st.clip);
       opt.apply(vars, clipped.grads);
       if (ema) {
@@ -359,7 +389,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
     await saveModel(o.out, c, kept, {
-      training: { ...st, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
+      training: { ...st, lossSize: ls, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });
     const smooth = losses.map((_, i) => {

@@ -31,6 +31,7 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   'lr-final'?: number;
   'decay-iterations'?: number;
   'val-pairs': number;
+  'loss-size'?: number;
   from?: string;
   'net-size'?: number;
   channels?: number[];
@@ -71,6 +72,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('lr-final', { type: 'number', describe: 'learning rate at the end: cosine decay from --lr over --decay-iterations (default: constant --lr)' })
       .option('decay-iterations', { type: 'number', describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)' })
       .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
+      .option('loss-size', { type: 'number', describe: 'side of the images the training loss compares (e.g. the frames\' size, 128): the Gaussians are evaluated and the moving frame warped at that size; the network still observes --net-size (default: the network\'s size)' })
       .option('time-limit', { type: 'number', describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues' })
       .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size may differ)' })
       .option('net-size', { type: 'number', describe: `side of the pair the network observes (multiple of 16) [default: ${C.netSize}]` })
@@ -131,6 +133,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         learningRateFinal: argv['lr-final'],
         decayIterations: argv['decay-iterations'],
         valPairs: argv['val-pairs'],
+        lossSize: argv['loss-size'],
       },
       onStart: (s) => {
         ctx.log.info({ ...s, backend: backend.name, weights: parameterCount(config) }, 'training start');

@@ -42,6 +42,13 @@ export interface SequenceOptions {
   /** iso-TV weight on the final field (training loss). */
   lambda: number;
   noise?: WeightNoise;
+  /**
+   * Compute the image loss on these images `[size·size]` (the same pairs at another size, e.g.
+   * the frames' full resolution) instead of at the network's size: the Gaussians are evaluated
+   * on the size×size grid and the moving image warped there. The network still observes (and
+   * re-warps) the n×n pair; iso-TV stays on the n×n field.
+   */
+  lossImages?: { fixed: Float32Array[]; moving: Float32Array[]; size: number };
 }
 
 /** Item b of a batch tensor, by slicing (tfjs's unstack gradient fails when an item gets no gradient). */
@@ -104,15 +111,30 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
   const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? warped : null;
   const input = inputBase(F, grids);
+  const L = o.lossImages;
+  if (L && (L.fixed.length !== B || L.moving.length !== B || L.fixed.some((x) => x.length !== L.size * L.size) || L.moving.some((x) => x.length !== L.size * L.size))) {
+    throw new Error(`lossImages must hold ${B} fixed and ${B} moving images of ${L?.size}×${L?.size}`);
+  }
+  const gridsL = L ? coordinateGrids(L.size, L.size) : null;
+  const FL = L ? tf.tensor3d(concatArrays(L.fixed), [B, L.size, L.size]) : null;
+  const MtL = L && Mt ? tf.tensor3d(concatArrays(L.moving), [B, L.size, L.size]) : null;
+  let uL = L ? (tf.zeros([B, 2, L.size, L.size]) as tf.Tensor4D) : null;
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < o.steps; t++) {
     const out = step(c, weights, networkInput(input, warped), state, o.noise);
     state = out.state;
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
-    u = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
+    const g = { position: out.position, sigma, weight, phi };
+    u = tf.add(u, gaussianDisplacement(g, n, n, grids)) as tf.Tensor4D;
     const w = warpBatch(moving, Mt, n, u);
     warped = w.warped;
-    losses.push(maskedMseBatch(F, w.warped, w.mask));
+    if (L && uL && FL && gridsL) {
+      uL = tf.add(uL, gaussianDisplacement(g, L.size, L.size, gridsL)) as tf.Tensor4D;
+      const wl = warpBatch(L.moving, MtL, L.size, uL);
+      losses.push(maskedMseBatch(FL, wl.warped, wl.mask));
+    } else {
+      losses.push(maskedMseBatch(F, w.warped, w.mask));
+    }
   }
   let loss = tf.div(sumTensors(losses), tf.scalar(o.steps)) as tf.Scalar;
   if (o.lambda > 0) {
