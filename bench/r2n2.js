@@ -1,8 +1,9 @@
 // `npm run bench -- r2n2`: R2N2 (a trained model: R2N2_MODEL, default fixtures/models/phantom)
 // vs our B-spline vs elastix on held-out phantom series (seeds 21 and 22, never used in
 // training), one process, the same pairs: TRE, seconds per frame, ratios, parameter counts.
-// R2N2 runs in several variants (R2N2_VARIANTS, default "T,⌈T/2⌉,⌈T/2⌉:x,T:x" with T the model's
-// training steps or R2N2_STEPS): steps per pass, and an optional --flip-average.
+// R2N2 runs in several variants (R2N2_VARIANTS, default "T,⌈T/2⌉,⌈T/2⌉:x,T:x,⌈T/2⌉:r20,T:r20"
+// with T the model's training steps or R2N2_STEPS): steps per pass, then optional parts: a
+// --flip-average (x, y, xy, all) and rN = --refine N (Levenberg–Marquardt iterations).
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +19,8 @@ import { r2n2Registrar } from '../dist/app/register.js';
 import { affineMap, bsplineMap, elastixRegister } from './elastix.js';
 import { inferSequence, networkImage } from '../dist/core/r2n2/sequence.js';
 import { sequenceField } from '../dist/core/gaussian.js';
+import { refineSequence } from '../dist/core/refine.js';
+import { normaliseIntensity } from '../dist/core/intensity.js';
 import { toVariables } from '../dist/io/model.js';
 
 /** Where one batch of 8 R2N2 registrations spends its time (ms, median of 5). */
@@ -34,6 +37,7 @@ async function profileR2n2(model, steps, size) {
     [`network: ${steps} steps, batch of 8 (incl. the ${n}² re-warps)`]: await med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps })),
     [`one network step, batch of 8`]: await med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps: 1 })),
     [`full-resolution field from the Gaussians (×8)`]: await med(() => seqs.forEach((q) => sequenceField(q, size, size))),
+    [`--refine 20: Levenberg–Marquardt at ${size}² (×8)`]: await med(() => seqs.forEach((q, k) => refineSequence(normaliseIntensity(frames[8]), normaliseIntensity(frames[k]), size, size, q, { iterations: 20 }))),
   };
   weights.forEach((v) => v.dispose());
   console.log(`R2N2 inference profile, one batch of 8 frames at ${size}² (ms, median of 5):`);
@@ -58,10 +62,12 @@ export async function r2n2Suite() {
   const size = Number(model.json.data?.phantomSize ?? process.env.R2N2_SIZE ?? 128);
   const steps = Number(process.env.R2N2_STEPS ?? model.json.training?.steps ?? 10);
   const half = Math.ceil(steps / 2);
-  const variants = (process.env.R2N2_VARIANTS ?? `${steps},${half},${half}:x,${steps}:x`).split(',').map((v) => {
-    const [st, fa = 'none'] = v.split(':');
-    const label = `r2n2/${st}${fa === 'none' ? '' : '+' + fa}`;
-    return { label, steps: Number(st), flipAverage: fa, reg: r2n2Registrar(model, { steps: Number(st), stopThreshold: 0, flipAverage: fa }) };
+  const variants = (process.env.R2N2_VARIANTS ?? `${steps},${half},${half}:x,${steps}:x,${half}:r20,${steps}:r20`).split(',').map((v) => {
+    const [st, ...rest] = v.split(':');
+    const refine = Number((rest.find((x) => /^r\d+$/.test(x)) ?? 'r0').slice(1));
+    const fa = rest.find((x) => !/^r\d+$/.test(x)) ?? 'none';
+    const label = `r2n2/${st}${fa === 'none' ? '' : '+' + fa}${refine ? `+r${refine}` : ''}`;
+    return { label, steps: Number(st), flipAverage: fa, refine, reg: r2n2Registrar(model, { steps: Number(st), stopThreshold: 0, flipAverage: fa, refine }) };
   });
   // warm-up (first tfjs/wasm calls compile and allocate) for every method, outside the timings
   {
@@ -117,11 +123,11 @@ export async function r2n2Suite() {
       });
     }
   }
-  console.log(`R2N2 (${modelDir}, weights sha256 ${weightsSha256.slice(0, 12)}; r2n2/T = T steps, +x = --flip-average x) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean`);
-  console.log('case                      method       pairs  before mm  after mm  after px  s/frame  × faster than bspline  TRE / bspline  parameters');
+  console.log(`R2N2 (${modelDir}, weights sha256 ${weightsSha256.slice(0, 12)}; r2n2/T = T steps, +x = --flip-average x, +rN = --refine N) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean`);
+  console.log('case                      method         pairs  before mm  after mm  after px  s/frame  × faster than bspline  TRE / bspline  parameters');
   for (const r of rows) {
     const b = rows.find((x) => x.case === r.case && x.method === 'bspline');
-    console.log(`${r.case.padEnd(25)} ${r.method.padEnd(11)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(b.seconds / r.seconds).toFixed(1).padStart(22)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`);
+    console.log(`${r.case.padEnd(25)} ${r.method.padEnd(13)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(b.seconds / r.seconds).toFixed(1).padStart(22)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`);
   }
   const all = (m) => rows.filter((r) => r.method === m);
   const mean = (xs, k) => xs.reduce((a, r) => a + r[k], 0) / xs.length;
@@ -129,7 +135,7 @@ export async function r2n2Suite() {
   for (const m of Object.keys(Object.fromEntries(rows.map((r) => [r.method, 1])))) {
     const x = all(m);
     const b = all('bspline');
-    console.log(`  ${m.padEnd(11)} TRE ${mean(x, 'after_mm').toFixed(3)} mm (${(mean(x, 'after_mm') / mean(b, 'after_mm')).toFixed(2)}× the B-spline's), ${mean(x, 'seconds').toFixed(3)} s/frame (${(mean(b, 'seconds') / mean(x, 'seconds')).toFixed(1)}× faster than the B-spline)`);
+    console.log(`  ${m.padEnd(13)} TRE ${mean(x, 'after_mm').toFixed(3)} mm (${(mean(x, 'after_mm') / mean(b, 'after_mm')).toFixed(2)}× the B-spline's), ${mean(x, 'seconds').toFixed(3)} s/frame (${(mean(b, 'seconds') / mean(x, 'seconds')).toFixed(1)}× faster than the B-spline)`);
   }
-  return { backend: backend.name, model: modelDir, weightsSha256, steps, variants: variants.map(({ label, steps, flipAverage }) => ({ label, steps, flipAverage })), profile, rows };
+  return { backend: backend.name, model: modelDir, weightsSha256, steps, variants: variants.map(({ label, steps, flipAverage, refine }) => ({ label, steps, flipAverage, refine })), profile, rows };
 }

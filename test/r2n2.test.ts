@@ -477,6 +477,28 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(fp.sequence).toHaveLength(6);
     p.sequence.forEach((row: number[], k: number) => row.forEach((v, i) => expect(fp.sequence[k][i]).toBeCloseTo(i === 4 || i === 5 ? v / 2 : v, 4)));
     expect(s.settings.flipAverage).toBeUndefined(); // results written without the option keep their settings key
+    // --refine 3: the same number of Gaussians, refined from the network's (kept in params.refine)
+    const rf = path.join(t.dir, 'reg-refine');
+    const rr = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', rf, '--steps', '3', '--refine', '3', '--no-qc', '--quiet']);
+    expect(rr.stderr).toBe('');
+    expect(rr.code).toBe(0);
+    const rs = JSON.parse(await fs.readFile(path.join(rf, 'summary.json'), 'utf8'));
+    expect(rs.settings.refine).toBe(3);
+    expect(rs.frames[0].parameters).toBe(21);
+    for (const f of rs.frames) {
+      const rp = JSON.parse(await fs.readFile(path.join(rf, f.params), 'utf8'));
+      expect(rp.sequence).toHaveLength(3);
+      expect(rp.refine.iterations).toBeLessThanOrEqual(3);
+      expect(rp.refine.mseAfter).toBeLessThanOrEqual(rp.refine.mseBefore);
+      if (f.name === s.frames[0].name) rp.refine.network.forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
+    }
+    expect(s.settings.refine).toBeUndefined();
+    for (const [flag, value, msg] of [['--refine', '-1', /--refine must be a whole number/], ['--refine-size', '8', /--refine-size must be/]] as const) {
+      const bad = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', path.join(t.dir, 'reg-bad'), flag, value]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(msg);
+      expect(existsSync(path.join(t.dir, 'reg-bad'))).toBe(false);
+    }
     const missing = runCli(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/model\.json not found/);

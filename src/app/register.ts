@@ -10,6 +10,8 @@ import { type Flip, flipImage } from '../core/resample.js';
 import { gaussianOverlay } from '../core/qc.js';
 import { type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, composeAfterAffine, registerAffine } from '../core/affine.js';
 import { warpSamples } from '../core/warp.js';
+import { normaliseIntensity } from '../core/intensity.js';
+import { refineSequence } from '../core/refine.js';
 import type { Registrar } from './run-frames.js';
 
 export const R2N2_PARAMS_UNITS =
@@ -33,6 +35,14 @@ export interface R2N2RegisterOptions {
   batchSize?: number;
   /** Average over mirrored passes (FLIP_AVERAGES), default none. */
   flipAverage?: FlipAverage;
+  /**
+   * Levenberg–Marquardt iterations that refine each frame's Gaussian sequence on the pair at full
+   * resolution after the network (core/refine.ts), default 0 (off). The result is still the
+   * same number of Gaussians.
+   */
+  refine?: number;
+  /** Refine on the pair reduced to at most this many pixels per side (default: full size). */
+  refineSize?: number;
 }
 
 /**
@@ -55,12 +65,15 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   const fa = o.flipAverage ?? 'none';
   const flips = FLIP_AVERAGES[fa];
   if (!flips) throw new Error(`unknown flip average ${fa}; one of ${Object.keys(FLIP_AVERAGES).join(', ')}`);
-  let fixedCache: { img: Image2D; net: Float32Array[] } | null = null;
+  const refine = o.refine ?? 0;
+  if (!(Number.isInteger(refine) && refine >= 0)) throw new Error(`refine must be a whole number ≥ 0, got ${refine}`);
+  let fixedCache: { img: Image2D; net: Float32Array[]; norm: Float32Array | null } | null = null;
   return {
     method: 'r2n2',
     // flipAverage only when used, so results written before the option existed still resume
-    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}) },
-    unitsPerFrame: o.steps,
+    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null } : {}) },
+    // progress units: one per network step, and one for the refinement
+    unitsPerFrame: o.steps + (refine > 0 ? 1 : 0),
     batchSize: o.batchSize ?? defaultRegisterBatch(tf.getBackend()),
     async register(fixed, moving, tick) {
       return (await batch(fixed, [moving], tick))[0];
@@ -72,10 +85,10 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     },
   };
 
-  async function batch(fixed: Image2D, moving: Image2D[], tick: (info: string) => void) {
+  async function batch(fixed: Image2D, moving: Image2D[], tick: (info: string, units?: number) => void) {
     if (!fixedCache || fixedCache.img !== fixed) {
       const f = netImage(fixed, n);
-      fixedCache = { img: fixed, net: flips.map((v) => flipImage(f, n, n, v)) };
+      fixedCache = { img: fixed, net: flips.map((v) => flipImage(f, n, n, v)), norm: refine > 0 ? normaliseIntensity(fixed.data) : null };
     }
     const net = fixedCache.net;
     const [W, H] = fixed.geometry.size;
@@ -98,13 +111,18 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       const all = Float32Array.from(passes.flatMap((p) => Array.from(p)));
       return { all, passSteps: passes.map((p) => p.length / PARAMS_PER_STEP) };
     });
-    return merged.map(({ all: p, passSteps }, b) => {
+    const norm = fixedCache.norm;
+    return merged.map(({ all: net, passSteps }, b) => {
+      // refined against the frame the sequence acts on (after any affine pre-alignment)
+      const rf = norm ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, { iterations: refine, ...(o.refineSize ? { maxSize: o.refineSize } : {}) }) : null;
+      if (rf) tick(`refined frame ${b + 1}/${moving.length} (${rf.accepted}/${rf.iterations} steps accepted)`, 1);
+      const p = rf ? rf.sequence : net;
       const sequence: number[][] = [];
       for (let k = 0; k < p.length; k += PARAMS_PER_STEP) sequence.push(Array.from(p.subarray(k, k + PARAMS_PER_STEP)));
       const a = affines[b];
       const u = sequenceField(p, H, W);
       const affine = a ? { ...a, parameters: AFFINE_PARAMETERS[a.kind], convention: 'T(p) = T_A(p + u_gauss(p)), T_A(p) = matrix·(p − centre) + centre + translation (mm)' } : null;
-      return { field: a ? composeAfterAffine(a, fixed.geometry, u) : u, parameters: p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), params: { steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
+      return { field: a ? composeAfterAffine(a, fixed.geometry, u) : u, parameters: p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), params: { steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}), ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
     });
   }
 }

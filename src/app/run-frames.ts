@@ -45,7 +45,8 @@ export interface Registrar {
   register(fixed: Image2D, moving: Image2D, tick: (info: string) => void): Promise<FrameRegistration>;
   /** Optional: several moving frames at once (faster for networks); `batchSize` frames per call. */
   batchSize?: number;
-  registerBatch?(fixed: Image2D, moving: Image2D[], tick: (info: string) => void): Promise<FrameRegistration[]>;
+  /** `tick(info)` advances every frame of the batch by one unit; `tick(info, k)` by k units in all. */
+  registerBatch?(fixed: Image2D, moving: Image2D[], tick: (info: string, units?: number) => void): Promise<FrameRegistration[]>;
   /** Optional extra QC picture of a frame's transformation, written as qc/<frame>-<suffix>.png. */
   qcExtra?(fixed: Image2D, r: FrameRegistration): { suffix: string; mosaic: Mosaic } | null;
 }
@@ -230,7 +231,7 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
       const t0 = performance.now();
       const results =
         registrar.registerBatch && chunk.length > 1
-          ? await registrar.registerBatch(fixed, movings, (info) => o.onTick?.(`${chunk[0].name}… ${info}`, chunk.length))
+          ? await registrar.registerBatch(fixed, movings, (info, units) => o.onTick?.(`${chunk[0].name}… ${info}`, units ?? chunk.length))
           : [await registrar.register(fixed, movings[0], (info) => o.onTick?.(`${chunk[0].name} ${info}`))];
       const seconds = (performance.now() - t0) / 1000 / chunk.length;
       for (let j = 0; j < chunk.length; j++) {

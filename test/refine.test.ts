@@ -1,0 +1,137 @@
+import { refineObjective, refineSequence, solveSpd, imageGradient } from '../src/core/refine.js';
+import { sequenceAt, sequenceField } from '../src/core/gaussian.js';
+
+// A smooth analytic image (pixel coordinates) and a pair made from it with a known sequence:
+// F(p) = M(p + u(p)) exactly, M sampled on the grid.
+const N = 48;
+const image = (x: number, y: number) =>
+  Math.exp(-((x - 18) ** 2 + (y - 20) ** 2) / 90) - 0.8 * Math.exp(-((x - 31) ** 2 + (y - 29) ** 2) / 60) + 0.3 * Math.sin(x / 7) * Math.cos(y / 9);
+const TRUE = [0.1, -0.2, 0.3, 0.2, 0.15, -0.1, 0.5, -0.3, 0.25, 0.25, 0.35, -0.12, 0.08, 1.2];
+
+function pair(seq: number[], n = N, img = image) {
+  const M = new Float32Array(n * n);
+  const F = new Float32Array(n * n);
+  const s = (n - 1) / 2;
+  const k = (N - 1) / (n - 1); // the same scene at another sampling
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      M[i * n + j] = img(j * k, i * k);
+      const [ux, uy] = sequenceAt(seq, j / s - 1, i / s - 1);
+      F[i * n + j] = img((j + ux * s) * k, (i + uy * s) * k);
+    }
+  }
+  return { F, M };
+}
+
+const perturbed = () => TRUE.map((v, i) => (i % 7 < 2 ? v + 0.04 : i % 7 < 4 ? v * 1.2 : i % 7 < 6 ? v * 0.6 : v + 0.2));
+
+function fieldError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const fa = sequenceField(a, N, N);
+  const fb = sequenceField(b, N, N);
+  let s = 0;
+  for (let p = 0; p < N * N; p++) s += Math.hypot(fa[p] - fb[p], fa[N * N + p] - fb[N * N + p]);
+  return ((s / (N * N)) * (N - 1)) / 2; // mean, pixels
+}
+
+describe('refineSequence (Levenberg–Marquardt on the Gaussian sequence)', () => {
+  // finite differences of the cost in the solver's parameters (σ through ln σ)
+  function finiteDifferences(F: Float32Array, M: Float32Array, start: number[]): Float64Array {
+    const fd = new Float64Array(start.length);
+    const h = 1e-4;
+    for (let u = 0; u < start.length; u++) {
+      const at = (d: number) => {
+        const q = start.slice();
+        q[u] = u % 7 === 2 || u % 7 === 3 ? q[u] * Math.exp(d) : q[u] + d;
+        return refineObjective(F, M, N, N, q, 1e-12).cost;
+      };
+      fd[u] = (at(h) - at(-h)) / (2 * h);
+    }
+    return fd;
+  }
+
+  test('the gradient is exact on a linear image (where central differences are the derivative)', () => {
+    const { F, M } = pair(TRUE, N, (x, y) => 0.05 * x - 0.03 * y + 1);
+    const start = perturbed();
+    const { gradient } = refineObjective(F, M, N, N, start, 1e-12);
+    const fd = finiteDifferences(F, M, start);
+    const big = Math.max(...Array.from(fd, Math.abs));
+    expect(Math.min(...Array.from(fd, Math.abs))).toBeGreaterThan(1e-3 * big); // every parameter matters
+    fd.forEach((v, u) => expect(Math.abs(gradient[u] - v)).toBeLessThan(1e-4 * big));
+  });
+
+  test('on a curved image the gradient matches central differences up to the image gradient; JᵀJ is symmetric', () => {
+    const { F, M } = pair(TRUE);
+    const start = perturbed();
+    const { cost, gradient, normal } = refineObjective(F, M, N, N, start, 1e-12);
+    expect(cost).toBeGreaterThan(0);
+    const fd = finiteDifferences(F, M, start);
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    for (let u = 0; u < fd.length; u++) {
+      dot += fd[u] * gradient[u];
+      na += fd[u] ** 2;
+      nb += gradient[u] ** 2;
+    }
+    // the image gradient is the interpolated central difference, not the bilinear kernel's own
+    // derivative: equal up to the image's curvature
+    expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.999);
+    expect(Math.sqrt(nb / na)).toBeCloseTo(1, 1);
+    const P = start.length;
+    for (let u = 0; u < P; u++) {
+      expect(normal[u * P + u]).toBeGreaterThanOrEqual(0);
+      for (let v = 0; v < P; v++) expect(normal[u * P + v]).toBe(normal[v * P + u]);
+    }
+  });
+
+  test('recovers a known sequence from a perturbed start; the cost never rises', () => {
+    const { F, M } = pair(TRUE);
+    const start = perturbed();
+    const before = fieldError(start, TRUE);
+    const r = refineSequence(F, M, N, N, start, { iterations: 40 });
+    expect(r.sequence).toHaveLength(14);
+    expect(r.after).toBeLessThan(r.before / 100);
+    expect(r.accepted).toBeGreaterThan(3);
+    expect(before).toBeGreaterThan(0.2); // pixels, mean over the image
+    expect(fieldError(r.sequence, TRUE)).toBeLessThan(before / 10);
+    for (let k = 6; k < 14; k += 7) expect(r.sequence[k]).toBeGreaterThanOrEqual(0), expect(r.sequence[k]).toBeLessThan(Math.PI);
+    // fewer iterations: never a higher cost than where it started, and no better than more
+    for (const it of [1, 3, 10]) {
+      const q = refineSequence(F, M, N, N, start, { iterations: it });
+      expect(q.after).toBeLessThanOrEqual(q.before);
+      expect(q.after).toBeGreaterThanOrEqual(r.after);
+    }
+  });
+
+  test('maxSize refines on a reduced pair and still recovers the sequence', () => {
+    const { F, M } = pair(TRUE);
+    const start = perturbed();
+    const r = refineSequence(F, M, N, N, start, { iterations: 40, maxSize: 24 });
+    expect(fieldError(r.sequence, TRUE)).toBeLessThan(fieldError(start, TRUE) / 3);
+    expect(() => refineSequence(F, M, N, N, start, { maxSize: 1 })).toThrow(/maxSize/);
+  });
+
+  test('0 iterations return the sequence unchanged; bad input is an error', () => {
+    const { F, M } = pair(TRUE);
+    const start = perturbed();
+    const r = refineSequence(F, M, N, N, start, { iterations: 0 });
+    expect(Array.from(r.sequence)).toEqual(Array.from(Float32Array.from(start)));
+    expect(r.after).toBe(r.before);
+    expect(() => refineSequence(F, M, N, N, start.slice(0, 6))).toThrow(/multiple of 7/);
+    expect(() => refineSequence(F, M.subarray(1), N, N, start)).toThrow(/48×48/);
+    expect(() => refineSequence(F, M, N, N, start, { iterations: 1.5 })).toThrow(/whole number/);
+    // an empty sequence has nothing to refine
+    expect(refineSequence(F, M, N, N, []).sequence).toHaveLength(0);
+  });
+
+  test('helpers: Cholesky solve and the central-difference gradient', () => {
+    const S = Float64Array.from([4, 2, 0, 2, 5, 1, 0, 1, 3]);
+    const x = solveSpd(S, Float64Array.from([2, 1, 4]), 3)!;
+    const back = [0, 1, 2].map((i) => S[3 * i] * x[0] + S[3 * i + 1] * x[1] + S[3 * i + 2] * x[2]);
+    back.forEach((v, i) => expect(v).toBeCloseTo([2, 1, 4][i], 12));
+    expect(solveSpd(Float64Array.from([1, 2, 2, 1]), Float64Array.from([1, 1]), 2)).toBeNull();
+    const g = imageGradient(Float32Array.from([0, 1, 4, 0, 1, 4, 0, 1, 4]), 3, 3);
+    expect(Array.from(g.gx.subarray(0, 3))).toEqual([1, 2, 3]);
+    expect(Array.from(g.gy)).toEqual(new Array(9).fill(0));
+  });
+});
