@@ -1,4 +1,4 @@
-import { refineObjective, refineSequence, solveSpd, imageGradient } from '../src/core/refine.js';
+import { refineObjective, refineSequence, solveSpd, imageGradient, limitFolding } from '../src/core/refine.js';
 import { sequenceAt, sequenceField } from '../src/core/gaussian.js';
 
 // A smooth analytic image (pixel coordinates) and a pair made from it with a known sequence:
@@ -122,6 +122,45 @@ describe('refineSequence (Levenberg–Marquardt on the Gaussian sequence)', () =
     expect(() => refineSequence(F, M, N, N, start, { iterations: 1.5 })).toThrow(/whole number/);
     // an empty sequence has nothing to refine
     expect(refineSequence(F, M, N, N, []).sequence).toHaveLength(0);
+  });
+
+  test('limitFolding: one Gaussian alone never takes det J below minDet, and the bound is tight', () => {
+    // det J of a sequence's field on a fine grid (central differences, normalised units)
+    const minDetOf = (seq: ArrayLike<number>, n: number) => {
+      const u = sequenceField(seq, n, n);
+      const h = 2 / (n - 1);
+      let m = Infinity;
+      for (let i = 1; i < n - 1; i++) {
+        for (let j = 1; j < n - 1; j++) {
+          const p = i * n + j;
+          const uxx = (u[p + 1] - u[p - 1]) / (2 * h);
+          const uxy = (u[p + n] - u[p - n]) / (2 * h);
+          const uyx = (u[n * n + p + 1] - u[n * n + p - 1]) / (2 * h);
+          const uyy = (u[n * n + p + n] - u[n * n + p - n]) / (2 * h);
+          m = Math.min(m, (1 + uxx) * (1 + uyy) - uxy * uyx);
+        }
+      }
+      return m;
+    };
+    const toTh = (q: number[]) => Float64Array.from(q.map((v, i) => (i % 7 === 2 || i % 7 === 3 ? Math.log(v) : v)));
+    const fromTh = (t: Float64Array) => Array.from(t, (v, i) => (i % 7 === 2 || i % 7 === 3 ? Math.exp(v) : v));
+    // a needle: σ 0.05 × 0.1, rotated, weight 0.4 (folds: det J ≈ −3.7)
+    const needle = [0.1, -0.1, 0.05, 0.1, 0.3, -0.25, 0.7];
+    expect(minDetOf(needle, 401)).toBeLessThan(-2);
+    const th = toTh(needle);
+    expect(limitFolding(th, 0.5)).toBe(1);
+    const limited = fromTh(th);
+    expect(minDetOf(limited, 401)).toBeCloseTo(0.5, 2);
+    expect(limited[4] / limited[5]).toBeCloseTo(0.3 / -0.25, 10); // direction kept
+    // the true sequence of the tests above is left alone
+    // refineSequence starts from and keeps to the limit (a needle added to the perturbed start)
+    const { F, M } = pair(TRUE);
+    const r = refineSequence(F, M, N, N, [...perturbed(), ...needle], { iterations: 10 });
+    expect(limitFolding(toTh(Array.from(r.sequence)), 0.49)).toBe(0);
+    expect(minDetOf(r.sequence, 201)).toBeGreaterThan(0);
+    const t2 = toTh(TRUE);
+    expect(limitFolding(t2, 0.5)).toBe(0);
+    expect(fromTh(t2).map((v, i) => v - TRUE[i]).every((d) => Math.abs(d) < 1e-12)).toBe(true);
   });
 
   test('helpers: Cholesky solve and the central-difference gradient', () => {

@@ -40,6 +40,12 @@ export interface RefineOptions {
    * Infinity: the frames' own size. The cost grows with the pixel count.
    */
   maxSize?: number;
+  /**
+   * Each Gaussian alone may not bring det J below this (default 0.5): its weight is scaled down
+   * after every step where it would (see `limitFolding`). Without it the fit can shrink a
+   * Gaussian to a needle with a large weight that folds the field between pixel centres.
+   */
+  minDet?: number;
 }
 
 export interface RefineResult {
@@ -54,7 +60,32 @@ export interface RefineResult {
   normalPasses: number;
 }
 
-export const REFINE_DEFAULTS: Required<RefineOptions> = { iterations: 20, damping: 10, tolerance: 1e-4, sigmaMin: 1e-3, sigmaMax: 2, reach: 1e-3, maxSize: Infinity };
+export const REFINE_DEFAULTS: Required<RefineOptions> = { iterations: 20, damping: 10, tolerance: 1e-4, sigmaMin: 1e-3, sigmaMax: 2, reach: 1e-3, maxSize: Infinity, minDet: 0.5 };
+
+/**
+ * Keeps each Gaussian of θ (solver parameters, in place) from folding the field on its own. One
+ * Gaussian's displacement w·g(p) has the Jacobian determinant det(I + w ∇gᵀ) = 1 + w·∇g, whose
+ * minimum over p is 1 − √2·e^(−1/2)·√(wᵀQw), Q = [[a, b], [b, c]] the quadratic form (normalised
+ * units; the determinant is the same in pixel units). Where that falls below `minDet` the weight
+ * is scaled to reach it exactly. Returns how many Gaussians were limited.
+ */
+export function limitFolding(th: Float64Array, minDet: number): number {
+  const bound = ((1 - minDet) / (Math.SQRT2 * Math.exp(-0.5))) ** 2; // largest wᵀQw
+  let n = 0;
+  for (let k = 0; k + PARAMS_PER_STEP <= th.length; k += PARAMS_PER_STEP) {
+    const [a, b, c] = gaussianCoefficients(Math.exp(th[k + 2]), Math.exp(th[k + 3]), th[k + 6]);
+    const wx = th[k + 4];
+    const wy = th[k + 5];
+    const q = a * wx * wx + 2 * b * wx * wy + c * wy * wy;
+    if (q > bound) {
+      const f = Math.sqrt(bound / q);
+      th[k + 4] = wx * f;
+      th[k + 5] = wy * f;
+      n++;
+    }
+  }
+  return n;
+}
 
 /** Central-difference gradient `[2, H, W]` (pixel units), one-sided at the border. */
 export function imageGradient(img: ArrayLike<number>, H: number, W: number): { gx: Float32Array; gy: Float32Array } {
@@ -298,7 +329,9 @@ export function solveSpd(S: Float64Array, b: Float64Array, P: number): Float64Ar
  * Refines `sequence` (7 numbers per step) so that the moving frame warped by it matches the
  * fixed frame better, by Levenberg–Marquardt on the masked MSE. `fixed` and `moving` are `[H, W]`
  * row-major, already intensity-normalised alike (the caller's job, e.g. `normaliseIntensity`).
- * The cost never increases: a step that would raise it is rejected and the damping raised.
+ * The cost never increases from the start (the sequence with `limitFolding` applied, which
+ * leaves the network's Gaussians as they are in practice): a step that would raise it is rejected
+ * and the damping raised. `before` is the cost of the sequence as given.
  */
 export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<number>, H: number, W: number, sequence: ArrayLike<number>, options: RefineOptions = {}): RefineResult {
   const o = { ...REFINE_DEFAULTS, ...options };
@@ -318,14 +351,16 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
   const P = sequence.length;
   const lo = Math.log(o.sigmaMin);
   const hi = Math.log(o.sigmaMax);
+  if (!(o.minDet < 1)) throw new Error(`refine minDet must be below 1, got ${o.minDet}`);
   let th = toTheta(sequence, o);
   if (o.iterations === 0 || P === 0) {
     const c = run(th, false).cost;
     return { sequence: Float32Array.from(sequence), before: c, after: c, iterations: 0, accepted: 0, normalPasses: 0 };
   }
+  const before = o.minDet > -Infinity && limitFolding(th, o.minDet) > 0 ? run(toTheta(sequence, o), false).cost : null;
   let cur = run(th, true);
   let A = cur.A!;
-  const before = cur.cost;
+  const start = cur.cost;
   let normalPasses = 1;
   let accepted = 0;
   let lambda = o.damping;
@@ -347,6 +382,7 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
       next[k + 2] = Math.min(hi, Math.max(lo, next[k + 2]));
       next[k + 3] = Math.min(hi, Math.max(lo, next[k + 3]));
     }
+    limitFolding(next, o.minDet);
     // the trial's cost and gradient (cheap); JᵀJ only after an accepted step
     const trial = run(next, false);
     if (trial.cost < cur.cost) {
@@ -363,5 +399,5 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
       normalPasses++;
     } else lambda *= 4;
   }
-  return { sequence: fromTheta(th), before, after: cur.cost, iterations: it, accepted, normalPasses };
+  return { sequence: fromTheta(th), before: before ?? start, after: cur.cost, iterations: it, accepted, normalPasses };
 }
