@@ -15,7 +15,7 @@ import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNo
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point, identityGeometry } from '../core/geometry.js';
 import { sequenceMapPoint } from '../core/gaussian.js';
-import { flipImage, shiftImage } from '../core/resample.js';
+import { flipImage, resampleAligned, shiftImage } from '../core/resample.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { linePlot } from '../core/plot.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
@@ -25,6 +25,8 @@ import { openSeries } from '../io/series.js';
 import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
 import { writeAtomic, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
+import { readField, readSummary, resultFile } from '../io/index.js';
+import { fieldToNormalised, flipNormalisedField } from '../core/field.js';
 
 /** A frame as the network sees it (core/r2n2/sequence.ts `networkImage`). */
 const netImage = (img: Image2D, n: number): Float32Array => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
@@ -62,6 +64,8 @@ export interface TrainSettings {
    * network still observes the pair at its size; its Gaussians are evaluated on a lossSize² grid
    * and the frames, resampled as for the network, compared there (METHOD.md's loss, finer). */
   lossSize?: number;
+  /** Weight μ of the distillation term (sequence.ts `teacher`) when `TrainOptions.teacher` is given. */
+  teacherWeight: number;
 }
 
 /** The learning rate of iteration `it` (0-based) of `total`: cosine from lr0 to lr1. */
@@ -86,6 +90,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   criterion: 'image',
   batch: 1,
   valPairs: 8,
+  teacherWeight: 1,
 };
 
 interface SeriesData {
@@ -98,6 +103,8 @@ interface SeriesData {
   geometry: Geometry;
   /** Landmarks (mm) per frame index, when `<series>/../landmarks` holds them. */
   landmarks: Map<number, Point[]> | null;
+  /** With `--teacher`: per frame the teacher's field `[2·n·n]` (normalised units; null for the fixed frame). */
+  teacher: (Float32Array | null)[] | null;
 }
 
 async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion, withLandmarks = false, lossSize?: number): Promise<SeriesData> {
@@ -122,7 +129,48 @@ async function loadSeries(source: string, n: number, criterion: FixedFrameCriter
     }
     if (!landmarks.has(fixed)) landmarks = null;
   }
-  return { source: s.source, fixed, frames, lossFrames, names, geometry: s.geometry, landmarks };
+  return { source: s.source, fixed, frames, lossFrames, names, geometry: s.geometry, landmarks, teacher: null };
+}
+
+/**
+ * Reads teacher registrations (result directories of `register series` or `baseline bspline`,
+ * any method) for the training series: each directory's `summary.json` names its series and
+ * fixed frame, which must be a training series and its fixed frame; each frame's field (mm) is
+ * turned into normalised units and resampled to n×n. Every training series needs one.
+ */
+async function attachTeachers(dirs: string[], data: SeriesData[], n: number): Promise<void> {
+  const bySeries = new Map<string, { dir: string; summary: Awaited<ReturnType<typeof readSummary>> }>();
+  for (const dir of dirs) {
+    const summary = await readSummary(dir);
+    if (typeof summary.series !== 'string') throw new UserError(`${path.join(dir, 'summary.json')} names no series; a teacher must be a result directory of register series or baseline bspline`);
+    const key = path.resolve(summary.series);
+    if (bySeries.has(key)) throw new UserError(`--teacher ${dir} and ${bySeries.get(key)?.dir} register the same series ${key}; give one teacher per series`);
+    bySeries.set(key, { dir, summary });
+  }
+  for (const d of data) {
+    const t = bySeries.get(path.resolve(d.source));
+    if (!t) throw new UserError(`no --teacher registers the training series ${d.source}; run r2n2 register series (e.g. with --refine 20) or baseline bspline on it and add its --out directory`);
+    if (t.summary.fixedFrame !== d.names[d.fixed]) {
+      throw new UserError(`--teacher ${t.dir} registered ${d.source} to frame ${t.summary.fixedFrame}, but training uses ${d.names[d.fixed]} (--fixed-frame-criterion); register it again with the training's fixed frame`);
+    }
+    const byName = new Map(t.summary.frames.map((f) => [f.name, f]));
+    d.teacher = [];
+    for (let i = 0; i < d.names.length; i++) {
+      if (i === d.fixed) {
+        d.teacher.push(null);
+        continue;
+      }
+      const f = byName.get(d.names[i]);
+      if (!f) throw new UserError(`--teacher ${t.dir} has no field for frame ${d.names[i]} of ${d.source}; finish that registration (rerun it: it resumes)`);
+      const file = resultFile(t.dir, f.field);
+      const field = await readField(file);
+      const [W, H] = field.geometry.size;
+      if (W !== d.geometry.size[0] || H !== d.geometry.size[1]) throw new UserError(`${file} is ${W}×${H}, but the frames of ${d.source} are ${d.geometry.size.join('×')}; the teacher must register these frames`);
+      const u = fieldToNormalised(field);
+      if (!u.every(Number.isFinite)) throw new UserError(`${file} holds NaN or infinite displacements; redo that registration`);
+      d.teacher.push(resampleAligned(u, 2, H, W, n, n));
+    }
+  }
 }
 
 /** Mean TRE (mm) of a Gaussian sequence at the fixed landmarks: |f + u(f) − m|. */
@@ -142,6 +190,8 @@ export interface TrainOptions {
   config: R2N2Config;
   settings: TrainSettings;
   resume: boolean;
+  /** Teacher registrations (result directories), one per training series: adds the distillation term (`settings.teacherWeight`). */
+  teacher?: string[];
   /** Start from this model's weights (fine-tuning; its weight shapes must equal `config`'s: the input size may differ). */
   from?: string;
   /** Stop after the first iteration that ends past this many seconds of this run (from the call, data loading
@@ -206,6 +256,11 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const ls = st.lossSize === n ? undefined : st.lossSize;
   const data: SeriesData[] = [];
   for (const s of o.series) data.push(await loadSeries(s, n, st.criterion, false, ls));
+  const teacherDirs = o.teacher && o.teacher.length ? o.teacher.map((d) => path.resolve(d)) : null;
+  if (teacherDirs) {
+    if (!(st.teacherWeight >= 0 && Number.isFinite(st.teacherWeight))) throw new UserError(`--teacher-weight must be a number ≥ 0, got ${st.teacherWeight}`);
+    await attachTeachers(teacherDirs, data, n);
+  }
   const val: SeriesData[] = [];
   for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true, ls));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
@@ -216,7 +271,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
   const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls }, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined }, teacher: teacherDirs ?? undefined, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -324,6 +379,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const Ms: Float32Array[] = [];
       const FLs: Float32Array[] = [];
       const MLs: Float32Array[] = [];
+      const Us: Float32Array[] = [];
       for (let b = 0; b < st.batch; b++) {
         const d = data[Math.floor(rng() * data.length)];
         let m = Math.floor(rng() * (d.frames.length - 1));
@@ -353,6 +409,25 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         const [F, M] = pair(d.frames[d.fixed], d.frames[m], n, draws);
         Fs.push(F);
         Ms.push(M);
+        if (d.teacher) {
+          // the teacher's field, mirrored and translated as the pair was (the same draws)
+          let U = d.teacher[m] as Float32Array;
+          if (st.flip) {
+            if (draws[0] < 0.5) U = flipNormalisedField(U, n, n, 'x');
+            if (draws[1] < 0.5) U = flipNormalisedField(U, n, n, 'y');
+          }
+          if (st.shift > 0) {
+            const k = st.flip ? 2 : 0;
+            const dx = (2 * draws[k] - 1) * st.shift;
+            const dy = (2 * draws[k + 1] - 1) * st.shift;
+            const N = n * n;
+            const V = new Float32Array(2 * N);
+            V.set(shiftImage(U.subarray(0, N), n, n, dx, dy));
+            V.set(shiftImage(U.subarray(N), n, n, dx, dy), N);
+            U = V;
+          }
+          Us.push(U);
+        }
         if (d.lossFrames) {
           const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number, draws);
           FLs.push(FL);
@@ -362,7 +437,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const lossImages = ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined;
       opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
       const noise = sampleWeightNoise(c, st.keep, rng);
-      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages }), vars);
+      const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight } : undefined;
+      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher }), vars);
       const clipped = await clipByGlobalNorm(grads, st.clip);
       opt.apply(vars, clipped.grads);
       if (ema) {
@@ -389,7 +465,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
     await saveModel(o.out, c, kept, {
-      training: { ...st, lossSize: ls, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
+      training: { ...st, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });
     const smooth = losses.map((_, i) => {

@@ -32,6 +32,8 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   'decay-iterations'?: number;
   'val-pairs': number;
   'loss-size'?: number;
+  teacher?: string[];
+  'teacher-weight': number;
   from?: string;
   'net-size'?: number;
   channels?: number[];
@@ -73,6 +75,8 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('decay-iterations', { type: 'number', describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)' })
       .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
       .option('loss-size', { type: 'number', describe: 'side of the images the training loss compares (e.g. the frames\' size, 128): the Gaussians are evaluated and the moving frame warped at that size; the network still observes --net-size (default: the network\'s size)' })
+      .option('teacher', { type: 'string', array: true, describe: 'distil these registrations into the network: result directories (register series, e.g. with --refine 20, or baseline bspline), one per training series, matched by the series each registered; adds --teacher-weight × the mean over steps of the squared difference (network pixels²) between the network\'s field and the teacher\'s' })
+      .option('teacher-weight', { type: 'number', default: T.teacherWeight, describe: 'weight μ of the --teacher term' })
       .option('time-limit', { type: 'number', describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues' })
       .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size may differ)' })
       .option('net-size', { type: 'number', describe: `side of the pair the network observes (multiple of 16) [default: ${C.netSize}]` })
@@ -114,6 +118,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       config,
       resume: argv.resume,
       from: argv.from,
+      teacher: argv.teacher?.map(String),
       timeLimitSeconds: argv['time-limit'] as number | undefined,
       settings: {
         iterations: argv.iterations,
@@ -134,6 +139,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         decayIterations: argv['decay-iterations'],
         valPairs: argv['val-pairs'],
         lossSize: argv['loss-size'],
+        teacherWeight: argv['teacher-weight'],
       },
       onStart: (s) => {
         ctx.log.info({ ...s, backend: backend.name, weights: parameterCount(config) }, 'training start');

@@ -1,4 +1,5 @@
 import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
+import { type Flip, flipImage } from './resample.js';
 
 /**
  * A dense 2D displacement field on a grid, in physical units (mm).
@@ -73,6 +74,53 @@ export function fieldFromNormalised(u: ArrayLike<number>, geometry: Geometry): D
     data[2 * p + 1] = d10 * a + d11 * b;
   }
   return { geometry, data };
+}
+
+/**
+ * The inverse of `fieldFromNormalised`: a physical field (mm, pixel-interleaved) as `[2, H, W]`
+ * in normalised units of its own grid (the direction matrix inverted, then divided by
+ * spacing·(n−1)/2 per axis). Throws on a singular direction matrix or a grid of one pixel.
+ */
+export function fieldToNormalised(field: DisplacementField): Float32Array {
+  const g = field.geometry;
+  const [W, H] = g.size;
+  const N = W * H;
+  if (field.data.length !== 2 * N) throw new Error(`field holds ${field.data.length} values, expected 2×${H}×${W}`);
+  if (W < 2 || H < 2) throw new Error(`a field of ${W}×${H} pixels has no normalised units (needs ≥ 2 per axis)`);
+  const [d00, d01, d10, d11] = g.direction;
+  const det = d00 * d11 - d01 * d10;
+  if (!(Math.abs(det) > 1e-12)) throw new Error('the field\'s direction matrix is singular');
+  const cx = ((W - 1) / 2) * g.spacing[0];
+  const cy = ((H - 1) / 2) * g.spacing[1];
+  const out = new Float32Array(2 * N);
+  for (let p = 0; p < N; p++) {
+    const ux = field.data[2 * p];
+    const uy = field.data[2 * p + 1];
+    out[p] = (d11 * ux - d01 * uy) / det / cx;
+    out[N + p] = (-d10 * ux + d00 * uy) / det / cy;
+  }
+  return out;
+}
+
+/**
+ * A normalised field `[2, H, W]` of a mirrored pair: if both images are mirrored along `flip`'s
+ * axes (resample.ts `flipImage`), the field that registers them is u'(q) = M·u(M·q): the
+ * components are mirrored spatially like the images and a mirrored axis's component changes sign.
+ */
+export function flipNormalisedField(u: ArrayLike<number>, H: number, W: number, flip: Flip): Float32Array {
+  const N = H * W;
+  if (u.length !== 2 * N) throw new Error(`field holds ${u.length} values, expected 2×${H}×${W}`);
+  const fx = flip === 'x' || flip === 'xy';
+  const fy = flip === 'y' || flip === 'xy';
+  const a = Float32Array.from(u);
+  const ux = flipImage(a.subarray(0, N), H, W, flip);
+  const uy = flipImage(a.subarray(N), H, W, flip);
+  const out = new Float32Array(2 * N);
+  for (let p = 0; p < N; p++) {
+    out[p] = fx ? -ux[p] : ux[p];
+    out[N + p] = fy ? -uy[p] : uy[p];
+  }
+  return out;
 }
 
 /** Continuous index `[col, row]` of T(p) = p + u(p) for the pixel (row i, col j) of the field's grid. */

@@ -49,6 +49,13 @@ export interface SequenceOptions {
    * re-warps) the n×n pair; iso-TV stays on the n×n field.
    */
   lossImages?: { fixed: Float32Array[]; moving: Float32Array[]; size: number };
+  /**
+   * Distillation from a teacher registration: per item the target field `[2·n·n]` (normalised
+   * units on the network's grid, channel 0 = x), and the term's weight μ. Adds
+   * μ · mean over steps t of mean((u_t − u*)²), the difference in network pixels
+   * ((n − 1)/2 per normalised unit), to the loss.
+   */
+  teacher?: { fields: Float32Array[]; weight: number };
 }
 
 /** Item b of a batch tensor, by slicing (tfjs's unstack gradient fails when an item gets no gradient). */
@@ -119,6 +126,13 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   const FL = L ? tf.tensor3d(concatArrays(L.fixed), [B, L.size, L.size]) : null;
   const MtL = L && Mt ? tf.tensor3d(concatArrays(L.moving), [B, L.size, L.size]) : null;
   let uL = L ? (tf.zeros([B, 2, L.size, L.size]) as tf.Tensor4D) : null;
+  const T = o.teacher;
+  if (T && (T.fields.length !== B || T.fields.some((f) => f.length !== 2 * n * n) || !(T.weight >= 0))) {
+    throw new Error(`teacher must hold ${B} fields of 2×${n}×${n} and a weight ≥ 0`);
+  }
+  const Ut = T && T.weight > 0 ? tf.tensor4d(concatArrays(T.fields), [B, 2, n, n]) : null;
+  const pxScale = ((n - 1) / 2) ** 2;
+  const teacherLosses: tf.Scalar[] = [];
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < o.steps; t++) {
     const out = step(c, weights, networkInput(input, warped), state, o.noise);
@@ -126,6 +140,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     const g = { position: out.position, sigma, weight, phi };
     u = tf.add(u, gaussianDisplacement(g, n, n, grids)) as tf.Tensor4D;
+    if (Ut) teacherLosses.push(tf.mul(tf.mean(tf.square(tf.sub(u, Ut))), tf.scalar(pxScale)) as tf.Scalar);
     const w = warpBatch(moving, Mt, n, u);
     warped = w.warped;
     if (L && uL && FL && gridsL) {
@@ -142,6 +157,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
     const tv = isoTv(tf.reshape(u, [2 * B, n, n]) as tf.Tensor3D);
     loss = tf.add(loss, tf.mul(tv, tf.scalar(o.lambda))) as tf.Scalar;
   }
+  if (Ut && T) loss = tf.add(loss, tf.mul(sumTensors(teacherLosses), tf.scalar(T.weight / o.steps))) as tf.Scalar;
   return loss;
 }
 

@@ -1,0 +1,195 @@
+/**
+ * Distillation (`r2n2 train --teacher`): teacher fields in normalised units, mirrored with the
+ * pair, the loss term computed as documented, and the CLI wiring (matching, resume, errors).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { promises as fs, existsSync } from 'node:fs';
+import path from 'node:path';
+import { initBackend } from '../src/core/backend/index.js';
+import { fieldFromNormalised, fieldToNormalised, flipNormalisedField } from '../src/core/field.js';
+import { sequenceField, unflipSequence } from '../src/core/gaussian.js';
+import type { Flip } from '../src/core/resample.js';
+import { type R2N2Config, initWeights, disposeWeights } from '../src/core/r2n2/network.js';
+import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
+import { AmsGrad } from '../src/core/optim.js';
+import { tmpDir, runCli, seededUniform } from './helpers.js';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+let t: ReturnType<typeof tmpDir>;
+beforeAll(() => { t = tmpDir('r2n2-distil-'); });
+afterAll(() => t.cleanup());
+
+const TINY: R2N2Config = { netSize: 32, channels: [4, 4, 4], paramChannels: 4, residualBlocks: 1, hidden: 8, sigmaMax: 0.25, activation: 'leaky-relu' };
+/** Two Gaussians, normalised units: cx, cy, σx, σy, wx, wy, φ. */
+const SEQ = [0.2, -0.3, 0.3, 0.15, 0.05, -0.02, 0.7, -0.4, 0.25, 0.2, 0.35, -0.03, 0.04, 2.1];
+
+describe('teacher fields', () => {
+  test('fieldToNormalised inverts fieldFromNormalised on a rotated, anisotropic grid; bad grids are refused', () => {
+    const [W, H] = [7, 5];
+    const c = Math.cos(0.4);
+    const s = Math.sin(0.4);
+    const g = { size: [W, H] as [number, number], spacing: [0.7, 1.3] as [number, number], origin: [3, -2] as [number, number], direction: [c, -s, s, c] as [number, number, number, number] };
+    const u = Float32Array.from(seededUniform(2 * W * H, 3, -0.2, 0.2));
+    const back = fieldToNormalised(fieldFromNormalised(u, g));
+    back.forEach((v, i) => expect(v).toBeCloseTo(u[i], 6));
+    // one normalised unit along x is (W − 1)/2 pixels of 0.7 mm, rotated
+    const one = new Float32Array(2 * W * H);
+    one[0] = 1;
+    const f = fieldFromNormalised(one, g);
+    expect(Math.hypot(f.data[0], f.data[1])).toBeCloseTo(3 * 0.7, 6);
+    expect(() => fieldToNormalised({ geometry: { ...g, direction: [1, 1, 1, 1] }, data: f.data })).toThrow(/singular/);
+    expect(() => fieldToNormalised({ geometry: g, data: f.data.subarray(2) })).toThrow(/expected 2×5×7/);
+  });
+
+  test('flipNormalisedField: the field of the mirrored pair is the mirrored sequence\'s field (every axis)', () => {
+    const [H, W] = [9, 12];
+    const u = sequenceField(SEQ, H, W);
+    for (const flip of ['none', 'x', 'y', 'xy'] as Flip[]) {
+      // unflipSequence mirrors a sequence (an involution): its field is the mirrored pair's field
+      const ref = sequenceField(unflipSequence(SEQ, flip), H, W);
+      const got = flipNormalisedField(u, H, W, flip);
+      got.forEach((v, i) => expect(v).toBeCloseTo(ref[i], 6));
+      if (flip !== 'none') expect(Array.from(got).some((v, i) => Math.abs(v - u[i]) > 1e-3)).toBe(true);
+    }
+  });
+});
+
+describe('the distillation term of the training loss', () => {
+  const n = TINY.netSize;
+  const img = (s: number) => Float32Array.from({ length: n * n }, (_, i) => Math.sin(((i % n) * 8) / n + s) * Math.cos((Math.floor(i / n) * 6.4) / n));
+  const F = [img(0), img(0.1)];
+  const M = [img(0.5), img(-0.3)];
+  const targets = [sequenceField(SEQ, n, n), sequenceField(unflipSequence(SEQ, 'x'), n, n)];
+
+  test('adds μ · mean over steps of the mean squared field difference in network pixels²; μ = 0 is the plain loss', async () => {
+    const w = initWeights(TINY, 7);
+    w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
+    const before = tf.memory().numTensors;
+    const loss = (teacher?: { fields: Float32Array[]; weight: number }) => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, teacher }).dataSync()[0]);
+    const plain = loss();
+    expect(loss({ fields: targets, weight: 0 })).toBe(plain);
+    // the reference, by hand from the inferred Gaussians (no weight noise: the same ones)
+    const params = await inferSequence(TINY, w, F, M, { steps: 3 });
+    const px = (n - 1) / 2;
+    let ref = 0;
+    for (let s = 1; s <= 3; s++) {
+      let sum = 0;
+      for (let b = 0; b < 2; b++) {
+        const u = sequenceField(params[b].subarray(0, 7 * s), n, n);
+        for (let k = 0; k < u.length; k++) sum += ((u[k] - targets[b][k]) * px) ** 2;
+      }
+      ref += sum / (2 * 2 * n * n) / 3;
+    }
+    expect(ref).toBeGreaterThan(0.01);
+    const mu = 2.5;
+    const term = loss({ fields: targets, weight: mu }) - plain;
+    expect(Math.abs(term - mu * ref)).toBeLessThan(2e-5 * mu * ref + 1e-6);
+    expect(() => loss({ fields: targets.slice(1), weight: 1 })).toThrow(/teacher must hold 2 fields of 2×32×32/);
+    expect(tf.memory().numTensors).toBe(before);
+    disposeWeights(w);
+  });
+
+  test('gradient steps on the term bring the network\'s field towards the teacher\'s', async () => {
+    const w = initWeights(TINY, 3);
+    w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.01));
+    const vars = [...w.values()] as tf.Variable[];
+    const opt = new AmsGrad({ learningRate: 3e-3 });
+    const fieldError = async () => {
+      const p = await inferSequence(TINY, w, F, M, { steps: 2 });
+      let sum = 0;
+      p.forEach((q, b) => sequenceField(q, n, n).forEach((v, k) => (sum += (v - targets[b][k]) ** 2)));
+      return sum;
+    };
+    const e0 = await fieldError();
+    for (let i = 0; i < 40; i++) {
+      const { value, grads } = tf.variableGrads(() => sequenceLoss(TINY, w, F, M, { steps: 2, lambda: 0, teacher: { fields: targets, weight: 100 } }), vars);
+      opt.apply(vars, grads);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    const e1 = await fieldError();
+    expect(e1).toBeLessThan(0.8 * e0);
+    opt.dispose();
+    disposeWeights(w);
+  });
+});
+
+describe('r2n2 train --teacher (tiny configuration)', () => {
+  const TINY_ARGS = ['--net-size', '32', '--channels', '4', '4', '4', '--param-channels', '4', '--hidden', '8', '--steps', '2', '--quiet'];
+  let data: string;
+  let s1: string;
+  let s2: string;
+  let model: string;
+  let teach1: string;
+  let teach2: string;
+  beforeAll(() => {
+    data = path.join(t.dir, 'data');
+    expect(runCli(['phantom', '--out', data, '--series', '2', '--frames', '5', '--size', '48', '--seed', '9']).code).toBe(0);
+    s1 = path.join(data, 'series-01', 'frames');
+    s2 = path.join(data, 'series-02', 'frames');
+    model = path.join(t.dir, 'model');
+    expect(runCli(['train', s1, s2, '--out', model, '--iterations', '2', ...TINY_ARGS]).code).toBe(0);
+    teach1 = path.join(t.dir, 'teach1');
+    teach2 = path.join(t.dir, 'teach2');
+    for (const [s, o] of [[s1, teach1], [s2, teach2]]) {
+      expect(runCli(['register', 'series', s, '--model', model, '--out', o, '--refine', '3', '--no-qc', '--quiet']).code).toBe(0);
+    }
+  });
+
+  test('μ = 0 is the plain run; μ > 0 changes it, is recorded, and resumes bit-for-bit with flips and shifts', async () => {
+    const args = ['--iterations', '6', '--checkpoint-every', '3', '--seed', '5', ...TINY_ARGS];
+    expect(runCli(['train', s1, s2, '--out', path.join(t.dir, 'plain'), ...args]).code).toBe(0);
+    const z = runCli(['train', s1, s2, '--out', path.join(t.dir, 'mu0'), '--teacher', teach2, teach1, '--teacher-weight', '0', ...args]);
+    expect(z.stderr).toBe('');
+    expect(z.code).toBe(0);
+    const plain = await fs.readFile(path.join(t.dir, 'plain', 'weights.bin'));
+    expect((await fs.readFile(path.join(t.dir, 'mu0', 'weights.bin'))).equals(plain)).toBe(true);
+    const withT = ['--teacher', teach1, teach2, '--teacher-weight', '5', '--shift', '1'];
+    expect(runCli(['train', s1, s2, '--out', path.join(t.dir, 'mu5'), ...withT, ...args]).code).toBe(0);
+    const full = await fs.readFile(path.join(t.dir, 'mu5', 'weights.bin'));
+    expect(full.equals(plain)).toBe(false);
+    const tr = JSON.parse(await fs.readFile(path.join(t.dir, 'mu5', 'model.json'), 'utf8')).training;
+    expect(tr.teacherWeight).toBe(5);
+    expect(tr.teacher).toEqual([path.resolve(teach1), path.resolve(teach2)]);
+    // killed after the checkpoint at 3, resumed: the uninterrupted run's weights
+    const part = path.join(t.dir, 'mu5p');
+    expect(runCli(['train', s1, s2, '--out', part, ...withT, ...args.map((a) => (a === '6' ? '3' : a))]).code).toBe(0);
+    const r = runCli(['train', s1, s2, '--out', part, ...withT, '--resume', ...args]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resumed at 3/);
+    expect((await fs.readFile(path.join(part, 'weights.bin'))).equals(full)).toBe(true);
+    // another weight does not resume that checkpoint
+    const other = runCli(['train', s1, s2, '--out', part, '--teacher', teach1, teach2, '--teacher-weight', '1', '--shift', '1', '--resume', '--iterations', '9', '--checkpoint-every', '3', '--seed', '5', ...TINY_ARGS]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written with other settings/);
+  });
+
+  test('a series without a teacher, a teacher of another fixed frame, an incomplete teacher: one-line errors, no output', async () => {
+    const check = (args: string[], re: RegExp) => {
+      const out = path.join(t.dir, `bad-${Math.random().toString(36).slice(2)}`);
+      const r = runCli(['train', ...args, '--out', out, '--iterations', '1', ...TINY_ARGS]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+      expect(existsSync(out)).toBe(false);
+    };
+    check([s1, s2, '--teacher', teach1], /no --teacher registers the training series .*series-02/);
+    check([s1, '--teacher', teach1, teach1], /register the same series/);
+    check([s1, '--teacher', teach1, '--teacher-weight', '-1'], /--teacher-weight must be a number ≥ 0/);
+    // registered to another fixed frame than training's automatic one
+    const summary = JSON.parse(await fs.readFile(path.join(teach1, 'summary.json'), 'utf8'));
+    const otherFixed = summary.frames[0].name;
+    const moved = path.join(t.dir, 'teach-fixed');
+    expect(runCli(['register', 'series', s1, '--model', model, '--out', moved, '--fixed-frame', otherFixed, '--no-qc', '--quiet']).code).toBe(0);
+    check([s1, '--teacher', moved], new RegExp(`to frame ${otherFixed}, but training uses ${summary.fixedFrame}`));
+    // a frame's field missing
+    const partial = path.join(t.dir, 'teach-partial');
+    await fs.cp(teach1, partial, { recursive: true });
+    const ps = JSON.parse(await fs.readFile(path.join(partial, 'summary.json'), 'utf8'));
+    ps.frames = ps.frames.slice(1);
+    await fs.writeFile(path.join(partial, 'summary.json'), JSON.stringify(ps));
+    check([s1, '--teacher', partial], new RegExp(`has no field for frame ${summary.frames[0].name}`));
+    check([s1, '--teacher', path.join(t.dir, 'nowhere')], /nowhere/);
+  });
+});
