@@ -63,7 +63,7 @@ describe('the distillation term of the training loss', () => {
   const M = [img(0.5), img(-0.3)];
   const targets = [sequenceField(SEQ, n, n), sequenceField(unflipSequence(SEQ, 'x'), n, n)];
 
-  test('adds μ · mean over steps of the mean squared field difference in network pixels²; μ = 0 is the plain loss', async () => {
+  test('adds μ · mean over steps (or the final step) of the mean squared field difference in network pixels²; μ = 0 is the plain loss', async () => {
     const w = initWeights(TINY, 7);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
     const before = tf.memory().numTensors;
@@ -74,6 +74,7 @@ describe('the distillation term of the training loss', () => {
     const params = await inferSequence(TINY, w, F, M, { steps: 3 });
     const px = (n - 1) / 2;
     let ref = 0;
+    let refFinal = 0;
     for (let s = 1; s <= 3; s++) {
       let sum = 0;
       for (let b = 0; b < 2; b++) {
@@ -81,11 +82,17 @@ describe('the distillation term of the training loss', () => {
         for (let k = 0; k < u.length; k++) sum += ((u[k] - targets[b][k]) * px) ** 2;
       }
       ref += sum / (2 * 2 * n * n) / 3;
+      if (s === 3) refFinal = sum / (2 * 2 * n * n);
     }
     expect(ref).toBeGreaterThan(0.01);
     const mu = 2.5;
     const term = loss({ fields: targets, weight: mu }) - plain;
-    expect(Math.abs(term - mu * ref)).toBeLessThan(2e-5 * mu * ref + 1e-6);
+    expect(Math.abs(term - mu * ref)).toBeLessThan(2e-5 * mu * ref + 1e-7);
+    // steps: 'final' compares the last field only
+    // (the two differ by far more than the tolerance below)
+    expect(Math.abs(refFinal - ref)).toBeGreaterThan(20 * (2e-5 * ref + 1e-7));
+    const termFinal = loss({ fields: targets, weight: mu, steps: 'final' }) - plain;
+    expect(Math.abs(termFinal - mu * refFinal)).toBeLessThan(2e-5 * mu * refFinal + 1e-7);
     expect(() => loss({ fields: targets.slice(1), weight: 1 })).toThrow(/teacher must hold 2 fields of 2×32×32/);
     expect(tf.memory().numTensors).toBe(before);
     disposeWeights(w);

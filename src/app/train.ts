@@ -66,6 +66,8 @@ export interface TrainSettings {
   lossSize?: number;
   /** Weight μ of the distillation term (sequence.ts `teacher`) when `TrainOptions.teacher` is given. */
   teacherWeight: number;
+  /** Which fields the teacher term compares: every step's (`all`) or the final one. */
+  teacherSteps: 'all' | 'final';
 }
 
 /** The learning rate of iteration `it` (0-based) of `total`: cosine from lr0 to lr1. */
@@ -91,6 +93,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   batch: 1,
   valPairs: 8,
   teacherWeight: 1,
+  teacherSteps: 'all',
 };
 
 interface SeriesData {
@@ -271,7 +274,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
   const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined }, teacher: teacherDirs ?? undefined, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined, teacherSteps: teacherDirs ? st.teacherSteps : undefined }, teacher: teacherDirs ?? undefined, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -437,7 +440,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const lossImages = ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined;
       opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
       const noise = sampleWeightNoise(c, st.keep, rng);
-      const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight } : undefined;
+      const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined;
       const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher }), vars);
       const clipped = await clipByGlobalNorm(grads, st.clip);
       opt.apply(vars, clipped.grads);
@@ -465,7 +468,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
     await saveModel(o.out, c, kept, {
-      training: { ...st, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
+      training: { ...st, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined, teacherSteps: teacherDirs ? st.teacherSteps : undefined, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });
     const smooth = losses.map((_, i) => {

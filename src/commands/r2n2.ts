@@ -34,6 +34,7 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   'loss-size'?: number;
   teacher?: string[];
   'teacher-weight': number;
+  'teacher-steps': 'all' | 'final';
   from?: string;
   'net-size'?: number;
   channels?: number[];
@@ -77,6 +78,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('loss-size', { type: 'number', describe: 'side of the images the training loss compares (e.g. the frames\' size, 128): the Gaussians are evaluated and the moving frame warped at that size; the network still observes --net-size (default: the network\'s size)' })
       .option('teacher', { type: 'string', array: true, describe: 'distil these registrations into the network: result directories (register series, e.g. with --refine 20, or baseline bspline), one per training series, matched by the series each registered; adds --teacher-weight × the mean over steps of the squared difference (network pixels²) between the network\'s field and the teacher\'s' })
       .option('teacher-weight', { type: 'number', default: T.teacherWeight, describe: 'weight μ of the --teacher term' })
+      .option('teacher-steps', { choices: ['all', 'final'] as const, default: T.teacherSteps, describe: 'the --teacher term compares every step\'s field (all: the mean over steps) or only the final one' })
       .option('time-limit', { type: 'number', describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues' })
       .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size may differ)' })
       .option('net-size', { type: 'number', describe: `side of the pair the network observes (multiple of 16) [default: ${C.netSize}]` })
@@ -140,6 +142,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         valPairs: argv['val-pairs'],
         lossSize: argv['loss-size'],
         teacherWeight: argv['teacher-weight'],
+        teacherSteps: argv['teacher-steps'],
       },
       onStart: (s) => {
         ctx.log.info({ ...s, backend: backend.name, weights: parameterCount(config) }, 'training start');

@@ -52,10 +52,11 @@ export interface SequenceOptions {
   /**
    * Distillation from a teacher registration: per item the target field `[2·n·n]` (normalised
    * units on the network's grid, channel 0 = x), and the term's weight μ. Adds
-   * μ · mean over steps t of mean((u_t − u*)²), the difference in network pixels
-   * ((n − 1)/2 per normalised unit), to the loss.
+   * μ · mean over steps t of mean((u_t − u*)²) (`steps: 'all'`) or μ · mean((u_T − u*)²) (the
+   * final field only, `'final'`), the difference in network pixels ((n − 1)/2 per normalised
+   * unit), to the loss.
    */
-  teacher?: { fields: Float32Array[]; weight: number };
+  teacher?: { fields: Float32Array[]; weight: number; steps?: 'all' | 'final' };
 }
 
 /** Item b of a batch tensor, by slicing (tfjs's unstack gradient fails when an item gets no gradient). */
@@ -140,7 +141,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     const g = { position: out.position, sigma, weight, phi };
     u = tf.add(u, gaussianDisplacement(g, n, n, grids)) as tf.Tensor4D;
-    if (Ut) teacherLosses.push(tf.mul(tf.mean(tf.square(tf.sub(u, Ut))), tf.scalar(pxScale)) as tf.Scalar);
+    if (Ut && (T?.steps !== 'final' || t === o.steps - 1)) teacherLosses.push(tf.mul(tf.mean(tf.square(tf.sub(u, Ut))), tf.scalar(pxScale)) as tf.Scalar);
     const w = warpBatch(moving, Mt, n, u);
     warped = w.warped;
     if (L && uL && FL && gridsL) {
@@ -157,7 +158,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
     const tv = isoTv(tf.reshape(u, [2 * B, n, n]) as tf.Tensor3D);
     loss = tf.add(loss, tf.mul(tv, tf.scalar(o.lambda))) as tf.Scalar;
   }
-  if (Ut && T) loss = tf.add(loss, tf.mul(sumTensors(teacherLosses), tf.scalar(T.weight / o.steps))) as tf.Scalar;
+  if (Ut && T) loss = tf.add(loss, tf.mul(sumTensors(teacherLosses), tf.scalar(T.weight / teacherLosses.length))) as tf.Scalar;
   return loss;
 }
 
