@@ -93,7 +93,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   batch: 1,
   valPairs: 8,
   teacherWeight: 1,
-  teacherSteps: 'all',
+  teacherSteps: 'final',
 };
 
 interface SeriesData {

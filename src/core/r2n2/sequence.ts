@@ -52,9 +52,9 @@ export interface SequenceOptions {
   /**
    * Distillation from a teacher registration: per item the target field `[2·n·n]` (normalised
    * units on the network's grid, channel 0 = x), and the term's weight μ. Adds
-   * μ · mean over steps t of mean((u_t − u*)²) (`steps: 'all'`) or μ · mean((u_T − u*)²) (the
-   * final field only, `'final'`), the difference in network pixels ((n − 1)/2 per normalised
-   * unit), to the loss.
+   * μ · mean((u_T − u*)²) (the final field, `steps: 'final'`, the default) or μ · mean over
+   * steps t of mean((u_t − u*)²) (`'all'`), the difference in network pixels ((n − 1)/2 per
+   * normalised unit), to the loss.
    */
   teacher?: { fields: Float32Array[]; weight: number; steps?: 'all' | 'final' };
 }
@@ -141,7 +141,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     const g = { position: out.position, sigma, weight, phi };
     u = tf.add(u, gaussianDisplacement(g, n, n, grids)) as tf.Tensor4D;
-    if (Ut && (T?.steps !== 'final' || t === o.steps - 1)) teacherLosses.push(tf.mul(tf.mean(tf.square(tf.sub(u, Ut))), tf.scalar(pxScale)) as tf.Scalar);
+    if (Ut && (T?.steps === 'all' || t === o.steps - 1)) teacherLosses.push(tf.mul(tf.mean(tf.square(tf.sub(u, Ut))), tf.scalar(pxScale)) as tf.Scalar);
     const w = warpBatch(moving, Mt, n, u);
     warped = w.warped;
     if (L && uL && FL && gridsL) {
