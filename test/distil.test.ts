@@ -173,6 +173,22 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     expect(other.stderr).toMatch(/written with other settings/);
   });
 
+  test('webgpu: training with a teacher gives the wasm losses (skips without a WebGPU adapter)', async () => {
+    const args = ['train', s1, s2, '--teacher', teach1, teach2, '--teacher-weight', '5', '--iterations', '3', '--checkpoint-every', '3', '--batch', '2', '--json', ...TINY_ARGS];
+    const g = runCli([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
+    if (g.code !== 0 && /not available/.test(g.stderr)) {
+      console.warn(`webgpu teacher check skipped: ${g.stderr.trim().split('\n').pop()}`);
+      return;
+    }
+    expect(g.code).toBe(0);
+    expect(JSON.parse(g.stdout).backend).toBe('webgpu');
+    expect(runCli([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']).code).toBe(0);
+    const losses = async (d: string) => (await fs.readFile(path.join(t.dir, d, 'loss.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+    const [lg, lw] = [await losses('gpu'), await losses('cpu')];
+    expect(lg).toHaveLength(3);
+    lg.forEach((x, i) => expect(Math.abs(x - lw[i])).toBeLessThan(1e-3 * lw[i]));
+  });
+
   test('a series without a teacher, a teacher of another fixed frame, an incomplete teacher: one-line errors, no output', async () => {
     const check = (args: string[], re: RegExp) => {
       const out = path.join(t.dir, `bad-${Math.random().toString(36).slice(2)}`);
