@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
-import { fieldFromNormalised, fieldToNormalised, flipNormalisedField } from '../src/core/field.js';
+import { type DisplacementField, fieldFromNormalised, fieldToNormalised, flipNormalisedField } from '../src/core/field.js';
+import { readField, writeField } from '../src/io/image.js';
 import { sequenceField, unflipSequence } from '../src/core/gaussian.js';
 import type { Flip } from '../src/core/resample.js';
 import { type R2N2Config, initWeights, disposeWeights } from '../src/core/r2n2/network.js';
@@ -67,7 +68,7 @@ describe('the distillation term of the training loss', () => {
     const w = initWeights(TINY, 7);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
     const before = tf.memory().numTensors;
-    const loss = (teacher?: { fields: Float32Array[]; weight: number }) => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, teacher }).dataSync()[0]);
+    const loss = (teacher?: { fields: Float32Array[]; weight: number; steps?: 'all' | 'final' }) => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, teacher }).dataSync()[0]);
     const plain = loss();
     expect(loss({ fields: targets, weight: 0 })).toBe(plain);
     // the reference, by hand from the inferred Gaussians (no weight noise: the same ones)
@@ -189,7 +190,7 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     lg.forEach((x, i) => expect(Math.abs(x - lw[i])).toBeLessThan(1e-3 * lw[i]));
   });
 
-  test('a series without a teacher, a teacher of another fixed frame, an incomplete teacher: one-line errors, no output', async () => {
+  test('a series without a teacher, a teacher of another fixed frame, an incomplete or mis-sized teacher: one-line errors, no output', async () => {
     const check = (args: string[], re: RegExp) => {
       const out = path.join(t.dir, `bad-${Math.random().toString(36).slice(2)}`);
       const r = runCli(['train', ...args, '--out', out, '--iterations', '1', ...TINY_ARGS]);
@@ -215,5 +216,16 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     await fs.writeFile(path.join(partial, 'summary.json'), JSON.stringify(ps));
     check([s1, '--teacher', partial], new RegExp(`has no field for frame ${summary.frames[0].name}`));
     check([s1, '--teacher', path.join(t.dir, 'nowhere')], /nowhere/);
+    // a field of another size (NaN cannot be planted this way: writeField stores it as 0)
+    const name = summary.frames[0].name;
+    for (const [dir, edit, re] of [
+      ['teach-size', (f: DisplacementField) => ({ geometry: { ...f.geometry, size: [8, 8] as [number, number] }, data: new Float32Array(2 * 64) }), /is 8×8, but the frames of .* are 48×48/],
+    ] as [string, (f: DisplacementField) => DisplacementField, RegExp][]) {
+      const d = path.join(t.dir, dir);
+      await fs.cp(teach1, d, { recursive: true });
+      const file = path.join(d, 'fields', `${name}.nii.gz`);
+      await writeField(file, edit(await readField(file)));
+      check([s1, '--teacher', d], re);
+    }
   });
 });
