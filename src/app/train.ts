@@ -260,6 +260,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const data: SeriesData[] = [];
   for (const s of o.series) data.push(await loadSeries(s, n, st.criterion, false, ls));
   const teacherDirs = o.teacher && o.teacher.length ? o.teacher.map((d) => path.resolve(d)) : null;
+  /** The teacher settings as recorded (resume key, model.json): absent without --teacher. */
+  const teacherSettings = teacherDirs ? { teacherWeight: st.teacherWeight, teacherSteps: st.teacherSteps } : { teacherWeight: undefined, teacherSteps: undefined };
   if (teacherDirs) {
     if (!(st.teacherWeight >= 0 && Number.isFinite(st.teacherWeight))) throw new UserError(`--teacher-weight must be a number ≥ 0, got ${st.teacherWeight}`);
     await attachTeachers(teacherDirs, data, n);
@@ -274,7 +276,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
   const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined, teacherSteps: teacherDirs ? st.teacherSteps : undefined }, teacher: teacherDirs ?? undefined, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, ...teacherSettings }, teacher: teacherDirs ?? undefined, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -387,52 +389,45 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         const d = data[Math.floor(rng() * data.length)];
         let m = Math.floor(rng() * (d.frames.length - 1));
         if (m >= d.fixed) m++;
-        // the pair at the network's size and, with --loss-size, at the loss size: augmented alike
-        const pair = (F: Float32Array, M: Float32Array, size: number, draws: number[]): [Float32Array, Float32Array] => {
-          let k = 0;
-          if (st.flip) {
-            if (draws[k++] < 0.5) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
-            if (draws[k++] < 0.5) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
-          }
+        // one set of random draws augments the pair alike at the network's size, at --loss-size, and its teacher
+        const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
+        let k = 0;
+        const flipX = st.flip && draws[k++] < 0.5;
+        const flipY = st.flip && draws[k++] < 0.5;
+        /** Translation in network pixels. */
+        const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
+        const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
+        const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
+          if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
+          if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
           if (st.shift > 0) {
             // network pixels → this size's pixels (aligned corners: the same normalised shift)
             const f = (size - 1) / (n - 1);
-            const dx = (2 * draws[k++] - 1) * st.shift * f;
-            const dy = (2 * draws[k++] - 1) * st.shift * f;
+            const [dx, dy] = [sx * f, sy * f];
             [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
           }
-          if (st.intensityAugment) {
-            const a = 0.9 + 0.2 * draws[k++];
-            const b0 = -0.1 + 0.2 * draws[k++];
-            M = Float32Array.from(M, (v) => a * v + b0);
-          }
+          if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
           return [F, M];
         };
-        const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
-        const [F, M] = pair(d.frames[d.fixed], d.frames[m], n, draws);
+        const [F, M] = pair(d.frames[d.fixed], d.frames[m], n);
         Fs.push(F);
         Ms.push(M);
         if (d.teacher) {
-          // the teacher's field, mirrored and translated as the pair was (the same draws)
+          // the teacher's field, mirrored and translated as the pair was
           let U = d.teacher[m] as Float32Array;
-          if (st.flip) {
-            if (draws[0] < 0.5) U = flipNormalisedField(U, n, n, 'x');
-            if (draws[1] < 0.5) U = flipNormalisedField(U, n, n, 'y');
-          }
+          if (flipX) U = flipNormalisedField(U, n, n, 'x');
+          if (flipY) U = flipNormalisedField(U, n, n, 'y');
           if (st.shift > 0) {
-            const k = st.flip ? 2 : 0;
-            const dx = (2 * draws[k] - 1) * st.shift;
-            const dy = (2 * draws[k + 1] - 1) * st.shift;
             const N = n * n;
             const V = new Float32Array(2 * N);
-            V.set(shiftImage(U.subarray(0, N), n, n, dx, dy));
-            V.set(shiftImage(U.subarray(N), n, n, dx, dy), N);
+            V.set(shiftImage(U.subarray(0, N), n, n, sx, sy));
+            V.set(shiftImage(U.subarray(N), n, n, sx, sy), N);
             U = V;
           }
           Us.push(U);
         }
         if (d.lossFrames) {
-          const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number, draws);
+          const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number);
           FLs.push(FL);
           MLs.push(ML);
         }
@@ -468,7 +463,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     }
     const seconds = secondsBefore + (performance.now() - t0) / 1000;
     await saveModel(o.out, c, kept, {
-      training: { ...st, lossSize: ls, teacherWeight: teacherDirs ? st.teacherWeight : undefined, teacherSteps: teacherDirs ? st.teacherSteps : undefined, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
+      training: { ...st, lossSize: ls, ...teacherSettings, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
       data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
     });
     const smooth = losses.map((_, i) => {

@@ -78,8 +78,8 @@ export function fieldFromNormalised(u: ArrayLike<number>, geometry: Geometry): D
 
 /**
  * The inverse of `fieldFromNormalised`: a physical field (mm, pixel-interleaved) as `[2, H, W]`
- * in normalised units of its own grid (the direction matrix inverted, then divided by
- * spacing·(n−1)/2 per axis). Throws on a singular direction matrix or a grid of one pixel.
+ * in normalised units of its own grid (geometry.ts `physicalToIndex` without the origin, then
+ * divided by (n−1)/2 per axis). Throws on a singular direction matrix or a grid of one pixel.
  */
 export function fieldToNormalised(field: DisplacementField): Float32Array {
   const g = field.geometry;
@@ -88,16 +88,15 @@ export function fieldToNormalised(field: DisplacementField): Float32Array {
   if (field.data.length !== 2 * N) throw new Error(`field holds ${field.data.length} values, expected 2×${H}×${W}`);
   if (W < 2 || H < 2) throw new Error(`a field of ${W}×${H} pixels has no normalised units (needs ≥ 2 per axis)`);
   const [d00, d01, d10, d11] = g.direction;
-  const det = d00 * d11 - d01 * d10;
-  if (!(Math.abs(det) > 1e-12)) throw new Error('the field\'s direction matrix is singular');
-  const cx = ((W - 1) / 2) * g.spacing[0];
-  const cy = ((H - 1) / 2) * g.spacing[1];
+  if (!(Math.abs(d00 * d11 - d01 * d10) > 1e-12)) throw new Error('the field\'s direction matrix is singular');
+  // a displacement is a point relative to the origin: physicalToIndex of it, origin zero, is its index displacement
+  const g0: Geometry = { ...g, origin: [0, 0] };
+  const [cx, cy] = [(W - 1) / 2, (H - 1) / 2];
   const out = new Float32Array(2 * N);
   for (let p = 0; p < N; p++) {
-    const ux = field.data[2 * p];
-    const uy = field.data[2 * p + 1];
-    out[p] = (d11 * ux - d01 * uy) / det / cx;
-    out[N + p] = (-d10 * ux + d00 * uy) / det / cy;
+    const [i, j] = physicalToIndex(g0, [field.data[2 * p], field.data[2 * p + 1]]);
+    out[p] = i / cx;
+    out[N + p] = j / cy;
   }
   return out;
 }
