@@ -2,6 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, smokeTest } from '../src/core/backend/index.js';
 import { stopGradient } from '../src/core/backend/wasm-kernels.js';
 import { rand, onBoth, expectClose } from './tf-helpers.js';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { ROOT } from './helpers.js';
+import { parseThreads } from '../src/commands/common.js';
+import { UserError } from '../src/errors.js';
 
 beforeAll(async () => {
   const info = await initBackend('wasm');
@@ -107,5 +112,49 @@ describe('wasm gradient kernels equal the cpu backend', () => {
       }).forEach((t) => t.dispose());
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('wasm threads', () => {
+  // Each case runs in its own process: the threaded build is chosen when the backend first
+  // initialises, once per process, and a hung pthread pool would show as a timeout.
+  const probe = `
+    import * as tf from '@tensorflow/tfjs-core';
+    import { createHash } from 'node:crypto';
+    import { initBackend } from './dist/core/backend/index.js';
+    const info = await initBackend('wasm', { threads: Number(process.argv[1]) });
+    const x = tf.randomUniform([4, 24, 24, 8], -1, 1, 'float32', 1);
+    const k = tf.randomUniform([3, 3, 8, 16], -1, 1, 'float32', 2);
+    const a = tf.randomUniform([96, 200], -1, 1, 'float32', 3);
+    const [gx, gk] = tf.grads((p, q) => tf.sum(tf.square(tf.conv2d(p, q, 2, 'same'))))([x, k]);
+    const h = createHash('sha256');
+    for (const t of [tf.conv2d(x, k, 1, 'same'), tf.matMul(a, a, false, true), gx, gk]) h.update(Buffer.from(t.dataSync().buffer));
+    console.log(JSON.stringify({ threads: info.threads, skipped: info.skipped.map((s) => s.provider + ': ' + s.reason), hash: h.digest('hex') }));
+  `;
+  const run = (threads: number, env: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe, String(threads)], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', ...env }, timeout: 60_000 });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    return JSON.parse(r.stdout.trim().split('\n').pop() as string) as { threads: number; skipped: string[]; hash: string };
+  };
+  test('2 threads give bit-identical results to 1, and the process exits by itself', () => {
+    const one = run(1);
+    const two = run(2);
+    expect(one.threads).toBe(1);
+    expect(two.threads).toBe(2);
+    expect(two.skipped).toEqual([]);
+    expect(two.hash).toBe(one.hash);
+  });
+  test('when the threaded build cannot start, the backend falls back to 1 thread and says why', () => {
+    const r = run(2, { TMPDIR: path.join(ROOT, 'no-such-dir-for-r2n2-test') });
+    expect(r.threads).toBe(1);
+    expect(r.skipped).toEqual([expect.stringMatching(/^@tensorflow\/tfjs-backend-wasm \(2 threads\): ENOENT/)]);
+    expect(r.hash).toBe(run(1).hash);
+  });
+  test('--threads takes auto or 1–8, anything else is a one-line error', () => {
+    expect(parseThreads('3')).toBe(3);
+    expect(parseThreads('auto')).toBeGreaterThanOrEqual(1);
+    expect(parseThreads('auto')).toBeLessThanOrEqual(4);
+    for (const bad of ['0', '9', '1.5', 'two']) expect(() => parseThreads(bad)).toThrow(UserError);
+    expect(() => parseThreads('0')).toThrow(/--threads must be auto or an integer from 1 to 8, got "0"/);
   });
 });

@@ -101,7 +101,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     };
     const registrar = bsplineRegistrar(options);
     const ctx = makeContext(argv);
-    const backend = await startBackend(argv.backend, ctx, { what: 'baseline bspline' });
+    const backend = await startBackend(argv, ctx, { what: 'baseline bspline' });
     let bar = ctx.progress('bspline', 1);
     const report = await runFrames(input, registrar, {
       out: argv.out,

@@ -111,7 +111,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
     const ctx = makeContext(argv);
-    const backend = await startBackend(argv.backend, ctx, { webgpu: true });
+    const backend = await startBackend(argv, ctx, { webgpu: true });
     let bar = ctx.progress('train', 1);
     const report = await train({
       series: argv.series.map(String),
@@ -219,7 +219,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const shard = parseShard(argv.shard);
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only
-    const backend = await startBackend(argv.backend, ctx, { webgpu: (argv.init ?? 'none') === 'none', what: `register series --init ${argv.init}` });
+    const backend = await startBackend(argv, ctx, { webgpu: (argv.init ?? 'none') === 'none', what: `register series --init ${argv.init}` });
     const model = await loadModel(argv.model);
     const trained = Number(model.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);

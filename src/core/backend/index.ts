@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // by Node (extensionless imports). It also registers the cpu backend.
 import '@tensorflow/tfjs';
 import { installWasmGradientKernels } from './wasm-kernels.js';
+import { MAX_THREADS, withWasmThreads } from './wasm-threads.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
@@ -135,7 +136,9 @@ function short(err: unknown): string {
  * registration); otherwise `auto` leaves it out and an explicit `webgpu` is an error naming
  * `o.what`.
  */
-export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu?: boolean; what?: string } = {}): Promise<BackendInfo> {
+export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu?: boolean; what?: string; threads?: number } = {}): Promise<BackendInfo> {
+  const threads = o.threads ?? 1;
+  if (!(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) throw new Error(`threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`);
   // prod mode: no debug checks, and tfjs's console banners ("install our node backend") stay off
   tf.enableProdMode();
   // webgpu has no synchronous read-back in Node; only the code paths written for it take it
@@ -146,9 +149,22 @@ export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu
     try {
       await c.load(requested === 'auto');
       if (!tf.findBackendFactory(c.name)) throw new Error(`${c.provider} registered no "${c.name}" backend`);
-      const ok = await tf.setBackend(c.name);
-      await tf.ready();
-      if (!ok || tf.getBackend() !== c.name) throw new Error(`backend ${c.name} failed to initialise`);
+      const start = async () => {
+        const ok = await tf.setBackend(c.name);
+        await tf.ready();
+        if (!ok || tf.getBackend() !== c.name) throw new Error(`backend ${c.name} failed to initialise`);
+      };
+      if (c.name === 'wasm' && threads > 1) {
+        // the threaded build, else the single-threaded one (the reason is kept in `skipped`)
+        try {
+          await withWasmThreads(threads, start);
+        } catch (err) {
+          skipped.push({ provider: `${c.provider} (${threads} threads)`, reason: short(err) });
+          await start();
+        }
+      } else {
+        await start();
+      }
       await smokeTest();
       const info: BackendInfo = {
         name: c.name,
