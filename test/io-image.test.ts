@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Image, ImageType, IntTypes, PixelTypes } from 'itk-wasm';
-import { readImage2D, writeImage2D, writeField, readField, type Image2D } from '../src/io/image.js';
+import { readImage2D, writeImage2D, writeGreyPng, writeField, readField, toUint8, type Image2D } from '../src/io/image.js';
 import { itkWrite } from '../src/io/itk.js';
 import { openSeries } from '../src/io/series.js';
 import { writeAtomic } from '../src/io/atomic.js';
@@ -44,6 +44,21 @@ describe('image round trips keep pixels and geometry', () => {
     expect(Array.from(r.data)).toEqual(Array.from(data));
     expect(r.geometry.spacing[0]).toBeCloseTo(0.5, 3);
     expect(r.geometry.spacing[1]).toBeCloseTo(0.25, 3);
+  });
+  test('writeGreyPng: a picture ITK reads back with the windowed 8-bit values, no temporary left', async () => {
+    const W = 9, H = 4;
+    const data = Float32Array.from({ length: W * H }, (_, i) => i * 9 - 20); // below, inside and above the window
+    const dir = path.join(t.dir, 'grey');
+    const file = path.join(dir, 'pic.png');
+    await writeGreyPng(file, { data, W, H }, [0, 255]);
+    const back = await readImage2D(file);
+    expect(back.geometry.size).toEqual([W, H]);
+    expect(Array.from(back.data)).toEqual(Array.from(toUint8(data, [0, 255])));
+    expect(back.data[0]).toBe(0);
+    expect(back.data[W * H - 1]).toBe(255);
+    expect(await fs.readdir(dir)).toEqual(['pic.png']);
+    await expect(writeGreyPng(file, { data, W: W + 1, H }, [0, 255])).rejects.toThrow(/36 values for 10×4/);
+    await expect(writeGreyPng(path.join(file, 'x.png'), { data, W, H })).rejects.toThrow(/^cannot write .*pic\.png\/x\.png/);
   });
   test('.jpg (lossy) reads back close', async () => {
     const g: Geometry = { size: [16, 16], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] };

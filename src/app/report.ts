@@ -9,13 +9,12 @@ import path from 'node:path';
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { UserError } from '../errors.js';
-import { identityGeometry } from '../core/geometry.js';
 import { type DisplacementField, mappedIndex } from '../core/field.js';
 import { EDGE_TOL } from '../core/warp.js';
 import { jacobianDeterminant } from '../core/jacobian.js';
 import { gaussianOverlay, type Mosaic } from '../core/qc.js';
 import { checkerboard, deformationGrid, determinantPicture, greyPicture, percentileWindow } from '../core/render.js';
-import { readSummary, readField, readImage2D, resultFile, writeImage2D, openSeries, resolveFrame, writeTextAtomic } from '../io/index.js';
+import { readSummary, readField, readImage2D, resultFile, writeGreyPng, openSeries, resolveFrame, writeTextAtomic } from '../io/index.js';
 import { compareResults, type Comparison } from './evaluate-compare.js';
 import { TRE_CONVENTION } from './evaluate-tre.js';
 
@@ -61,7 +60,7 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
   let count = 0;
   const png = async (name: string, m: Mosaic): Promise<string> => {
     const file = path.join(imgDir, `${name}.png`);
-    await writeImage2D(file, { geometry: identityGeometry(m.W, m.H), data: m.data }, [0, 255]);
+    await writeGreyPng(file, m, [0, 255]);
     count++;
     return `data:image/png;base64,${(await fs.readFile(file)).toString('base64')}`;
   };

@@ -14,12 +14,12 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { identityGeometry, sameGeometry, describeGeometry, type Geometry } from '../core/geometry.js';
+import { sameGeometry, describeGeometry, type Geometry } from '../core/geometry.js';
 import { fieldFromNormalised } from '../core/field.js';
 import { warpSamples } from '../core/warp.js';
 import { type Mosaic, registrationQc, meanAbsDiff } from '../core/qc.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
-import { type Image2D, readImage2D, writeImage2D, writeField, imageStem } from '../io/image.js';
+import { type Image2D, readImage2D, writeImage2D, writeGreyPng, writeField, imageStem } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
 import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
 import { type ResultFrame, type ResultSummary, SUMMARY_FILE, resultPaths, writeSummary } from '../io/result.js';
@@ -245,9 +245,9 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
         await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
         if (o.qc ?? true) {
           const m = registrationQc(fixed.data, moving.data, warped, H, W, warp.mask);
-          await writeImage2D(path.join(out, 'qc', `${f.name}.png`), { geometry: identityGeometry(m.W, m.H), data: m.data }, [0, 255]);
+          await writeGreyPng(path.join(out, 'qc', `${f.name}.png`), m, [0, 255]);
           const extra = registrar.qcExtra?.(fixed, r);
-          if (extra) await writeImage2D(path.join(out, 'qc', `${f.name}-${extra.suffix}.png`), { geometry: identityGeometry(extra.mosaic.W, extra.mosaic.H), data: extra.mosaic.data }, [0, 255]);
+          if (extra) await writeGreyPng(path.join(out, 'qc', `${f.name}-${extra.suffix}.png`), extra.mosaic, [0, 255]);
         }
         const params: ParamsFile & Record<string, unknown> = {
           format: 'r2n2-params',

@@ -13,14 +13,14 @@ import { UserError } from '../errors.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
 import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
-import { type Geometry, type Point, identityGeometry } from '../core/geometry.js';
+import { type Geometry, type Point } from '../core/geometry.js';
 import { sequenceMapPoint } from '../core/gaussian.js';
 import { flipImage, resampleAligned, shiftImage } from '../core/resample.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { linePlot } from '../core/plot.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import type { Image2D } from '../io/image.js';
-import { writeImage2D } from '../io/image.js';
+import { writeGreyPng } from '../io/image.js';
 import { openSeries } from '../io/series.js';
 import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
 import { writeAtomic, writeTextAtomic } from '../io/atomic.js';
@@ -477,7 +477,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       if (v.treMm !== undefined) valTre[v.iteration - 1] = v.treMm;
     }
     const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
-    await writeImage2D(path.join(o.out, 'loss.png'), { geometry: identityGeometry(plot.W, plot.H), data: plot.data }, [0, 255]);
+    await writeGreyPng(path.join(o.out, 'loss.png'), plot, [0, 255]);
     const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
     await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n');
     return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20, timeLimited };

@@ -7,7 +7,9 @@
  * 2-component displacement fields to .nii.gz/.nii/.nrrd/.mha keeping spacing, origin and
  * direction; .png/.jpg get an 8-bit windowed copy (for looking at, not for computing).
  */
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { PNG } from 'pngjs';
 import { Image, ImageType, FloatTypes, IntTypes, PixelTypes } from 'itk-wasm';
 import { UserError } from '../errors.js';
 import { type Geometry, geometryProblem } from '../core/geometry.js';
@@ -157,6 +159,26 @@ export async function writeImage2D(file: string, image: Image2D, window?: [numbe
     : makeItkImage(image.geometry, 1, image.data, FloatTypes.Float32);
   try {
     await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+  } catch (err) {
+    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Writes an 8-bit greyscale PNG of a picture (a QC mosaic, a plot) atomically, `window` mapped
+ * to 0..255 (default min..max). Encoded with pngjs and Node's zlib (level 6). For a 392×262
+ * QC mosaic this takes ≈10 ms. itk-wasm takes ≈40 ms alone and ≈180 ms inside a
+ * `register series` run, because its PNG pipeline is instantiated for every file. Pictures
+ * have no geometry; medical images keep `writeImage2D`.
+ */
+export async function writeGreyPng(file: string, picture: { data: ArrayLike<number>; W: number; H: number }, window?: [number, number]): Promise<void> {
+  const { data, W, H } = picture;
+  if (data.length !== W * H) throw new Error(`picture is ${data.length} values for ${W}×${H}`);
+  const png = new PNG({ width: W, height: H, colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false });
+  png.data = Buffer.from(toUint8(Float32Array.from(data), window).buffer);
+  const bytes = PNG.sync.write(png, { colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false, deflateLevel: 6 });
+  try {
+    await writeAtomic(file, (tmp) => fs.writeFile(tmp, bytes));
   } catch (err) {
     throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
   }
