@@ -1,8 +1,11 @@
-import { indexToPhysical, physicalToIndex, sameGeometry, type Geometry } from '../src/core/geometry.js';
+import { indexToPhysical, physicalToIndex, sameGeometry, identityGeometry, type Geometry } from '../src/core/geometry.js';
 import { summarize, percentileSorted } from '../src/core/stats.js';
 import { sampleVectorBilinear, mapPoint } from '../src/core/field.js';
 import { frameTre, treReport } from '../src/core/tre.js';
 import { chooseFixedFrame } from '../src/core/fixed-frame.js';
+import { autoFixedFrame } from '../src/app/fixed-frame.js';
+import type { Series } from '../src/io/series.js';
+import type { Image2D } from '../src/io/image.js';
 
 const rotated: Geometry = { size: [40, 30], spacing: [0.7, 1.3], origin: [10.5, -3.25], direction: [Math.cos(0.3), -Math.sin(0.3), Math.sin(0.3), Math.cos(0.3)] };
 
@@ -89,6 +92,31 @@ describe('fixed frame', () => {
     expect(a.index).toBe(3);
     const b = await chooseFixedFrame(4, async (i) => frames[i], 'intensity');
     expect(b.index).toBe(3);
+  });
+  test('a series is read once: the frames read to choose are handed to the caller when they fit', async () => {
+    const frames = [new Float32Array([0, 0, 0, 0]), new Float32Array([1, 1, 1, 1]), new Float32Array([2, 2, 2, 2.5]), new Float32Array([0.97, 1.06, 1.0, 1.14])];
+    const geometry = identityGeometry(2, 2);
+    let reads = 0;
+    const series: Series = {
+      source: 'test',
+      kind: 'directory',
+      geometry,
+      frames: frames.map((_, i) => ({ name: `f${i}`, file: `f${i}.nrrd` })),
+      readFrame: async (i) => {
+        reads++;
+        return { geometry, data: frames[i] };
+      },
+    };
+    const keep = new Map<number, Image2D>();
+    expect((await autoFixedFrame(series, 'image', undefined, keep)).index).toBe(3);
+    expect(reads).toBe(4); // each frame once, though the criterion passes over the series twice
+    expect([...keep.keys()].sort()).toEqual([0, 1, 2, 3]);
+    expect(keep.get(2)?.data).toBe(frames[2]);
+    const none = new Map<number, Image2D>();
+    reads = 0;
+    expect((await autoFixedFrame(series, 'image', 32, none)).index).toBe(3); // 64 bytes do not fit in 32
+    expect(reads).toBe(8);
+    expect(none.size).toBe(0);
   });
 });
 

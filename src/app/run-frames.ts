@@ -108,8 +108,10 @@ async function openInput(input: JobInput): Promise<FrameSource> {
     const names = series.frames.map((f) => f.name);
     let fixedIndex: number;
     let fixedFrameSource: RunReport['fixedFrameSource'];
+    // frames read to choose the fixed frame, handed to the run once each (then dropped)
+    const read = new Map<number, Image2D>();
     if (input.fixedFrame === undefined || input.fixedFrame === 'auto') {
-      fixedIndex = (await autoFixedFrame(series, input.criterion ?? 'image')).index;
+      fixedIndex = (await autoFixedFrame(series, input.criterion ?? 'image', undefined, read)).index;
       fixedFrameSource = 'auto';
     } else {
       fixedIndex = resolveFrame(names, input.fixedFrame, series.source);
@@ -121,7 +123,12 @@ async function openInput(input: JobInput): Promise<FrameSource> {
       fixedIndex,
       fixedFrameSource,
       frames: series.frames.map((f, index) => ({ ...f, index })),
-      read: (i) => series.readFrame(i),
+      read: async (i) => {
+        const img = read.get(i);
+        if (!img) return series.readFrame(i);
+        read.delete(i);
+        return img;
+      },
     };
   }
   const fixed = await readImage2D(input.fixed);
