@@ -109,9 +109,9 @@ async function openInput(input: JobInput): Promise<FrameSource> {
     let fixedIndex: number;
     let fixedFrameSource: RunReport['fixedFrameSource'];
     // frames read to choose the fixed frame, handed to the run once each (then dropped)
-    const read = new Map<number, Image2D>();
+    const kept = new Map<number, Image2D>();
     if (input.fixedFrame === undefined || input.fixedFrame === 'auto') {
-      fixedIndex = (await autoFixedFrame(series, input.criterion ?? 'image', undefined, read)).index;
+      fixedIndex = (await autoFixedFrame(series, input.criterion ?? 'image', undefined, kept)).index;
       fixedFrameSource = 'auto';
     } else {
       fixedIndex = resolveFrame(names, input.fixedFrame, series.source);
@@ -124,9 +124,9 @@ async function openInput(input: JobInput): Promise<FrameSource> {
       fixedFrameSource,
       frames: series.frames.map((f, index) => ({ ...f, index })),
       read: async (i) => {
-        const img = read.get(i);
+        const img = kept.get(i);
         if (!img) return series.readFrame(i);
-        read.delete(i);
+        kept.delete(i);
         return img;
       },
     };

@@ -171,11 +171,12 @@ export async function writeImage2D(file: string, image: Image2D, window?: [numbe
  * `register series` run, because its PNG pipeline is instantiated for every file. Pictures
  * have no geometry; medical images keep `writeImage2D`.
  */
-export async function writeGreyPng(file: string, picture: { data: ArrayLike<number>; W: number; H: number }, window?: [number, number]): Promise<void> {
+export async function writeGreyPng(file: string, picture: { data: Float32Array; W: number; H: number }, window?: [number, number]): Promise<void> {
   const { data, W, H } = picture;
   if (data.length !== W * H) throw new Error(`picture is ${data.length} values for ${W}×${H}`);
-  const png = new PNG({ width: W, height: H, colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false });
-  png.data = Buffer.from(toUint8(Float32Array.from(data), window).buffer);
+  const png = new PNG({ width: W, height: H });
+  png.data = Buffer.from(toUint8(data, window).buffer);
+  // one grey byte per pixel in, one out
   const bytes = PNG.sync.write(png, { colorType: 0, inputColorType: 0, bitDepth: 8, inputHasAlpha: false, deflateLevel: 6 });
   try {
     await writeAtomic(file, (tmp) => fs.writeFile(tmp, bytes));

@@ -113,6 +113,5 @@ export async function withWasmThreads<T>(threads: number, init: () => Promise<T>
 
 /** `--threads auto`: one per available core, at most 4. */
 export function autoThreads(): number {
-  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(4, n));
+  return Math.max(1, Math.min(4, os.availableParallelism()));
 }
