@@ -6,7 +6,7 @@ import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenc
 import { type Flip, flipImage, shiftImage } from '../src/core/resample.js';
 import { defaultRegisterBatch, r2n2Registrar } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
-import { DEFAULT_CONFIG, type R2N2Config, initWeights, initialState, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
+import { DEFAULT_CONFIG, type R2N2Config, expandInputKernel, imageSize, initWeights, initialState, spaceToDepth, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, inputBase, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/warp.js';
@@ -121,6 +121,44 @@ describe('the network', () => {
     expect(out.state).toEqual([[2, 16, 16, 4], [2, 8, 8, 4], [2, 4, 4, 4]]);
     expect(parameterCount(TINY)).toBe(weightShapes(TINY).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0));
     disposeWeights(w);
+  });
+  test('--input-block: space-to-depth puts pixel (b·i + p, b·j + q, c) at (i, j, (p·b + q)·C + c); the expanded kernel on a block-constant input is the block-1 conv', () => {
+    const B = 2, b = 2, n = 3, C = 4;
+    const m = b * n;
+    const x = tf.randomUniform([B, m, m, C], -1, 1, 'float32', 7) as tf.Tensor4D;
+    const xs = x.arraySync();
+    const got = spaceToDepth(x, b).arraySync();
+    expect([got.length, got[0].length, got[0][0].length, got[0][0][0].length]).toEqual([B, n, n, b * b * C]);
+    for (let e = 0; e < B; e++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let p = 0; p < b; p++) for (let q = 0; q < b; q++) for (let c = 0; c < C; c++) {
+      expect(got[e][i][j][(p * b + q) * C + c]).toBe(xs[e][b * i + p][b * j + q][c]);
+    }
+    // gradients flow back to the pixel each output came from
+    const wts = tf.randomUniform([1, 1, 1, b * b * C], 0, 1, 'float32', 8);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(spaceToDepth(v as tf.Tensor4D, b), wts)))(x).arraySync() as number[][][][];
+    const ws = wts.dataSync();
+    for (let p = 0; p < b; p++) for (let q = 0; q < b; q++) for (let c = 0; c < C; c++) expect(g[1][b * 2 + p][b + q][c]).toBeCloseTo(ws[(p * b + q) * C + c], 6);
+    expect(() => spaceToDepth(tf.zeros([1, 5, 6, 1]) as tf.Tensor4D, 2)).toThrow(/5×6 is not a multiple of 2/);
+    // a block-1 input conv, expanded, sees an input constant over each b×b block as the block-1 conv sees the small one
+    const small = tf.randomUniform([B, 8, 8, C], -1, 1, 'float32', 9) as tf.Tensor4D;
+    const up = tf.tidy(() => tf.reshape(tf.tile(tf.reshape(small, [B, 8, 1, 8, 1, C]), [1, 1, b, 1, b, 1]), [B, 8 * b, 8 * b, C]) as tf.Tensor4D);
+    const k = tf.randomUniform([7, 7, C, 5], -1, 1, 'float32', 10) as tf.Tensor4D;
+    const ref = tf.conv2d(small, k, 2, 'same').dataSync();
+    const ek = expandInputKernel(k, b);
+    expect(ek.shape).toEqual([7, 7, b * b * C, 5]);
+    const out = tf.conv2d(spaceToDepth(up, b), ek, 2, 'same').dataSync();
+    for (let i = 0; i < ref.length; i++) expect(Math.abs(out[i] - ref[i])).toBeLessThan(1e-5);
+    // the config: the weights' only change is the input kernel; the image side is b·netSize
+    const c2 = { ...TINY, inputBlock: 2 };
+    expect(imageSize(c2)).toBe(64);
+    expect(imageSize(TINY)).toBe(32);
+    expect(weightShapes(c2)[0]).toEqual(['input/kernel', [7, 7, 16, 4]]);
+    expect(weightShapes(c2).slice(1)).toEqual(weightShapes(TINY).slice(1));
+    const w = initWeights(c2, 3);
+    const st = tf.tidy(() => step(c2, w, tf.randomUniform([2, 64, 64, 4]) as tf.Tensor4D, initialState(c2, 2)).state.map((s) => s.shape));
+    expect(st).toEqual([[2, 16, 16, 4], [2, 8, 8, 4], [2, 4, 4, 4]]);
+    disposeWeights(w);
+    expect(() => initWeights({ ...TINY, inputBlock: 1.5 }, 1)).toThrow(/input block must be 1, 2, 3 or 4/);
+    tf.dispose([x, wts, small, up, k, ek]);
   });
   test("gradients reach every weight once the last layer is non-zero; tensor count stays flat", async () => {
     const w = initWeights(TINY, 4);
@@ -549,13 +587,42 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     // architecture options cannot be mixed with --from
     const clash = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft2'), '--hidden', '16', '--net-size', '48', '--quiet']);
     expect(clash.code).toBe(1);
-    expect(clash.stderr).toMatch(/takes the model's architecture \(only --net-size may change\); drop --hidden$/m);
+    expect(clash.stderr).toMatch(/takes the model's architecture \(only --net-size and --input-block may change\); drop --hidden$/m);
     expect(clash.stderr.trim().split('\n')).toHaveLength(1);
     // another input size: the weights carry over (they do not depend on it)
     const big = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft48'), '--net-size', '48', '--iterations', '1', '--steps', '2', '--quiet']);
     expect(big.stderr).toBe('');
     expect(big.code).toBe(0);
     expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ft48', 'model.json'), 'utf8')).config.netSize).toBe(48);
+    // --input-block 1 is the default run, bit for bit, and is not written into model.json
+    const b1 = path.join(t.dir, 'b1');
+    expect(runCli(['train', series, '--out', b1, '--iterations', '6', '--checkpoint-every', '3', '--input-block', '1', ...TINY_ARGS]).code).toBe(0);
+    expect((await fs.readFile(path.join(b1, 'weights.bin'))).equals(await fs.readFile(path.join(base, 'weights.bin')))).toBe(true);
+    expect(JSON.parse(await fs.readFile(path.join(b1, 'model.json'), 'utf8')).config).not.toHaveProperty('inputBlock');
+    // --input-block 2 from a block-1 model: the input kernel copied to the 4 pixels of each block, / 4; the rest as it was
+    const blk = path.join(t.dir, 'ft-b2');
+    const rb = runCli(['train', series, '--from', base, '--out', blk, '--input-block', '2', '--iterations', '1', '--lr', '1e-12', '--steps', '2', '--quiet']);
+    expect(rb.stderr).toBe('');
+    expect(rb.code).toBe(0);
+    const m2 = await loadModel(blk);
+    const m1 = await loadModel(base);
+    expect(m2.config).toEqual({ ...m1.config, inputBlock: 2 });
+    const k1 = m1.tensors.get('input/kernel')!.arraySync() as number[][][][];
+    const k2 = m2.tensors.get('input/kernel')!.arraySync() as number[][][][];
+    for (const [y, x, ch, o] of [[0, 0, 0, 0], [3, 4, 2, 1], [6, 6, 3, 3]]) for (let p = 0; p < 4; p++) expect(k2[y][x][p * 4 + ch][o]).toBeCloseTo(k1[y][x][ch][o] / 4, 6);
+    for (const [name, v] of m1.tensors) if (name !== 'input/kernel') expect(tf.max(tf.abs(tf.sub(v, m2.tensors.get(name)!))).dataSync()[0]).toBeLessThan(1e-6);
+    [...m1.tensors.values(), ...m2.tensors.values()].forEach((x) => x.dispose());
+    // it registers a series (fields at the frames' size) and resumes its own block
+    const rr = runCli(['register', 'series', series, '--model', blk, '--out', path.join(t.dir, 'reg-b2'), '--steps', '2', '--no-qc', '--quiet']);
+    expect(rr.stderr).toBe('');
+    expect(rr.code).toBe(0);
+    const summ = JSON.parse(await fs.readFile(path.join(t.dir, 'reg-b2', 'summary.json'), 'utf8'));
+    expect(summ.frames).toHaveLength(5);
+    for (const f of summ.frames) expect(f.parameters).toBe(14);
+    const back = runCli(['train', series, '--from', blk, '--out', path.join(t.dir, 'ft-b1'), '--input-block', '1', '--iterations', '1', '--quiet']);
+    expect(back.code).toBe(1);
+    expect(back.stderr).toMatch(/has input block 2; --input-block 1 can start only from a block-1 model/);
+    expect(back.stderr.trim().split('\n')).toHaveLength(1);
     // batch 2 with a cosine schedule: killed after the checkpoint at 2 and resumed = uninterrupted
     const args = ['--from', base, '--batch', '2', '--lr', '1e-3', '--lr-final', '1e-4', '--decay-iterations', '4', '--checkpoint-every', '2', '--steps', '2', '--quiet'];
     expect(runCli(['train', series, '--out', path.join(t.dir, 'c-full'), '--iterations', '4', ...args]).code).toBe(0);

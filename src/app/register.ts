@@ -5,6 +5,7 @@ import type { Image2D } from '../io/image.js';
 import type { LoadedModel } from '../io/model.js';
 import { toVariables } from '../io/model.js';
 import { inferSequence, networkImage } from '../core/r2n2/sequence.js';
+import { imageSize } from '../core/r2n2/network.js';
 import { sequenceField, unflipSequence, PARAMS_PER_STEP } from '../core/gaussian.js';
 import { type Flip, flipImage } from '../core/resample.js';
 import { gaussianOverlay } from '../core/qc.js';
@@ -61,7 +62,7 @@ const netImage = (img: Image2D, n: number) => networkImage(img.data, img.geometr
 export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Registrar {
   const weights = toVariables(model);
   const c = model.config;
-  const n = c.netSize;
+  const n = imageSize(c);
   const fa = o.flipAverage ?? 'none';
   const flips = FLIP_AVERAGES[fa];
   if (!flips) throw new Error(`unknown flip average ${fa}; one of ${Object.keys(FLIP_AVERAGES).join(', ')}`);

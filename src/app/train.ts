@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { UserError } from '../errors.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
-import { type R2N2Config, type Weights, checkConfig, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
+import { type R2N2Config, type Weights, checkConfig, expandInputKernel, imageSize, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point } from '../core/geometry.js';
 import { sequenceMapPoint } from '../core/gaussian.js';
@@ -43,8 +43,8 @@ export interface TrainSettings {
   seed: number;
   flip: boolean;
   intensityAugment: boolean;
-  /** Largest random translation of a pair, in network pixels (uniform in ±shift on each axis,
-   * sub-pixel, both frames alike; 0 = off). */
+  /** Largest random translation of a pair, in pixels of the network's image (`imageSize`),
+   * uniform in ±shift on each axis, sub-pixel, both frames alike; 0 = off. */
   shift: number;
   /** Decay of an exponential moving average of the weights (Polyak averaging; 0 = off): after
    * each step ema ← d·ema + (1 − d)·w. When on, validation and the saved model use the average;
@@ -249,12 +249,13 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (st.learningRateFinal !== undefined && !(st.learningRateFinal > 0)) throw new UserError(`--lr-final must be > 0, got ${st.learningRateFinal}`);
   if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
   if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
-  if (!(st.shift >= 0 && Number.isFinite(st.shift))) throw new UserError(`--shift must be a number ≥ 0 (network pixels), got ${st.shift}`);
+  if (!(st.shift >= 0 && Number.isFinite(st.shift))) throw new UserError(`--shift must be a number ≥ 0 (pixels of the network's image), got ${st.shift}`);
   if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
   if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2)) throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
-  const n = c.netSize;
+  /** The side of the pair as the network takes it (netSize, or inputBlock·netSize). */
+  const n = imageSize(c);
   /** The loss size when it differs from the network's (the same size is the default). */
   const ls = st.lossSize === n ? undefined : st.lossSize;
   const data: SeriesData[] = [];
@@ -270,6 +271,19 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true, ls));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
   const fromModel = o.from ? await loadModel(o.from) : null;
+  const fromBlock = fromModel?.config.inputBlock ?? 1;
+  const block = c.inputBlock ?? 1;
+  if (fromModel && fromBlock !== block) {
+    // a block-1 model's input kernel, copied to the b² channels of each input channel
+    const k = fromModel.tensors.get('input/kernel');
+    if (fromBlock !== 1 || !k) {
+      fromModel.tensors.forEach((t) => t.dispose());
+      throw new UserError(`--from ${o.from} has input block ${fromBlock}; --input-block ${block} can start only from a block-1 model (or drop --input-block to keep ${fromBlock})`);
+    }
+    fromModel.tensors.set('input/kernel', expandInputKernel(k as tf.Tensor4D, block));
+    k.dispose();
+    fromModel.config = { ...fromModel.config, inputBlock: block };
+  }
   if (fromModel && JSON.stringify(weightShapes(fromModel.config)) !== JSON.stringify(weightShapes(c))) {
     fromModel.tensors.forEach((t) => t.dispose());
     throw new UserError(`--from ${o.from} has another architecture (${JSON.stringify(fromModel.config)}) than the one asked for; drop the architecture options to take the model's`);
@@ -394,14 +408,14 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         let k = 0;
         const flipX = st.flip && draws[k++] < 0.5;
         const flipY = st.flip && draws[k++] < 0.5;
-        /** Translation in network pixels. */
+        /** Translation in pixels of the network's image. */
         const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
         const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
         const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
           if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
           if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
           if (st.shift > 0) {
-            // network pixels → this size's pixels (aligned corners: the same normalised shift)
+            // the network image's pixels → this size's pixels (aligned corners: the same normalised shift)
             const f = (size - 1) / (n - 1);
             const [dx, dy] = [sx * f, sy * f];
             [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];

@@ -37,6 +37,7 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   'teacher-steps': 'all' | 'final';
   from?: string;
   'net-size'?: number;
+  'input-block'?: number;
   channels?: number[];
   'param-channels'?: number;
   'residual-blocks'?: number;
@@ -68,7 +69,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
       .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
       .option('ema', { type: 'number', default: T.ema, describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights' })
-      .option('shift', { type: 'number', default: T.shift, describe: 'random sub-pixel translation of each pair (both frames alike), up to this many network pixels per axis (0 = off)' })
+      .option('shift', { type: 'number', default: T.shift, describe: 'random sub-pixel translation of each pair (both frames alike), up to this many pixels of the network\'s image (net-size·input-block) per axis (0 = off)' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: T.criterion, describe: 'fixed frame of each series: closest to the mean image, or mean intensity' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
       .option('batch', { type: 'number', default: T.batch, describe: 'pairs per iteration (one gradient step on their mean loss)' })
@@ -80,8 +81,9 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('teacher-weight', { type: 'number', default: T.teacherWeight, describe: 'weight μ of the --teacher term' })
       .option('teacher-steps', { choices: ['all', 'final'] as const, default: T.teacherSteps, describe: 'the --teacher term compares the final field (final) or every step\'s (all: the mean over steps; measured worse, see README)' })
       .option('time-limit', { type: 'number', describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues' })
-      .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size may differ)' })
+      .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size and --input-block may differ: a block-1 model\'s input kernel is copied to each block pixel, divided by b²)' })
       .option('net-size', { type: 'number', describe: `side of the pair the network observes (multiple of 16) [default: ${C.netSize}]` })
+      .option('input-block', { type: 'number', describe: 'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame at a 64² grid\'s cost, e.g. --net-size 64 --input-block 2 [default: 1]' })
       .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
       .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
       .option('residual-blocks', { type: 'number', describe: `residual blocks per GR2U [default: ${C.residualBlocks}]` })
@@ -92,6 +94,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
   handler: async (argv) => {
     const asked: Partial<R2N2Config> = {
       netSize: argv['net-size'],
+      inputBlock: argv['input-block'],
       channels: argv.channels as [number, number, number] | undefined,
       paramChannels: argv['param-channels'],
       residualBlocks: argv['residual-blocks'],
@@ -102,12 +105,14 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const given = Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)) as Partial<R2N2Config>;
     let base: R2N2Config = C;
     if (argv.from) {
-      // the weights do not depend on the input size, so --net-size may change; nothing else may
-      const clash = Object.keys(given).filter((k) => k !== 'netSize');
-      if (clash.length) throw new UserError(`--from ${argv.from} takes the model's architecture (only --net-size may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`);
+      // the weights do not depend on the input size, so --net-size may change, and --input-block (the input kernel is expanded); nothing else may
+      const clash = Object.keys(given).filter((k) => k !== 'netSize' && k !== 'inputBlock');
+      if (clash.length) throw new UserError(`--from ${argv.from} takes the model's architecture (only --net-size and --input-block may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`);
       base = (await readModelJson(argv.from).catch((err: Error) => Promise.reject(new UserError(`--from: ${err.message}`)))).config;
     }
     const config: R2N2Config = { ...base, ...given };
+    // block 1 is the default: left out, so model.json and the resume key match a run without the option
+    if (config.inputBlock === 1) delete config.inputBlock;
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
     const ctx = makeContext(argv);

@@ -15,8 +15,18 @@ import { tanh } from '../tensors.js';
 export type Activation = 'tanh' | 'leaky-relu';
 
 export interface R2N2Config {
-  /** Side of the (square) pair the network observes; frames are resampled to it. */
+  /**
+   * Side of the network's first feature grid (the input conv's input); with `inputBlock` b the
+   * pair is observed at b·netSize and folded to netSize (see `inputBlock`).
+   */
   netSize: number;
+  /**
+   * Space-to-depth block of the input (absent = 1): frames are resampled to b·netSize per side
+   * (`imageSize`) and each b×b block of the CoordConv input becomes b² channels at netSize, so
+   * the network observes every pixel of a 128² frame at the cost of a 64² grid (only the input
+   * conv grows, to 4·b² input channels). Warps, fields and the image loss are at b·netSize.
+   */
+  inputBlock?: number;
   /** Channels of the three GR2U blocks. */
   channels: [number, number, number];
   /** Channels of the parameter network's input. */
@@ -41,6 +51,7 @@ export const DEFAULT_CONFIG: R2N2Config = {
 
 export function checkConfig(c: R2N2Config): void {
   if (!(Number.isInteger(c.netSize) && c.netSize >= 32 && c.netSize % 16 === 0)) throw new Error(`net size must be a multiple of 16, ≥ 32; got ${c.netSize}`);
+  if (c.inputBlock !== undefined && !(Number.isInteger(c.inputBlock) && c.inputBlock >= 1 && c.inputBlock <= 4)) throw new Error(`input block must be 1, 2, 3 or 4, got ${c.inputBlock}`);
   if (c.channels.length !== 3 || c.channels.some((x) => !(Number.isInteger(x) && x >= 2))) throw new Error(`channels must be 3 integers ≥ 2, got ${c.channels}`);
   if (!(Number.isInteger(c.paramChannels) && c.paramChannels >= 2 && c.paramChannels % 2 === 0)) throw new Error(`param channels must be an even integer ≥ 2, got ${c.paramChannels}`);
   if (!(Number.isInteger(c.residualBlocks) && c.residualBlocks >= 0)) throw new Error(`residual blocks must be an integer ≥ 0, got ${c.residualBlocks}`);
@@ -49,13 +60,46 @@ export function checkConfig(c: R2N2Config): void {
   if (c.activation !== 'tanh' && c.activation !== 'leaky-relu') throw new Error(`activation must be tanh or leaky-relu, got ${c.activation}`);
 }
 
+/** Side of the images (pair, warps, fields) the network works on: `inputBlock · netSize`. */
+export function imageSize(c: R2N2Config): number {
+  return (c.inputBlock ?? 1) * c.netSize;
+}
+
+/** The CoordConv input's channels: fixed, warped moving, x, y. */
+const INPUT_CHANNELS = 4;
+
+/**
+ * Space-to-depth `[B, b·n, b·n, C]` → `[B, n, n, b²·C]`: output channel (i·b + j)·C + c holds
+ * channel c of the pixel at row offset i, column offset j of each b×b block. Reshapes and one
+ * rank-4 transpose (gradients on every backend).
+ */
+export function spaceToDepth(x: tf.Tensor4D, b: number): tf.Tensor4D {
+  if (b === 1) return x;
+  const [B, H, W, C] = x.shape;
+  const h = H / b;
+  const w = W / b;
+  if (!Number.isInteger(h) || !Number.isInteger(w)) throw new Error(`space-to-depth: ${H}×${W} is not a multiple of ${b}`);
+  // rows (i1, i) and, with the channels, columns (j1, j, c) split; swap i and j1
+  const t = tf.transpose(tf.reshape(x, [B * h, b, w, b * C]), [0, 2, 1, 3]); // [B·h, w, b(i), b·C (j, c)]
+  return tf.reshape(t, [B, h, w, b * b * C]) as tf.Tensor4D;
+}
+
+/**
+ * The input conv kernel for block b from one for block 1 (`[k, k, 4, C]` → `[k, k, 4·b², C]`):
+ * each of the b² copies of a channel gets the kernel / b², so the network starts as on the
+ * b×b box-averaged pair (fine-tuning from a block-1 model).
+ */
+export function expandInputKernel(kernel: tf.Tensor4D, b: number): tf.Tensor4D {
+  return tf.tidy(() => tf.div(tf.concat(Array.from({ length: b * b }, () => kernel), 2), tf.scalar(b * b)) as tf.Tensor4D);
+}
+
 /** Every weight's name and shape, in a fixed order (the order of the weights file). */
 export function weightShapes(c: R2N2Config): [string, number[]][] {
   const out: [string, number[]][] = [];
   const conv = (name: string, k: number, cin: number, cout: number) => {
     out.push([`${name}/kernel`, [k, k, cin, cout]], [`${name}/bias`, [cout]]);
   };
-  conv('input', 7, 4, c.channels[0]);
+  conv('input', 7, INPUT_CHANNELS * (c.inputBlock ?? 1) ** 2, c.channels[0]);
   for (let l = 0; l < 3; l++) {
     const ch = c.channels[l];
     for (let r = 0; r < c.residualBlocks; r++) {
@@ -174,9 +218,9 @@ function coords(h: number, w: number): Float32Array {
 }
 
 /**
- * One recurrent step. `input` `[B, n, n, 4]`; returns the raw parameters, the position and the
- * new state (the old state is not disposed: the caller owns both). `noise` (training only)
- * multiplies the named weights.
+ * One recurrent step. `input` `[B, m, m, 4]` (fixed, warped moving, x, y; m = `imageSize(c)`);
+ * returns the raw parameters, the position and the new state (the old state is not disposed:
+ * the caller owns both). `noise` (training only) multiplies the named weights.
  */
 export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state: State, noise?: WeightNoise): StepOutput {
   const W = (name: string): tf.Tensor => {
@@ -191,7 +235,7 @@ export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state:
   };
   const a = c.activation;
   const B = input.shape[0];
-  let x = act(conv(input, 'input', 2), a) as tf.Tensor4D;
+  let x = act(conv(spaceToDepth(input, c.inputBlock ?? 1), 'input', 2), a) as tf.Tensor4D;
   const positions: tf.Tensor2D[] = [];
   const certainties: tf.Tensor2D[] = [];
   const next: State = [];

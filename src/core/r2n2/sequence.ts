@@ -1,5 +1,6 @@
 /**
- * The R2N2 registration sequence at the network's size n (METHOD.md): for t = 1..T, warp the
+ * The R2N2 registration sequence at the network's image size n (`imageSize`: netSize, or
+ * inputBlock·netSize) (METHOD.md): for t = 1..T, warp the
  * moving image by the field so far, run one network step on (F, M∘T_{t−1}, x, y), add the
  * step's Gaussian to the field. Training loss = mean over steps of the masked MSE between F and
  * M∘T_t, plus λ·iso-TV(u_T). Images are `[n, n]` Float32Arrays with normalised intensities.
@@ -12,7 +13,7 @@ import { gaussianBlur, resampleAligned } from '../resample.js';
 import { maskedMseBatch } from '../losses.js';
 import { isoTv } from '../regularisers.js';
 import { coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../gaussian.js';
-import { type R2N2Config, type Weights, type WeightNoise, type State, initialState, step } from './network.js';
+import { type R2N2Config, type Weights, type WeightNoise, type State, imageSize, initialState, step } from './network.js';
 
 /**
  * A frame `[H, W]` as the network sees it: intensities normalised at full size, blurred
@@ -53,7 +54,7 @@ export interface SequenceOptions {
    * Distillation from a teacher registration: per item the target field `[2·n·n]` (normalised
    * units on the network's grid, channel 0 = x), and the term's weight μ. Adds
    * μ · mean((u_T − u*)²) (the final field, `steps: 'final'`, the default) or μ · mean over
-   * steps t of mean((u_t − u*)²) (`'all'`), the difference in network pixels ((n − 1)/2 per
+   * steps t of mean((u_t − u*)²) (`'all'`), the difference in network pixels ((netSize − 1)/2 per
    * normalised unit), to the loss.
    */
   teacher?: { fields: Float32Array[]; weight: number; steps?: 'all' | 'final' };
@@ -110,7 +111,7 @@ function stepParams(position: tf.Tensor2D, sigma: tf.Tensor2D, weight: tf.Tensor
  * after the fact by the caller if needed.
  */
 export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: SequenceOptions): tf.Scalar {
-  const n = c.netSize;
+  const n = imageSize(c);
   const B = fixed.length;
   const grids = coordinateGrids(n, n);
   const F = tf.tensor3d(concatArrays(fixed), [B, n, n]);
@@ -132,7 +133,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
     throw new Error(`teacher must hold ${B} fields of 2×${n}×${n} and a weight ≥ 0`);
   }
   const Ut = T && T.weight > 0 ? tf.tensor4d(concatArrays(T.fields), [B, 2, n, n]) : null;
-  const pxScale = ((n - 1) / 2) ** 2;
+  const pxScale = ((c.netSize - 1) / 2) ** 2; // network pixels, whatever the input block
   const teacherLosses: tf.Scalar[] = [];
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < o.steps; t++) {
@@ -176,7 +177,7 @@ export interface InferenceOptions {
  * (T' ≤ T when stopped early) in normalised units.
  */
 export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: InferenceOptions): Promise<Float32Array[]> {
-  const n = c.netSize;
+  const n = imageSize(c);
   const B = fixed.length;
   const params: number[][] = fixed.map(() => []);
   const done = fixed.map(() => false);
