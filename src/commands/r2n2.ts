@@ -83,7 +83,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('time-limit', { type: 'number', describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues' })
       .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size and --input-block may differ: a block-1 model\'s input kernel is copied to each block pixel, divided by b²)' })
       .option('net-size', { type: 'number', describe: `side of the network's grid (multiple of 16); the pair is observed at net-size·input-block [default: ${C.netSize}]` })
-      .option('input-block', { type: 'number', describe: 'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame at a 64² grid\'s cost, e.g. --net-size 64 --input-block 2 [default: 1]' })
+      .option('input-block', { type: 'number', describe: 'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame on a 64² grid, only the input conv grows, e.g. --net-size 64 --input-block 2 [default: 1]' })
       .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
       .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
       .option('residual-blocks', { type: 'number', describe: `residual blocks per GR2U [default: ${C.residualBlocks}]` })
