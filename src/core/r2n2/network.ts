@@ -3,10 +3,11 @@
  * of the convolutional GRUs is carried across steps explicitly, weight noise can be applied in
  * training only, and the weights save/load by name on any backend.
  *
- * One step: input `[B, n, n, 4]` = (fixed, warped moving, x, y) → 7×7/2 conv → three GR2U
- * blocks (residual stack → ConvGRU with state → skip = act(h) + residual → position network →
- * 3×3/2 conv) → parameter network → 5 raw outputs (σ, w, φ); the position is the
- * certainty-weighted mean of the blocks' spatial-softmax positions.
+ * One step: input `[B, b·n, b·n, 4]` = (fixed, warped moving, x, y) → space-to-depth by b
+ * (`inputBlock`; b = 1, the default, leaves it as it is) → 7×7/2 conv → three GR2U blocks
+ * (residual stack → ConvGRU with state → skip = act(h) + residual → position network → 3×3/2
+ * conv) → parameter network → 5 raw outputs (σ, w, φ); the position is the certainty-weighted
+ * mean of the blocks' spatial-softmax positions.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
