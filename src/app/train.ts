@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { UserError } from '../errors.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
-import { type R2N2Config, type Weights, checkConfig, expandInputKernel, imageSize, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
+import { type R2N2Config, type Weights, checkConfig, expandInputKernel, imageSize, inputBlock, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point } from '../core/geometry.js';
 import { sequenceMapPoint } from '../core/gaussian.js';
@@ -271,16 +271,16 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true, ls));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
   const fromModel = o.from ? await loadModel(o.from) : null;
-  const fromBlock = fromModel?.config.inputBlock ?? 1;
-  const block = c.inputBlock ?? 1;
-  if (fromModel && fromBlock !== block) {
+  const block = inputBlock(c);
+  if (fromModel && inputBlock(fromModel.config) !== block) {
     // a block-1 model's input kernel, copied to the b² channels of each input channel
-    const k = fromModel.tensors.get('input/kernel');
-    if (fromBlock !== 1 || !k) {
+    const fromBlock = inputBlock(fromModel.config);
+    if (fromBlock !== 1) {
       fromModel.tensors.forEach((t) => t.dispose());
       throw new UserError(`--from ${o.from} has input block ${fromBlock}; --input-block ${block} can start only from a block-1 model (or drop --input-block to keep ${fromBlock})`);
     }
-    fromModel.tensors.set('input/kernel', expandInputKernel(k as tf.Tensor4D, block));
+    const k = fromModel.tensors.get('input/kernel') as tf.Tensor4D; // loadModel checked every weight
+    fromModel.tensors.set('input/kernel', expandInputKernel(k, block));
     k.dispose();
     fromModel.config = { ...fromModel.config, inputBlock: block };
   }

@@ -61,9 +61,14 @@ export function checkConfig(c: R2N2Config): void {
   if (c.activation !== 'tanh' && c.activation !== 'leaky-relu') throw new Error(`activation must be tanh or leaky-relu, got ${c.activation}`);
 }
 
+/** The space-to-depth block b of the input (1 when the config leaves it out). */
+export function inputBlock(c: R2N2Config): number {
+  return c.inputBlock ?? 1;
+}
+
 /** Side of the images (pair, warps, fields) the network works on: `inputBlock · netSize`. */
 export function imageSize(c: R2N2Config): number {
-  return (c.inputBlock ?? 1) * c.netSize;
+  return inputBlock(c) * c.netSize;
 }
 
 /** The CoordConv input's channels: fixed, warped moving, x, y. */
@@ -100,7 +105,7 @@ export function weightShapes(c: R2N2Config): [string, number[]][] {
   const conv = (name: string, k: number, cin: number, cout: number) => {
     out.push([`${name}/kernel`, [k, k, cin, cout]], [`${name}/bias`, [cout]]);
   };
-  conv('input', 7, INPUT_CHANNELS * (c.inputBlock ?? 1) ** 2, c.channels[0]);
+  conv('input', 7, INPUT_CHANNELS * inputBlock(c) ** 2, c.channels[0]);
   for (let l = 0; l < 3; l++) {
     const ch = c.channels[l];
     for (let r = 0; r < c.residualBlocks; r++) {
@@ -236,7 +241,7 @@ export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state:
   };
   const a = c.activation;
   const B = input.shape[0];
-  let x = act(conv(spaceToDepth(input, c.inputBlock ?? 1), 'input', 2), a) as tf.Tensor4D;
+  let x = act(conv(spaceToDepth(input, inputBlock(c)), 'input', 2), a) as tf.Tensor4D;
   const positions: tf.Tensor2D[] = [];
   const certainties: tf.Tensor2D[] = [];
   const next: State = [];
