@@ -522,6 +522,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(rr.code).toBe(0);
     const rs = JSON.parse(await fs.readFile(path.join(rf, 'summary.json'), 'utf8'));
     expect(rs.settings.refine).toBe(3);
+    expect(rs.settings.refineStride).toBe(2); // the default, recorded: it changes the result
     expect(rs.frames[0].parameters).toBe(21);
     for (const f of rs.frames) {
       const rp = JSON.parse(await fs.readFile(path.join(rf, f.params), 'utf8'));
@@ -531,7 +532,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
       if (f.name === s.frames[0].name) rp.refine.network.forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
     }
     expect(s.settings.refine).toBeUndefined();
-    for (const [flag, value, msg] of [['--refine', '-1', /--refine must be a whole number/], ['--refine-size', '8', /--refine-size must be/]] as const) {
+    for (const [flag, value, msg] of [['--refine', '-1', /--refine must be a whole number/], ['--refine-size', '8', /--refine-size must be/], ['--refine-stride', '0', /--refine-stride must be a whole number/]] as const) {
       const bad = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', path.join(t.dir, 'reg-bad'), flag, value]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toMatch(msg);

@@ -103,6 +103,33 @@ describe('refineSequence (Levenberg–Marquardt on the Gaussian sequence)', () =
     }
   });
 
+  test('normalStride: JᵀJ from every s-th pixel per axis; cost and gradient unchanged; still recovers the sequence', () => {
+    const { F, M } = pair(TRUE);
+    const start = perturbed();
+    const full = refineObjective(F, M, N, N, start, 1e-12, 1);
+    const half = refineObjective(F, M, N, N, start, 1e-12, 2);
+    expect(half.cost).toBe(full.cost);
+    expect(Array.from(half.gradient)).toEqual(Array.from(full.gradient));
+    // a sample of the pixels: the same mean outer product, near but not equal
+    const P = start.length;
+    let d = 0;
+    let n = 0;
+    for (let u = 0; u < P * P; u++) {
+      d += (half.normal[u] - full.normal[u]) ** 2;
+      n += full.normal[u] ** 2;
+    }
+    expect(Math.sqrt(d / n)).toBeGreaterThan(1e-6);
+    expect(Math.sqrt(d / n)).toBeLessThan(0.1);
+    for (let u = 0; u < P; u++) for (let v = 0; v < P; v++) expect(half.normal[u * P + v]).toBe(half.normal[v * P + u]);
+    // one pixel in four along each axis of a 48² image: 12² = 144 samples, still enough here
+    for (const normalStride of [1, 2, 4]) {
+      const r = refineSequence(F, M, N, N, start, { iterations: 40, normalStride });
+      expect(r.after).toBeLessThan(r.before / 100);
+      expect(fieldError(r.sequence, TRUE)).toBeLessThan(fieldError(start, TRUE) / 10);
+    }
+    for (const bad of [0, 1.5]) expect(() => refineSequence(F, M, N, N, start, { normalStride: bad })).toThrow(/normalStride/);
+  });
+
   test('maxSize refines on a reduced pair and still recovers the sequence', () => {
     const { F, M } = pair(TRUE);
     const start = perturbed();

@@ -12,7 +12,7 @@ import { gaussianOverlay } from '../core/qc.js';
 import { type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, composeAfterAffine, registerAffine } from '../core/affine.js';
 import { warpSamples } from '../core/warp.js';
 import { normaliseIntensity } from '../core/intensity.js';
-import { refineSequence } from '../core/refine.js';
+import { REFINE_DEFAULTS, refineSequence } from '../core/refine.js';
 import type { Registrar } from './run-frames.js';
 
 export const R2N2_PARAMS_UNITS =
@@ -44,6 +44,8 @@ export interface R2N2RegisterOptions {
   refine?: number;
   /** Refine on the pair reduced to at most this many pixels per side (default: full size). */
   refineSize?: number;
+  /** The refinement's JᵀJ from every s-th pixel per axis (core/refine.ts `normalStride`, default 2). */
+  refineStride?: number;
 }
 
 /**
@@ -68,11 +70,13 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   if (!flips) throw new Error(`unknown flip average ${fa}; one of ${Object.keys(FLIP_AVERAGES).join(', ')}`);
   const refine = o.refine ?? 0;
   if (!(Number.isInteger(refine) && refine >= 0)) throw new Error(`refine must be a whole number ≥ 0, got ${refine}`);
+  const refineStride = o.refineStride ?? REFINE_DEFAULTS.normalStride;
+  if (!(Number.isInteger(refineStride) && refineStride >= 1)) throw new Error(`refine stride must be a whole number ≥ 1, got ${refineStride}`);
   let fixedCache: { img: Image2D; net: Float32Array[]; norm: Float32Array | null } | null = null;
   return {
     method: 'r2n2',
     // flipAverage only when used, so results written before the option existed still resume
-    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null } : {}) },
+    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}) },
     // progress units: one per network step, and one for the refinement
     unitsPerFrame: o.steps + (refine > 0 ? 1 : 0),
     batchSize: o.batchSize ?? defaultRegisterBatch(tf.getBackend()),
@@ -115,7 +119,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     const norm = fixedCache.norm;
     return merged.map(({ all: net, passSteps }, b) => {
       // refined against the frame the sequence acts on (after any affine pre-alignment)
-      const rf = norm ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, { iterations: refine, ...(o.refineSize ? { maxSize: o.refineSize } : {}) }) : null;
+      const rf = norm ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, { iterations: refine, normalStride: refineStride, ...(o.refineSize ? { maxSize: o.refineSize } : {}) }) : null;
       if (rf) tick(`refined frame ${b + 1}/${moving.length} (${rf.accepted}/${rf.iterations} steps accepted)`, 1);
       const p = rf ? rf.sequence : net;
       const sequence: number[][] = [];
