@@ -150,9 +150,12 @@ interface Pass {
 
 /**
  * One pass over the pixels: the masked MSE of the pair under θ, its gradient half Jᵀr, and with
- * `normal` the Gauss–Newton matrix JᵀJ, for the residuals r = M(p + u(p)) − F(p).
+ * `normal` the Gauss–Newton matrix JᵀJ (from every `stride`-th pixel per axis), for the residuals
+ * r = M(p + u(p)) − F(p). With `sampledOnly` it visits only the pixels JᵀJ uses and leaves the
+ * gradient at zero (the cost is then over those pixels): for JᵀJ at a θ whose cost and gradient
+ * a previous pass already gave.
  */
-function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array; gy: Float32Array }, H: number, W: number, th: Float64Array, normal: boolean, qMax: number, stride = 1): Pass {
+function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array; gy: Float32Array }, H: number, W: number, th: Float64Array, normal: boolean, qMax: number, stride = 1, sampledOnly = false): Pass {
   const T = th.length / PARAMS_PER_STEP;
   const P = th.length;
   // per step: a, b, c and their derivatives w.r.t. ln σx, ln σy, φ
@@ -197,10 +200,11 @@ function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array;
   let cost = 0;
   let count = 0;
   let countA = 0;
-  for (let i = 0; i < H; i++) {
+  const step = sampledOnly ? stride : 1;
+  for (let i = 0; i < H; i += step) {
     const rowA = normal && i % stride === 0;
     const yn = H > 1 ? -1 + (2 * i) / (H - 1) : 0;
-    for (let j = 0; j < W; j++) {
+    for (let j = 0; j < W; j += step) {
       const xn = W > 1 ? -1 + (2 * j) / (W - 1) : 0;
       let ux = 0;
       let uy = 0;
@@ -267,6 +271,7 @@ function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array;
         jr[b + 4] = mx * e;
         jr[b + 5] = my * e;
         jr[b + 6] = -s * (co[o + 9] * dxx + co[o + 10] * dxy + co[o + 11] * dyy);
+        if (sampledOnly) continue;
         const gk = 7 * k;
         for (let a = 0; a < 7; a++) g[gk + a] += jr[b + a] * r;
       }
@@ -363,7 +368,7 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
   const G = imageGradient(moving, H, W);
   const qMax = -Math.log(o.reach);
   if (!(Number.isInteger(o.normalStride) && o.normalStride >= 1)) throw new Error(`refine normalStride must be a whole number ≥ 1, got ${o.normalStride}`);
-  const run = (t: Float64Array, normal: boolean) => pass(fixed, moving, G, H, W, t, normal, qMax, o.normalStride);
+  const run = (t: Float64Array, normal: boolean, sampledOnly = false) => pass(fixed, moving, G, H, W, t, normal, qMax, o.normalStride, sampledOnly);
   const P = sequence.length;
   const lo = Math.log(o.sigmaMin);
   const hi = Math.log(o.sigmaMax);
@@ -412,7 +417,8 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
         it++;
         break;
       }
-      A = run(th, true).A!;
+      // the trial gave the cost and gradient at θ: JᵀJ needs only its own pixels
+      A = run(th, true, true).A!;
       normalPasses++;
     } else lambda *= 4;
   }
