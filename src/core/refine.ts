@@ -292,7 +292,8 @@ function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array;
       }
     }
   }
-  if (count === 0) return { cost: Infinity, g };
+  // no pixel inside the moving image (or, sampled, none of the sampled ones): A stays zero
+  if (count === 0) return { cost: Infinity, g, A };
   for (let u = 0; u < P; u++) g[u] /= count;
   if (A) {
     for (let u = 0; u < P; u++) {
