@@ -272,9 +272,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
   const fromModel = o.from ? await loadModel(o.from) : null;
   const block = inputBlock(c);
-  if (fromModel && inputBlock(fromModel.config) !== block) {
+  const fromBlock = fromModel ? inputBlock(fromModel.config) : block;
+  if (fromModel && fromBlock !== block) {
     // a block-1 model's input kernel, copied to the b² channels of each input channel
-    const fromBlock = inputBlock(fromModel.config);
     if (fromBlock !== 1) {
       fromModel.tensors.forEach((t) => t.dispose());
       throw new UserError(`--from ${o.from} has input block ${fromBlock}; --input-block ${block} can start only from a block-1 model (or drop --input-block to keep ${fromBlock})`);

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
+import { REFINE_DEFAULTS } from '../core/refine.js';
 import { type FlipAverage, FLIP_AVERAGES, r2n2Registrar } from '../app/register.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel, readModelJson } from '../io/model.js';
@@ -211,7 +212,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('flip-average', { type: 'string', choices: Object.keys(FLIP_AVERAGES), default: 'none', describe: 'also register mirrored copies of each pair (x: left–right, y: up–down, xy: both at once, all: the four) and average: more accurate, one network pass per copy' })
       .option('refine', { type: 'number', default: 0, describe: 'then refine each frame\'s Gaussians by this many Levenberg–Marquardt iterations on the pair (the same number of Gaussians; more accurate, much slower: see README; 0 = off)' })
       .option('refine-size', { type: 'number', describe: 'refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames\' size)' })
-      .option('refine-stride', { type: 'number', default: 2, describe: 'the refinement\'s Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (README)' })
+      .option('refine-stride', { type: 'number', default: REFINE_DEFAULTS.normalStride, describe: 'the refinement\'s Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (README)' })
       .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
@@ -223,7 +224,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     if (argv.batch !== undefined && !(Number.isInteger(argv.batch) && argv.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${argv.batch}`);
     if (!(Number.isInteger(argv.refine) && argv.refine >= 0)) throw new UserError(`--refine must be a whole number of iterations ≥ 0 (e.g. 20), got ${argv.refine}`);
     if (argv['refine-size'] !== undefined && !(Number.isInteger(argv['refine-size']) && argv['refine-size'] >= 16)) throw new UserError(`--refine-size must be a whole number of pixels ≥ 16 (e.g. 128), got ${argv['refine-size']}`);
-    if (!(Number.isInteger(argv['refine-stride']) && argv['refine-stride'] >= 1)) throw new UserError(`--refine-stride must be a whole number ≥ 1 (1 = every pixel, 2 = the default), got ${argv['refine-stride']}`);
+    if (!(Number.isInteger(argv['refine-stride']) && argv['refine-stride'] >= 1)) throw new UserError(`--refine-stride must be a whole number ≥ 1 (1 = every pixel, default ${REFINE_DEFAULTS.normalStride}), got ${argv['refine-stride']}`);
     const shard = parseShard(argv.shard);
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only

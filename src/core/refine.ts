@@ -149,13 +149,17 @@ interface Pass {
 }
 
 /**
- * One pass over the pixels: the masked MSE of the pair under θ, its gradient half Jᵀr, and with
- * `normal` the Gauss–Newton matrix JᵀJ (from every `stride`-th pixel per axis), for the residuals
- * r = M(p + u(p)) − F(p). With `sampledOnly` it visits only the pixels JᵀJ uses and leaves the
- * gradient at zero (the cost is then over those pixels): for JᵀJ at a θ whose cost and gradient
- * a previous pass already gave.
+ * What a pass computes: `cost` the masked MSE and its gradient half Jᵀr over every pixel; `both`
+ * also the Gauss–Newton matrix JᵀJ from every `stride`-th pixel per axis; `normal` only JᵀJ,
+ * visiting only its pixels (the gradient stays zero, the cost is over those pixels): for a θ
+ * whose cost and gradient a previous pass already gave.
  */
-function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array; gy: Float32Array }, H: number, W: number, th: Float64Array, normal: boolean, qMax: number, stride = 1, sampledOnly = false): Pass {
+type PassMode = 'cost' | 'both' | 'normal';
+
+/** One pass over the pixels (see `PassMode`) for the residuals r = M(p + u(p)) − F(p). */
+function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array; gy: Float32Array }, H: number, W: number, th: Float64Array, mode: PassMode, qMax: number, stride = 1): Pass {
+  const normal = mode !== 'cost';
+  const sampledOnly = mode === 'normal';
   const T = th.length / PARAMS_PER_STEP;
   const P = th.length;
   // per step: a, b, c and their derivatives w.r.t. ln σx, ln σy, φ
@@ -314,7 +318,7 @@ function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array;
  */
 export function refineObjective(fixed: ArrayLike<number>, moving: ArrayLike<number>, H: number, W: number, sequence: ArrayLike<number>, reach = REFINE_DEFAULTS.reach, normalStride = 1): { cost: number; gradient: Float64Array; normal: Float64Array } {
   const th = toTheta(sequence, { sigmaMin: 0, sigmaMax: Infinity });
-  const r = pass(fixed, moving, imageGradient(moving, H, W), H, W, th, true, -Math.log(reach), normalStride);
+  const r = pass(fixed, moving, imageGradient(moving, H, W), H, W, th, 'both', -Math.log(reach), normalStride);
   return { cost: r.cost, gradient: r.g.map((v) => 2 * v), normal: r.A ?? new Float64Array(th.length * th.length) };
 }
 
@@ -369,21 +373,21 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
   const G = imageGradient(moving, H, W);
   const qMax = -Math.log(o.reach);
   if (!(Number.isInteger(o.normalStride) && o.normalStride >= 1)) throw new Error(`refine normalStride must be a whole number ≥ 1, got ${o.normalStride}`);
-  const run = (t: Float64Array, normal: boolean, sampledOnly = false) => pass(fixed, moving, G, H, W, t, normal, qMax, o.normalStride, sampledOnly);
+  const run = (t: Float64Array, mode: PassMode) => pass(fixed, moving, G, H, W, t, mode, qMax, o.normalStride);
   const P = sequence.length;
   const lo = Math.log(o.sigmaMin);
   const hi = Math.log(o.sigmaMax);
   if (!(o.minDet < 1)) throw new Error(`refine minDet must be below 1, got ${o.minDet}`);
   let th = toTheta(sequence, o);
   if (o.iterations === 0 || P === 0) {
-    const c = run(th, false).cost;
+    const c = run(th, 'cost').cost;
     return { sequence: Float32Array.from(sequence), before: c, after: c, iterations: 0, accepted: 0, normalPasses: 0 };
   }
   const limited = limitFolding(th, o.minDet);
-  let cur = run(th, true);
+  let cur = run(th, 'both');
   let A = cur.A!;
   // the cost of the sequence as given: the start's, unless limitFolding changed it
-  const before = limited > 0 ? run(toTheta(sequence, o), false).cost : cur.cost;
+  const before = limited > 0 ? run(toTheta(sequence, o), 'cost').cost : cur.cost;
   let normalPasses = 1;
   let accepted = 0;
   let lambda = o.damping;
@@ -407,7 +411,7 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
     }
     limitFolding(next, o.minDet);
     // the trial's cost and gradient (cheap); JᵀJ only after an accepted step
-    const trial = run(next, false);
+    const trial = run(next, 'cost');
     if (trial.cost < cur.cost) {
       const rel = (cur.cost - trial.cost) / cur.cost;
       th = next;
@@ -419,7 +423,7 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
         break;
       }
       // the trial gave the cost and gradient at θ: JᵀJ needs only its own pixels
-      A = run(th, true, true).A!;
+      A = run(th, 'normal').A!;
       normalPasses++;
     } else lambda *= 4;
   }
