@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG, type R2N2Config, expandInputKernel, imageSize, initWeig
 import { inferSequence, inputBase, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/warp.js';
-import { saveModel, loadModel, toVariables } from '../src/io/model.js';
+import { saveModel, loadModel, loadCheckpointAverage, toVariables } from '../src/io/model.js';
 import { tmpDir, runCli } from './helpers.js';
 import { learningRateAt } from '../src/app/train.js';
 
@@ -400,6 +400,19 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(moved).toBeGreaterThan(1e-3); // the steps moved the weights, so the check below is not vacuous
     expect(worst).toBeLessThan(1e-6);
     expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ema2', 'model.json'), 'utf8')).training.ema).toBe(0.9);
+    // the checkpoint's average, read as a model, is what the finished run saved
+    const avg = await loadCheckpointAverage(path.join(t.dir, 'ema2', 'checkpoint'));
+    const saved = await loadModel(path.join(t.dir, 'ema2'));
+    expect(avg).not.toBeNull();
+    expect([...avg!.tensors.keys()]).toEqual([...saved.tensors.keys()]);
+    for (const [k, v] of saved.tensors) expect(Buffer.from(avg!.tensors.get(k)!.dataSync().buffer).equals(Buffer.from(v.dataSync().buffer))).toBe(true);
+    [avg!, saved].forEach((m) => m.tensors.forEach((x) => x.dispose()));
+    expect(await loadCheckpointAverage(path.join(t.dir, 'noema2', 'checkpoint'))).toBeNull(); // no --ema: no average
+    await expect(loadCheckpointAverage(path.join(t.dir, 'ema2'))).rejects.toThrow(/optimizer\.json is missing or unreadable.*MODEL_DIR\/checkpoint/);
+    const cut = path.join(t.dir, 'ema-cut');
+    await fs.cp(path.join(t.dir, 'ema2', 'checkpoint'), cut, { recursive: true });
+    await fs.truncate(path.join(cut, 'optimizer.bin'), 1000);
+    await expect(loadCheckpointAverage(cut)).rejects.toThrow(/optimizer\.bin holds 1000 bytes .* truncated/);
     // stopped after iteration 1 and resumed = uninterrupted (the average is in the checkpoint)
     const r = runCli(['train', series, '--out', path.join(t.dir, 'ema1'), '--iterations', '2', '--resume', ...args, '--ema', '0.9']);
     expect(r.code).toBe(0);

@@ -130,3 +130,48 @@ export function toVariables(m: LoadedModel, trainable = false): Weights {
   for (const [name, t] of m.tensors) w.set(name, tf.variable(t, trainable, `r2n2-load/${name}/${Math.random().toString(36).slice(2)}`));
   return w;
 }
+
+/**
+ * The weight average (`train --ema`) held by a training checkpoint directory (`MODEL_DIR/checkpoint`
+ * or a copy of it), as a model: what the finished run would have saved at that iteration. Its
+ * `weights.bin` holds the raw weights (what `--resume` continues from); the average is in
+ * `optimizer.bin` under `ema/<name>`. Returns null when the checkpoint has no average (trained
+ * without `--ema`: its `weights.bin` is then the model), one-line errors for unreadable files.
+ */
+export async function loadCheckpointAverage(dir: string): Promise<LoadedModel | null> {
+  const json = await readModelJson(dir);
+  const specsFile = path.join(dir, 'optimizer.json');
+  const binFile = path.join(dir, 'optimizer.bin');
+  let specs: tf.io.WeightsManifestEntry[];
+  try {
+    specs = JSON.parse(await fs.readFile(specsFile, 'utf8'));
+  } catch (err) {
+    throw new UserError(`${specsFile} is missing or unreadable (${(err as Error).message}); give a training checkpoint directory (MODEL_DIR/checkpoint)`);
+  }
+  if (!Array.isArray(specs)) throw new UserError(`${specsFile} is not a weights manifest; give a training checkpoint directory (MODEL_DIR/checkpoint)`);
+  const shapes = weightShapes(json.config);
+  const wanted = specs.filter((s) => s.name.startsWith('ema/'));
+  if (wanted.length === 0) return null;
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(binFile);
+  } catch {
+    throw new UserError(`${binFile} not found (named by ${specsFile}); copy the whole checkpoint directory`);
+  }
+  const expectedBytes = specs.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1) * 4, 0);
+  if (buf.byteLength !== expectedBytes) throw new UserError(`${binFile} holds ${buf.byteLength} bytes but ${specsFile} describes ${expectedBytes}; the checkpoint is truncated: copy it again`);
+  const decoded = tf.io.decodeWeights(Uint8Array.from(buf).buffer, specs);
+  const tensors = new Map<string, tf.Tensor>();
+  const fail = (msg: string): never => {
+    Object.values(decoded).forEach((x) => x.dispose());
+    throw new UserError(`${binFile}: ${msg}`);
+  };
+  for (const [name, shape] of shapes) {
+    const t = decoded[`ema/${name}`];
+    if (!t) fail(`the weight average lacks "${name}" that the config in ${path.join(dir, MODEL_FILE)} needs; the checkpoint does not match its config`);
+    if (t.shape.join('x') !== shape.join('x')) fail(`the average of "${name}" has shape [${t.shape}] but the config needs [${shape}]`);
+    tensors.set(name, t);
+  }
+  for (const [k, t] of Object.entries(decoded)) if (!k.startsWith('ema/') || !tensors.has(k.slice(4))) t.dispose();
+  return { dir, json, config: json.config, tensors };
+}
