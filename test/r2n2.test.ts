@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
-import { gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence, coordinateGrids } from '../src/core/gaussian.js';
+import { addGaussianInPlace, gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence, coordinateGrids } from '../src/core/gaussian.js';
 import { type Flip, flipImage, shiftImage } from '../src/core/resample.js';
 import { defaultRegisterBatch, r2n2Registrar } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
@@ -39,6 +39,12 @@ describe('local Gaussian transformation', () => {
     // a sequence is the sum of its steps
     const two = sequenceField([p.cx, p.cy, p.sx, p.sy, p.wx, p.wy, p.phi, p.cx, p.cy, p.sx, p.sy, p.wx, p.wy, p.phi], H, W);
     for (let i = 0; i < ref.length; i++) expect(two[i]).toBeCloseTo(2 * ref[i], 5);
+    // adding a step in place = adding the double-precision displacement to the float32 field, bit for bit
+    const u = Float32Array.from({ length: 2 * H * W }, (_, i) => Math.sin(i) * 0.01);
+    const expected = u.map((v, i) => v + ref[i]);
+    addGaussianInPlace(u, [9, 9, p.cx, p.cy, p.sx, p.sy, p.wx, p.wy, p.phi], 2, H, W);
+    expect(Buffer.from(u.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    expect(() => addGaussianInPlace(new Float32Array(5), [p.cx, p.cy, p.sx, p.sy, p.wx, p.wy, p.phi], 0, H, W)).toThrow(/field has 5 values, expected 2×9×13/);
   });
   test('raw outputs map to σ ∈ (0, σmax], w ∈ [−1, 1], φ ∈ [0, π]; zeros give σmax/2, 0, π/2', () => {
     const m = tf.tidy(() => { const r = mapRawParameters(tf.tensor2d([[0, 0, 0, 0, 0], [50, -50, 50, -50, 50]]), 0.25); return [r.sigma.arraySync(), r.weight.arraySync(), r.phi.arraySync()]; });

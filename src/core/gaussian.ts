@@ -100,14 +100,35 @@ export function gaussianDisplacementJs(p: { cx: number; cy: number; sx: number; 
   return out;
 }
 
+/**
+ * Adds one step (7 numbers from `steps[at]`: cx, cy, σx, σy, wx, wy, φ) to the field `u`
+ * (`[2, H, W]` float32, normalised units) in place: each value is evaluated in double precision
+ * and added once, so the result is `gaussianDisplacementJs`'s added to `u`, bit for bit, without
+ * the intermediate array.
+ */
+export function addGaussianInPlace(u: Float32Array, steps: ArrayLike<number>, at: number, H: number, W: number): void {
+  if (u.length !== 2 * H * W) throw new Error(`field has ${u.length} values, expected 2×${H}×${W}`);
+  const cx = steps[at];
+  const cy = steps[at + 1];
+  const wx = steps[at + 4];
+  const wy = steps[at + 5];
+  const [a, b, c] = gaussianCoefficients(steps[at + 2], steps[at + 3], steps[at + 6]);
+  const N = H * W;
+  for (let i = 0; i < H; i++) {
+    const dy = (H > 1 ? -1 + (2 * i) / (H - 1) : 0) - cy;
+    for (let j = 0; j < W; j++) {
+      const dx = (W > 1 ? -1 + (2 * j) / (W - 1) : 0) - cx;
+      const g = Math.exp(-(a * dx * dx + 2 * b * dx * dy + c * dy * dy));
+      u[i * W + j] += wx * g;
+      u[N + i * W + j] += wy * g;
+    }
+  }
+}
+
 /** Sum of a whole sequence (7 numbers per step: cx, cy, σx, σy, wx, wy, φ) on an H×W grid, `[2, H, W]` float32. */
 export function sequenceField(steps: ArrayLike<number>, H: number, W: number): Float32Array {
   const out = new Float32Array(2 * H * W);
-  for (let k = 0; k + PARAMS_PER_STEP <= steps.length; k += PARAMS_PER_STEP) {
-    const [cx, cy, sx, sy, wx, wy, phi] = Array.from({ length: 7 }, (_, i) => steps[k + i]);
-    const l = gaussianDisplacementJs({ cx, cy, sx, sy, wx, wy, phi }, H, W);
-    for (let i = 0; i < out.length; i++) out[i] += l[i];
-  }
+  for (let k = 0; k + PARAMS_PER_STEP <= steps.length; k += PARAMS_PER_STEP) addGaussianInPlace(out, steps, k, H, W);
   return out;
 }
 

@@ -7,12 +7,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sumTensors } from '../tensors.js';
-import { warpBilinear, warpBilinearBatch } from '../warp.js';
+import { warpBilinear, warpBilinearBatch, warpSamples } from '../warp.js';
 import { normaliseIntensity } from '../intensity.js';
 import { gaussianBlur, resampleAligned } from '../resample.js';
 import { maskedMseBatch } from '../losses.js';
 import { isoTv } from '../regularisers.js';
-import { coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../gaussian.js';
+import { addGaussianInPlace, coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../gaussian.js';
 import { type R2N2Config, type Weights, type WeightNoise, type State, imageSize, initialState, step } from './network.js';
 
 /**
@@ -175,30 +175,51 @@ export interface InferenceOptions {
  * Runs the sequence without gradients (async: one read-back per step, which GPU backends can
  * only do asynchronously); returns per batch item the 7·T' step parameters
  * (T' ≤ T when stopped early) in normalised units.
+ *
+ * With the host warp (CPU backends) only the network runs in tfjs: each step's 7 numbers are read
+ * back (needed anyway for the result), added to the item's field as a Gaussian in plain JS
+ * (`addGaussianInPlace`) and the moving image re-warped there (`warpSamples`); one upload of the
+ * warped batch per step. That skips the batched field arithmetic in tfjs, the field's read-back
+ * per item and the unused masks: most of a step's cost beyond the network at B·`netSize` pixels
+ * (README, "--input-block"). The field is float32 either way; the Gaussian is evaluated in double
+ * precision here (float32 in tfjs), so results agree to float32 rounding, not bit for bit.
  */
 export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: InferenceOptions): Promise<Float32Array[]> {
   const n = imageSize(c);
   const B = fixed.length;
   const params: number[][] = fixed.map(() => []);
   const done = fixed.map(() => false);
+  const host = (o.warp ?? defaultWarpImpl()) !== 'tensor';
   const grids = coordinateGrids(n, n);
   const F = tf.tensor3d(concatArrays(fixed), [B, n, n]);
   let state: State = initialState(c, B);
-  let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
+  // the tensor path's field on the device; the host path's per item in JS
+  let u: tf.Tensor4D | null = host ? null : (tf.zeros([B, 2, n, n]) as tf.Tensor4D);
+  const uHost = host ? fixed.map(() => new Float32Array(2 * n * n)) : [];
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
-  const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? tf.clone(warped) : null;
+  const Mt = host ? null : tf.clone(warped);
   const input = inputBase(F, grids);
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
-      const next = tf.tidy(() => {
+      const next: { state: State; p: tf.Tensor2D; u?: tf.Tensor4D; warped?: tf.Tensor3D } = tf.tidy(() => {
         const out = step(c, weights, networkInput(input, warped), state);
         const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
-        const u2 = tf.add(u, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
-        const w = warpBatch(moving, Mt, n, u2);
-        return { state: out.state, u: u2, warped: w.warped, p: stepParams(out.position, sigma, weight, phi) };
+        const p = stepParams(out.position, sigma, weight, phi);
+        if (host) return { state: out.state, p };
+        const u2 = tf.add(u!, gaussianDisplacement({ position: out.position, sigma, weight, phi }, n, n, grids)) as tf.Tensor4D;
+        return { state: out.state, p, u: u2, warped: warpBilinearBatch(Mt!, u2).warped };
       });
       const p = await next.p.data();
       next.p.dispose();
+      let w2 = next.warped;
+      if (host) {
+        const all = new Float32Array(B * n * n);
+        for (let b = 0; b < B; b++) {
+          addGaussianInPlace(uHost[b], p, b * PARAMS_PER_STEP, n, n);
+          all.set(warpSamples(moving[b], n, n, uHost[b]).out, b * n * n);
+        }
+        w2 = tf.tensor3d(all, [B, n, n]);
+      }
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
         const row = Array.from(p.subarray(b * PARAMS_PER_STEP, (b + 1) * PARAMS_PER_STEP));
@@ -208,14 +229,14 @@ export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Floa
         }
         params[b].push(...row);
       }
-      tf.dispose([...state, u, warped]);
+      tf.dispose([...state, warped, ...(u ? [u] : [])]);
       state = next.state;
-      u = next.u;
-      warped = next.warped;
+      u = next.u ?? null;
+      warped = w2!;
       o.onStep?.(t);
     }
   } finally {
-    tf.dispose([...state, u, warped, F, grids.x, grids.y, input.base, input.slot, ...(Mt ? [Mt] : [])]);
+    tf.dispose([...state, warped, F, grids.x, grids.y, input.base, input.slot, ...(u ? [u] : []), ...(Mt ? [Mt] : [])]);
   }
   return params.map((p) => Float32Array.from(p));
 }
