@@ -82,6 +82,39 @@ export async function readModelJson(dir: string): Promise<ModelJson> {
   return json;
 }
 
+/**
+ * Decodes `buf` (tfjs weights format, described by `specs` from `specsFile`) and takes the
+ * config's weights, each named `prefix + name`: the byte count, presence, shape and finiteness are
+ * checked (one-line errors naming `file`; `again` is what to do about a truncated file). Other
+ * tensors in the buffer are disposed.
+ */
+async function decodeChecked(buf: Buffer, specs: tf.io.WeightsManifestEntry[], config: R2N2Config, prefix: string, file: string, specsFile: string, again: string): Promise<Map<string, tf.Tensor>> {
+  const expectedBytes = specs.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1) * 4, 0);
+  if (buf.byteLength !== expectedBytes) {
+    throw new UserError(`${file} holds ${buf.byteLength} bytes but ${specsFile} describes ${expectedBytes}; the file is truncated or from another model: ${again}`);
+  }
+  const decoded = tf.io.decodeWeights(Uint8Array.from(buf).buffer, specs);
+  const fail = (msg: string): never => {
+    Object.values(decoded).forEach((x) => x.dispose());
+    throw new UserError(`${file}: ${msg}`);
+  };
+  const tensors = new Map<string, tf.Tensor>();
+  for (const [name, shape] of weightShapes(config)) {
+    const t = decoded[prefix + name];
+    if (!t) {
+      Object.values(decoded).forEach((x) => x.dispose());
+      throw new UserError(`${file} lacks weight "${prefix + name}" that the config in ${specsFile} needs; the model does not match its config: retrain`);
+    }
+    if (t.shape.join('x') !== shape.join('x')) fail(`weight "${prefix + name}" has shape [${t.shape}] but the config needs [${shape}]; the model does not match its config: retrain`);
+    const d = await t.data(); // asynchronous: WebGPU has no synchronous read-back in Node
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) fail(`weight "${prefix + name}" holds NaN or infinite values; the training diverged: retrain with a lower learning rate`);
+    tensors.set(name, t);
+  }
+  const kept = new Set([...tensors.values()]);
+  for (const t of Object.values(decoded)) if (!kept.has(t)) t.dispose();
+  return tensors;
+}
+
 /** Reads and validates a model directory; the tensors match the config's shapes exactly. */
 export async function loadModel(dir: string): Promise<LoadedModel> {
   const file = path.join(dir, MODEL_FILE);
@@ -95,32 +128,7 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   } catch {
     throw new UserError(`${wfile} not found (named by ${file}); copy the whole model directory`);
   }
-  const expectedBytes = group.weights.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1) * 4, 0);
-  if (buf.byteLength !== expectedBytes) {
-    throw new UserError(`${wfile} holds ${buf.byteLength} bytes but ${file} describes ${expectedBytes}; the file is truncated or from another model: copy the model directory again`);
-  }
-  const decoded = tf.io.decodeWeights(Uint8Array.from(buf).buffer, group.weights);
-  const tensors = new Map<string, tf.Tensor>();
-  for (const [name, shape] of weightShapes(json.config)) {
-    const t = decoded[name];
-    if (!t) {
-      Object.values(decoded).forEach((x) => x.dispose());
-      throw new UserError(`${wfile} lacks weight "${name}" that the config in ${file} needs; the model does not match its config: retrain`);
-    }
-    if (t.shape.join('x') !== shape.join('x')) {
-      Object.values(decoded).forEach((x) => x.dispose());
-      throw new UserError(`${wfile}: weight "${name}" has shape [${t.shape}] but the config needs [${shape}]; the model does not match its config: retrain`);
-    }
-    const d = await t.data();
-    for (let i = 0; i < d.length; i++) {
-      if (!Number.isFinite(d[i])) {
-        Object.values(decoded).forEach((x) => x.dispose());
-        throw new UserError(`${wfile}: weight "${name}" holds NaN or infinite values; the training diverged: retrain with a lower learning rate`);
-      }
-    }
-    tensors.set(name, t);
-  }
-  for (const [k, t] of Object.entries(decoded)) if (!tensors.has(k)) t.dispose();
+  const tensors = await decodeChecked(buf, group.weights, json.config, '', wfile, file, 'copy the model directory again');
   return { dir, json, config: json.config, tensors };
 }
 
@@ -149,29 +157,13 @@ export async function loadCheckpointAverage(dir: string): Promise<LoadedModel | 
     throw new UserError(`${specsFile} is missing or unreadable (${(err as Error).message}); give a training checkpoint directory (MODEL_DIR/checkpoint)`);
   }
   if (!Array.isArray(specs)) throw new UserError(`${specsFile} is not a weights manifest; give a training checkpoint directory (MODEL_DIR/checkpoint)`);
-  const shapes = weightShapes(json.config);
-  const wanted = specs.filter((s) => s.name.startsWith('ema/'));
-  if (wanted.length === 0) return null;
+  if (!specs.some((x) => x.name.startsWith('ema/'))) return null;
   let buf: Buffer;
   try {
     buf = await fs.readFile(binFile);
   } catch {
     throw new UserError(`${binFile} not found (named by ${specsFile}); copy the whole checkpoint directory`);
   }
-  const expectedBytes = specs.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1) * 4, 0);
-  if (buf.byteLength !== expectedBytes) throw new UserError(`${binFile} holds ${buf.byteLength} bytes but ${specsFile} describes ${expectedBytes}; the checkpoint is truncated: copy it again`);
-  const decoded = tf.io.decodeWeights(Uint8Array.from(buf).buffer, specs);
-  const tensors = new Map<string, tf.Tensor>();
-  const fail = (msg: string): never => {
-    Object.values(decoded).forEach((x) => x.dispose());
-    throw new UserError(`${binFile}: ${msg}`);
-  };
-  for (const [name, shape] of shapes) {
-    const t = decoded[`ema/${name}`];
-    if (!t) fail(`the weight average lacks "${name}" that the config in ${path.join(dir, MODEL_FILE)} needs; the checkpoint does not match its config`);
-    if (t.shape.join('x') !== shape.join('x')) fail(`the average of "${name}" has shape [${t.shape}] but the config needs [${shape}]`);
-    tensors.set(name, t);
-  }
-  for (const [k, t] of Object.entries(decoded)) if (!k.startsWith('ema/') || !tensors.has(k.slice(4))) t.dispose();
+  const tensors = await decodeChecked(buf, specs, json.config, 'ema/', binFile, specsFile, 'copy the checkpoint directory again');
   return { dir, json, config: json.config, tensors };
 }
