@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,6 +38,33 @@ export function runCli(args: string[], opts: { cwd?: string } = {}): CliResult {
     timeout: 300_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Runs the built CLI and sends it `signal` as soon as its stderr matches `when` (e.g. a log line
+ * of `--log-level info`), the way a user presses Ctrl-C; resolves when it has exited.
+ */
+export function runCliSignalled(args: string[], when: RegExp, signal: NodeJS.Signals): Promise<CliResult & { signalled: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'r2n2.js'), ...args], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+    let stdout = '';
+    let stderr = '';
+    let signalled = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!signalled && when.test(stderr)) {
+        signalled = true;
+        child.kill(signal);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr, signalled });
+    });
+  });
 }
 
 /** A deterministic LCG in [0, 1): test data that is the same on every run. */

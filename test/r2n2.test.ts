@@ -11,8 +11,8 @@ import { inferSequence, inputBase, networkInput, sequenceLoss } from '../src/cor
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/warp.js';
 import { saveModel, loadModel, loadCheckpointAverage, toVariables } from '../src/io/model.js';
-import { tmpDir, runCli } from './helpers.js';
-import { learningRateAt } from '../src/app/train.js';
+import { tmpDir, runCli, runCliSignalled } from './helpers.js';
+import { TRAIN_DEFAULTS, learningRateAt, train } from '../src/app/train.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -325,6 +325,57 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const other = runCli(['train', series, '--out', part, '--iterations', '9', '--resume', '--lr', '0.01', ...TINY_ARGS]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
+  });
+  test('a run stopped by a signal checkpoints the iteration it stopped at and resumes to the uninterrupted weights', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const out = path.join(t.dir, 'sig');
+    // the CLI's 'full' run above, in-process: TINY_ARGS on the defaults
+    const base = { series: [series], val: [], out, config: { ...DEFAULT_CONFIG, ...TINY }, settings: { ...TRAIN_DEFAULTS, iterations: 6, checkpointEvery: 3, steps: 2 } };
+    const ctl = new AbortController();
+    const a = await train({ ...base, resume: false, signal: ctl.signal, onIteration: (i) => i.iteration === 2 && ctl.abort('SIGINT') });
+    expect(a).toMatchObject({ interrupted: 'SIGINT', iterations: 2, timeLimited: false });
+    // the first run leaves only tensors cached for every later one (e.g. coordinate grids): none leak per run
+    const tensors = tf.memory().numTensors;
+    expect(JSON.parse(await fs.readFile(path.join(out, 'checkpoint', 'state.json'), 'utf8')).iteration).toBe(2);
+    expect(existsSync(path.join(out, 'model.json'))).toBe(true);
+    const b = await train({ ...base, resume: true });
+    expect(b).toMatchObject({ interrupted: null, iterations: 6, resumedFrom: 2 });
+    for (const f of ['weights.bin', 'loss.csv']) expect((await fs.readFile(path.join(out, f))).equals(await fs.readFile(path.join(t.dir, 'full', f)))).toBe(true);
+    // stopped while the series load: an error, and the output directory is not touched
+    const early = new AbortController();
+    early.abort('SIGTERM');
+    const none = path.join(t.dir, 'sig-none');
+    await expect(train({ ...base, out: none, resume: false, signal: early.signal })).rejects.toThrow(/^interrupted \(SIGTERM\) while loading the series, before the first iteration/);
+    expect(existsSync(none)).toBe(false);
+    expect(tf.memory().numTensors).toBe(tensors);
+  });
+  test('Ctrl-C: train stops after the iteration, writes checkpoint and model, exits 130; register series keeps the finished frames, exits 143 on SIGTERM and continues', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const out = path.join(t.dir, 'ctrl-c');
+    const args = ['train', series, '--out', out, '--iterations', '100000', '--checkpoint-every', '100000', ...TINY_ARGS.filter((a) => a !== '--quiet'), '--log-level', 'info'];
+    const r = await runCliSignalled(args, /"training start"/, 'SIGINT');
+    expect(r.signalled).toBe(true);
+    expect(r.code).toBe(130);
+    const m = r.stderr.match(/^error: interrupted \(SIGINT\) at iteration (\d+) of 100000: the checkpoint and the model as it is are in .*; the same command with --resume continues$/m);
+    expect(m).not.toBeNull();
+    expect(r.stdout).toMatch(new RegExp(`iterations   ${m![1]} of 100000 \\(interrupted; --resume continues\\)`));
+    expect(JSON.parse(await fs.readFile(path.join(out, 'checkpoint', 'state.json'), 'utf8')).iteration).toBe(Number(m![1]));
+    expect(existsSync(path.join(out, 'model.json'))).toBe(true);
+    // register series: one frame per batch, refined (slow enough to stop after the first)
+    const reg = path.join(t.dir, 'ctrl-c-reg');
+    const rargs = ['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', reg, '--batch', '1', '--refine', '20', '--no-qc', '--log-level', 'info'];
+    const s = await runCliSignalled(rargs, /"frame registered"/, 'SIGTERM');
+    expect(s.code).toBe(143);
+    const k = s.stderr.match(/^error: interrupted \(SIGTERM\) after (\d) frame\(s\); their results are kept, and the same command continues with the (\d) left$/m);
+    expect(k).not.toBeNull();
+    expect(Number(k![1]) + Number(k![2])).toBe(5);
+    expect(Number(k![2])).toBeGreaterThan(0);
+    const summary = JSON.parse(await fs.readFile(path.join(reg, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ complete: false });
+    expect(summary.missing).toHaveLength(Number(k![2]));
+    const again = runCli(rargs.filter((a) => a !== '--log-level' && a !== 'info').concat('--quiet'));
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`registered   ${k![2]} frame\\(s\\).*; ${k![1]} already done`));
   });
   test('--loss-size: the loss at the frames\' size; resumes bit-for-bit; the network\'s size is the plain run; a bad size is refused', async () => {
     const series = path.join(data, 'series-01', 'frames');

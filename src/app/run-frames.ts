@@ -67,6 +67,10 @@ export interface RunOptions {
   /** Progress: `by` units done (a batch of k frames advances k per step). */
   onTick?: (info: string, by?: number) => void;
   onFrame?: (frame: FrameDone) => void;
+  /** Aborted (e.g. on SIGINT): stop after the current batch's outputs are written; summary.json
+   * then lists the frames left as `missing`, the report says `interrupted`, and the same run
+   * continues with them (finished frames are skipped). */
+  signal?: AbortSignal;
 }
 
 export interface FrameDone {
@@ -89,6 +93,8 @@ export interface RunReport {
   /** Frames of the input with no result yet (other shards, or failures). */
   missing: string[];
   complete: boolean;
+  /** The abort reason (e.g. 'SIGINT') when `signal` stopped the run before its last frame, else null. */
+  interrupted: string | null;
 }
 
 interface FrameSource {
@@ -227,6 +233,7 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
   o.onStart?.({ todo: todo.length, skipped: skipped.length, units: todo.length * registrar.unitsPerFrame, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource });
 
   const registered: FrameDone[] = [];
+  let interrupted: string | null = null;
   if (todo.length > 0) {
     const fixed = await src.read(src.fixedIndex);
     const [W, H] = fixed.geometry.size;
@@ -282,6 +289,10 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
         registered.push(done);
         o.onFrame?.(done);
       }
+      if (o.signal?.aborted && k + batch < todo.length) {
+        interrupted = String(o.signal.reason);
+        break;
+      }
     }
   }
 
@@ -323,5 +334,5 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
     ({ frames, missing } = again);
     await write();
   }
-  return { out, method: registrar.method, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource, registered, skipped, missing, complete: missing.length === 0 };
+  return { out, method: registrar.method, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource, registered, skipped, missing, complete: missing.length === 0, interrupted };
 }

@@ -9,7 +9,7 @@ import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { UserError } from '../errors.js';
+import { UserError, signalExitCode } from '../errors.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
 import { type R2N2Config, type Weights, checkConfig, expandInputKernel, imageSize, inputBlock, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
@@ -201,6 +201,11 @@ export interface TrainOptions {
    * included): checkpoint, write the
    * model as it is, report `timeLimited` (`--resume` continues). Not part of the resume key. */
   timeLimitSeconds?: number;
+  /** Aborted (e.g. on SIGINT): stop at the end of the current iteration, checkpoint and write the
+   * model as it is, report `interrupted` with the signal's reason (`--resume` continues exactly:
+   * no extra validation is run, so the resumed run equals an uninterrupted one). Aborted while the
+   * series load: a `UserError` (exit code `signalExitCode(reason)`) before anything in `out` is touched. */
+  signal?: AbortSignal;
   onStart?: (info: { start: number; total: number; pairs: number }) => void;
   onIteration?: (info: { iteration: number; loss: number; itPerSecond: number }) => void;
   onValidation?: (info: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }) => void;
@@ -232,6 +237,8 @@ export interface TrainReport {
   peakRssMb: number;
   /** True when `timeLimitSeconds` ended the run before `iterations`. */
   timeLimited: boolean;
+  /** The abort reason (e.g. 'SIGINT') when `signal` ended the run before `iterations`, else null. */
+  interrupted: string | null;
 }
 
 export async function train(o: TrainOptions): Promise<TrainReport> {
@@ -304,6 +311,10 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   let secondsBefore = 0;
   let ema: Weights | null = null;
   const names = weightShapes(c).map(([name]) => name);
+  if (o.signal?.aborted) {
+    fromModel?.tensors.forEach((t) => t.dispose());
+    throw new UserError(`interrupted (${String(o.signal.reason)}) while loading the series, before the first iteration; ${o.out} was not touched`, signalExitCode(o.signal.reason));
+  }
   const haveCkpt = existsSync(path.join(ckpt, 'state.json'));
   if (o.resume && haveCkpt) {
     const stateFile = path.join(ckpt, 'state.json');
@@ -392,6 +403,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   let it = start;
   let peakRss = process.memoryUsage().rss;
   let timeLimited = false;
+  let interrupted: string | null = null;
   try {
     for (; it < st.iterations; it++) {
       const Fs: Float32Array[] = [];
@@ -465,12 +477,16 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const secs = (performance.now() - t0) / 1000;
       o.onIteration?.({ iteration: it + 1, loss, itPerSecond: (it + 1 - start) / secs });
       const outOfTime = o.timeLimitSeconds !== undefined && (performance.now() - runStart) / 1000 >= o.timeLimitSeconds && it + 1 < st.iterations;
-      if ((it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations || outOfTime) {
-        await validate(it + 1);
-        await checkpoint(it + 1, secondsBefore + secs);
-      }
-      if (outOfTime) {
-        timeLimited = true;
+      // an iteration on a CPU backend never leaves the microtask queue: let the event loop deliver signals
+      if (o.signal) await new Promise((resolve) => setImmediate(resolve));
+      const aborted = o.signal?.aborted === true && it + 1 < st.iterations;
+      const due = (it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations;
+      // an interruption checkpoints without validating: the resumed run then equals an uninterrupted one
+      if (due || outOfTime) await validate(it + 1);
+      if (due || outOfTime || aborted) await checkpoint(it + 1, secondsBefore + secs);
+      if (outOfTime || aborted) {
+        timeLimited = outOfTime;
+        if (aborted) interrupted = String(o.signal!.reason);
         it++;
         break;
       }
@@ -494,7 +510,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     await writeGreyPng(path.join(o.out, 'loss.png'), plot, [0, 255]);
     const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
     await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n');
-    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20, timeLimited };
+    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20, timeLimited, interrupted };
   } finally {
     opt.dispose();
     disposeWeights(weights);

@@ -7,7 +7,7 @@ import { REGULARISER_NAMES, type RegulariserName } from '../core/regularisers.js
 import { bsplineRegistrar } from '../app/bspline.js';
 import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/affine.js';
 import { type JobInput, runFrames } from '../app/run-frames.js';
-import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
+import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, framesInterrupted, makeContext, parseShard, printJson, startBackend, stopOnSignals } from './common.js';
 
 interface Args extends GlobalArgs, BackendArgs {
   series?: string;
@@ -103,7 +103,9 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const backend = await startBackend(argv, ctx, { what: 'baseline bspline' });
     let bar = ctx.progress('bspline', 1);
+    const stop = stopOnSignals('stopping after this frame: the results so far are kept, the same command continues');
     const report = await runFrames(input, registrar, {
+      signal: stop.signal,
       out: argv.out,
       force: argv.force,
       shard,
@@ -117,9 +119,17 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       },
       onTick: (info, by) => bar.tick(by ?? 1, info),
       onFrame: (f) => ctx.log.info(f, 'frame registered'),
-    }).finally(() => bar.stop());
+    }).finally(() => {
+      bar.stop();
+      stop.dispose();
+    });
 
-    if (argv.json) return printJson(report);
+    if (argv.json) {
+      printJson(report);
+      const e = framesInterrupted(report);
+      if (e) throw e;
+      return;
+    }
     const n = report.registered.length;
     const mean = (k: 'seconds' | 'madBefore' | 'madAfter') => report.registered.reduce((a, f) => a + f[k], 0) / Math.max(n, 1);
     const lines = [
@@ -131,6 +141,8 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     if (report.registered[0]) lines.push(`parameters   ${report.registered[0].parameters} per frame`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do${shard ? ' by other shards' : ''})`}`);
     process.stdout.write(lines.join('\n') + '\n');
+    const e = framesInterrupted(report);
+    if (e) throw e;
   },
 };
 

@@ -2,7 +2,7 @@
 import { pino, type Logger } from 'pino';
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
-import { UserError } from '../errors.js';
+import { UserError, signalExitCode } from '../errors.js';
 import { type BackendChoice, type BackendInfo, BACKEND_CHOICES, initBackend } from '../core/backend/index.js';
 import { MAX_THREADS, autoThreads } from '../core/backend/wasm-threads.js';
 
@@ -122,3 +122,33 @@ export function parseShard(spec: string | undefined): { index: number; count: nu
 
 /** The backend as recorded in summary.json (`backendDetail`). */
 export const backendDetail = (b: BackendInfo) => ({ provider: b.provider, adapter: b.adapter ?? null, simd: b.simd ?? null, threads: b.threads ?? null });
+
+/**
+ * A long job's graceful stop: the first SIGINT (Ctrl-C) or SIGTERM aborts `signal`, and the job
+ * finishes its unit of work (an iteration, a batch of frames), saves what it has and returns; a
+ * second signal exits at once with the signal's exit code. `done` (what the job does on the first
+ * signal) is printed on stderr. Call `dispose()` when the job has returned.
+ */
+export function stopOnSignals(done: string): { signal: AbortSignal; dispose(): void } {
+  const ctl = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (ctl.signal.aborted) process.exit(signalExitCode(sig));
+    ctl.abort(sig);
+    process.stderr.write(`\n${sig}: ${done} (${sig === 'SIGINT' ? 'Ctrl-C' : sig} again to quit at once)\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: ctl.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/** The one-line error that ends an interrupted run of frames (after its report is printed). */
+export function framesInterrupted(report: { interrupted: string | null; registered: unknown[]; missing: string[] }): UserError | null {
+  if (!report.interrupted) return null;
+  return new UserError(`interrupted (${report.interrupted}) after ${report.registered.length} frame(s); their results are kept, and the same command continues with the ${report.missing.length} left`, signalExitCode(report.interrupted));
+}

@@ -1,6 +1,6 @@
 /** `r2n2 train` and `r2n2 register series`: thin over app/train.ts, app/register.ts and app/run-frames.ts. */
 import type { CommandModule } from 'yargs';
-import { UserError } from '../errors.js';
+import { UserError, signalExitCode } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { REFINE_DEFAULTS } from '../core/refine.js';
@@ -8,7 +8,7 @@ import { type FlipAverage, FLIP_AVERAGES, r2n2Registrar } from '../app/register.
 import { runFrames } from '../app/run-frames.js';
 import { loadModel, readModelJson } from '../io/model.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
-import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, makeContext, parseShard, printJson, startBackend } from './common.js';
+import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, framesInterrupted, makeContext, parseShard, printJson, startBackend, stopOnSignals } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs {
   series: string[];
@@ -119,7 +119,9 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const ctx = makeContext(argv);
     const backend = await startBackend(argv, ctx, { webgpu: true });
     let bar = ctx.progress('train', 1);
+    const stop = stopOnSignals('stopping after this iteration: checkpoint and model are written, --resume continues');
     const report = await train({
+      signal: stop.signal,
       series: argv.series.map(String),
       val: (argv.val ?? []).map(String),
       out: argv.out,
@@ -159,15 +161,26 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       onIteration: (i) => bar.tick(1, `loss ${i.loss.toPrecision(4)} ${i.itPerSecond.toFixed(2)} it/s`),
       onValidation: (v) => ctx.log.info(v, 'validation'),
       onCheckpoint: (k) => ctx.log.info({ iteration: k }, 'checkpoint'),
-    }).finally(() => bar.stop());
-    if (argv.json) return printJson({ ...report, backend: backend.name });
+    }).finally(() => {
+      bar.stop();
+      stop.dispose();
+    });
+    const interrupted = report.interrupted
+      ? new UserError(`interrupted (${report.interrupted}) at iteration ${report.iterations} of ${argv.iterations}: the checkpoint and the model as it is are in ${report.out}; the same command with --resume continues`, signalExitCode(report.interrupted))
+      : null;
+    if (argv.json) {
+      printJson({ ...report, backend: backend.name });
+      if (interrupted) throw interrupted;
+      return;
+    }
     const lines = [
       `model        ${report.out} (${parameterCount(config)} weights, ${backend.name})`,
-      `iterations   ${report.iterations}${report.timeLimited ? ` of ${argv.iterations} (--time-limit reached; --resume continues)` : ''}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all, peak memory ${fmt(report.peakRssMb, 0)} MB`,
+      `iterations   ${report.iterations}${report.timeLimited ? ` of ${argv.iterations} (--time-limit reached; --resume continues)` : report.interrupted ? ` of ${argv.iterations} (interrupted; --resume continues)` : ''}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all, peak memory ${fmt(report.peakRssMb, 0)} MB`,
       `final loss   ${report.finalLoss.toPrecision(4)}${report.validation.length ? `   validation ${report.validation[report.validation.length - 1].loss.toPrecision(4)}` : ''}${lastTre(report.validation)}`,
       `loss curve   ${report.out}/loss.png, ${report.out}/loss.csv`,
     ];
     process.stdout.write(lines.join('\n') + '\n');
+    if (interrupted) throw interrupted;
   },
 };
 
@@ -235,6 +248,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const registrar = r2n2Registrar(model, { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'] });
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
     let bar = ctx.progress('r2n2', 1);
+    const stop = stopOnSignals('stopping after this batch of frames: the results so far are kept, the same command continues');
     const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
       out: argv.out,
       force: argv.force,
@@ -248,8 +262,17 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       },
       onTick: (info, by) => bar.tick(by ?? 1, info),
       onFrame: (f) => ctx.log.info(f, 'frame registered'),
-    }).finally(() => bar.stop());
-    if (argv.json) return printJson(report);
+      signal: stop.signal,
+    }).finally(() => {
+      bar.stop();
+      stop.dispose();
+    });
+    if (argv.json) {
+      printJson(report);
+      const e = framesInterrupted(report);
+      if (e) throw e;
+      return;
+    }
     const n = report.registered.length;
     const mean = (k: 'seconds' | 'madBefore' | 'madAfter' | 'parameters') => report.registered.reduce((a, f) => a + f[k], 0) / Math.max(n, 1);
     const lines = [
@@ -260,6 +283,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`, `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step${argv['flip-average'] !== 'none' ? ', every pass' : ''})`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
     process.stdout.write(lines.join('\n') + '\n');
+    const e = framesInterrupted(report);
+    if (e) throw e;
   },
 };
 
