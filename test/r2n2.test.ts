@@ -376,6 +376,11 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const again = runCli(rargs.filter((a) => a !== '--log-level' && a !== 'info').concat('--quiet'));
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`registered   ${k![2]} frame\\(s\\).*; ${k![1]} already done`));
+    // baseline bspline runs the same frame loop with its own wiring
+    const bs = await runCliSignalled(['baseline', 'bspline', series, '--out', path.join(t.dir, 'ctrl-c-bs'), '--no-qc', '--log-level', 'info'], /"frame registered"/, 'SIGINT');
+    expect(bs.code).toBe(130);
+    expect(bs.stderr).toMatch(/^error: interrupted \(SIGINT\) after \d frame\(s\); their results are kept, and the same command continues with the [1-4] left$/m);
+    expect(bs.stdout).toMatch(/incomplete: [1-4] frame\(s\) to do/);
   });
   test('--loss-size: the loss at the frames\' size; resumes bit-for-bit; the network\'s size is the plain run; a bad size is refused', async () => {
     const series = path.join(data, 'series-01', 'frames');
