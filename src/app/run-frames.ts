@@ -239,6 +239,10 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
     const [W, H] = fixed.geometry.size;
     const batch = registrar.registerBatch ? Math.max(1, registrar.batchSize ?? 1) : 1;
     for (let k = 0; k < todo.length; k += batch) {
+      if (o.signal?.aborted) {
+        interrupted = String(o.signal.reason);
+        break;
+      }
       const chunk = todo.slice(k, k + batch);
       const movings: Image2D[] = [];
       for (const f of chunk) movings.push(await src.read(f.index));
@@ -288,10 +292,6 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
         };
         registered.push(done);
         o.onFrame?.(done);
-      }
-      if (o.signal?.aborted && k + batch < todo.length) {
-        interrupted = String(o.signal.reason);
-        break;
       }
     }
   }
