@@ -132,7 +132,10 @@ export const backendDetail = (b: BackendInfo) => ({ provider: b.provider, adapte
 export function stopOnSignals(done: string): { signal: AbortSignal; dispose(): void } {
   const ctl = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
-    if (ctl.signal.aborted) process.exit(signalExitCode(sig));
+    if (ctl.signal.aborted) {
+      if (process.stderr.isTTY) process.stderr.write('\x1b[?25h\n'); // the progress bar hides the cursor
+      process.exit(signalExitCode(sig));
+    }
     ctl.abort(sig);
     process.stderr.write(`\n${sig}: ${done} (${sig === 'SIGINT' ? 'Ctrl-C' : sig} again to quit at once)\n`);
   };
