@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks, measured side by side in one run and printed as ratios (never timed unit tests).
-//   npm run bench -- io        read a 140-frame 256² phantom series in each format
+//   npm run bench -- io        read a 140-frame 256² phantom series in each format; itk-wasm calls
+//                              with kept pipeline modules (src/io/itk.ts) vs its public functions
 //   npm run bench -- bspline   our B-spline vs elastix (@itk-wasm/elastix): TRE and seconds per pair
 //   npm run bench -- bspline-profile   where one 256² B-spline registration spends its time
 //   npm run bench -- r2n2      R2N2 (R2N2_MODEL) vs B-spline vs elastix on held-out phantom series
@@ -14,6 +15,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makePhantomSeries } from '../dist/core/phantom.js';
 import { writeImage2D } from '../dist/io/image.js';
+import { itkRead, itkWrite, itkDicomTags, itkKeepsModules } from '../dist/io/itk.js';
+import { readImageNode, writeImageNode } from '@itk-wasm/image-io';
+import { readDicomTagsNode } from '@itk-wasm/dicom';
+import { Image, ImageType, IntTypes, PixelTypes } from 'itk-wasm';
 import { openSeries } from '../dist/io/series.js';
 import { autoFixedFrame } from '../dist/app/fixed-frame.js';
 import { bsplineSuite, bsplineProfileSuite } from './bspline.js';
@@ -49,6 +54,7 @@ async function io({ frames = 140, size = 256, repeats = 3 } = {}) {
     }
     rows.push({ format: ext, frames, size, openHeadersMs: median(open), readAllMs: median(read), msPerFrame: median(read) / frames, autoFixedFrameMs: median(fixed) });
   }
+  const calls = await keptVsPublic(dir, s, rendered);
   await fs.rm(dir, { recursive: true, force: true });
   const base = rows[0].readAllMs;
   console.log(`read a ${frames}-frame ${size}² series (median of ${repeats}; open = header check of every frame)`);
@@ -56,7 +62,58 @@ async function io({ frames = 140, size = 256, repeats = 3 } = {}) {
   for (const r of rows) {
     console.log(`${r.format.padEnd(8)} ${r.openHeadersMs.toFixed(0).padStart(8)} ${r.readAllMs.toFixed(0).padStart(9)} ${r.msPerFrame.toFixed(1).padStart(10)} ${r.autoFixedFrameMs.toFixed(0).padStart(16)} ${(r.readAllMs / base).toFixed(2).padStart(20)}`);
   }
-  return rows;
+  console.log(`\nitk-wasm calls, ms per file (median of ${calls.repeats} rounds, the two ways alternating): its public functions load the pipeline's wasm on every call; r2n2 keeps the modules (kept: ${calls.kept})`);
+  console.log('call                                        public     kept   × faster');
+  for (const c of calls.rows) console.log(`${c.call.padEnd(40)} ${c.publicMs.toFixed(1).padStart(9)} ${c.keptMs.toFixed(1).padStart(8)} ${(c.publicMs / c.keptMs).toFixed(1).padStart(10)}`);
+  return { series: rows, calls: calls.rows, kept: calls.kept };
+}
+
+/**
+ * Per-file cost of itk-wasm's public readImageNode / writeImageNode / readDicomTagsNode against
+ * r2n2's itkRead / itkWrite / itkDicomTags (the same pipelines, modules kept), alternating, on
+ * the io suite's frames and on DICOM files without an extension (as scanners write them).
+ */
+async function keptVsPublic(dir, s, rendered, { files = 8, repeats = 3 } = {}) {
+  const nrrd = Array.from({ length: files }, (_, t) => path.join(dir, 'nrrd', `frame_${String(t).padStart(3, '0')}.nrrd`));
+  const dcmDir = path.join(dir, 'dicom');
+  await fs.mkdir(dcmDir, { recursive: true });
+  const dcm = [];
+  for (let t = 0; t < files; t++) {
+    const it = new Image(new ImageType(2, IntTypes.Int16, PixelTypes.Scalar, 1));
+    it.size = [...s.geometry.size];
+    it.spacing = [...s.geometry.spacing];
+    it.origin = [0, 0];
+    it.direction = new Float64Array([1, 0, 0, 1]);
+    it.data = Int16Array.from(rendered[t], (v) => Math.round(v));
+    it.metadata = new Map([['0020|0013', String(t + 1)]]);
+    await itkWrite(it, path.join(dcmDir, `f${t}.dcm`));
+    await fs.rename(path.join(dcmDir, `f${t}.dcm`), path.join(dcmDir, `IM${String(t).padStart(4, '0')}`));
+    dcm.push(path.join(dcmDir, `IM${String(t).padStart(4, '0')}`));
+  }
+  const img = await itkRead(nrrd[0]);
+  const out = path.join(dir, 'out');
+  await fs.mkdir(out, { recursive: true });
+  const tags = { tags: ['0020|0013'] };
+  const cases = [
+    ['read 256² NRRD frame', (f) => readImageNode(f), (f) => itkRead(f), nrrd],
+    ['write 256² NIfTI (.nii.gz) frame', (_, i) => writeImageNode(img, path.join(out, `p${i}.nii.gz`), { useCompression: true }), (_, i) => itkWrite(img, path.join(out, `k${i}.nii.gz`)), nrrd],
+    ['read 256² DICOM file, no extension', (f) => readImageNode(f), (f) => itkRead(f), dcm],
+    ['DICOM tags (InstanceNumber)', (f) => readDicomTagsNode(f, { tagsToRead: tags }), (f) => itkDicomTags(f, tags.tags), dcm],
+  ];
+  await itkRead(nrrd[0]); // warm-up: both ways load their modules once
+  const rows = [];
+  for (const [call, pub, keep, list] of cases) {
+    const p = [], k = [];
+    for (let r = 0; r < repeats; r++) {
+      for (const [times, fn] of [[p, pub], [k, keep]]) {
+        const t0 = performance.now();
+        for (let i = 0; i < list.length; i++) await fn(list[i], i);
+        times.push((performance.now() - t0) / list.length);
+      }
+    }
+    rows.push({ call, files: list.length, publicMs: median(p), keptMs: median(k) });
+  }
+  return { rows, repeats, kept: await itkKeepsModules() };
 }
 
 const suites = { io, bspline: bsplineSuite, 'bspline-profile': bsplineProfileSuite, r2n2: r2n2Suite, 'r2n2-models': r2n2ModelsSuite, 'gaussian-bound': gaussianBoundSuite };

@@ -39,6 +39,26 @@ describe('the r2n2 command line', () => {
     expect(r.stderr).toMatch(/^error: cannot read .*a\.nrrd: /);
   });
 
+  test('R2N2_ITK_KEEP=0 (itk-wasm loading its pipelines on every call) reads and writes the same files', async () => {
+    const outs: Record<string, Buffer>[] = [];
+    for (const keep of ['1', '0']) {
+      const out = path.join(t.dir, `keep${keep}`);
+      const env = { R2N2_ITK_KEEP: keep };
+      expect(runCli(['phantom', '--out', out, '--series', '1', '--frames', '3', '--size', '32', '--quiet'], { env }).code).toBe(0);
+      const b = runCli(['baseline', 'bspline', path.join(out, 'series-01', 'frames'), '--out', path.join(out, 'bs'), '--iterations', '5', '--no-qc', '--quiet'], { env });
+      expect(b.stderr).toBe('');
+      expect(b.code).toBe(0);
+      const files: Record<string, Buffer> = {};
+      for (const sub of ['series-01/frames', 'bs/fields', 'bs/warped']) {
+        for (const f of await fs.readdir(path.join(out, sub))) files[`${sub}/${f}`] = await fs.readFile(path.join(out, sub, f));
+      }
+      outs.push(files);
+    }
+    expect(Object.keys(outs[0]).length).toBe(3 + 2 + 2);
+    expect(Object.keys(outs[1]).sort()).toEqual(Object.keys(outs[0]).sort());
+    for (const k of Object.keys(outs[0])) expect(outs[1][k].equals(outs[0][k])).toBe(true);
+  });
+
   test('--log-level info writes JSON logs to stderr only', async () => {
     const out = path.join(t.dir, 'ph');
     const r = runCli(['phantom', '--out', out, '--series', '1', '--frames', '2', '--size', '32', '--log-level', 'info', '--json']);

@@ -30,11 +30,11 @@ export interface CliResult {
 }
 
 /** Runs the built CLI (`npm test` builds first) the way a user does. */
-export function runCli(args: string[], opts: { cwd?: string } = {}): CliResult {
+export function runCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'r2n2.js'), ...args], {
     cwd: opts.cwd ?? ROOT,
     encoding: 'utf8',
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
     timeout: 300_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };

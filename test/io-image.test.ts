@@ -2,7 +2,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Image, ImageType, IntTypes, PixelTypes } from 'itk-wasm';
 import { readImage2D, writeImage2D, writeGreyPng, writeField, readField, toUint8, type Image2D } from '../src/io/image.js';
-import { itkWrite } from '../src/io/itk.js';
+import { itkDicomTags, itkRead, itkReadInfo, itkWrite, itkKeepsModules } from '../src/io/itk.js';
+import { readDicomTagsNode } from '@itk-wasm/dicom';
+import { readImageNode, writeImageNode } from '@itk-wasm/image-io';
 import { openSeries } from '../src/io/series.js';
 import { writeAtomic } from '../src/io/atomic.js';
 import type { Geometry } from '../src/core/geometry.js';
@@ -176,6 +178,61 @@ describe('series', () => {
     await writeImage2D(path.join(d, 'a.nrrd'), img);
     await writeImage2D(path.join(d, 'b.nrrd'), { geometry: { ...geom, size: [5, 7] }, data: pixels });
     await expect(openSeries(d)).rejects.toThrow(/b\.nrrd .* is not on the grid of .*a\.nrrd.*resample/);
+  });
+});
+
+describe('itk-wasm pipeline modules kept between calls', () => {
+  // itkRead / itkWrite run itk-wasm's pipelines with modules kept (src/io/itk.ts); the public
+  // readImageNode / writeImageNode load them on every call. Same images, same bytes.
+  test('kept modules are in use, and give what the public functions give, byte for byte', async () => {
+    expect(await itkKeepsModules()).toBe(true);
+    const src = path.join(t.dir, 'keep-src.nrrd');
+    await writeImage2D(src, img);
+    const a = await readImageNode(src);
+    const b = await itkRead(src);
+    expect(Array.from(b.data as Float32Array)).toEqual(Array.from(a.data as Float32Array));
+    expect([b.imageType, b.size, [...b.spacing], [...b.origin], [...b.direction], [...b.metadata]]).toEqual([a.imageType, a.size, [...a.spacing], [...a.origin], [...a.direction], [...a.metadata]]);
+    expect((await itkReadInfo(src)).size).toEqual(a.size);
+    for (const [ext, compress] of [['nrrd', true], ['mha', true], ['nii.gz', true], ['nii', false], ['vtk', false]] as const) {
+      const pub = path.join(t.dir, `keep-pub.${ext}`);
+      const kept = path.join(t.dir, `keep-kept.${ext}`);
+      await writeImageNode(a, pub, { useCompression: compress });
+      await itkWrite(b, kept);
+      expect((await fs.readFile(kept)).equals(await fs.readFile(pub))).toBe(true);
+    }
+  });
+  test('DICOM files without an extension read through GDCM directly; tags as readDicomTagsNode gives them', async () => {
+    const d = path.join(t.dir, 'dicom-noext');
+    await fs.mkdir(d);
+    for (let k = 0; k < 3; k++) {
+      const it = new Image(new ImageType(2, IntTypes.Int16, PixelTypes.Scalar, 1));
+      it.size = [6, 4];
+      it.spacing = [0.5, 0.75];
+      it.origin = [0, 0];
+      it.direction = new Float64Array([1, 0, 0, 1]);
+      it.data = new Int16Array(24).fill(100 + k);
+      it.metadata = new Map([['0020|0013', String(3 - k)]]);
+      await itkWrite(it, path.join(d, `x${k}.dcm`));
+      await fs.rename(path.join(d, `x${k}.dcm`), path.join(d, `IM${k}`));
+    }
+    const s = await openSeries(d);
+    expect(s.kind).toBe('dicom');
+    expect(s.frames.map((f) => f.name)).toEqual(['IM2', 'IM1', 'IM0']);
+    expect(Array.from((await s.readFrame(0)).data)).toEqual(new Array(24).fill(102));
+    expect(s.geometry.spacing).toEqual([0.5, 0.75]);
+    const tags = ['0020|0013', '0028|0010'];
+    expect([...(await itkDicomTags(path.join(d, 'IM1'), tags))]).toEqual((await readDicomTagsNode(path.join(d, 'IM1'), { tagsToRead: { tags } })).tags);
+  });
+  test('a failed read leaves the next call working, in the same directory', async () => {
+    const good = path.join(t.dir, 'keep-good.nrrd');
+    await writeImage2D(good, img);
+    const bad = path.join(t.dir, 'keep-bad.nrrd');
+    await fs.writeFile(bad, 'NRRD0004\ntype: float\ndimension: 2\nsizes: 128 128\nencoding: raw\n\n1234');
+    for (let k = 0; k < 3; k++) {
+      await expect(itkRead(bad)).rejects.toThrow(/corrupt or unsupported/);
+      expect(Array.from((await itkRead(good)).data as Float32Array)).toEqual(Array.from(pixels));
+      await itkWrite(await itkRead(good), path.join(t.dir, 'keep-out.nii.gz'));
+    }
   });
 });
 

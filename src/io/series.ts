@@ -14,7 +14,7 @@ import { UserError } from '../errors.js';
 import { type Geometry, sameGeometry, describeGeometry } from '../core/geometry.js';
 import type { Image } from 'itk-wasm';
 import { IMAGE_EXTENSIONS, type Image2D, geometryOf, imageExtension, imageStem, itkToImage2D, readImage2D, readItkImage } from './image.js';
-import { itkDicomTags, itkReadInfo } from './itk.js';
+import { hasDicomMagic, itkDicomTags, itkReadInfo } from './itk.js';
 import { listFiles } from './atomic.js';
 
 export interface SeriesFrame {
@@ -37,14 +37,7 @@ async function isDicomFile(file: string): Promise<boolean> {
   const ext = imageExtension(file);
   if (ext === '.dcm' || ext === '.ima') return true;
   if (ext !== '') return false;
-  const fh = await fs.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(buf, 0, 4, 128);
-    return bytesRead === 4 && buf.toString('latin1') === 'DICM';
-  } finally {
-    await fh.close();
-  }
+  return hasDicomMagic(file);
 }
 
 /** Natural sort of names (`frame2` < `frame10`), the order users expect from file browsers. */
