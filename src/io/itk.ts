@@ -2,7 +2,8 @@
  * The only module that calls itk-wasm. itk-wasm throws bare numbers (wasm exception pointers)
  * and prints "Exception while running pipeline" to stdout on failure; every call here runs
  * with console output captured and rethrows a readable Error instead. Calls are serialised,
- * because the capture swaps the global console methods.
+ * because the capture swaps the global console methods and a kept pipeline module (below)
+ * runs one call at a time.
  */
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
