@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Image, ImageType, IntTypes, PixelTypes } from 'itk-wasm';
+import { FloatTypes, Image, ImageType, IntTypes, PixelTypes } from 'itk-wasm';
 import { readImage2D, writeImage2D, writeGreyPng, writeField, readField, toUint8, type Image2D } from '../src/io/image.js';
-import { itkDicomTags, itkRead, itkReadInfo, itkWrite, itkKeepsModules } from '../src/io/itk.js';
+import { itkDicomTags, itkRead, itkReadInfo, itkWrite, itkKeepsModules, itkKeptModuleCount } from '../src/io/itk.js';
 import { readDicomTagsNode } from '@itk-wasm/dicom';
 import { readImageNode, writeImageNode } from '@itk-wasm/image-io';
 import { openSeries } from '../src/io/series.js';
@@ -222,6 +222,26 @@ describe('itk-wasm pipeline modules kept between calls', () => {
     expect(s.geometry.spacing).toEqual([0.5, 0.75]);
     const tags = ['0020|0013', '0028|0010'];
     expect([...(await itkDicomTags(path.join(d, 'IM1'), tags))]).toEqual((await readDicomTagsNode(path.join(d, 'IM1'), { tagsToRead: { tags } })).tags);
+  });
+  test('a module grown past 64 MiB by a large image is dropped after its call (its memory does not shrink)', async () => {
+    const big = new Image(new ImageType(3, FloatTypes.Float32, PixelTypes.Scalar, 1));
+    big.size = [256, 256, 300]; // 75 MiB of float32
+    big.spacing = [1, 1, 1];
+    big.origin = [0, 0, 0];
+    big.direction = new Float64Array([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    big.data = Float32Array.from({ length: 256 * 256 * 300 }, (_, i) => i % 997);
+    const bigFile = path.join(t.dir, 'keep-big.nii');
+    await itkWrite(big, bigFile);
+    const small = path.join(t.dir, 'keep-small.nii');
+    await writeImage2D(small, img);
+    await itkRead(small);
+    const n = itkKeptModuleCount();
+    const back = await itkRead(bigFile);
+    expect(back.size).toEqual([256, 256, 300]);
+    expect((back.data as Float32Array)[256 * 256 * 300 - 1]).toBe((256 * 256 * 300 - 1) % 997);
+    expect(itkKeptModuleCount()).toBe(n - 1);
+    expect(Array.from((await readImage2D(small)).data)).toEqual(Array.from(pixels));
+    expect(itkKeptModuleCount()).toBe(n);
   });
   test('a failed read leaves the next call working, in the same directory', async () => {
     const good = path.join(t.dir, 'keep-good.nrrd');

@@ -90,6 +90,7 @@ interface PipelineResult {
 interface EmscriptenPipeline {
   mountDir(dir: string): string;
   unmountDir(dir: string): void;
+  HEAPU8?: Uint8Array;
 }
 interface Kept {
   ioDir: string;
@@ -100,6 +101,17 @@ interface Kept {
 }
 let kept: Promise<Kept | null> | undefined;
 const modules = new Map<string, Promise<EmscriptenPipeline>>();
+/**
+ * A module's wasm memory only grows: after reading a 140 MB volume it holds another 140 MB.
+ * A module whose memory passed this size is dropped after its call, as the public functions
+ * drop every module, so large images cost what they did; 2D frames stay far below it.
+ */
+const KEEP_MAX_HEAP_BYTES = 64 * 2 ** 20;
+
+/** How many pipeline modules are kept now (for tests). */
+export function itkKeptModuleCount(): number {
+  return modules.size;
+}
 
 /** Whether calls keep their pipeline modules (false: itk-wasm's layout was not recognised, or R2N2_ITK_KEEP=0). */
 export async function itkKeepsModules(): Promise<boolean> {
@@ -150,6 +162,7 @@ async function runKept(k: Kept, pipelinePath: string, file: string, args: string
     } catch {
       modules.delete(pipelinePath);
     }
+    if ((m.HEAPU8?.length ?? 0) > KEEP_MAX_HEAP_BYTES) modules.delete(pipelinePath);
   }
 }
 
