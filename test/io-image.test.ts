@@ -19,6 +19,18 @@ let t: ReturnType<typeof tmpDir>;
 beforeAll(() => { t = tmpDir(); });
 afterAll(() => t.cleanup());
 
+/** A 6×4 Int16 frame (0.5 × 0.75 mm pixels) filled with `value`, InstanceNumber `instance` when given: a DICOM test frame. */
+function dicomFrame(value: number, instance?: number): Image {
+  const it = new Image(new ImageType(2, IntTypes.Int16, PixelTypes.Scalar, 1));
+  it.size = [6, 4];
+  it.spacing = [0.5, 0.75];
+  it.origin = [0, 0];
+  it.direction = new Float64Array([1, 0, 0, 1]);
+  it.data = new Int16Array(24).fill(value);
+  if (instance !== undefined) it.metadata = new Map([['0020|0013', String(instance)]]);
+  return it;
+}
+
 function expectGeometry(a: Geometry, b: Geometry, digits: number) {
   expect(a.size).toEqual(b.size);
   for (let k = 0; k < 2; k++) {
@@ -142,13 +154,7 @@ describe('series', () => {
     const d = path.join(t.dir, 'dicom');
     await fs.mkdir(d);
     for (let k = 0; k < 3; k++) {
-      const it = new Image(new ImageType(2, IntTypes.Int16, PixelTypes.Scalar, 1));
-      it.size = [6, 4];
-      it.spacing = [0.5, 0.75];
-      it.origin = [0, 0];
-      it.direction = new Float64Array([1, 0, 0, 1]);
-      it.data = new Int16Array(24).fill(k * 10);
-      await itkWrite(it, path.join(d, `IM${k + 1}.dcm`));
+      await itkWrite(dicomFrame(k * 10), path.join(d, `IM${k + 1}.dcm`));
     }
     const s = await openSeries(d);
     expect(s.kind).toBe('dicom');
@@ -160,14 +166,7 @@ describe('series', () => {
     await fs.mkdir(d);
     const inst = { a: 3, b: 1, c: 2 } as Record<string, number>;
     for (const name of ['a', 'b', 'c']) {
-      const it = new Image(new ImageType(2, IntTypes.Int16, PixelTypes.Scalar, 1));
-      it.size = [6, 4];
-      it.spacing = [0.5, 0.75];
-      it.origin = [0, 0];
-      it.direction = new Float64Array([1, 0, 0, 1]);
-      it.data = new Int16Array(24).fill(inst[name]);
-      it.metadata = new Map([['0020|0013', String(inst[name])]]);
-      await itkWrite(it, path.join(d, `${name}.dcm`));
+      await itkWrite(dicomFrame(inst[name], inst[name]), path.join(d, `${name}.dcm`));
     }
     const s = await openSeries(d);
     expect(s.frames.map((f) => f.name)).toEqual(['b', 'c', 'a']);
@@ -205,14 +204,7 @@ describe('itk-wasm pipeline modules kept between calls', () => {
     const d = path.join(t.dir, 'dicom-noext');
     await fs.mkdir(d);
     for (let k = 0; k < 3; k++) {
-      const it = new Image(new ImageType(2, IntTypes.Int16, PixelTypes.Scalar, 1));
-      it.size = [6, 4];
-      it.spacing = [0.5, 0.75];
-      it.origin = [0, 0];
-      it.direction = new Float64Array([1, 0, 0, 1]);
-      it.data = new Int16Array(24).fill(100 + k);
-      it.metadata = new Map([['0020|0013', String(3 - k)]]);
-      await itkWrite(it, path.join(d, `x${k}.dcm`));
+      await itkWrite(dicomFrame(100 + k, 3 - k), path.join(d, `x${k}.dcm`));
       await fs.rename(path.join(d, `x${k}.dcm`), path.join(d, `IM${k}`));
     }
     const s = await openSeries(d);
