@@ -18,6 +18,19 @@ export function describeWithBirl(name: string, fn: () => void): void {
   } else describe(name, fn);
 }
 
+/** Real cardiac cine MR (Sunnybrook, CC0) beside the repository in CI; absent from a clone. */
+export const SUNNYBROOK = path.resolve(ROOT, '..', 'shared', 'data', 'sunnybrook');
+export const HAVE_SUNNYBROOK = existsSync(path.join(SUNNYBROOK, 'index.json'));
+
+/** `describe`, or `describe.skip` with a message when ../shared/data/sunnybrook is absent. */
+export function describeWithSunnybrook(name: string, fn: () => void): void {
+  if (!HAVE_SUNNYBROOK) {
+    // eslint-disable-next-line no-console
+    console.warn(`skipping "${name}": ${SUNNYBROOK} is absent (it ships with CI, not with a clone)`);
+    describe.skip(name, fn);
+  } else describe(name, fn);
+}
+
 export function tmpDir(prefix = 'r2n2-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

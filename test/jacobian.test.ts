@@ -98,5 +98,33 @@ describe('Dice (r2n2 evaluate dice)', () => {
     expect(ev.frames[0].after['1']).toBe(1);
     expect(ev.frames[0].after['2']).toBe(1);
     expect(ev.meanAfter).toBe(1);
+    // HD95: the square's left and right sides are 3 columns (1.5 mm) apart, nothing farther
+    expect(ev.frames[0].hd95Before['1']).toBeCloseTo(1.5, 10);
+    expect(ev.frames[0].hd95After['1']).toBe(0);
+    expect(ev.frames[0].hd95Before['2']).toBe(0);
+    expect(ev.perLabel[0].hd95Before).toBeCloseTo(1.5, 10);
+    // one frame: the 30% quantile is its Dice
+    expect(ev.perLabel[0].dsc30Before).toBeCloseTo(0.7, 10);
+    const text = runCli(['evaluate', 'dice', '--result', path.join(dir, 'res'), '--labels', path.join(dir, 'labels')]);
+    expect(text.stdout).toMatch(/DSC30 before .*HD95 before/);
+    expect(text.stdout).toMatch(/^\s+1\s+0\.7000\s+1\.0000\s+0\.7000\s+1\.0000\s+1\.50\s+0\.00$/m);
+  });
+
+  test('HD95 ignores the worst 5% of boundary points, is 0 for equal maps and Infinity for a missing label', async () => {
+    const { hd95 } = await import('../src/core/dice.js');
+    const W = 40;
+    const H = 40;
+    const a = new Float32Array(W * H);
+    for (let i = 5; i < 15; i++) for (let j = 5; j < 15; j++) a[i * W + j] = 1;
+    const b = Float32Array.from(a);
+    b[35 * W + 35] = 1; // one stray pixel 20+ px away
+    expect(hd95(a, a, W, H, [1, 1], 1)).toBe(0);
+    expect(hd95(a, b, W, H, [1, 1], 1)).toBe(0); // 1 of 37 boundary points is an outlier: below 5%
+    expect(hd95(a, new Float32Array(W * H), W, H, [1, 1], 1)).toBe(Infinity);
+    // the same shift along columns and rows: spacing scales it
+    const c = new Float32Array(W * H);
+    for (let i = 5; i < 15; i++) for (let j = 8; j < 18; j++) c[i * W + j] = 1;
+    expect(hd95(a, c, W, H, [1, 1], 1)).toBeCloseTo(3, 10);
+    expect(hd95(a, c, W, H, [2, 1], 1)).toBeCloseTo(6, 10);
   });
 });

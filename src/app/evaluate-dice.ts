@@ -1,15 +1,36 @@
-/** `evaluate dice`: Dice per label per frame for a result directory and a directory of label maps. */
+/**
+ * `evaluate dice`: Dice and HD95 per label per frame for a result directory and a directory of
+ * label maps, and per label over frames the mean and the Learn2Reg robustness value (the 30%
+ * quantile of Dice over the frames: the level that the worst 30% of frames fall below).
+ */
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { sameGeometry, describeGeometry } from '../core/geometry.js';
-import { dicePerLabel, warpLabelsNearest } from '../core/dice.js';
-import { summarize } from '../core/stats.js';
+import { dicePerLabel, hd95PerLabel, warpLabelsNearest } from '../core/dice.js';
+import { summarize, percentileSorted } from '../core/stats.js';
 import { readSummary, readField, readImage2D, resultFile, imageStem, IMAGE_EXTENSIONS, imageExtension, listFiles } from '../io/index.js';
 
 export interface DiceFrame {
   name: string;
   before: Record<string, number>;
   after: Record<string, number>;
+  /** 95th-percentile Hausdorff distance per label, mm (null where one map lacks the label). */
+  hd95Before: Record<string, number | null>;
+  hd95After: Record<string, number | null>;
+}
+
+/** Figures of one label over the frames, before and after registration. */
+export interface DiceLabelFigures {
+  label: number;
+  /** Mean Dice. */
+  before: number;
+  after: number;
+  /** 30% quantile of Dice over frames (Learn2Reg's robustness, DSC30). */
+  dsc30Before: number;
+  dsc30After: number;
+  /** Mean HD95, mm; null when a frame lacks the label in one map. */
+  hd95Before: number | null;
+  hd95After: number | null;
 }
 
 export interface DiceEvaluation {
@@ -17,8 +38,8 @@ export interface DiceEvaluation {
   labels: string;
   fixedFrame: string;
   frames: DiceFrame[];
-  /** Mean Dice per label over frames, before and after. */
-  perLabel: { label: number; before: number; after: number }[];
+  /** Per label over frames, before and after. */
+  perLabel: DiceLabelFigures[];
   meanBefore: number;
   meanAfter: number;
 }
@@ -45,15 +66,33 @@ export async function evaluateDice(result: string, labelsDir: string): Promise<D
       if (!sameGeometry(img.geometry, field.geometry)) throw new UserError(`${name} (${describeGeometry(img.geometry)}) is not on the grid of the field ${f.field} (${describeGeometry(field.geometry)})`);
     }
     const warped = warpLabelsNearest(moving.data, field);
-    frames.push({ name: f.name, before: Object.fromEntries(dicePerLabel(fixed.data, moving.data)), after: Object.fromEntries(dicePerLabel(fixed.data, warped)) });
+    const [W, H] = field.geometry.size;
+    const hd = (m: ArrayLike<number>) => Object.fromEntries([...hd95PerLabel(fixed.data, m, W, H, field.geometry.spacing)].map(([l, v]) => [l, Number.isFinite(v) ? v : null]));
+    frames.push({
+      name: f.name,
+      before: Object.fromEntries(dicePerLabel(fixed.data, moving.data)),
+      after: Object.fromEntries(dicePerLabel(fixed.data, warped)),
+      hd95Before: hd(moving.data),
+      hd95After: hd(warped),
+    });
   }
   if (frames.length === 0) throw new UserError(`no frame of ${result} has a label map in ${labelsDir} (files named like the frames, e.g. ${summary.frames[0]?.name}.nii.gz)`);
   const labels = [...new Set(frames.flatMap((f) => Object.keys(f.after)))].map(Number).sort((a, b) => a - b);
-  const perLabel = labels.map((l) => ({
-    label: l,
-    before: summarize(frames.map((f) => f.before[l] ?? 0)).mean,
-    after: summarize(frames.map((f) => f.after[l] ?? 0)).mean,
-  }));
+  const q30 = (v: number[]) => percentileSorted(Float64Array.from(v).sort(), 30);
+  const meanHd = (v: (number | null | undefined)[]) => (v.every((x) => typeof x === 'number') ? summarize(v as number[]).mean : null);
+  const perLabel = labels.map((l) => {
+    const before = frames.map((f) => f.before[l] ?? 0);
+    const after = frames.map((f) => f.after[l] ?? 0);
+    return {
+      label: l,
+      before: summarize(before).mean,
+      after: summarize(after).mean,
+      dsc30Before: q30(before),
+      dsc30After: q30(after),
+      hd95Before: meanHd(frames.map((f) => f.hd95Before[l])),
+      hd95After: meanHd(frames.map((f) => f.hd95After[l])),
+    };
+  });
   return {
     result,
     labels: labelsDir,

@@ -207,7 +207,7 @@ interface DiceArgs extends GlobalArgs {
 
 const diceCommand: CommandModule<GlobalArgs, DiceArgs> = {
   command: 'dice',
-  describe: 'Dice per label: moving label maps warped (nearest neighbour) onto the fixed frame',
+  describe: 'Dice, DSC30 and HD95 per label: moving label maps warped (nearest neighbour) onto the fixed frame',
   builder: (y) =>
     y
       .option('result', { type: 'string', demandOption: true, describe: 'result directory' })
@@ -216,9 +216,15 @@ const diceCommand: CommandModule<GlobalArgs, DiceArgs> = {
   handler: async (argv) => {
     const ev = await evaluateDice(argv.result, argv.labels);
     if (argv.json) return printJson(ev);
-    const lines = [`fixed frame: ${ev.fixedFrame}   frames with labels: ${ev.frames.length}`, '', 'label   Dice before   Dice after'];
-    for (const p of ev.perLabel) lines.push(`${String(p.label).padStart(5)}   ${fmt(p.before, 4).padStart(11)}   ${fmt(p.after, 4).padStart(10)}`);
+    const lines = [`fixed frame: ${ev.fixedFrame}   frames with labels: ${ev.frames.length}`, '', 'label   Dice before   Dice after   DSC30 before   DSC30 after   HD95 before   HD95 after (mm)'];
+    const mm = (v: number | null) => (v === null ? 'n/a' : fmt(v, 2));
+    for (const p of ev.perLabel) {
+      lines.push(
+        `${String(p.label).padStart(5)}   ${fmt(p.before, 4).padStart(11)}   ${fmt(p.after, 4).padStart(10)}   ${fmt(p.dsc30Before, 4).padStart(12)}   ${fmt(p.dsc30After, 4).padStart(11)}   ${mm(p.hd95Before).padStart(11)}   ${mm(p.hd95After).padStart(10)}`,
+      );
+    }
     lines.push(`mean    ${fmt(ev.meanBefore, 4).padStart(11)}   ${fmt(ev.meanAfter, 4).padStart(10)}`);
+    lines.push('', 'DSC30: the 30% quantile of Dice over the frames (Learn2Reg robustness); HD95: 95th-percentile Hausdorff distance, mean over frames');
     process.stdout.write(lines.join('\n') + '\n');
   },
 };

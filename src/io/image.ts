@@ -12,10 +12,11 @@ import path from 'node:path';
 import { PNG } from 'pngjs';
 import { Image, ImageType, FloatTypes, IntTypes, PixelTypes } from 'itk-wasm';
 import { UserError } from '../errors.js';
-import { type Geometry, geometryProblem } from '../core/geometry.js';
+import { type Geometry, geometryProblem, geometryFrom3D, header3D, vectorTo3D, vectorFrom3D } from '../core/geometry.js';
 import type { DisplacementField } from '../core/field.js';
 import { itkRead, itkWrite } from './itk.js';
 import { writeAtomic } from './atomic.js';
+import { niftiHeader3D } from './nifti.js';
 
 /** A 2D scalar image: `data[row·W + col]`, float32, with its geometry. */
 export interface Image2D {
@@ -63,12 +64,25 @@ function toFloat32(src: ArrayLike<number>, components: number, isColour: boolean
   return out;
 }
 
-/** The 2D geometry of an itk-wasm image of dimension 2, or of dimension 3 when `squeeze3d`. */
-export function geometryOf(img: Image): Geometry {
+/**
+ * The 2D geometry of an itk-wasm image of dimension 2 or 3. For a 3D image the third axis is
+ * either space (`'space'`: a one-slice image such as a DICOM file, placed in 3D; an oblique
+ * slice gets in-plane coordinates, see `geometryFrom3D`) or time (`'time'`: a 2D+t volume,
+ * whose frames take the upper-left 2×2 direction block and no placement).
+ */
+export function geometryOf(img: Image, thirdAxis: 'space' | 'time' = 'space'): Geometry {
   const d = Array.from(img.direction as ArrayLike<number>, Number);
   const dim = img.imageType.dimension;
+  const size: [number, number] = [img.size[0], img.size[1]];
+  if (dim === 3 && thirdAxis === 'space') {
+    return geometryFrom3D(size, {
+      origin: [img.origin[0], img.origin[1], img.origin[2]],
+      spacing: [img.spacing[0], img.spacing[1], img.spacing[2]],
+      direction: d,
+    });
+  }
   return {
-    size: [img.size[0], img.size[1]],
+    size,
     spacing: [img.spacing[0], img.spacing[1]],
     origin: [img.origin[0], img.origin[1]],
     direction: dim === 2 ? [d[0], d[1], d[2], d[3]] : [d[0], d[1], d[dim], d[dim + 1]],
@@ -86,7 +100,7 @@ export function checkFinite(data: Float32Array, file: string): void {
  * Converts an itk-wasm image to 2D scalar float32. 3D images must have exactly `slices`
  * slices; `slice` picks one (used to split a 2D+t volume into frames).
  */
-export function itkToImage2D(img: Image, file: string, slice = 0): Image2D {
+export function itkToImage2D(img: Image, file: string, slice = 0, thirdAxis: 'space' | 'time' = 'space'): Image2D {
   const dim = img.imageType.dimension;
   const pixelType = String(img.imageType.pixelType);
   const comps = img.imageType.components;
@@ -94,7 +108,7 @@ export function itkToImage2D(img: Image, file: string, slice = 0): Image2D {
   const isColour = pixelType === 'RGB' || pixelType === 'RGBA';
   if (comps !== 1 && !isColour) throw new UserError(`${file} has ${comps}-component ${pixelType} pixels; expected a scalar (grey) or RGB image`);
   if (!img.data) throw new UserError(`cannot read ${file}: no pixel data`);
-  const geometry = geometryOf(img);
+  const geometry = geometryOf(img, thirdAxis);
   const problem = geometryProblem(geometry);
   if (problem) throw new UserError(`${file}: ${problem}; fix the image header`);
   const n = geometry.size[0] * geometry.size[1];
@@ -119,20 +133,47 @@ export async function readImage2D(file: string): Promise<Image2D> {
   return itkToImage2D(img, file);
 }
 
-function makeItkImage(geometry: Geometry, components: 1 | 2, data: Float32Array | Uint8Array, componentType: string): Image {
-  const type = new ImageType(2, componentType as typeof FloatTypes.Float32, components === 1 ? PixelTypes.Scalar : PixelTypes.Vector, components);
+/**
+ * An itk-wasm image on a 2D geometry: 2D, or a one-slice 3D image when the geometry has a 3D
+ * placement (so the file overlays its 3D source). A 2-component field is then written with 3D
+ * vectors (`A · u`, mm), as ITK and 3D Slicer expect of a 3D displacement field.
+ */
+function makeItkImage(geometry: Geometry, components: 1 | 2, data: Float32Array | Uint8Array, componentType: string, flat = false): Image {
+  const placed = geometry.placement && !flat ? { ...geometry, placement: geometry.placement } : null;
+  const dim = placed ? 3 : 2;
+  const comps = placed && components === 2 ? 3 : components;
+  const type = new ImageType(dim, componentType as typeof FloatTypes.Float32, comps === 1 ? PixelTypes.Scalar : PixelTypes.Vector, comps);
   const img = new Image(type);
-  img.size = [...geometry.size];
-  img.spacing = [...geometry.spacing];
-  img.origin = [...geometry.origin];
-  img.direction = new Float64Array(geometry.direction);
+  if (placed) {
+    const h = header3D(placed);
+    img.size = [geometry.size[0], geometry.size[1], 1];
+    img.spacing = [...h.spacing];
+    img.origin = [...h.origin];
+    img.direction = new Float64Array(h.direction);
+    if (comps === 3) {
+      const n = geometry.size[0] * geometry.size[1];
+      const v3 = new Float32Array(3 * n);
+      for (let i = 0; i < n; i++) {
+        const w = vectorTo3D(placed.placement, [data[2 * i], data[2 * i + 1]]);
+        v3[3 * i] = w[0];
+        v3[3 * i + 1] = w[1];
+        v3[3 * i + 2] = w[2];
+      }
+      data = v3;
+    }
+  } else {
+    img.size = [...geometry.size];
+    img.spacing = [...geometry.spacing];
+    img.origin = [...geometry.origin];
+    img.direction = new Float64Array(geometry.direction);
+  }
   img.data = data;
   return img;
 }
 
-/** An Image2D as a float32 itk-wasm image (for itk-wasm pipelines such as elastix). */
+/** An Image2D as a float32 2D itk-wasm image in its in-plane coordinates (for itk-wasm pipelines such as elastix). */
 export function image2DToItk(image: Image2D): Image {
-  return makeItkImage(image.geometry, 1, image.data, FloatTypes.Float32);
+  return makeItkImage(image.geometry, 1, image.data, FloatTypes.Float32, true);
 }
 
 /** Maps `[lo, hi]` linearly to 0..255 (default window: the image's min..max). */
@@ -155,7 +196,7 @@ export async function writeImage2D(file: string, image: Image2D, window?: [numbe
   const ext = imageExtension(file);
   const eightBit = ext === '.png' || ext === '.jpg' || ext === '.jpeg' || ext === '.bmp';
   const itk = eightBit
-    ? makeItkImage(image.geometry, 1, toUint8(image.data, window), IntTypes.UInt8)
+    ? makeItkImage(image.geometry, 1, toUint8(image.data, window), IntTypes.UInt8, true)
     : makeItkImage(image.geometry, 1, image.data, FloatTypes.Float32);
   try {
     await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
@@ -203,14 +244,32 @@ export async function readField(file: string): Promise<DisplacementField> {
   const dim = img.imageType.dimension;
   const comps = img.imageType.components;
   if (dim === 3 && img.size[2] !== 1) throw new UserError(`${file} is a 3D field; expected a 2D displacement field`);
-  if (comps !== 2 && !(dim === 3 && comps === 3)) throw new UserError(`${file} has ${comps} component(s) per pixel; a 2D displacement field has 2 (x, y in mm)`);
   if (!img.data) throw new UserError(`cannot read ${file}: no pixel data`);
-  const geometry = geometryOf(img);
+  let geometry = geometryOf(img);
+  let squeezed = false;
+  if (dim === 2 && comps === 3 && /\.nii(\.gz)?$/i.test(file)) {
+    // a one-slice 3D field that ITK's NIfTI reader squeezed to 2D: its 3D header from the file
+    const h = await niftiHeader3D(file).catch(() => null);
+    if (h && h.size[0] === geometry.size[0] && h.size[1] === geometry.size[1] && h.size[2] === 1) {
+      geometry = geometryFrom3D(geometry.size, h);
+      squeezed = true;
+    }
+  }
+  if (comps !== 2 && !(comps === 3 && (dim === 3 || squeezed))) throw new UserError(`${file} has ${comps} component(s) per pixel; a 2D displacement field has 2 (x, y in mm)`);
   const n = geometry.size[0] * geometry.size[1];
   const data = new Float32Array(2 * n);
+  const src = img.data as ArrayLike<number>;
   for (let i = 0; i < n; i++) {
-    data[2 * i] = img.data[comps * i] as number;
-    data[2 * i + 1] = img.data[comps * i + 1] as number;
+    if (comps === 3) {
+      // a 3D vector: its in-plane part (for a plain 2D image stored as 3D, x and y)
+      const v: [number, number, number] = [src[3 * i], src[3 * i + 1], src[3 * i + 2]];
+      const u = geometry.placement ? vectorFrom3D(geometry.placement, v) : [v[0], v[1]];
+      data[2 * i] = u[0];
+      data[2 * i + 1] = u[1];
+    } else {
+      data[2 * i] = src[comps * i];
+      data[2 * i + 1] = src[comps * i + 1];
+    }
   }
   checkFinite(data, file);
   return { geometry, data };

@@ -136,7 +136,7 @@ async function openVolume(file: string): Promise<Series> {
   }
   const nt = img.size[2];
   if (nt < 2) throw new UserError(`${file} has a single frame (last axis of length ${nt}); a series needs at least 2 frames`);
-  const first = itkToImage2D(img, file, 0);
+  const first = itkToImage2D(img, file, 0, 'time');
   const width = String(nt - 1).length < 3 ? 3 : String(nt - 1).length;
   const frames = Array.from({ length: nt }, (_, t) => ({ name: `frame_${String(t).padStart(width, '0')}`, file }));
   return {
@@ -145,7 +145,7 @@ async function openVolume(file: string): Promise<Series> {
     geometry: first.geometry,
     frames,
     async readFrame(i: number) {
-      return itkToImage2D(img, file, i);
+      return itkToImage2D(img, file, i, 'time');
     },
   };
 }
