@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { UserError } from './errors.js';
 import { globalOptions } from './commands/common.js';
 import { phantomCommand } from './commands/phantom.js';
+import { simulateCommand } from './commands/simulate.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { trainCommand, registerCommand } from './commands/r2n2.js';
 import { baselineCommand } from './commands/baseline.js';
@@ -17,6 +18,7 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     .command(baselineCommand as never)
     .command(evaluateCommand as never)
     .command(phantomCommand as never)
+    .command(simulateCommand as never)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .recommendCommands()
