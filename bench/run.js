@@ -6,6 +6,7 @@
 //   npm run bench -- bspline-profile   where one 256² B-spline registration spends its time
 //   npm run bench -- r2n2      R2N2 (R2N2_MODEL) vs B-spline vs elastix on held-out phantom series
 //   npm run bench -- r2n2-models   models or training checkpoints (R2N2_MODELS) side by side on the model-selection seeds (not in the default run)
+//   npm run bench -- real      every method on real images (Sunnybrook Dice, simulate TRE) against native elastix (not in the default run; see bench/real.js)
 //   npm run bench -- gaussian-bound   T Gaussians fitted to the true field: what T steps can represent (slow; not in the default run)
 // Results are also written as JSON to bench/results/<suite>-<date>.json; a later run on the same
 // day never overwrites an earlier one: it writes <suite>-<date>-run2.json, -run3.json, ...
@@ -25,6 +26,7 @@ import { bsplineSuite, bsplineProfileSuite } from './bspline.js';
 import { r2n2Suite } from './r2n2.js';
 import { r2n2ModelsSuite } from './r2n2-models.js';
 import { gaussianBoundSuite } from './gaussian-bound.js';
+import { realSuite } from './real.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -116,9 +118,9 @@ async function keptVsPublic(dir, s, rendered, { files = 8, repeats = 3 } = {}) {
   return { rows, repeats, kept: await itkKeepsModules() };
 }
 
-const suites = { io, bspline: bsplineSuite, 'bspline-profile': bsplineProfileSuite, r2n2: r2n2Suite, 'r2n2-models': r2n2ModelsSuite, 'gaussian-bound': gaussianBoundSuite };
+const suites = { io, bspline: bsplineSuite, 'bspline-profile': bsplineProfileSuite, r2n2: r2n2Suite, 'r2n2-models': r2n2ModelsSuite, 'gaussian-bound': gaussianBoundSuite, real: realSuite };
 const which = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const names = which.length ? which : Object.keys(suites).filter((n) => n !== 'gaussian-bound' && n !== 'r2n2-models');
+const names = which.length ? which : Object.keys(suites).filter((n) => !['gaussian-bound', 'r2n2-models', 'real'].includes(n));
 for (const name of names) {
   if (!suites[name]) {
     console.error(`error: unknown benchmark "${name}"; choose from: ${Object.keys(suites).join(', ')}`);

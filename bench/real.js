@@ -1,0 +1,283 @@
+// `npm run bench -- real`: every method on real images, one process, the same pairs.
+//   Dice  LV (label 1) ES→ED on every contoured slice of the three Sunnybrook patients
+//         (../shared/data/sunnybrook/series): the ES frame registered to the ED frame, its label
+//         warped with nearest neighbour; HD95 (mm) beside it.
+//   TRE   `r2n2 simulate` series made from real images at their own size: a Sunnybrook ED frame
+//         of each patient with breathing and with cardiac motion (centre and radius from the LV
+//         label), and the BIRL reference image (../shared/data/birl_artificial) with random motion;
+//         every k-th frame registered to the series' fixed frame.
+// Methods: our B-spline (defaults), R2N2 (the bundled model or R2N2_MODEL) alone and --refine 20,
+// native elastix (Debian's CLI; its default threads and -threads 1; skipped with a message where
+// `elastix` is not on PATH), and the itk-wasm elastix on the first REAL_WASM_PAIRS pairs of each
+// case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
+// 3 resolutions, final grid 16 mm, 500 iterations, 4096 random samples.
+// Options (environment): REAL_CASES=dice,tre (default both), REAL_DICE_LIMIT=N (first N slices),
+// REAL_FRAMES (simulated frames, default 12), REAL_STRIDE (register every k-th, default 2),
+// REAL_METHODS (comma list, default all).
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../dist/core/backend/index.js';
+import { frameTre, treReport } from '../dist/core/tre.js';
+import { fieldFromNormalised, mapPoint } from '../dist/core/field.js';
+import { dicePerLabel, hd95, warpLabelsNearest } from '../dist/core/dice.js';
+import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
+import { loadModel } from '../dist/io/model.js';
+import { r2n2Registrar } from '../dist/app/register.js';
+import { simulate } from '../dist/app/simulate.js';
+import { readImage2D, readField, writeImage2D } from '../dist/io/image.js';
+import { readLandmarkFile } from '../dist/io/landmarks.js';
+import { readSummary } from '../dist/io/result.js';
+import { bsplineMap, elastixRegister } from './elastix.js';
+
+const run = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SHARED = path.resolve(here, '..', '..', 'shared', 'data');
+const SUNNY = path.join(SHARED, 'sunnybrook');
+const BIRL = path.join(SHARED, 'birl_artificial');
+const env = (k, d) => process.env[k] ?? d;
+
+/** The elastix parameter file text of a parameter map: one `(Key value …)` per line (elastix 5.0 needs that). */
+function parameterFileText(map) {
+  const fmt = (v) => (/^-?\d+(\.\d+)?(e-?\d+)?$/i.test(v) ? v : `"${v}"`);
+  return Object.entries(map).map(([k, vs]) => `(${k} ${vs.map(fmt).join(' ')})`).join('\n') + '\n';
+}
+
+async function whichElastix() {
+  try {
+    const { stdout } = await run('elastix', ['--version']);
+    return stdout.trim();
+  } catch {
+    return null;
+  }
+}
+
+/** A plain 2D copy (no 3D placement) for the elastix CLI. */
+const flat = (img) => ({ geometry: { ...img.geometry, placement: undefined }, data: img.data });
+
+/**
+ * Native elastix on one pair: registration wall time (the process), the field from
+ * `transformix -def all`, and (with `labels`) the moving label map warped by transformix with
+ * nearest neighbour (FinalBSplineInterpolationOrder 0).
+ */
+async function elastixNative(fixed, moving, paramText, { threads, labels } = {}) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'r2n2-real-elx-'));
+  try {
+    await writeImage2D(path.join(dir, 'f.mha'), flat(fixed));
+    await writeImage2D(path.join(dir, 'm.mha'), flat(moving));
+    await fs.writeFile(path.join(dir, 'p.txt'), paramText);
+    const args = ['-f', path.join(dir, 'f.mha'), '-m', path.join(dir, 'm.mha'), '-p', path.join(dir, 'p.txt'), '-out', dir];
+    if (threads) args.push('-threads', String(threads));
+    const t0 = performance.now();
+    await run('elastix', args, { maxBuffer: 64 * 2 ** 20 });
+    const seconds = (performance.now() - t0) / 1000;
+    const tp = path.join(dir, 'TransformParameters.0.txt');
+    await run('transformix', ['-def', 'all', '-tp', tp, '-out', dir], { maxBuffer: 64 * 2 ** 20 });
+    const def = await readField(path.join(dir, 'deformationField.mha'));
+    const field = { geometry: fixed.geometry, data: def.data };
+    let warpedLabels = null;
+    if (labels) {
+      const text = (await fs.readFile(tp, 'utf8')).replace(/\(FinalBSplineInterpolationOrder \d+\)/, '(FinalBSplineInterpolationOrder 0)').replace(/\(ResultImagePixelType "[^"]*"\)/, '(ResultImagePixelType "float")');
+      await fs.writeFile(path.join(dir, 'tp-nn.txt'), text);
+      await writeImage2D(path.join(dir, 'l.mha'), flat(labels));
+      await fs.mkdir(path.join(dir, 'lab'));
+      await run('transformix', ['-in', path.join(dir, 'l.mha'), '-tp', path.join(dir, 'tp-nn.txt'), '-out', path.join(dir, 'lab')], { maxBuffer: 64 * 2 ** 20 });
+      warpedLabels = (await readImage2D(path.join(dir, 'lab', 'result.mha'))).data;
+    }
+    const parameters = Number(/\(NumberOfParameters (\d+)\)/.exec(await fs.readFile(tp, 'utf8'))?.[1] ?? 0);
+    return { field, seconds, parameters, warpedLabels };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The methods, each `(fixed, movings[]) → [{ field: DisplacementField, seconds, parameters, warpedLabels? }]`. */
+async function makeMethods(elastixVersion) {
+  const backend = await initBackend('auto');
+  const modelDir = env('R2N2_MODEL', path.join(here, '..', 'fixtures', 'models', 'phantom'));
+  const model = await loadModel(modelDir);
+  const steps = Number(env('R2N2_STEPS', model.json.training?.steps ?? 10));
+  const wanted = env('REAL_METHODS', 'bspline,r2n2,r2n2+r20,elastix,elastix-1t,elastix-wasm').split(',');
+  const paramMap = await bsplineMap();
+  // the result format only names transformix's output files; the registration is the same map
+  const paramText = parameterFileText({ ...paramMap, ResultImageFormat: ['mha'] });
+  const r2n2 = (refine) => {
+    const reg = r2n2Registrar(model, { steps, stopThreshold: 0, refine });
+    return async (fixed, movings) => {
+      const t0 = performance.now();
+      const out = await reg.registerBatch(fixed, movings, () => undefined);
+      const s = (performance.now() - t0) / 1000 / movings.length;
+      return out.map((r) => ({ field: fieldFromNormalised(r.field, fixed.geometry), seconds: s, parameters: r.parameters }));
+    };
+  };
+  const perPair = (fn) => async (fixed, movings, labels) => {
+    const out = [];
+    for (let k = 0; k < movings.length; k++) out.push(await fn(fixed, movings[k], labels?.[k]));
+    return out;
+  };
+  const all = {
+    bspline: perPair(async (fixed, moving) => {
+      const [W, H] = fixed.geometry.size;
+      const t0 = performance.now();
+      const b = registerBspline(fixed.data, moving.data, H, W, BSPLINE_DEFAULTS, fixed.geometry);
+      return { field: fieldFromNormalised(b.field, fixed.geometry), seconds: (performance.now() - t0) / 1000, parameters: b.parameters };
+    }),
+    r2n2: r2n2(0),
+    'r2n2+r20': r2n2(20),
+    elastix: elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l })) : null,
+    'elastix-1t': elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l, threads: 1 })) : null,
+    'elastix-wasm': perPair(async (f, m) => elastixRegister(flat(f), flat(m), [paramMap]).then((e) => ({ ...e, field: { geometry: f.geometry, data: e.field.data } }))),
+  };
+  const methods = Object.fromEntries(Object.entries(all).filter(([k, v]) => v && wanted.includes(k)));
+  // warm-up outside the timings: tfjs/wasm compile on first use
+  const w = { geometry: { size: [64, 64], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] }, data: Float32Array.from({ length: 4096 }, (_, k) => Math.sin(k / 50)) };
+  for (const k of ['r2n2', 'r2n2+r20']) if (methods[k]) await methods[k](w, [w]);
+  return { methods, backend: backend.name, modelDir, steps, paramText };
+}
+
+const wasmPairs = Number(env('REAL_WASM_PAIRS', 2));
+/** Runs every method on the pairs of one case; the itk-wasm elastix on the first `wasmPairs` only. */
+async function runCase(methods, fixed, movings, labels) {
+  const out = {};
+  for (const [name, fn] of Object.entries(methods)) {
+    const n = name === 'elastix-wasm' ? Math.min(wasmPairs, movings.length) : movings.length;
+    out[name] = await fn(fixed, movings.slice(0, n), labels?.slice(0, n));
+  }
+  return out;
+}
+
+async function diceCases(methods) {
+  const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
+  const slices = Object.entries(index).filter(([, v]) => v.ED_phase != null && v.ES_phase != null).slice(0, Number(env('REAL_DICE_LIMIT', 1e9)));
+  const rows = [];
+  for (const [key, v] of slices) {
+    const dir = path.join(SUNNY, 'series', key);
+    const ph = (p) => `phase_${String(p).padStart(2, '0')}.mha`;
+    const ed = await readImage2D(path.join(dir, 'frames', ph(v.ED_phase)));
+    const es = await readImage2D(path.join(dir, 'frames', ph(v.ES_phase)));
+    const edL = (await readImage2D(path.join(dir, 'labels', ph(v.ED_phase)))).data;
+    const esL = await readImage2D(path.join(dir, 'labels', ph(v.ES_phase)));
+    const [W, H] = ed.geometry.size;
+    const res = await runCase(methods, ed, [es], [esL]);
+    const before = { dice: dicePerLabel(edL, esL.data).get(1) ?? 0, hd95: hd95(edL, esL.data, W, H, ed.geometry.spacing, 1) };
+    rows.push({ case: key, method: 'none', dice: before.dice, hd95: before.hd95, seconds: 0, parameters: 0 });
+    for (const [m, [r]] of Object.entries(res)) {
+      if (!r) continue;
+      const warped = r.warpedLabels ?? warpLabelsNearest(esL.data, r.field);
+      rows.push({ case: key, method: m, dice: dicePerLabel(edL, warped).get(1) ?? 0, hd95: hd95(edL, warped, W, H, ed.geometry.spacing, 1), seconds: r.seconds, parameters: r.parameters });
+    }
+    process.stderr.write(`  dice ${key}: ${rows.filter((x) => x.case === key).map((x) => `${x.method} ${x.dice.toFixed(3)}`).join(', ')}\n`);
+  }
+  return rows;
+}
+
+/** The centroid (mm) and equivalent radius (mm) of label 1. */
+function labelDisc(img) {
+  const [W, H] = img.geometry.size;
+  let n = 0, sx = 0, sy = 0;
+  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) if (Math.round(img.data[i * W + j]) === 1) { n++; sx += j; sy += i; }
+  const [px, py] = img.geometry.spacing;
+  return { centre: [img.geometry.origin[0] + (sx / n) * px, img.geometry.origin[1] + (sy / n) * py], radius: Math.sqrt((n * px * py) / Math.PI) };
+}
+
+async function treCases(methods, tmp) {
+  const frames = Number(env('REAL_FRAMES', 12));
+  const stride = Number(env('REAL_STRIDE', 2));
+  const specs = [];
+  const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
+  for (const patient of ['SCD0000101', 'SCD0000201', 'SCD0000301']) {
+    // the middle contoured slice of the patient, its ED frame
+    const keys = Object.keys(index).filter((k) => k.startsWith(patient) && index[k].ED_phase != null);
+    const key = keys[Math.floor(keys.length / 2)];
+    const ed = `phase_${String(index[key].ED_phase).padStart(2, '0')}.mha`;
+    const image = path.join(SUNNY, 'series', key, 'frames', ed);
+    const disc = labelDisc(await readImage2D(path.join(SUNNY, 'series', key, 'labels', ed)));
+    specs.push({ name: `${key} breathing`, image, motion: 'breathing' });
+    specs.push({ name: `${key} cardiac`, image, motion: 'cardiac', centre: disc.centre, radiusMm: 1.2 * disc.radius });
+  }
+  specs.push({ name: 'BIRL reference random', image: path.join(BIRL, 'artificial_reference.jpg'), motion: 'random', frames: 8 });
+  const rows = [];
+  for (const sp of specs) {
+    const out = path.join(tmp, sp.name.replace(/[^\w]+/g, '-'));
+    await simulate({ image: sp.image, out, motion: sp.motion, frames: sp.frames ?? frames, seed: 1, centre: sp.centre, radiusMm: sp.radiusMm });
+    const summary = await readSummary(path.join(out, 'truth'));
+    const names = summary.frames.map((f) => f.name);
+    const f = names.indexOf(summary.fixedFrame);
+    const picks = names.map((_, t) => t).filter((t) => t !== f && (t - f) % stride === 0);
+    const read = (t) => readImage2D(path.join(out, 'frames', `${names[t]}.nrrd`));
+    const lm = async (t) => (await readLandmarkFile(path.join(out, 'landmarks', `${names[t]}.csv`))).points;
+    const fixed = await read(f);
+    const movings = await Promise.all(picks.map(read));
+    const fixedPts = await lm(f);
+    const movingPts = await Promise.all(picks.map(lm));
+    const res = await runCase(methods, fixed, movings);
+    const size = fixed.geometry.size.join('×');
+    const none = treReport(picks.map((t, k) => frameTre(names[t], fixedPts, movingPts[k], fixed.geometry)));
+    rows.push({ case: sp.name, size, method: 'none', pairs: picks.length, tre: none.before.mean_mm, seconds: 0, parameters: 0 });
+    for (const [m, list] of Object.entries(res)) {
+      const r = treReport(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry, (q) => mapPoint(x.field, q))));
+      const before = treReport(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry)));
+      rows.push({ case: sp.name, size, method: m, pairs: list.length, tre: r.after.mean_mm, treBefore: before.before.mean_mm, seconds: list.reduce((a, x) => a + x.seconds, 0) / list.length, parameters: list.reduce((a, x) => a + x.parameters, 0) / list.length });
+    }
+    process.stderr.write(`  tre ${sp.name}: ${rows.filter((x) => x.case === sp.name).map((x) => `${x.method} ${x.tre.toFixed(3)}`).join(', ')}\n`);
+  }
+  return rows;
+}
+
+const f3 = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '   n/a' : v.toFixed(3));
+
+export async function realSuite() {
+  if (!existsSync(path.join(SUNNY, 'index.json')) || !existsSync(path.join(BIRL, 'artificial_reference.jpg'))) {
+    console.log(`real bench skipped: ${SHARED} (Sunnybrook and BIRL) is absent`);
+    return { skipped: 'no shared data' };
+  }
+  const elastixVersion = await whichElastix();
+  if (!elastixVersion) console.log('native elastix skipped: `elastix` is not on PATH (Debian: apt-get install elastix)');
+  const { methods, backend, modelDir, steps, paramText } = await makeMethods(elastixVersion);
+  const cases = env('REAL_CASES', 'dice,tre').split(',');
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'r2n2-real-'));
+  const dice = cases.includes('dice') ? await diceCases(methods) : [];
+  const tre = cases.includes('tre') ? await treCases(methods, tmp) : [];
+  await fs.rm(tmp, { recursive: true, force: true });
+  const names = ['none', ...Object.keys(methods)];
+  console.log(`real images (${backend}; R2N2 ${path.relative(process.cwd(), modelDir)}, ${steps} steps; ${elastixVersion ?? 'no native elastix'}; itk-wasm elastix on the first ${wasmPairs} pair(s) of each case)`);
+  const mean = (xs, k) => xs.reduce((a, r) => a + r[k], 0) / xs.length;
+  const summary = {};
+  if (dice.length) {
+    console.log(`\nDice, LV ES→ED, ${new Set(dice.map((r) => r.case)).size} Sunnybrook slices (HD95 mm beside)`);
+    console.log('case                    ' + names.map((m) => m.padStart(18)).join(''));
+    for (const c of [...new Set(dice.map((r) => r.case))]) {
+      console.log(c.padEnd(24) + names.map((m) => { const r = dice.find((x) => x.case === c && x.method === m); return (r ? `${r.dice.toFixed(3)} (${r.hd95.toFixed(1)})` : '').padStart(18); }).join(''));
+    }
+    console.log('mean Dice               ' + names.map((m) => mean(dice.filter((r) => r.method === m), 'dice').toFixed(3).padStart(18)).join(''));
+    console.log('mean HD95 mm            ' + names.map((m) => mean(dice.filter((r) => r.method === m), 'hd95').toFixed(2).padStart(18)).join(''));
+    console.log('s/pair                  ' + names.map((m) => mean(dice.filter((r) => r.method === m), 'seconds').toFixed(3).padStart(18)).join(''));
+    summary.dice = Object.fromEntries(names.map((m) => { const x = dice.filter((r) => r.method === m); return [m, { meanDice: mean(x, 'dice'), meanHd95: mean(x, 'hd95'), secondsPerPair: mean(x, 'seconds'), pairs: x.length }]; }));
+  }
+  if (tre.length) {
+    console.log('\nTRE mm, simulated series from real images (mean over the registered frames; itk-wasm elastix on fewer pairs: its "before" differs)');
+    console.log('case                          size     ' + names.map((m) => m.padStart(13)).join(''));
+    for (const c of [...new Set(tre.map((r) => r.case))]) {
+      const size = tre.find((x) => x.case === c).size;
+      console.log(c.padEnd(30) + size.padEnd(9) + names.map((m) => { const r = tre.find((x) => x.case === c && x.method === m); return (r ? f3(r.tre) : '').padStart(13); }).join(''));
+    }
+    console.log('mean TRE mm                            ' + names.map((m) => f3(mean(tre.filter((r) => r.method === m), 'tre')).padStart(13)).join(''));
+    console.log('s/frame                                ' + names.map((m) => f3(mean(tre.filter((r) => r.method === m), 'seconds')).padStart(13)).join(''));
+    summary.tre = Object.fromEntries(names.map((m) => { const x = tre.filter((r) => r.method === m); return [m, { meanTre: mean(x, 'tre'), secondsPerFrame: mean(x, 'seconds') }]; }));
+  }
+  const ref = 'elastix' in methods ? 'elastix' : null;
+  if (ref) {
+    console.log(`\nratios against native elastix (default threads), per method: mean TRE ÷ elastix's, mean Dice − elastix's, elastix's s/pair ÷ the method's`);
+    const all = [...dice, ...tre].filter((r) => r.method !== 'none');
+    for (const m of Object.keys(methods)) {
+      const tr = summary.tre?.[m]?.meanTre / summary.tre?.[ref]?.meanTre;
+      const dd = summary.dice ? summary.dice[m].meanDice - summary.dice[ref].meanDice : NaN;
+      const sp = mean(all.filter((r) => r.method === ref), 'seconds') / mean(all.filter((r) => r.method === m), 'seconds');
+      console.log(`  ${m.padEnd(14)} TRE × ${f3(tr)}   Dice ${Number.isFinite(dd) ? (dd >= 0 ? '+' : '') + dd.toFixed(3) : 'n/a'}   ${f3(sp)}× elastix's speed`);
+    }
+  }
+  return { backend, model: modelDir, steps, elastix: elastixVersion, elastixParameters: paramText, wasmPairs, summary, dice, tre };
+}
