@@ -61,6 +61,13 @@ async function headerGeometry(file: string): Promise<Geometry> {
 function checkSameGrid(frames: SeriesFrame[], geoms: Geometry[]): void {
   for (let i = 1; i < frames.length; i++) {
     if (!sameGeometry(geoms[0], geoms[i])) {
+      const otherPlane = geoms[0].placement && geoms[i].placement && sameGeometry({ ...geoms[0], placement: undefined }, { ...geoms[i], placement: undefined });
+      if (otherPlane) {
+        throw new UserError(
+          `${frames[i].file} lies in another plane than ${frames[0].file} (${describeGeometry(geoms[i])} against ${describeGeometry(geoms[0])}); ` +
+            'a series is one slice over time: put the files of each slice in a directory of their own',
+        );
+      }
       throw new UserError(
         `${frames[i].file} (${describeGeometry(geoms[i])}) is not on the grid of ${frames[0].file} (${describeGeometry(geoms[0])}); ` +
           'all frames of a series must share size, spacing, origin and direction: resample them first',
