@@ -55,6 +55,22 @@ async function whichElastix() {
   }
 }
 
+/**
+ * Runs elastix or transformix. Debian's 5.0.1 build sometimes aborts while its threads shut down
+ * ("terminate called … std::system_error") after it has written its outputs and printed
+ * "has finished": that run counts when `expected` exists; any other failure is retried once.
+ */
+async function elastixTool(cmd, args, expected) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run(cmd, args, { maxBuffer: 64 * 2 ** 20 });
+    } catch (err) {
+      if (/has finished/.test(err.stdout ?? '') && existsSync(expected)) return err;
+      if (attempt >= 1) throw err;
+    }
+  }
+}
+
 /** A plain 2D copy (no 3D placement) for the elastix CLI. */
 const flat = (img) => ({ geometry: { ...img.geometry, placement: undefined }, data: img.data });
 
@@ -72,10 +88,10 @@ async function elastixNative(fixed, moving, paramText, { threads, labels } = {})
     const args = ['-f', path.join(dir, 'f.mha'), '-m', path.join(dir, 'm.mha'), '-p', path.join(dir, 'p.txt'), '-out', dir];
     if (threads) args.push('-threads', String(threads));
     const t0 = performance.now();
-    await run('elastix', args, { maxBuffer: 64 * 2 ** 20 });
+    await elastixTool('elastix', args, path.join(dir, 'TransformParameters.0.txt'));
     const seconds = (performance.now() - t0) / 1000;
     const tp = path.join(dir, 'TransformParameters.0.txt');
-    await run('transformix', ['-def', 'all', '-tp', tp, '-out', dir], { maxBuffer: 64 * 2 ** 20 });
+    await elastixTool('transformix', ['-def', 'all', '-tp', tp, '-out', dir], path.join(dir, 'deformationField.mha'));
     const def = await readField(path.join(dir, 'deformationField.mha'));
     const field = { geometry: fixed.geometry, data: def.data };
     let warpedLabels = null;
@@ -84,7 +100,7 @@ async function elastixNative(fixed, moving, paramText, { threads, labels } = {})
       await fs.writeFile(path.join(dir, 'tp-nn.txt'), text);
       await writeImage2D(path.join(dir, 'l.mha'), flat(labels));
       await fs.mkdir(path.join(dir, 'lab'));
-      await run('transformix', ['-in', path.join(dir, 'l.mha'), '-tp', path.join(dir, 'tp-nn.txt'), '-out', path.join(dir, 'lab')], { maxBuffer: 64 * 2 ** 20 });
+      await elastixTool('transformix', ['-in', path.join(dir, 'l.mha'), '-tp', path.join(dir, 'tp-nn.txt'), '-out', path.join(dir, 'lab')], path.join(dir, 'lab', 'result.mha'));
       warpedLabels = (await readImage2D(path.join(dir, 'lab', 'result.mha'))).data;
     }
     const parameters = Number(/\(NumberOfParameters (\d+)\)/.exec(await fs.readFile(tp, 'utf8'))?.[1] ?? 0);
