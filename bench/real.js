@@ -13,7 +13,8 @@
 // 3 resolutions, final grid 16 mm, 500 iterations, 4096 random samples.
 // Options (environment): REAL_CASES=dice,tre (default both), REAL_DICE_LIMIT=N (first N slices),
 // REAL_FRAMES (simulated frames, default 12), REAL_STRIDE (register every k-th, default 2),
-// REAL_METHODS (comma list, default all).
+// REAL_METHODS (comma list, default all), REAL_BSPLINE_VARIANTS (JSON {"name": {B-spline options}}:
+// more B-spline methods, bspline:name, to choose defaults on).
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -134,19 +135,27 @@ async function makeMethods(elastixVersion) {
     for (let k = 0; k < movings.length; k++) out.push(await fn(fixed, movings[k], labels?.[k]));
     return out;
   };
-  const all = {
-    bspline: perPair(async (fixed, moving) => {
+  const bsplineMethod = (opts) =>
+    perPair(async (fixed, moving) => {
       const [W, H] = fixed.geometry.size;
       const t0 = performance.now();
-      const b = registerBspline(fixed.data, moving.data, H, W, BSPLINE_DEFAULTS, fixed.geometry);
+      const b = registerBspline(fixed.data, moving.data, H, W, opts, fixed.geometry);
       return { field: fieldFromNormalised(b.field, fixed.geometry), seconds: (performance.now() - t0) / 1000, parameters: b.parameters };
-    }),
+    });
+  const all = {
+    bspline: bsplineMethod(BSPLINE_DEFAULTS),
     r2n2: r2n2(0),
     'r2n2+r20': r2n2(20),
     elastix: elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l })) : null,
     'elastix-1t': elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l, threads: 1 })) : null,
     'elastix-wasm': perPair(async (f, m) => elastixRegister(flat(f), flat(m), [paramMap]).then((e) => ({ ...e, field: { geometry: f.geometry, data: e.field.data } }))),
   };
+  // B-spline variants to compare (choosing defaults): REAL_BSPLINE_VARIANTS='{"name": {options}}', each run as method bspline:name
+  for (const [name, extra] of Object.entries(JSON.parse(env('REAL_BSPLINE_VARIANTS', '{}')))) {
+    const opts = { ...BSPLINE_DEFAULTS, ...extra };
+    wanted.push(`bspline:${name}`);
+    all[`bspline:${name}`] = bsplineMethod(opts);
+  }
   const methods = Object.fromEntries(Object.entries(all).filter(([k, v]) => v && wanted.includes(k)));
   // warm-up outside the timings: tfjs/wasm compile on first use
   const w = { geometry: { size: [64, 64], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] }, data: Float32Array.from({ length: 4096 }, (_, k) => Math.sin(k / 50)) };

@@ -1,6 +1,7 @@
 import { promises as fs, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { tmpDir, runCli, BIRL, describeWithBirl } from './helpers.js';
+import { readImage2D, writeImage2D } from '../src/io/image.js';
 
 let t: ReturnType<typeof tmpDir>;
 let frames: string;
@@ -75,6 +76,77 @@ describe('r2n2 baseline bspline, series mode', () => {
     expect(s.complete).toBe(true);
     expect(s.frames).toHaveLength(7);
     expect(s.fixedFrame).toBe('frame_000');
+  });
+});
+
+describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
+  const files = async (dir: string) => (await fs.readdir(dir)).sort();
+  test('--jobs 2 (two worker threads) writes the same fields and warped frames as --jobs 1, byte for byte', async () => {
+    const j1 = path.join(t.dir, 'jobs1');
+    const j2 = path.join(t.dir, 'jobs2');
+    expect(runCli(['baseline', 'bspline', frames, '--out', j1, ...FAST, '--jobs', '1', '--no-qc']).code).toBe(0);
+    const r = runCli(['baseline', 'bspline', frames, '--out', j2, ...FAST, '--jobs', '2', '--no-qc']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/registered\s+7 frame\(s\)/);
+    for (const sub of ['fields', 'warped']) {
+      const names = await files(path.join(j1, sub));
+      expect(names).toHaveLength(7);
+      expect(await files(path.join(j2, sub))).toEqual(names);
+      for (const n of names) expect((await fs.readFile(path.join(j2, sub, n))).equals(await fs.readFile(path.join(j1, sub, n)))).toBe(true);
+    }
+    const s = await summaryOf(j2);
+    expect(s.complete).toBe(true);
+    expect(s.frames.map((f: { name: string }) => f.name)).toEqual((await summaryOf(j1)).frames.map((f: { name: string }) => f.name));
+    // a rerun with another --jobs resumes the same result (jobs is not a setting)
+    const again = runCli(['baseline', 'bspline', frames, '--out', j2, ...FAST, '--jobs', '1', '--no-qc']);
+    expect(again.stdout).toMatch(/7 already done/);
+  });
+
+  test('--samples registers on random pixels: same seed, same files; the TRE still drops below 40% of identity', async () => {
+    const a = path.join(t.dir, 'samples-a');
+    const b = path.join(t.dir, 'samples-b');
+    for (const out of [a, b]) expect(runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--samples', '2048', '--seed', '7', '--no-qc']).code).toBe(0);
+    for (const n of await files(path.join(a, 'fields'))) expect((await fs.readFile(path.join(b, 'fields', n))).equals(await fs.readFile(path.join(a, 'fields', n)))).toBe(true);
+    const tre = JSON.parse(runCli(['evaluate', 'tre', '--result', a, '--landmarks', landmarks, '--json']).stdout);
+    expect(tre.after.mean_mm).toBeLessThan(0.4 * tre.before.mean_mm);
+    expect((await summaryOf(a)).settings).toMatchObject({ samples: 2048, seed: 7 });
+  });
+
+  test('--fixed-mask and --moving-mask: recorded in the settings; a mask on another grid, an empty one or a missing one is a one-line error', async () => {
+    const f0 = await readImage2D(path.join(frames, 'frame_000.nrrd'));
+    const [W, H] = f0.geometry.size;
+    const half = Float32Array.from({ length: W * H }, (_, p) => ((p % W) < W / 2 ? 1 : 0));
+    const mask = path.join(t.dir, 'mask-left.nrrd');
+    await writeImage2D(mask, { geometry: f0.geometry, data: half });
+    const out = path.join(t.dir, 'masked');
+    const r = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--fixed-mask', mask, '--moving-mask', mask, '--no-qc']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const s = await summaryOf(out);
+    expect(s.settings).toMatchObject({ fixedMask: path.resolve(mask), movingMask: path.resolve(mask) });
+    const plain = path.join(t.dir, 'jobs1');
+    const differs = [];
+    for (const n of await files(path.join(out, 'fields'))) differs.push(!(await fs.readFile(path.join(out, 'fields', n))).equals(await fs.readFile(path.join(plain, 'fields', n))));
+    expect(differs.every(Boolean)).toBe(true);
+
+    const small = path.join(t.dir, 'mask-small.nrrd');
+    await writeImage2D(small, { geometry: { ...f0.geometry, size: [32, 32] }, data: new Float32Array(32 * 32).fill(1) });
+    const empty = path.join(t.dir, 'mask-empty.nrrd');
+    await writeImage2D(empty, { geometry: f0.geometry, data: new Float32Array(W * H) });
+    for (const [args, msg] of [
+      [['--fixed-mask', small], /fixed mask .*mask-small\.nrrd .*is not on the grid of the frames .*resample it/],
+      [['--moving-mask', empty], /mask-empty\.nrrd is empty/],
+      [['--fixed-mask', path.join(t.dir, 'nope.nrrd')], /mask .*nope\.nrrd does not exist/],
+    ] as [string[], RegExp][]) {
+      const bad = path.join(t.dir, `bad-mask-${Math.random().toString(36).slice(2)}`);
+      const e = runCli(['baseline', 'bspline', frames, '--out', bad, ...FAST, ...args]);
+      expect(e.code).toBe(1);
+      expect(e.stdout).toBe('');
+      expect(e.stderr.trim().split('\n')).toHaveLength(1);
+      expect(e.stderr).toMatch(msg);
+      expect(existsSync(path.join(bad, 'summary.json'))).toBe(false);
+    }
   });
 });
 

@@ -24,6 +24,9 @@ import { openSeries, resolveFrame } from '../io/series.js';
 import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
 import { type ResultFrame, type ResultSummary, SUMMARY_FILE, resultPaths, writeSummary } from '../io/result.js';
 import { autoFixedFrame } from './fixed-frame.js';
+import { FramePool } from './frame-pool.js';
+import type { RegistrarSpec } from './registrars.js';
+import type { BackendChoice } from '../core/backend/index.js';
 
 /** What a method returns for one moving frame. */
 export interface FrameRegistration {
@@ -42,11 +45,12 @@ export interface Registrar {
   settings: Record<string, unknown>;
   /** Progress units per frame (e.g. total iterations). */
   unitsPerFrame: number;
-  register(fixed: Image2D, moving: Image2D, tick: (info: string) => void): Promise<FrameRegistration>;
+  /** `frame`: the moving frame's name (for per-frame inputs such as masks). */
+  register(fixed: Image2D, moving: Image2D, tick: (info: string) => void, frame?: string): Promise<FrameRegistration>;
   /** Optional: several moving frames at once (faster for networks); `batchSize` frames per call. */
   batchSize?: number;
   /** `tick(info)` advances every frame of the batch by one unit; `tick(info, k)` by k units in all. */
-  registerBatch?(fixed: Image2D, moving: Image2D[], tick: (info: string, units?: number) => void): Promise<FrameRegistration[]>;
+  registerBatch?(fixed: Image2D, moving: Image2D[], tick: (info: string, units?: number) => void, frames?: string[]): Promise<FrameRegistration[]>;
   /** Optional extra QC picture of a frame's transformation, written as qc/<frame>-<suffix>.png. */
   qcExtra?(fixed: Image2D, r: FrameRegistration): { suffix: string; mosaic: Mosaic } | null;
 }
@@ -71,6 +75,12 @@ export interface RunOptions {
    * then lists the frames left as `missing`, the report says `interrupted`, and the same run
    * continues with them (finished frames are skipped). */
   signal?: AbortSignal;
+  /**
+   * `--jobs`: register this many frames (or batches) at once, each in a worker thread that builds
+   * the same registrar from `spec` on its own `backend` (app/frame-pool.ts). 1 (or absent): all
+   * in this thread with `registrar`.
+   */
+  jobs?: { count: number; spec: RegistrarSpec; backend: BackendChoice };
 }
 
 export interface FrameDone {
@@ -238,61 +248,84 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
     const fixed = await src.read(src.fixedIndex);
     const [W, H] = fixed.geometry.size;
     const batch = registrar.registerBatch ? Math.max(1, registrar.batchSize ?? 1) : 1;
-    for (let k = 0; k < todo.length; k += batch) {
-      if (o.signal?.aborted) {
-        interrupted = String(o.signal.reason);
-        break;
-      }
-      const chunk = todo.slice(k, k + batch);
-      const movings: Image2D[] = [];
-      for (const f of chunk) movings.push(await src.read(f.index));
-      const t0 = performance.now();
-      const results =
-        registrar.registerBatch && chunk.length > 1
-          ? await registrar.registerBatch(fixed, movings, (info, units) => o.onTick?.(`${chunk[0].name}… ${info}`, units ?? chunk.length))
-          : [await registrar.register(fixed, movings[0], (info) => o.onTick?.(`${chunk[0].name} ${info}`))];
-      const seconds = (performance.now() - t0) / 1000 / chunk.length;
-      for (let j = 0; j < chunk.length; j++) {
-        const f = chunk[j];
-        const moving = movings[j];
-        const r = results[j];
-        const warp = warpSamples(moving.data, H, W, r.field);
-        const warped = warp.out as Float32Array;
-        const rp = resultPaths(f.name);
-        await writeField(path.join(out, rp.field), fieldFromNormalised(r.field, fixed.geometry));
-        await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
-        if (o.qc ?? true) {
-          const m = registrationQc(fixed.data, moving.data, warped, H, W, warp.mask);
-          await writeGreyPng(path.join(out, 'qc', `${f.name}.png`), m, [0, 255]);
-          const extra = registrar.qcExtra?.(fixed, r);
-          if (extra) await writeGreyPng(path.join(out, 'qc', `${f.name}-${extra.suffix}.png`), extra.mosaic, [0, 255]);
+    const chunks: (typeof todo)[] = [];
+    for (let k = 0; k < todo.length; k += batch) chunks.push(todo.slice(k, k + batch));
+    const lanes = Math.max(1, Math.min(o.jobs?.count ?? 1, chunks.length));
+    const pool = lanes > 1 && o.jobs ? new FramePool(lanes, o.jobs.spec, o.jobs.backend) : null;
+    const registerChunk = (lane: number, chunk: typeof todo, movings: Image2D[]): Promise<FrameRegistration[]> => {
+      const tick = (info: string, units?: number) => o.onTick?.(`${chunk[0].name}${chunk.length > 1 ? '…' : ''} ${info}`, units ?? chunk.length);
+      const names = chunk.map((f) => f.name);
+      if (pool) return pool.register(lane, 0, fixed, movings, names, tick);
+      return registrar.registerBatch && chunk.length > 1
+        ? registrar.registerBatch(fixed, movings, tick, names)
+        : registrar.register(fixed, movings[0], (info) => tick(info, 1), names[0]).then((r) => [r]);
+    };
+    // each lane takes the next chunk, registers it (in its worker with --jobs), writes its outputs
+    let next = 0;
+    let failed = false;
+    const lane = async (k: number) => {
+      while (next < chunks.length && !failed) {
+        if (o.signal?.aborted) {
+          interrupted = String(o.signal.reason);
+          return;
         }
-        const params: ParamsFile & Record<string, unknown> = {
-          format: 'r2n2-params',
-          method: registrar.method,
-          frame: f.name,
-          fixedFrame: fixedName,
-          moving: f.file,
-          settingsKey: key,
-          backend: o.backend,
-          seconds,
-          batch: chunk.length,
-          parameters: r.parameters,
-          finalLoss: r.finalLoss,
-          ...r.params,
-        };
-        await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
-        const done: FrameDone = {
-          name: f.name,
-          seconds,
-          parameters: r.parameters,
-          finalLoss: r.finalLoss,
-          madBefore: meanAbsDiff(fixed.data, moving.data, warp.mask),
-          madAfter: meanAbsDiff(fixed.data, warped, warp.mask),
-        };
-        registered.push(done);
-        o.onFrame?.(done);
+        const chunk = chunks[next++];
+        const movings: Image2D[] = [];
+        for (const f of chunk) movings.push(await src.read(f.index));
+        const t0 = performance.now();
+        const results = await registerChunk(k, chunk, movings).catch((err) => {
+          failed = true; // the other lanes finish their chunk and take no more
+          throw err;
+        });
+        const seconds = (performance.now() - t0) / 1000 / chunk.length;
+        for (let j = 0; j < chunk.length; j++) registered.push(await writeFrame(chunk[j], movings[j], results[j], seconds, chunk.length));
       }
+    };
+    const writeFrame = async (f: (typeof todo)[number], moving: Image2D, r: FrameRegistration, seconds: number, batchLength: number): Promise<FrameDone> => {
+      const warp = warpSamples(moving.data, H, W, r.field);
+      const warped = warp.out as Float32Array;
+      const rp = resultPaths(f.name);
+      await writeField(path.join(out, rp.field), fieldFromNormalised(r.field, fixed.geometry));
+      await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
+      if (o.qc ?? true) {
+        const m = registrationQc(fixed.data, moving.data, warped, H, W, warp.mask);
+        await writeGreyPng(path.join(out, 'qc', `${f.name}.png`), m, [0, 255]);
+        const extra = registrar.qcExtra?.(fixed, r);
+        if (extra) await writeGreyPng(path.join(out, 'qc', `${f.name}-${extra.suffix}.png`), extra.mosaic, [0, 255]);
+      }
+      const params: ParamsFile & Record<string, unknown> = {
+        format: 'r2n2-params',
+        method: registrar.method,
+        frame: f.name,
+        fixedFrame: fixedName,
+        moving: f.file,
+        settingsKey: key,
+        backend: o.backend,
+        seconds,
+        batch: batchLength,
+        parameters: r.parameters,
+        finalLoss: r.finalLoss,
+        ...r.params,
+      };
+      await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
+      const done: FrameDone = {
+        name: f.name,
+        seconds,
+        parameters: r.parameters,
+        finalLoss: r.finalLoss,
+        madBefore: meanAbsDiff(fixed.data, moving.data, warp.mask),
+        madAfter: meanAbsDiff(fixed.data, warped, warp.mask),
+      };
+      o.onFrame?.(done);
+      return done;
+    };
+    try {
+      if (pool) await pool.ready();
+      const settled = await Promise.allSettled(Array.from({ length: lanes }, (_, k) => lane(k)));
+      const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
+    } finally {
+      await pool?.close();
     }
   }
 

@@ -17,6 +17,7 @@ import { AmsGrad } from '../core/optim.js';
 import { normaliseIntensity } from '../core/intensity.js';
 import { gaussianBlur, pyramidLevel, resampleAligned } from '../core/resample.js';
 import { basisTensors, bsplineGrid, denseField } from './kernel.js';
+import { SAMPLED_LOSSES, SAMPLED_REGULARISERS, mulberry32, sampledLevel } from './sampled.js';
 import { type Geometry, identityGeometry } from '../core/geometry.js';
 import { type AffineTransform, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, registerAffine } from '../core/affine.js';
 
@@ -25,6 +26,11 @@ export interface BsplineOptions {
   levels: number;
   /** Control-point spacing in pixels of each level (one value: the same at every level). */
   spacing: number[];
+  /**
+   * Control-point spacing in mm of each level (one value: the same at every level); when set it
+   * replaces `spacing`: each axis gets round(mm / the level's pixel size), at least 1 px.
+   */
+  spacingMm?: number[];
   /** Iterations per level (one value: the same at every level). */
   iterations: number[];
   /** AMSGrad learning rate per level (one value: the same at every level). */
@@ -47,6 +53,24 @@ export interface BsplineOptions {
   init?: InitKind;
   /** Iterations per level of the global stage (default AFFINE_DEFAULTS). */
   initIterations?: number[];
+  /**
+   * Stochastic sampling: at a level of more pixels than this, each iteration uses this many
+   * random pixels (bspline/sampled.ts); 0 or undefined = every pixel. MSE and NCC only.
+   */
+  samples?: number;
+  /** Seed of the sampling (the same seed, the same result). */
+  seed?: number;
+  /** Fixed-image mask `[H, W]` (nonzero = in): the similarity counts only there. */
+  fixedMask?: Uint8Array | null;
+  /** Moving-image mask `[H, W]`: a pixel counts only where it maps inside it (nearest). */
+  movingMask?: Uint8Array | null;
+  /**
+   * Stop a level early when the loss changed by less than this fraction over the last
+   * `convergenceWindow` iterations (mean of the last window against the one before); 0 = never.
+   */
+  convergence?: number;
+  /** Iterations per convergence window, default 10. */
+  convergenceWindow?: number;
   /** Called after every iteration (level −1: the global stage). */
   onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
 }
@@ -112,6 +136,15 @@ export function checkOptions(o: BsplineOptions): void {
   }
   if (o.spacing.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`spacing values must be positive integers (pixels), got ${o.spacing.join(',')}`);
   if (o.iterations.some((s) => !Number.isInteger(s))) throw new Error(`iterations must be integers, got ${o.iterations.join(',')}`);
+  if (o.spacingMm !== undefined) {
+    if (o.spacingMm.length !== 1 && o.spacingMm.length !== o.levels) throw new Error(`spacing in mm needs 1 value or ${o.levels} (one per level), got ${o.spacingMm.length}`);
+    if (o.spacingMm.some((v) => !(Number.isFinite(v) && v > 0))) throw new Error(`spacing in mm must be > 0, got ${o.spacingMm.join(',')}`);
+  }
+  if (o.samples !== undefined && !(Number.isInteger(o.samples) && o.samples >= 0)) throw new Error(`samples must be a whole number ≥ 0 (0 = every pixel), got ${o.samples}`);
+  if (o.samples && !SAMPLED_LOSSES.includes(o.loss)) throw new Error(`sampling (samples ${o.samples}) works with the ${SAMPLED_LOSSES.join(' and ')} losses; use samples 0 with ${o.loss}`);
+  if (o.samples && !SAMPLED_REGULARISERS.includes(o.regulariser)) throw new Error(`sampling (samples ${o.samples}) works with the ${SAMPLED_REGULARISERS.join(', ')} regularisers; use samples 0 with ${o.regulariser}`);
+  if (o.convergence !== undefined && !(o.convergence >= 0 && o.convergence < 1)) throw new Error(`convergence must be a relative loss change in [0, 1), got ${o.convergence}`);
+  if (o.convergenceWindow !== undefined && !(Number.isInteger(o.convergenceWindow) && o.convergenceWindow >= 1)) throw new Error(`convergence window must be a whole number of iterations ≥ 1, got ${o.convergenceWindow}`);
   if (o.finestSigma !== undefined && !(o.finestSigma >= 0 && o.finestSigma <= 50)) throw new Error(`finest sigma must be 0..50 pixels, got ${o.finestSigma}`);
 }
 
@@ -119,6 +152,8 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
   const o = options;
   checkOptions(o);
   if (fixed.length !== H * W || moving.length !== H * W) throw new Error(`images must hold ${H}×${W} values`);
+  if (o.fixedMask && o.fixedMask.length !== H * W) throw new Error(`the fixed mask must hold ${H}×${W} values`);
+  if (o.movingMask && o.movingMask.length !== H * W) throw new Error(`the moving mask must hold ${H}×${W} values`);
   const normalise = o.normalise ?? true;
   const F = normalise ? normaliseIntensity(fixed, o.clamp ?? 2) : fixed;
   const M = normalise ? normaliseIntensity(moving, o.clamp ?? 2) : moving;
@@ -150,9 +185,7 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
     const ml = sigma ? { data: gaussianBlur(M, H, W, sigma), H, W } : pyramidLevel(M, H, W, factor);
     const h = fl.H;
     const w = fl.W;
-    const s = perLevel(o.spacing, l, 'spacing');
-    const sx = Math.min(s, w);
-    const sy = Math.min(s, h);
+    const [sx, sy] = levelSpacing(o, l, geometry, W, H, w, h);
     const grid = bsplineGrid(h, w, [sx, sy], o.order);
     const prev = total ? resampleAligned(total, 2, prevH, prevW, h, w) : null;
     const iterations = perLevel(o.iterations, l, 'iterations');
@@ -166,22 +199,38 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
     const P = tf.variable<tf.Rank.R3>(init as tf.Tensor3D, true, `bspline_level${l}_${Date.now()}_${Math.random()}`);
     init.dispose();
     const regSpacing = o.regulariserSpacing ?? [1, 1];
+    const fixedMask = o.fixedMask ? levelMask(o.fixedMask, H, W, h, w) : null;
+    const movingMask = o.movingMask ? levelMask(o.movingMask, H, W, h, w) : null;
+    const fixedMaskT = fixedMask ? tf.tensor2d(Float32Array.from(fixedMask), [h, w]) : null;
+    const sampled =
+      o.samples && o.samples > 0 && h * w > o.samples
+        ? sampledLevel({ fixed: fl.data, moving: ml.data, h, w, grid, prev, samples: o.samples, rng: mulberry32(((o.seed ?? 0) * 1000003 + l * 7919 + 1) >>> 0), loss: o.loss, regulariser: o.regulariser, regulariserSpacing: regSpacing, fixedMask, movingMask })
+        : null;
+    const denseObjective = () => {
+      const b = denseField(P, By, BxT);
+      const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
+      const { warped, mask: inside } = warpBilinear(ml.data, h, w, u);
+      let mask = fixedMaskT ? (tf.mul(inside, fixedMaskT) as tf.Tensor2D) : inside;
+      if (movingMask) mask = tf.mul(mask, tf.tensor2d(warpedMaskNearest(movingMask, h, w, u.dataSync()), [h, w])) as tf.Tensor2D;
+      const sim = lossFn(fixedT, warped, mask);
+      return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing), tf.scalar(lambda))) as tf.Scalar) : sim;
+    };
+    const stop = convergenceStop(o.convergence ?? 0, o.convergenceWindow ?? 10);
     let last = NaN;
+    let ran = 0;
     try {
       for (let it = 0; it < iterations; it++) {
-        const { value, grads } = tf.variableGrads(() => {
-          const b = denseField(P, By, BxT);
-          const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
-          const { warped, mask } = warpBilinear(ml.data, h, w, u);
-          const sim = lossFn(fixedT, warped, mask);
-          return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing), tf.scalar(lambda))) as tf.Scalar) : sim;
-        }, [P]);
+        const d = sampled?.draw();
+        const { value, grads } = tf.variableGrads(() => (sampled && d ? sampled.objective(P, d, lambda) : denseObjective()), [P]);
+        if (sampled && d) sampled.release(d);
         opt.apply([P], grads);
         last = value.dataSync()[0];
         value.dispose();
         for (const g of Object.values(grads)) g.dispose();
+        ran = it + 1;
         if (!Number.isFinite(last)) throw new Error(`the loss became ${last} at level ${l + 1}, iteration ${it + 1}; lower the learning rate`);
         o.onIteration?.({ level: l, iteration: it, loss: last });
+        if (stop(last)) break;
       }
       const params = P.dataSync() as Float32Array;
       const field = tf.tidy(() => {
@@ -192,7 +241,7 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       field.dispose();
       prevH = h;
       prevW = w;
-      levels.push({ size: [w, h], factor, spacing: [grid.x.s, grid.y.s], controlGrid: [grid.x.cp, grid.y.cp], params: Float32Array.from(params), iterations, finalLoss: last });
+      levels.push({ size: [w, h], factor, spacing: [grid.x.s, grid.y.s], controlGrid: [grid.x.cp, grid.y.cp], params: Float32Array.from(params), iterations: ran, finalLoss: last });
       finalLoss = last;
     } finally {
       P.dispose();
@@ -201,9 +250,71 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       BxT.dispose();
       fixedT.dispose();
       prevT?.dispose();
+      fixedMaskT?.dispose();
     }
   }
   const field = prevH === H && prevW === W ? (total as Float32Array) : resampleAligned(total as Float32Array, 2, prevH, prevW, H, W);
   const parameters = levels.reduce((a, l) => a + 2 * l.controlGrid[0] * l.controlGrid[1], 0) + (affine ? AFFINE_PARAMETERS[affine.kind] : 0);
   return { field: Float32Array.from(field), affine, levels, parameters, finalLoss };
+}
+
+/** A mask `[H, W]` at a level of `[h, w]` pixels: nearest pixel, aligned corners (as the pyramid). */
+export function levelMask(mask: Uint8Array, H: number, W: number, h: number, w: number): Uint8Array {
+  if (h === H && w === W) return mask;
+  const out = new Uint8Array(h * w);
+  const fy = h > 1 ? (H - 1) / (h - 1) : 0;
+  const fx = w > 1 ? (W - 1) / (w - 1) : 0;
+  for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) out[i * w + j] = mask[Math.round(i * fy) * W + Math.round(j * fx)];
+  return out;
+}
+
+/** 1 where `p + u(p)` (u `[2, h, w]` normalised) falls on a nonzero pixel of `mask` (nearest), else 0. */
+export function warpedMaskNearest(mask: Uint8Array, h: number, w: number, u: ArrayLike<number>): Float32Array {
+  const N = h * w;
+  const out = new Float32Array(N);
+  const sx = (w - 1) / 2;
+  const sy = (h - 1) / 2;
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      const p = i * w + j;
+      const x = Math.round(j + u[p] * sx);
+      const y = Math.round(i + u[N + p] * sy);
+      if (x >= 0 && y >= 0 && x < w && y < h && mask[y * w + x]) out[p] = 1;
+    }
+  }
+  return out;
+}
+
+/**
+ * The convergence test: true once the mean loss of the last `window` iterations is within
+ * `tolerance` (relative) of the mean of the `window` before them; never when tolerance is 0.
+ */
+export function convergenceStop(tolerance: number, window: number): (loss: number) => boolean {
+  const losses: number[] = [];
+  return (loss) => {
+    if (!(tolerance > 0)) return false;
+    losses.push(loss);
+    if (losses.length < 2 * window) return false;
+    const mean = (a: number, b: number) => losses.slice(a, b).reduce((x, y) => x + y, 0) / window;
+    const n = losses.length;
+    const recent = mean(n - window, n);
+    const before = mean(n - 2 * window, n - window);
+    return Math.abs(before - recent) <= tolerance * Math.max(Math.abs(before), 1e-12);
+  };
+}
+
+/**
+ * The control-point spacing `[sx, sy]` in pixels of level `l` (`[w, h]` pixels of a `[W, H]`
+ * image): `spacingMm` through the level's pixel size (aligned corners), else `spacing`; at most
+ * the level's size.
+ */
+export function levelSpacing(o: Pick<BsplineOptions, 'spacing' | 'spacingMm'>, l: number, geometry: Geometry, W: number, H: number, w: number, h: number): [number, number] {
+  if (o.spacingMm) {
+    const mm = perLevel(o.spacingMm, l, 'spacing in mm');
+    const px = geometry.spacing[0] * (w > 1 ? (W - 1) / (w - 1) : 1);
+    const py = geometry.spacing[1] * (h > 1 ? (H - 1) / (h - 1) : 1);
+    return [Math.min(w, Math.max(1, Math.round(mm / px))), Math.min(h, Math.max(1, Math.round(mm / py)))];
+  }
+  const s = perLevel(o.spacing, l, 'spacing');
+  return [Math.min(s, w), Math.min(s, h)];
 }

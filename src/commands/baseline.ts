@@ -5,11 +5,13 @@ import { BSPLINE_DEFAULTS, type BsplineOptions } from '../bspline/register.js';
 import { LOSS_NAMES, type LossName } from '../core/losses.js';
 import { REGULARISER_NAMES, type RegulariserName } from '../core/regularisers.js';
 import { bsplineRegistrar } from '../app/bspline.js';
+import { readMaskSet } from '../io/masks.js';
 import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/affine.js';
+import type { BackendChoice } from '../core/backend/index.js';
 import { type JobInput, runFrames } from '../app/run-frames.js';
-import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, framesInterrupted, makeContext, parseShard, printJson, startBackend, stopOnSignals } from './common.js';
+import { type BackendArgs, type GlobalArgs, type JobsArgs, backendDetail, backendOption, jobsOption, resolveJobs, fmt, framesInterrupted, makeContext, parseShard, printJson, startBackend, stopOnSignals } from './common.js';
 
-interface Args extends GlobalArgs, BackendArgs {
+interface Args extends GlobalArgs, BackendArgs, JobsArgs {
   series?: string;
   fixed?: string;
   moving?: string[];
@@ -18,7 +20,14 @@ interface Args extends GlobalArgs, BackendArgs {
   'fixed-frame-criterion': 'image' | 'intensity';
   levels: number;
   spacing: number[];
+  'spacing-mm'?: number[];
   iterations: number[];
+  samples: number;
+  seed: number;
+  convergence: number;
+  'convergence-window': number;
+  'fixed-mask'?: string;
+  'moving-mask'?: string;
   lr: number[];
   lambda: number[];
   order: number;
@@ -43,7 +52,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
   command: 'bspline [series]',
   describe: 'multi-resolution cubic B-spline registration (AirLab style, tfjs autograd) of a series or a pair',
   builder: (y) =>
-    backendOption(y)
+    jobsOption(backendOption(y))
       .positional('series', { type: 'string', describe: 'series: a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
       .option('fixed', { type: 'string', describe: 'pair mode: the fixed image' })
       .option('moving', { type: 'string', array: true, describe: 'pair mode: moving image(s), each registered to --fixed' })
@@ -52,7 +61,14 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame: mean image (MSE) or mean intensity (reference code)' })
       .option('levels', { type: 'number', default: D.levels, describe: 'pyramid levels; level l works at 1/2^(levels-1-l) resolution' })
       .option('spacing', { type: 'number', array: true, default: D.spacing, describe: 'control-point spacing in pixels of each level (one value or one per level)' })
-      .option('iterations', { type: 'number', array: true, default: D.iterations, describe: 'iterations per level (one value or one per level)' })
+      .option('spacing-mm', { type: 'number', array: true, describe: 'control-point spacing in mm of each level (one value or one per level); replaces --spacing' })
+      .option('iterations', { type: 'number', array: true, default: D.iterations, describe: 'iterations per level (one value or one per level; the most, with --convergence)' })
+      .option('samples', { type: 'number', default: D.samples ?? 0, describe: 'random pixels per iteration at levels larger than this (mse and ncc; 0 = every pixel)' })
+      .option('seed', { type: 'number', default: D.seed ?? 0, describe: 'seed of the random samples (same seed, same result)' })
+      .option('convergence', { type: 'number', default: D.convergence ?? 0, describe: 'stop a level when its mean loss over --convergence-window iterations changed by less than this fraction (0 = run every iteration)' })
+      .option('convergence-window', { type: 'number', default: D.convergenceWindow ?? 10, describe: 'iterations per convergence window' })
+      .option('fixed-mask', { type: 'string', describe: 'label image on the fixed frame\'s grid: the similarity counts only where it is nonzero' })
+      .option('moving-mask', { type: 'string', describe: 'label image (every frame) or a series of them named as the frames: a pixel counts only where it maps inside' })
       .option('lr', { type: 'number', array: true, default: D.learningRate, describe: 'AMSGrad learning rate per level' })
       .option('lambda', { type: 'number', array: true, default: D.lambda, describe: 'regulariser weight per level' })
       .option('order', { type: 'number', default: D.order, describe: 'B-spline order (3 = cubic)' })
@@ -87,6 +103,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     const options: BsplineOptions = {
       levels: argv.levels,
       spacing: argv.spacing,
+      ...(argv['spacing-mm'] ? { spacingMm: argv['spacing-mm'] } : {}),
       iterations: argv.iterations,
       learningRate: argv.lr,
       lambda: argv.lambda,
@@ -98,10 +115,16 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       finestSigma: argv['finest-sigma'],
       init: argv.init,
       initIterations: argv['init-iterations'],
+      samples: argv.samples,
+      seed: argv.seed,
+      convergence: argv.convergence,
+      convergenceWindow: argv['convergence-window'],
     };
-    const registrar = bsplineRegistrar(options);
+    const masks = { fixed: argv['fixed-mask'] ? await readMaskSet(argv['fixed-mask']) : null, moving: argv['moving-mask'] ? await readMaskSet(argv['moving-mask']) : null };
+    const registrar = bsplineRegistrar(options, masks);
     const ctx = makeContext(argv);
     const backend = await startBackend(argv, ctx, { what: 'baseline bspline' });
+    const jobs = resolveJobs(argv, backend, ctx);
     let bar = ctx.progress('bspline', 1);
     const stop = stopOnSignals('stopping after this frame: the results so far are kept, the same command continues');
     const report = await runFrames(input, registrar, {
@@ -111,6 +134,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       shard,
       qc: argv.qc,
       backend: backend.name,
+      jobs: { count: jobs, spec: { kind: 'bspline', options, masks }, backend: backend.name as BackendChoice },
       summaryExtra: { backendDetail: backendDetail(backend) },
       onStart: (s) => {
         ctx.log.info(s, 'bspline start');

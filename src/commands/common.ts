@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
 import { type BackendChoice, type BackendInfo, BACKEND_CHOICES, initBackend } from '../core/backend/index.js';
 import { MAX_THREADS, autoThreads } from '../core/backend/wasm-threads.js';
+import { POOLABLE_BACKENDS, defaultJobs } from '../app/frame-pool.js';
 
 export interface GlobalArgs {
   'log-level': string;
@@ -86,6 +87,30 @@ export function backendOption<T>(y: Argv<T>) {
       default: '1',
       describe: `wasm backend threads, 1–${MAX_THREADS} or auto (one per core, at most 4); same results for any count. On 2 cores, 2 threads make R2N2 registration 1.2× faster but the B-spline 1.3× slower: parallel --shard jobs use cores better`,
     });
+}
+
+export interface JobsArgs {
+  jobs?: number;
+}
+
+/** `--jobs` for the registration commands. */
+export function jobsOption<T>(y: Argv<T>) {
+  return y.option('jobs', {
+    alias: 'j',
+    type: 'number',
+    describe: `frames registered at once, each in a worker thread with its own ${POOLABLE_BACKENDS.join('/')} backend (same results as --jobs 1) [default: one per core, here ${defaultJobs()}]`,
+  });
+}
+
+/** The `--jobs` to use on `backend`: workers only split wasm and cpu work (a GPU or libtensorflow backend keeps one). */
+export function resolveJobs(args: JobsArgs, backend: BackendInfo, ctx: Context): number {
+  const jobs = args.jobs ?? defaultJobs();
+  if (!(Number.isInteger(jobs) && jobs >= 1 && jobs <= 256)) throw new UserError(`--jobs must be a whole number from 1 to 256, got ${args.jobs}`);
+  if (jobs > 1 && !POOLABLE_BACKENDS.includes(backend.name)) {
+    ctx.log.info({ backend: backend.name, jobs }, '--jobs: one job on this backend (it uses the device or its own threads)');
+    return 1;
+  }
+  return jobs;
 }
 
 /** `--threads`: 'auto' → one per core (at most 4), else an integer in [1, MAX_THREADS]. */

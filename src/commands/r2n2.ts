@@ -4,11 +4,12 @@ import { UserError, signalExitCode } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { REFINE_DEFAULTS } from '../core/refine.js';
-import { type FlipAverage, FLIP_AVERAGES, r2n2Registrar } from '../app/register.js';
+import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar } from '../app/register.js';
+import type { BackendChoice } from '../core/backend/index.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel, readModelJson } from '../io/model.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
-import { type BackendArgs, type GlobalArgs, backendDetail, backendOption, fmt, framesInterrupted, makeContext, parseShard, printJson, startBackend, stopOnSignals } from './common.js';
+import { type BackendArgs, type GlobalArgs, type JobsArgs, backendDetail, backendOption, fmt, framesInterrupted, jobsOption, makeContext, parseShard, printJson, resolveJobs, startBackend, stopOnSignals } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs {
   series: string[];
@@ -189,7 +190,7 @@ function lastTre(v: { treMm?: number; treBeforeMm?: number }[]): string {
   return e && e.treMm !== undefined ? `   validation TRE ${fmt(e.treBeforeMm, 3)} → ${fmt(e.treMm, 3)} mm` : '';
 }
 
-interface RegisterArgs extends GlobalArgs, BackendArgs {
+interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   series: string;
   model: string;
   out: string;
@@ -213,7 +214,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
   command: 'series <series>',
   describe: 'register every frame of a series to its fixed frame with a trained R2N2 model',
   builder: (y) =>
-    backendOption(y)
+    jobsOption(backendOption(y))
       .positional('series', { type: 'string', describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
       .option('model', { type: 'string', demandOption: true, describe: 'model directory written by r2n2 train' })
       .option('out', { type: 'string', demandOption: true, describe: 'result directory' })
@@ -245,7 +246,9 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const model = await loadModel(argv.model);
     const trained = Number(model.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
-    const registrar = r2n2Registrar(model, { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'] });
+    const options: R2N2RegisterOptions = { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'] };
+    const registrar = r2n2Registrar(model, options);
+    const jobs = resolveJobs(argv, backend, ctx);
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
     let bar = ctx.progress('r2n2', 1);
     const stop = stopOnSignals('stopping after this batch of frames: the results so far are kept, the same command continues');
@@ -255,6 +258,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       shard,
       qc: argv.qc,
       backend: backend.name,
+      jobs: { count: jobs, spec: { kind: 'r2n2', modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } }, backend: backend.name as BackendChoice },
       summaryExtra: { model: model.dir, backendDetail: backendDetail(backend) },
       onStart: (s) => {
         bar.stop();
