@@ -75,7 +75,7 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
     const raw = await niftiHeader3D(ffile);
     expect(raw!.size).toEqual([W, H, 1]);
     expectClose(raw!.origin, Array.from(dcm.origin), 1e-3);
-    expectClose(raw!.direction, Array.from(dcm.direction), 1e-5);
+    expectClose(raw!.direction, Array.from(dcm.direction as ArrayLike<number>), 1e-5);
     expectClose(raw!.spacing, Array.from(dcm.spacing), 1e-5);
     // and the vectors are 3D: A · u
     const mha = path.join(dir, 'field.mha');
