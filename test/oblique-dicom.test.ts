@@ -94,7 +94,7 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
     await writeImage2D(ifile, { geometry: g, data: new Float32Array(W * H).fill(3) });
     const img = await itkRead(ifile);
     expect(img.size).toEqual([W, H, 1]);
-    expectClose(Array.from(img.direction as ArrayLike<number>), Array.from(dcm.direction), 1e-9);
+    expectClose(Array.from(img.direction as ArrayLike<number>), Array.from(dcm.direction as ArrayLike<number>), 1e-9);
     const img2 = await readImage2D(ifile);
     expect(sameGeometry(img2.geometry, g)).toBe(true);
   });
