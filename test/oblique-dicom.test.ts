@@ -116,7 +116,7 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
     for (const sub of ['fields', 'warped']) {
       const raw = await niftiHeader3D(path.join(out, sub, `${instance(8)}.nii.gz`));
       expectClose(raw!.origin, Array.from(dcm.origin), 1e-3);
-      expectClose(raw!.direction, Array.from(dcm.direction), 1e-5);
+      expectClose(raw!.direction, Array.from(dcm.direction as ArrayLike<number>), 1e-5);
     }
     // labels as the dataset ships them: 2D, origin 0, identity direction
     const flat = path.join(dir, 'labels2d');

@@ -181,7 +181,7 @@ describeWithSunnybrook('simulate from one frame of an oblique DICOM series', () 
     const raw = await itkRead(path.join(out, 'frames', 'frame_001.nrrd'));
     const src = await itkRead(path.join(dicom, '79.dcm'));
     expect(raw.size).toEqual([256, 256, 1]);
-    Array.from(src.direction).forEach((v, k) => expect(raw.direction[k]).toBeCloseTo(v, 6));
+    Array.from(src.direction as ArrayLike<number>).forEach((v, k) => expect(raw.direction[k]).toBeCloseTo(v, 6));
     Array.from(src.origin).forEach((v, k) => expect(raw.origin[k]).toBeCloseTo(v, 3));
     const s = await openSeries(path.join(out, 'frames'));
     expect(s.geometry.direction).toEqual([1, 0, 0, 1]);
