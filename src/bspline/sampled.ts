@@ -3,7 +3,8 @@
  * the pixel grid): each iteration draws N pixel positions (uniformly, with replacement, among the
  * pixels of the fixed mask; seeded, so a run is reproducible) and evaluates the field, the warp,
  * the similarity and the regulariser there only. The cost of an iteration is then independent of
- * the image size: N·cpH·cpW multiply-adds for the field instead of H·W·(cpH + cpW).
+ * the image size: the field at a pixel needs only the (order+1)² control points whose basis
+ * functions reach it (a sparse row, applied in plain JS with its scatter-add gradient).
  *
  * Field at a pixel (i, j): `u_c(i, j) = By[i, :] · P_c · Bx[j, :]ᵀ` (kernel.ts's basis rows).
  * Regulariser at a pixel: the same forward differences as core/regularisers.ts, taken through
@@ -95,22 +96,88 @@ export interface SampledLevelInput {
   movingMask?: Uint8Array | null;
 }
 
-/** One iteration's sample set, as constants (dispose after the step). */
+/**
+ * A sparse linear map from the control points to S values per channel: value k is
+ * Σ_m w[k·K + m] · P_c[idx[k·K + m]] (P_c flattened `[cpH·cpW]`). A cubic B-spline row has 4
+ * nonzero weights and a difference of two rows 5, so K is small (25 here, zero-padded).
+ */
+interface SparseRows {
+  K: number;
+  idx: Int32Array;
+  w: Float32Array;
+}
+
+/** One iteration's sample set (plain arrays). */
 interface Draw {
-  byS: tf.Tensor3D; // [2, S, cpH]
-  bxS: tf.Tensor2D; // [S, cpW]
-  dByS: tf.Tensor3D;
-  dBxS: tf.Tensor2D;
-  fixedS: tf.Tensor1D;
+  field: SparseRows;
+  /** The row (i) and column (j) forward differences of the field. */
+  di: SparseRows;
+  dj: SparseRows;
+  fixedS: Float32Array;
   xs: Float32Array;
   ys: Float32Array;
   prevS: Float32Array | null; // [2, S]
-  tensors: tf.Tensor[];
+}
+
+/**
+ * `[2, S]` = the sparse rows applied to each channel of P `[2, cpH, cpW]`, one tfjs op with its
+ * analytic gradient (a scatter-add into the control points), in plain JS: P is small, so its
+ * read-back is cheap, and the work is S·K per channel instead of S·cpH·cpW.
+ */
+export function applySparse(P: tf.Tensor3D, r: SparseRows, S: number): tf.Tensor2D {
+  const n = P.shape[1] * P.shape[2];
+  const op = tf.customGrad(((p: tf.Tensor) => {
+    const pd = p.dataSync();
+    const out = new Float32Array(2 * S);
+    for (let c = 0; c < 2; c++) {
+      const base = c * n;
+      for (let k = 0; k < S; k++) {
+        let v = 0;
+        for (let m = k * r.K; m < (k + 1) * r.K; m++) v += r.w[m] * pd[base + r.idx[m]];
+        out[c * S + k] = v;
+      }
+    }
+    return {
+      value: tf.tensor2d(out, [2, S]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = dy.dataSync();
+        const grad = new Float32Array(2 * n);
+        for (let c = 0; c < 2; c++) {
+          const base = c * n;
+          for (let k = 0; k < S; k++) {
+            const gk = g[c * S + k];
+            if (gk === 0) continue;
+            for (let m = k * r.K; m < (k + 1) * r.K; m++) grad[base + r.idx[m]] += gk * r.w[m];
+          }
+        }
+        return tf.tensor3d(grad, P.shape as [number, number, number]);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(P) as tf.Tensor2D;
+}
+
+/** The nonzero entries of each basis row: `[n, width]` column indices and weights (0-padded). */
+function sparseBasis(b: Float32Array, n: number, cp: number, width: number): { idx: Int32Array; w: Float32Array } {
+  const idx = new Int32Array(n * width);
+  const w = new Float32Array(n * width);
+  for (let i = 0; i < n; i++) {
+    let m = 0;
+    for (let g = 0; g < cp; g++) {
+      const v = b[i * cp + g];
+      if (v === 0) continue;
+      if (m >= width) throw new Error(`internal: a basis row has more than ${width} nonzero weights`);
+      idx[i * width + m] = g;
+      w[i * width + m] = v;
+      m++;
+    }
+  }
+  return { idx, w };
 }
 
 /**
  * The sampled objective of one level. `draw()` then `objective(P, d)` inside `tf.variableGrads`
- * returns `similarity + λ·regulariser` at that draw; `dispose()` at the end of the level.
+ * returns `similarity + λ·regulariser` at that draw.
  */
 export function sampledLevel(o: SampledLevelInput) {
   if (!SAMPLED_LOSSES.includes(o.loss)) throw new Error(`sampling works with the ${SAMPLED_LOSSES.join(' and ')} losses, not ${o.loss}`);
@@ -129,20 +196,41 @@ export function sampledLevel(o: SampledLevelInput) {
   };
   const dby = diff(by, h, cpH);
   const dbx = diff(bx, w, cpW);
+  // a row has order+1 nonzero weights, a difference of two neighbouring rows one more
+  const width = grid.y.order + 2;
+  const rowsY = sparseBasis(by, h, cpH, width);
+  const rowsX = sparseBasis(bx, w, cpW, width);
+  const drowsY = sparseBasis(dby, h, cpH, width);
+  const drowsX = sparseBasis(dbx, w, cpW, width);
   const candidates: number[] = [];
   for (let p = 0; p < h * w; p++) if (!o.fixedMask || o.fixedMask[p]) candidates.push(p);
   if (candidates.length === 0) throw new Error('the fixed mask holds no pixel at this level');
   const S = o.samples;
   const sx = (w - 1) / 2;
   const sy = (h - 1) / 2;
+  const K = width * width;
+
+  /** Sample k's weights: the outer product of row i of `ry` and row j of `rx`. */
+  const outer = (out: SparseRows, k: number, ry: { idx: Int32Array; w: Float32Array }, i: number, rx: { idx: Int32Array; w: Float32Array }, j: number) => {
+    let m = k * K;
+    for (let a = 0; a < width; a++) {
+      const wy = ry.w[i * width + a];
+      const gy = ry.idx[i * width + a];
+      for (let b = 0; b < width; b++) {
+        out.w[m] = wy * rx.w[j * width + b];
+        out.idx[m] = gy * cpW + rx.idx[j * width + b];
+        m++;
+      }
+    }
+  };
 
   function draw(): Draw {
     const xs = new Float32Array(S);
     const ys = new Float32Array(S);
-    const B = new Float32Array(2 * S * cpH);
-    const dB = new Float32Array(2 * S * cpH);
-    const X = new Float32Array(S * cpW);
-    const dX = new Float32Array(S * cpW);
+    const make = (): SparseRows => ({ K, idx: new Int32Array(S * K), w: new Float32Array(S * K) });
+    const field = make();
+    const di = make();
+    const dj = make();
     const f = new Float32Array(S);
     const prevS = o.prev ? new Float32Array(2 * S) : null;
     const N = h * w;
@@ -152,35 +240,17 @@ export function sampledLevel(o: SampledLevelInput) {
       const j = p - i * w;
       xs[k] = j;
       ys[k] = i;
-      B.set(by.subarray(i * cpH, (i + 1) * cpH), k * cpH);
-      dB.set(dby.subarray(i * cpH, (i + 1) * cpH), k * cpH);
-      X.set(bx.subarray(j * cpW, (j + 1) * cpW), k * cpW);
-      dX.set(dbx.subarray(j * cpW, (j + 1) * cpW), k * cpW);
+      outer(field, k, rowsY, i, rowsX, j);
+      outer(di, k, drowsY, i, rowsX, j);
+      outer(dj, k, rowsY, i, drowsX, j);
       f[k] = o.fixed[p];
       if (prevS && o.prev) {
         prevS[k] = o.prev[p];
         prevS[S + k] = o.prev[N + p];
       }
     }
-    B.copyWithin(S * cpH, 0, S * cpH);
-    dB.copyWithin(S * cpH, 0, S * cpH);
-    const d: Draw = {
-      byS: tf.tensor3d(B, [2, S, cpH]),
-      dByS: tf.tensor3d(dB, [2, S, cpH]),
-      bxS: tf.tensor2d(X, [S, cpW]),
-      dBxS: tf.tensor2d(dX, [S, cpW]),
-      fixedS: tf.tensor1d(f),
-      xs,
-      ys,
-      prevS,
-      tensors: [],
-    };
-    d.tensors = [d.byS, d.dByS, d.bxS, d.dBxS, d.fixedS];
-    return d;
+    return { field, di, dj, fixedS: f, xs, ys, prevS };
   }
-
-  /** `[2, S]`: Σ_g Σ_h rows(i)[g] · P_c[g, h] · cols(j)[h]. */
-  const atSamples = (P: tf.Tensor3D, rows: tf.Tensor3D, cols: tf.Tensor2D) => tf.sum(tf.mul(tf.matMul(rows, P), cols), 2) as tf.Tensor2D;
 
   /** The warp of the moving image at the samples, differentiable w.r.t. the total field `[2, S]`. */
   function warpAt(d: Draw, u: tf.Tensor2D): { warped: tf.Tensor1D; mask: tf.Tensor1D } {
@@ -226,8 +296,8 @@ export function sampledLevel(o: SampledLevelInput) {
 
   function regularise(P: tf.Tensor3D, d: Draw): tf.Scalar {
     // row (i) and column (j) forward differences of this level's B-spline field at the samples
-    const di = atSamples(P, d.dByS, d.bxS);
-    const dj = atSamples(P, d.byS, d.dBxS);
+    const di = applySparse(P, d.di, S);
+    const dj = applySparse(P, d.dj, S);
     const [wr, wc] = o.regulariserSpacing;
     const v = tf.add(tf.mul(tf.square(di), tf.scalar(wr)), tf.mul(tf.square(dj), tf.scalar(wc)));
     if (o.regulariser === 'diffusion') return tf.mean(v) as tf.Scalar;
@@ -240,14 +310,13 @@ export function sampledLevel(o: SampledLevelInput) {
     draw,
     /** similarity + λ·regulariser at draw `d` (call inside tf.variableGrads). */
     objective(P: tf.Tensor3D, d: Draw, lambda: number): tf.Scalar {
-      const b = atSamples(P, d.byS, d.bxS);
+      const b = applySparse(P, d.field, S);
       const u = d.prevS ? (tf.add(b, tf.tensor2d(d.prevS, [2, S])) as tf.Tensor2D) : b;
       const { warped, mask } = warpAt(d, u);
-      const sim = similarity(d.fixedS, warped, mask);
+      const sim = similarity(tf.tensor1d(d.fixedS), warped, mask);
       return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regularise(P, d), tf.scalar(lambda))) as tf.Scalar) : sim;
     },
-    release(d: Draw) {
-      for (const t of d.tensors) t.dispose();
-    },
+    /** Nothing to free: a draw holds plain arrays (kept so callers need not know). */
+    release(_d: Draw) {},
   };
 }
