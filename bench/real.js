@@ -2,6 +2,9 @@
 //   Dice  LV (label 1) ES→ED on every contoured slice of the three Sunnybrook patients
 //         (../shared/data/sunnybrook/series): the ES frame registered to the ED frame, its label
 //         warped with nearest neighbour; HD95 (mm) beside it.
+//   series  wall time of a whole simulated series (breathing, REAL_SERIES_FRAMES, default 16):
+//         `baseline bspline` through runFrames with --jobs = the cores (REAL_JOBS) and 1, against
+//         native elastix at its default threads, frame after frame.
 //   TRE   `r2n2 simulate` series made from real images at their own size: a Sunnybrook ED frame
 //         of each patient with breathing and with cardiac motion (centre and radius from the LV
 //         label), and the BIRL reference image (../shared/data/birl_artificial) with random motion;
@@ -11,7 +14,7 @@
 // `elastix` is not on PATH), and the itk-wasm elastix on the first REAL_WASM_PAIRS pairs of each
 // case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
 // 3 resolutions, final grid 16 mm, 500 iterations, 4096 random samples.
-// Options (environment): REAL_CASES=dice,tre (default both), REAL_DICE_LIMIT=N (first N slices),
+// Options (environment): REAL_CASES=dice,tre,series (default all), REAL_DICE_LIMIT=N (first N slices),
 // REAL_FRAMES (simulated frames, default 12), REAL_STRIDE (register every k-th, default 2),
 // REAL_METHODS (comma list, default all), REAL_BSPLINE_VARIANTS (JSON {"name": {B-spline options}}:
 // more B-spline methods, bspline:name, to choose defaults on).
@@ -252,6 +255,49 @@ async function treCases(methods, tmp) {
   return rows;
 }
 
+/**
+ * A whole series, wall time: `baseline bspline` as the CLI runs it (runFrames: every frame but the
+ * fixed one, fields and warped frames written, --jobs = the cores) against native elastix at its
+ * default threads, frame after frame (write the pair, elastix, transformix -def all, read the field).
+ */
+async function seriesCases(tmp, elastixVersion, paramText) {
+  const { runFrames } = await import('../dist/app/run-frames.js');
+  const { bsplineRegistrar } = await import('../dist/app/bspline.js');
+  const { defaultJobs } = await import('../dist/app/frame-pool.js');
+  const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
+  const frames = Number(env('REAL_SERIES_FRAMES', 16));
+  const jobs = Number(env('REAL_JOBS', defaultJobs()));
+  const rows = [];
+  for (const patient of ['SCD0000101', 'SCD0000201']) {
+    const keys = Object.keys(index).filter((k) => k.startsWith(patient) && index[k].ED_phase != null);
+    const key = keys[Math.floor(keys.length / 2)];
+    const image = path.join(SUNNY, 'series', key, 'frames', `phase_${String(index[key].ED_phase).padStart(2, '0')}.mha`);
+    const sim = path.join(tmp, `series-${patient}`);
+    await simulate({ image, out: sim, motion: 'breathing', frames, seed: 2 });
+    const summary = await readSummary(path.join(sim, 'truth'));
+    const names = summary.frames.map((f) => f.name);
+    const fixedName = summary.fixedFrame;
+    const row = { case: `${key} breathing, ${frames} frames`, frames: frames - 1, jobs };
+    for (const j of [...new Set([1, jobs])]) {
+      const out = path.join(tmp, `ours-${patient}-${j}`);
+      const t0 = performance.now();
+      await runFrames({ kind: 'series', series: path.join(sim, 'frames'), fixedFrame: fixedName }, bsplineRegistrar(BSPLINE_DEFAULTS), { out, qc: false, backend: 'wasm', jobs: { count: j, spec: { kind: 'bspline', options: BSPLINE_DEFAULTS }, backend: 'wasm' } });
+      row[j === 1 ? 'bsplineJobs1' : 'bspline'] = (performance.now() - t0) / 1000;
+    }
+    if (jobs === 1) row.bspline = row.bsplineJobs1;
+    if (elastixVersion) {
+      const read = (n) => readImage2D(path.join(sim, 'frames', `${n}.nrrd`));
+      const fixed = await read(fixedName);
+      const t0 = performance.now();
+      for (const n of names) if (n !== fixedName) await elastixNative(fixed, await read(n), paramText);
+      row.elastix = (performance.now() - t0) / 1000;
+    }
+    process.stderr.write(`  series ${row.case}: bspline --jobs ${jobs} ${row.bspline.toFixed(1)} s, --jobs 1 ${row.bsplineJobs1.toFixed(1)} s, elastix ${row.elastix?.toFixed(1) ?? 'n/a'} s\n`);
+    rows.push(row);
+  }
+  return rows;
+}
+
 const f3 = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '   n/a' : v.toFixed(3));
 
 export async function realSuite() {
@@ -262,10 +308,11 @@ export async function realSuite() {
   const elastixVersion = await whichElastix();
   if (!elastixVersion) console.log('native elastix skipped: `elastix` is not on PATH (Debian: apt-get install elastix)');
   const { methods, backend, modelDir, steps, paramText } = await makeMethods(elastixVersion);
-  const cases = env('REAL_CASES', 'dice,tre').split(',');
+  const cases = env('REAL_CASES', 'dice,tre,series').split(',');
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'r2n2-real-'));
   const dice = cases.includes('dice') ? await diceCases(methods) : [];
   const tre = cases.includes('tre') ? await treCases(methods, tmp) : [];
+  const series = cases.includes('series') ? await seriesCases(tmp, elastixVersion, paramText) : [];
   await fs.rm(tmp, { recursive: true, force: true });
   const names = ['none', ...Object.keys(methods)];
   console.log(`real images (${backend}; R2N2 ${path.relative(process.cwd(), modelDir)}, ${steps} steps; ${elastixVersion ?? 'no native elastix'}; itk-wasm elastix on the first ${wasmPairs} pair(s) of each case)`);
@@ -293,6 +340,13 @@ export async function realSuite() {
     console.log('s/frame                                ' + names.map((m) => f3(mean(tre.filter((r) => r.method === m), 'seconds')).padStart(13)).join(''));
     summary.tre = Object.fromEntries(names.map((m) => { const x = tre.filter((r) => r.method === m); return [m, { meanTre: mean(x, 'tre'), secondsPerFrame: mean(x, 'seconds') }]; }));
   }
+  if (series.length) {
+    console.log(`\nA whole series, wall time (s): baseline bspline with --jobs ${series[0].jobs} and --jobs 1 (fields and warped frames written) against native elastix at its default threads, frame after frame`);
+    console.log('case                                      frames   bspline    --jobs 1   elastix   bspline ÷ elastix');
+    for (const r of series) console.log(r.case.padEnd(42) + String(r.frames).padStart(6) + f3(r.bspline).padStart(10) + f3(r.bsplineJobs1).padStart(11) + f3(r.elastix).padStart(10) + f3(r.bspline / r.elastix).padStart(14));
+    summary.series = { bspline: series.reduce((a, r) => a + r.bspline, 0), bsplineJobs1: series.reduce((a, r) => a + r.bsplineJobs1, 0), elastix: series.reduce((a, r) => a + (r.elastix ?? NaN), 0) };
+    console.log(`all series: bspline ÷ elastix ${f3(summary.series.bspline / summary.series.elastix)}; --jobs ${series[0].jobs} is ${f3(summary.series.bsplineJobs1 / summary.series.bspline)}× --jobs 1`);
+  }
   const ref = 'elastix' in methods ? 'elastix' : null;
   if (ref) {
     console.log(`\nratios against native elastix (default threads), per method: mean TRE ÷ elastix's, mean Dice − elastix's, elastix's s/pair ÷ the method's`);
@@ -304,5 +358,5 @@ export async function realSuite() {
       console.log(`  ${m.padEnd(14)} TRE × ${f3(tr)}   Dice ${Number.isFinite(dd) ? (dd >= 0 ? '+' : '') + dd.toFixed(3) : 'n/a'}   ${f3(sp)}× elastix's speed`);
     }
   }
-  return { backend, model: modelDir, steps, elastix: elastixVersion, elastixParameters: paramText, wasmPairs, summary, dice, tre };
+  return { backend, model: modelDir, steps, elastix: elastixVersion, elastixParameters: paramText, wasmPairs, bsplineDefaults: BSPLINE_DEFAULTS, summary, dice, tre, series };
 }
