@@ -7,11 +7,11 @@ import { type Flip, flipImage, shiftImage } from '../src/core/resample.js';
 import { defaultRegisterBatch, r2n2Registrar } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
 import { DEFAULT_CONFIG, type R2N2Config, expandInputKernel, imageSize, initWeights, initialState, spaceToDepth, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
-import { inferSequence, inputBase, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
+import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/warp.js';
 import { saveModel, loadModel, loadCheckpointAverage, toVariables } from '../src/io/model.js';
-import { tmpDir, runCli, runCliSignalled } from './helpers.js';
+import { tmpDir, runCli, runCliSignalled, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
 import { TRAIN_DEFAULTS, learningRateAt, train } from '../src/app/train.js';
 
 beforeAll(async () => {
@@ -261,6 +261,61 @@ describe('the network', () => {
     expect(tf.memory().numTensors).toBe(before);
     ph.forEach((p, b) => p.forEach((x, k) => expect(pd[b][k]).toBeCloseTo(x, 5)));
     disposeWeights(w);
+  });
+});
+
+describe('never worse than none (stopWhenWorse)', () => {
+  test('every kept step lowers the loss at the network size; identical frames get no step; the kept steps are the unguarded ones; host = tensor path', async () => {
+    const w = initWeights(TINY, 7);
+    w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
+    const n = TINY.netSize;
+    const img = (s: number) => Float32Array.from({ length: n * n }, (_, i) => Math.sin(((i % n) * 8) / n + s) * Math.cos((Math.floor(i / n) * 6.4) / n));
+    const F = [img(0), img(0.1), img(0.3), img(-0.2)];
+    const M = [img(0), img(0.5), img(-0.3), img(0.1)];
+    const before = tf.memory().numTensors;
+    const free = await inferSequence(TINY, w, F, M, { steps: 6 });
+    const host = await inferSequence(TINY, w, F, M, { steps: 6, stopWhenWorse: true, warp: 'host' });
+    const dev = await inferSequence(TINY, w, F, M, { steps: 6, stopWhenWorse: true, warp: 'tensor' });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(free.every((p) => p.length === 42)).toBe(true);
+    expect(host[0]).toHaveLength(0); // F = M: any displacement makes it worse
+    for (let b = 0; b < F.length; b++) {
+      expect(Array.from(host[b])).toEqual(Array.from(free[b].subarray(0, host[b].length)));
+      expect(dev[b].length).toBe(host[b].length);
+      dev[b].forEach((x, k) => expect(x).toBeCloseTo(host[b][k], 5));
+      let last = maskedMseArrays(F[b], M[b], null);
+      for (let t = 1; t * 7 <= host[b].length; t++) {
+        const s = warpSamples(M[b], n, n, sequenceField(host[b].subarray(0, 7 * t), n, n));
+        const loss = maskedMseArrays(F[b], s.out, s.mask);
+        expect(loss).toBeLessThan(last);
+        last = loss;
+      }
+    }
+    // the guard dropped steps somewhere (else this test would not test it)
+    expect(host.reduce((a, p) => a + p.length, 0)).toBeLessThan(free.reduce((a, p) => a + p.length, 0));
+    disposeWeights(w);
+  });
+});
+
+describeWithSunnybrook('never worse than none, on a real image the bundled (phantom-trained) model fails on', () => {
+  test('register series keeps TRE at or below identity by default; --no-stop-when-worse makes it worse', async () => {
+    const sim = path.join(t.dir, 'sunny-sim');
+    const image = path.join(SUNNYBROOK, 'series', 'SCD0000101', 'slice_06', 'frames', 'phase_01.mha');
+    expect(runCli(['simulate', image, '--out', sim, '--motion', 'breathing', '--frames', '5', '--seed', '2', '--quiet']).code).toBe(0);
+    const tre = (res: string) => JSON.parse(runCli(['evaluate', 'tre', '--result', res, '--landmarks', path.join(sim, 'landmarks'), '--json']).stdout);
+    const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
+    const guarded = path.join(t.dir, 'sunny-guarded');
+    const r = runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
+    expect(r.code).toBe(0);
+    const free = path.join(t.dir, 'sunny-free');
+    expect(runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', free, '--no-qc', '--quiet', '--jobs', '1', '--no-stop-when-worse']).code).toBe(0);
+    const g = tre(guarded);
+    const f = tre(free);
+    expect(f.after.mean_mm).toBeGreaterThan(f.before.mean_mm); // the network is known to fail here
+    expect(g.after.mean_mm).toBeLessThanOrEqual(g.before.mean_mm + 1e-9);
+    const s = JSON.parse(await fs.readFile(path.join(guarded, 'summary.json'), 'utf8'));
+    expect(s.settings.stopWhenWorse).toBe(true);
+    expect(Array.isArray(s.fallbacks)).toBe(true);
   });
 });
 

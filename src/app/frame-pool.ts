@@ -114,6 +114,12 @@ export class FramePool {
     return this.workers[lane].run(this.nextId++, fixedId, fixed, moving, names, tick);
   }
 
+  /** Stops the workers beyond the first `n` (fewer frames than workers). */
+  async shrink(n: number): Promise<void> {
+    const extra = this.workers.splice(Math.max(1, n));
+    await Promise.all(extra.map((w) => w.worker.terminate()));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Image2D } from '../io/image.js';
 import type { LoadedModel } from '../io/model.js';
 import { toVariables } from '../io/model.js';
-import { inferSequence, networkImage } from '../core/r2n2/sequence.js';
+import { inferSequence, maskedMseArrays, networkImage } from '../core/r2n2/sequence.js';
 import { imageSize } from '../core/r2n2/network.js';
 import { sequenceField, unflipSequence, PARAMS_PER_STEP } from '../core/gaussian.js';
 import { type Flip, flipImage } from '../core/resample.js';
@@ -46,6 +46,13 @@ export interface R2N2RegisterOptions {
   refineSize?: number;
   /** The refinement's JᵀJ from every s-th pixel per axis (core/refine.ts `normalStride`, default 2). */
   refineStride?: number;
+  /**
+   * Never worse than none (default true): the sequence stops at the first step that does not
+   * lower the image loss at the network's size (core `inferSequence` `stopWhenWorse`), and a frame
+   * whose final full-resolution MSE (normalised intensities, over the pixels that map inside) is
+   * above the unregistered pair's falls back to the identity, flagged in its params.
+   */
+  stopWhenWorse?: boolean;
 }
 
 /**
@@ -72,11 +79,12 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   if (!(Number.isInteger(refine) && refine >= 0)) throw new Error(`refine must be a whole number ≥ 0, got ${refine}`);
   const refineStride = o.refineStride ?? REFINE_DEFAULTS.normalStride;
   if (!(Number.isInteger(refineStride) && refineStride >= 1)) throw new Error(`refine stride must be a whole number ≥ 1, got ${refineStride}`);
+  const guard = o.stopWhenWorse ?? true;
   let fixedCache: { img: Image2D; net: Float32Array[]; norm: Float32Array | null } | null = null;
   return {
     method: 'r2n2',
     // flipAverage only when used, so results written before the option existed still resume
-    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}) },
+    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}), ...(guard ? { stopWhenWorse: true } : {}) },
     // progress units: one per network step, and one for the refinement
     unitsPerFrame: o.steps + (refine > 0 ? 1 : 0),
     batchSize: o.batchSize ?? defaultRegisterBatch(tf.getBackend()),
@@ -93,7 +101,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   async function batch(fixed: Image2D, moving: Image2D[], tick: (info: string, units?: number) => void) {
     if (!fixedCache || fixedCache.img !== fixed) {
       const f = netImage(fixed, n);
-      fixedCache = { img: fixed, net: flips.map((v) => flipImage(f, n, n, v)), norm: refine > 0 ? normaliseIntensity(fixed.data) : null };
+      fixedCache = { img: fixed, net: flips.map((v) => flipImage(f, n, n, v)), norm: refine > 0 || guard ? normaliseIntensity(fixed.data) : null };
     }
     const net = fixedCache.net;
     const [W, H] = fixed.geometry.size;
@@ -108,6 +116,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     const ps = await inferSequence(c, weights, flips.flatMap((_, v) => moving.map(() => net[v])), flips.flatMap((v) => seenNet.map((m) => flipImage(m, n, n, v))), {
       steps: o.steps,
       stopThreshold: o.stopThreshold,
+      stopWhenWorse: guard,
       onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
     });
     const B = moving.length;
@@ -119,15 +128,28 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     const norm = fixedCache.norm;
     return merged.map(({ all: net, passSteps }, b) => {
       // refined against the frame the sequence acts on (after any affine pre-alignment)
-      const rf = norm ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, { iterations: refine, normalStride: refineStride, ...(o.refineSize ? { maxSize: o.refineSize } : {}) }) : null;
+      const rf = norm && refine > 0 ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, { iterations: refine, normalStride: refineStride, ...(o.refineSize ? { maxSize: o.refineSize } : {}) }) : null;
       if (rf) tick(`refined frame ${b + 1}/${moving.length} (${rf.accepted}/${rf.iterations} steps accepted)`, 1);
       const p = rf ? rf.sequence : net;
       const sequence: number[][] = [];
       for (let k = 0; k < p.length; k += PARAMS_PER_STEP) sequence.push(Array.from(p.subarray(k, k + PARAMS_PER_STEP)));
       const a = affines[b];
       const u = sequenceField(p, H, W);
+      let field = a ? composeAfterAffine(a, fixed.geometry, u) : u;
+      // the full-resolution check: worse than the unregistered pair → the identity
+      let fallback: { mseIdentity: number; mseRegistered: number } | null = null;
+      if (guard && norm) {
+        const m = normaliseIntensity(moving[b].data);
+        const w = warpSamples(m, H, W, field);
+        const after = maskedMseArrays(norm, w.out, w.mask);
+        const before = maskedMseArrays(norm, m, null);
+        if (after > before) {
+          fallback = { mseIdentity: before, mseRegistered: after };
+          field = new Float32Array(2 * H * W);
+        }
+      }
       const affine = a ? { ...a, parameters: AFFINE_PARAMETERS[a.kind], convention: 'T(p) = T_A(p + u_gauss(p)), T_A(p) = matrix·(p − centre) + centre + translation (mm)' } : null;
-      return { field: a ? composeAfterAffine(a, fixed.geometry, u) : u, parameters: p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), params: { steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}), ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
+      return { field, parameters: fallback ? 0 : p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), ...(fallback ? { fallback: 'identity' as const } : {}), params: { ...(fallback ? { fallback: 'identity', fallbackReason: `the registered frame's MSE ${fallback.mseRegistered.toPrecision(4)} was above the unregistered pair's ${fallback.mseIdentity.toPrecision(4)} (normalised intensities)` } : {}), steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}), ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
     });
   }
 }

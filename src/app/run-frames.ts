@@ -37,6 +37,8 @@ export interface FrameRegistration {
   /** Number of transformation parameters (compactness). */
   parameters: number;
   finalLoss?: number;
+  /** Set when the method's result was worse than none and the identity was written instead. */
+  fallback?: 'identity';
 }
 
 export interface Registrar {
@@ -91,6 +93,8 @@ export interface FrameDone {
   /** Mean |F − M| and |F − M∘T| over the pixels T maps inside the moving frame (raw intensities). */
   madBefore: number;
   madAfter: number;
+  /** The identity was written: the registration made the frame worse (FrameRegistration.fallback). */
+  fallback?: 'identity';
 }
 
 export interface RunReport {
@@ -184,6 +188,7 @@ interface ParamsFile {
   seconds: number;
   parameters: number;
   finalLoss?: number;
+  fallback?: 'identity';
 }
 
 async function readParams(file: string): Promise<ParamsFile | null> {
@@ -198,6 +203,20 @@ async function readParams(file: string): Promise<ParamsFile | null> {
 const exists = (file: string) => fs.access(file).then(() => true, () => false);
 
 export async function runFrames(input: JobInput, registrar: Registrar, o: RunOptions): Promise<RunReport> {
+  // a series' workers start while its frames are checked and the fixed frame is chosen
+  let early = input.kind === 'series' && (o.jobs?.count ?? 1) > 1 && o.jobs ? new FramePool(o.jobs.count, o.jobs.spec, o.jobs.backend) : null;
+  try {
+    return await runWith(input, registrar, o, () => {
+      const p = early;
+      early = null;
+      return p;
+    });
+  } finally {
+    await early?.close();
+  }
+}
+
+async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, earlyPool: () => FramePool | null): Promise<RunReport> {
   const src = await openInput(input);
   const fixedName = src.frames[src.fixedIndex].name;
   const key = settingsKey(registrar.settings);
@@ -251,7 +270,9 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
     const chunks: (typeof todo)[] = [];
     for (let k = 0; k < todo.length; k += batch) chunks.push(todo.slice(k, k + batch));
     const lanes = Math.max(1, Math.min(o.jobs?.count ?? 1, chunks.length));
-    const pool = lanes > 1 && o.jobs ? new FramePool(lanes, o.jobs.spec, o.jobs.backend) : null;
+    const started = earlyPool();
+    await started?.shrink(lanes);
+    const pool = lanes > 1 && o.jobs ? (started ?? new FramePool(lanes, o.jobs.spec, o.jobs.backend)) : (await started?.close(), null);
     const registerChunk = (lane: number, chunk: typeof todo, movings: Image2D[]): Promise<FrameRegistration[]> => {
       const tick = (info: string, units?: number) => o.onTick?.(`${chunk[0].name}${chunk.length > 1 ? '…' : ''} ${info}`, units ?? chunk.length);
       const names = chunk.map((f) => f.name);
@@ -315,6 +336,7 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
         finalLoss: r.finalLoss,
         madBefore: meanAbsDiff(fixed.data, moving.data, warp.mask),
         madAfter: meanAbsDiff(fixed.data, warped, warp.mask),
+        ...(r.fallback ? { fallback: r.fallback } : {}),
       };
       o.onFrame?.(done);
       return done;
@@ -338,7 +360,7 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
       const rp = resultPaths(f.name);
       const p = await readParams(path.join(out, rp.params));
       if (p && p.settingsKey === key && (await exists(path.join(out, rp.field)))) {
-        frames.push({ name: f.name, field: rp.field, warped: rp.warped, params: rp.params, seconds: p.seconds, parameters: p.parameters });
+        frames.push({ name: f.name, field: rp.field, warped: rp.warped, params: rp.params, seconds: p.seconds, parameters: p.parameters, ...(p.fallback ? { fallback: p.fallback } : {}) });
       } else missing.push(f.name);
     }
     return { frames, missing };
@@ -358,6 +380,7 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
       settings: registrar.settings,
       complete: missing.length === 0,
       missing,
+      fallbacks: frames.filter((f) => f.fallback).map((f) => f.name),
       ...o.summaryExtra,
       frames,
     });

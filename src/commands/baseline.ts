@@ -5,6 +5,7 @@ import { BSPLINE_DEFAULTS, type BsplineOptions } from '../bspline/register.js';
 import { LOSS_NAMES, type LossName } from '../core/losses.js';
 import { REGULARISER_NAMES, type RegulariserName } from '../core/regularisers.js';
 import { bsplineRegistrar } from '../app/bspline.js';
+import { BSPLINE_PRESETS, PRESET_NAMES, type PresetName } from '../bspline/presets.js';
 import { readMaskSet } from '../io/masks.js';
 import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/affine.js';
 import type { BackendChoice } from '../core/backend/index.js';
@@ -12,6 +13,7 @@ import { type JobInput, runFrames } from '../app/run-frames.js';
 import { type BackendArgs, type GlobalArgs, type JobsArgs, backendDetail, backendOption, jobsOption, resolveJobs, fmt, framesInterrupted, makeContext, parseShard, printJson, startBackend, stopOnSignals } from './common.js';
 
 interface Args extends GlobalArgs, BackendArgs, JobsArgs {
+  preset: PresetName;
   series?: string;
   fixed?: string;
   moving?: string[];
@@ -19,27 +21,27 @@ interface Args extends GlobalArgs, BackendArgs, JobsArgs {
   'fixed-frame': string;
   'fixed-frame-criterion': 'image' | 'intensity';
   levels: number;
-  spacing: number[];
+  spacing?: number[];
   'spacing-mm'?: number[];
-  iterations: number[];
-  samples: number;
+  iterations?: number[];
+  samples?: number;
   seed: number;
-  convergence: number;
+  convergence?: number;
   'convergence-window': number;
   'fixed-mask'?: string;
   'moving-mask'?: string;
-  lr: number[];
-  lambda: number[];
+  lr?: number[];
+  lambda?: number[];
   order: number;
-  loss: LossName;
+  loss?: LossName;
   regulariser: RegulariserName;
   'lncc-window': number;
   'mi-bins': number;
   'ngf-epsilon'?: number;
   normalise: boolean;
   'finest-sigma'?: number;
-  init: InitKind;
-  'init-iterations': number[];
+  init?: InitKind;
+  'init-iterations'?: number[];
   force: boolean;
   shard?: string;
   qc: boolean;
@@ -47,6 +49,7 @@ interface Args extends GlobalArgs, BackendArgs, JobsArgs {
 }
 
 const D = BSPLINE_DEFAULTS;
+const show = (v: unknown) => (Array.isArray(v) ? v.join(' ') : String(v));
 
 const bspline: CommandModule<GlobalArgs, Args> = {
   command: 'bspline [series]',
@@ -59,26 +62,27 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('out', { type: 'string', demandOption: true, describe: 'result directory (fields/, warped/, params/, qc/, summary.json)' })
       .option('fixed-frame', { type: 'string', default: 'auto', describe: 'series mode: auto (closest to the series mean), a frame name or a 0-based index' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame: mean image (MSE) or mean intensity (reference code)' })
+      .option('preset', { type: 'string', choices: PRESET_NAMES, default: 'generic', describe: `named parameter set: ${PRESET_NAMES.map((n) => `${n} (${BSPLINE_PRESETS[n].describe})`).join(', ')}; options given here win` })
       .option('levels', { type: 'number', default: D.levels, describe: 'pyramid levels; level l works at 1/2^(levels-1-l) resolution' })
-      .option('spacing', { type: 'number', array: true, default: D.spacing, describe: 'control-point spacing in pixels of each level (one value or one per level)' })
+      .option('spacing', { type: 'number', array: true, describe: `control-point spacing in pixels of each level (one value or one per level) [default: ${show(D.spacing)}]` })
       .option('spacing-mm', { type: 'number', array: true, describe: 'control-point spacing in mm of each level (one value or one per level); replaces --spacing' })
-      .option('iterations', { type: 'number', array: true, default: D.iterations, describe: 'iterations per level (one value or one per level; the most, with --convergence)' })
-      .option('samples', { type: 'number', default: D.samples ?? 0, describe: 'random pixels per iteration at levels larger than this (mse and ncc; 0 = every pixel)' })
+      .option('iterations', { type: 'number', array: true, describe: `iterations per level (one value or one per level; the most, with --convergence) [default: ${show(D.iterations)}]` })
+      .option('samples', { type: 'number', describe: `random pixels per iteration at levels larger than this (mse and ncc; 0 = every pixel) [default: ${show(D.samples ?? 0)}]` })
       .option('seed', { type: 'number', default: D.seed ?? 0, describe: 'seed of the random samples (same seed, same result)' })
-      .option('convergence', { type: 'number', default: D.convergence ?? 0, describe: 'stop a level when its mean loss over --convergence-window iterations changed by less than this fraction (0 = run every iteration)' })
+      .option('convergence', { type: 'number', describe: `stop a level when its mean loss over --convergence-window iterations changed by less than this fraction (0 = run every iteration) [default: ${show(D.convergence ?? 0)}]` })
       .option('convergence-window', { type: 'number', default: D.convergenceWindow ?? 10, describe: 'iterations per convergence window' })
       .option('fixed-mask', { type: 'string', describe: 'label image on the fixed frame\'s grid: the similarity counts only where it is nonzero' })
       .option('moving-mask', { type: 'string', describe: 'label image (every frame) or a series of them named as the frames: a pixel counts only where it maps inside' })
-      .option('lr', { type: 'number', array: true, default: D.learningRate, describe: 'AMSGrad learning rate per level' })
-      .option('lambda', { type: 'number', array: true, default: D.lambda, describe: 'regulariser weight per level' })
+      .option('lr', { type: 'number', array: true, describe: `AMSGrad learning rate per level [default: ${show(D.learningRate)}]` })
+      .option('lambda', { type: 'number', array: true, describe: `regulariser weight per level [default: ${show(D.lambda)}]` })
       .option('order', { type: 'number', default: D.order, describe: 'B-spline order (3 = cubic)' })
-      .option('loss', { type: 'string', choices: LOSS_NAMES, default: D.loss, describe: 'image similarity' })
+      .option('loss', { type: 'string', choices: LOSS_NAMES, describe: `image similarity [default: ${show(D.loss)}]` })
       .option('regulariser', { type: 'string', choices: REGULARISER_NAMES, default: D.regulariser, describe: 'field regulariser (tv = isotropic TV, AirLab form)' })
       .option('lncc-window', { type: 'number', default: 9, describe: 'LNCC window side (odd, pixels)' })
       .option('mi-bins', { type: 'number', default: 32, describe: 'MI histogram bins' })
       .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
-      .option('init', { type: 'string', choices: INIT_KINDS, default: D.init ?? 'none', describe: 'global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start)' })
-      .option('init-iterations', { type: 'number', array: true, default: AFFINE_DEFAULTS.iterations, describe: 'iterations per level of the global stage' })
+      .option('init', { type: 'string', choices: INIT_KINDS, describe: `global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start) [default: ${show(D.init ?? 'none')}]` })
+      .option('init-iterations', { type: 'number', array: true, describe: `iterations per level of the global stage [default: ${show(AFFINE_DEFAULTS.iterations)}]` })
       .option('finest-sigma', { type: 'number', describe: 'Gaussian σ (px) of both images at full resolution; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]' })
       .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
@@ -100,24 +104,26 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       input = { kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] };
     }
     const shard = parseShard(argv.shard);
+    const P: BsplineOptions = { ...D, initIterations: AFFINE_DEFAULTS.iterations, ...BSPLINE_PRESETS[argv.preset].options };
     const options: BsplineOptions = {
       levels: argv.levels,
-      spacing: argv.spacing,
-      ...(argv['spacing-mm'] ? { spacingMm: argv['spacing-mm'] } : {}),
-      iterations: argv.iterations,
-      learningRate: argv.lr,
-      lambda: argv.lambda,
+      spacing: argv.spacing ?? P.spacing,
+      // --spacing given here beats a preset's spacing in mm
+      ...((argv['spacing-mm'] ?? (argv.spacing ? undefined : P.spacingMm)) ? { spacingMm: argv['spacing-mm'] ?? P.spacingMm } : {}),
+      iterations: argv.iterations ?? P.iterations,
+      learningRate: argv.lr ?? P.learningRate,
+      lambda: argv.lambda ?? P.lambda,
       order: argv.order,
-      loss: argv.loss,
+      loss: argv.loss ?? P.loss,
       lossOptions: { window: argv['lncc-window'], bins: argv['mi-bins'], epsilon: argv['ngf-epsilon'] },
       regulariser: argv.regulariser,
       normalise: argv.normalise,
-      finestSigma: argv['finest-sigma'],
-      init: argv.init,
-      initIterations: argv['init-iterations'],
-      samples: argv.samples,
+      finestSigma: argv['finest-sigma'] ?? P.finestSigma,
+      init: argv.init ?? P.init,
+      initIterations: argv['init-iterations'] ?? P.initIterations,
+      samples: argv.samples ?? P.samples ?? 0,
       seed: argv.seed,
-      convergence: argv.convergence,
+      convergence: argv.convergence ?? P.convergence ?? 0,
       convergenceWindow: argv['convergence-window'],
     };
     const masks = { fixed: argv['fixed-mask'] ? await readMaskSet(argv['fixed-mask']) : null, moving: argv['moving-mask'] ? await readMaskSet(argv['moving-mask']) : null };

@@ -203,6 +203,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   refine: number;
   'refine-size'?: number;
   'refine-stride': number;
+  'stop-when-worse': boolean;
   init: InitKind;
   force: boolean;
   shard?: string;
@@ -228,6 +229,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('refine-size', { type: 'number', describe: 'refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames\' size)' })
       .option('refine-stride', { type: 'number', default: REFINE_DEFAULTS.normalStride, describe: 'the refinement\'s Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (README)' })
       .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
+      .option('stop-when-worse', { type: 'boolean', default: true, describe: 'never worse than none: stop a frame\'s sequence at the first step that does not lower its image loss, and write the identity (with a warning) for a frame the registration made worse (--no-stop-when-worse: run every step, keep every result)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
       .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)' })
@@ -246,7 +248,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const model = await loadModel(argv.model);
     const trained = Number(model.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
-    const options: R2N2RegisterOptions = { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'] };
+    const options: R2N2RegisterOptions = { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'], stopWhenWorse: argv['stop-when-worse'] };
     const registrar = r2n2Registrar(model, options);
     const jobs = resolveJobs(argv, backend, ctx);
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
@@ -265,7 +267,10 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         bar = ctx.progress('r2n2', Math.max(1, s.units));
       },
       onTick: (info, by) => bar.tick(by ?? 1, info),
-      onFrame: (f) => ctx.log.info(f, 'frame registered'),
+      onFrame: (f) => {
+        ctx.log.info(f, 'frame registered');
+        if (f.fallback) ctx.log.warn({ frame: f.name }, 'the registration made this frame worse than none: the identity was written');
+      },
       signal: stop.signal,
     }).finally(() => {
       bar.stop();
@@ -285,8 +290,11 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       `registered   ${n} frame(s)${n ? `, ${fmt(mean('seconds'), 3)} s per frame` : ''}${report.skipped.length ? `; ${report.skipped.length} already done (kept; --force to redo)` : ''}`,
     ];
     if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`, `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step${argv['flip-average'] !== 'none' ? ', every pass' : ''})`);
+    const fell = report.registered.filter((f) => f.fallback).map((f) => f.name);
+    if (fell.length) lines.push(`fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
     process.stdout.write(lines.join('\n') + '\n');
+    if (fell.length && !ctx.quiet) process.stderr.write(`warning: ${fell.length} of ${n} frame(s) fell back to the identity (the model made them worse than none): the model may not suit these images (try --refine, or train on such series)\n`);
     const e = framesInterrupted(report);
     if (e) throw e;
   },

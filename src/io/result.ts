@@ -25,6 +25,8 @@ export interface ResultFrame {
   seconds: number;
   /** Number of transformation parameters (compactness). */
   parameters: number;
+  /** 'identity' when the method made this frame worse than none and the identity was written. */
+  fallback?: 'identity';
 }
 
 export interface ResultSummary {

@@ -168,7 +168,27 @@ export interface InferenceOptions {
   warp?: WarpImpl;
   /** Stop an item at the first step whose weight norm |w_t| is below this (0 = never). */
   stopThreshold?: number;
+  /**
+   * Stop an item at the first step that does not lower its image loss (masked MSE between F and
+   * M∘T at the network's size, against the loss before the step; the first step against the
+   * unregistered pair): that step is dropped, so the sequence never ends worse than where it
+   * stood, and a pair the network cannot improve gets no step at all.
+   */
+  stopWhenWorse?: boolean;
   onStep?: (t: number) => void;
+}
+
+/** Σ mask·(a − b)² / Σ mask over plain arrays (mask null: every pixel); 0 for an empty mask. */
+export function maskedMseArrays(a: ArrayLike<number>, b: ArrayLike<number>, mask: ArrayLike<number> | null): number {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    const m = mask ? mask[i] : 1;
+    if (!m) continue;
+    s += m * (a[i] - b[i]) ** 2;
+    n += m;
+  }
+  return n > 0 ? s / n : 0;
 }
 
 /**
@@ -199,6 +219,11 @@ export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Floa
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
   const Mt = host ? null : tf.clone(warped);
   const input = inputBase(F, grids);
+  const worse = o.stopWhenWorse ?? false;
+  // each item's loss so far (the unregistered pair's at first) and its last accepted warp (host)
+  const lossNow = worse ? fixed.map((f, b) => maskedMseArrays(f, moving[b], null)) : [];
+  const lastWarped = host ? moving.map((m) => m) : [];
+  const rejected = fixed.map(() => false);
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
       const next: { state: State; p: tf.Tensor2D; u?: tf.Tensor4D; warped?: tf.Tensor3D } = tf.tidy(() => {
@@ -215,13 +240,51 @@ export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Floa
       if (host) {
         const all = new Float32Array(B * n * n);
         for (let b = 0; b < B; b++) {
-          addGaussianInPlace(uHost[b], p, b * PARAMS_PER_STEP, n, n);
-          all.set(warpSamples(moving[b], n, n, uHost[b]).out, b * n * n);
+          if (!done[b]) {
+            const before = worse ? Float32Array.from(uHost[b]) : null;
+            addGaussianInPlace(uHost[b], p, b * PARAMS_PER_STEP, n, n);
+            const w = warpSamples(moving[b], n, n, uHost[b]);
+            const loss = worse ? maskedMseArrays(fixed[b], w.out, w.mask) : 0;
+            if (before && !(loss < lossNow[b])) {
+              uHost[b] = before; // the step is dropped: the item stays where it was
+              rejected[b] = true;
+            } else {
+              if (worse) lossNow[b] = loss;
+              lastWarped[b] = w.out as Float32Array;
+            }
+          }
+          all.set(lastWarped[b], b * n * n);
         }
         w2 = tf.tensor3d(all, [B, n, n]);
+      } else if (worse) {
+        // per-item losses read back (B numbers); a rejected item keeps its field and warp
+        const lossT = tf.tidy(() => {
+          const m = warpBilinearBatch(Mt!, next.u!).mask;
+          const d = tf.mul(m, tf.square(tf.sub(F, next.warped!)));
+          return tf.div(tf.sum(d, [1, 2]), tf.maximum(tf.sum(m, [1, 2]), 1));
+        });
+        const losses = await lossT.data();
+        lossT.dispose();
+        const keep = fixed.map((_, b) => done[b] || !(losses[b] < lossNow[b]));
+        fixed.forEach((_, b) => {
+          if (done[b]) return;
+          if (keep[b]) rejected[b] = true;
+          else lossNow[b] = losses[b];
+        });
+        if (keep.some(Boolean)) {
+          const k = tf.tensor1d(keep.map((x) => (x ? 1 : 0)), 'bool');
+          const [u3, w3] = tf.tidy(() => [tf.where(tf.reshape(k, [B, 1, 1, 1]), u!, next.u!), tf.where(tf.reshape(k, [B, 1, 1]), warped, next.warped!)]);
+          tf.dispose([k, next.u!, next.warped!]);
+          next.u = u3 as tf.Tensor4D;
+          w2 = w3 as tf.Tensor3D;
+        }
       }
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
+        if (rejected[b]) {
+          done[b] = true;
+          continue;
+        }
         const row = Array.from(p.subarray(b * PARAMS_PER_STEP, (b + 1) * PARAMS_PER_STEP));
         if (o.stopThreshold && Math.hypot(row[4], row[5]) < o.stopThreshold) {
           done[b] = true;
