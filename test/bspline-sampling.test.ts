@@ -3,7 +3,7 @@ import { initBackend } from '../src/core/backend/index.js';
 import { bsplineGrid, basisTensors, denseField } from '../src/bspline/kernel.js';
 import { registerBspline, BSPLINE_DEFAULTS, checkOptions, convergenceStop, levelMask, levelSpacing, warpedMaskNearest } from '../src/bspline/register.js';
 import { mulberry32, samplePoints, sampledLevel } from '../src/bspline/sampled.js';
-import { isoTv } from '../src/core/regularisers.js';
+import { isoTv, isoTvHost } from '../src/core/regularisers.js';
 import { warpSamples } from '../src/core/warp.js';
 import { identityGeometry } from '../src/core/geometry.js';
 
@@ -98,6 +98,24 @@ describe('B-spline stochastic sampling (--samples)', () => {
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, samples: 2048, regulariser: 'bending' })).toThrow(/samples 0 with bending/);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, samples: -1 })).toThrow(/whole number/);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, samples: 2048, loss: 'ncc' })).not.toThrow();
+  });
+});
+
+describe('iso-TV in one host op', () => {
+  test('isoTvHost equals isoTv in value and gradient (anisotropic spacing, zero differences included)', () => {
+    const rng = mulberry32(9);
+    const u = tf.tensor3d(Float32Array.from({ length: 2 * 13 * 17 }, (_, k) => (k % 5 === 0 ? 0.25 : rng() - 0.5)), [2, 13, 17]);
+    const flat = tf.zeros([2, 4, 4]) as tf.Tensor3D;
+    for (const [x, sp] of [[u, [1, 1]], [u, [0.5, 2]], [flat, [1, 1]]] as [tf.Tensor3D, [number, number]][]) {
+      const a = tf.valueAndGrad((t: tf.Tensor) => isoTv(t as tf.Tensor3D, sp))(x);
+      const b = tf.valueAndGrad((t: tf.Tensor) => isoTvHost(t as tf.Tensor3D, sp))(x);
+      expect(b.value.dataSync()[0]).toBeCloseTo(a.value.dataSync()[0], 5);
+      const ga = a.grad.dataSync();
+      const gb = b.grad.dataSync();
+      ga.forEach((v, k) => expect(gb[k]).toBeCloseTo(v, 5));
+      tf.dispose([a.value, a.grad, b.value, b.grad]);
+    }
+    tf.dispose([u, flat]);
   });
 });
 

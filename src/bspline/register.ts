@@ -178,6 +178,8 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
   }
   const levels: BsplineLevelResult[] = [];
   let finalLoss = NaN;
+  // the warp already reads the field back (host memory backends): the TV likewise, in one op
+  const hostTv = ['wasm', 'cpu'].includes(tf.getBackend());
   for (let l = 0; l < o.levels; l++) {
     const factor = 2 ** (o.levels - 1 - l);
     const sigma = factor === 1 ? o.finestSigma ?? autoFinestSigma(W, H) : undefined;
@@ -213,7 +215,7 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       let mask = fixedMaskT ? (tf.mul(inside, fixedMaskT) as tf.Tensor2D) : inside;
       if (movingMask) mask = tf.mul(mask, tf.tensor2d(warpedMaskNearest(movingMask, h, w, u.dataSync()), [h, w])) as tf.Tensor2D;
       const sim = lossFn(fixedT, warped, mask);
-      return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing), tf.scalar(lambda))) as tf.Scalar) : sim;
+      return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, hostTv), tf.scalar(lambda))) as tf.Scalar) : sim;
     };
     const stop = convergenceStop(o.convergence ?? 0, o.convergenceWindow ?? 10);
     let last = NaN;
