@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/core/backend/index.js';
-import { bsplineGrid, basisTensors, denseField } from '../src/bspline/kernel.js';
+import { bsplineGrid, basisTensors, denseField, denseFieldHost, sparseGrid } from '../src/bspline/kernel.js';
 import { registerBspline, BSPLINE_DEFAULTS, checkOptions, convergenceStop, levelMask, levelSpacing, warpedMaskNearest } from '../src/bspline/register.js';
 import { mulberry32, samplePoints, sampledLevel } from '../src/bspline/sampled.js';
 import { isoTv, isoTvHost } from '../src/core/regularisers.js';
@@ -98,6 +98,34 @@ describe('B-spline stochastic sampling (--samples)', () => {
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, samples: 2048, regulariser: 'bending' })).toThrow(/samples 0 with bending/);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, samples: -1 })).toThrow(/whole number/);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, samples: 2048, loss: 'ncc' })).not.toThrow();
+  });
+});
+
+describe('the B-spline field in one host op', () => {
+  test('denseFieldHost equals By·P·Bxᵀ in value and gradient (several grids, orders 1–3)', () => {
+    const cases: [number, number, [number, number], number][] = [[64, 64, [8, 8], 3], [100, 64, [7, 5], 3], [45, 60, [3, 5], 2], [40, 33, [6, 4], 1], [256, 200, [8, 8], 3]];
+    const rng = mulberry32(2);
+    for (const [H, W, sp, order] of cases) {
+      const g = bsplineGrid(H, W, sp, order);
+      const P = tf.tensor3d(Float32Array.from({ length: g.parameters }, () => rng() - 0.5), [2, g.y.cp, g.x.cp]);
+      const G = tf.tensor3d(Float32Array.from({ length: 2 * H * W }, () => rng() - 0.5), [2, H, W]);
+      const { By, BxT } = basisTensors(g);
+      const s = sparseGrid(g);
+      const f = (fn: (p: tf.Tensor3D) => tf.Tensor3D) => tf.valueAndGrad((p: tf.Tensor) => tf.sum(tf.mul(fn(p as tf.Tensor3D), G)) as tf.Scalar)(P);
+      const a = f((p) => denseField(p, By, BxT));
+      const b = f((p) => denseFieldHost(p, s));
+      const fa = tf.tidy(() => denseField(P, By, BxT).dataSync());
+      const fb = tf.tidy(() => denseFieldHost(P, s).dataSync());
+      let err = 0;
+      fa.forEach((v, k) => (err = Math.max(err, Math.abs(v - fb[k]))));
+      expect(err).toBeLessThan(1e-5);
+      const ga = a.grad.dataSync();
+      const gb = b.grad.dataSync();
+      let gerr = 0;
+      ga.forEach((v, k) => (gerr = Math.max(gerr, Math.abs(v - gb[k]) / Math.max(1, Math.abs(v)))));
+      expect(gerr).toBeLessThan(1e-4);
+      tf.dispose([P, G, By, BxT, a.value, a.grad, b.value, b.grad]);
+    }
   });
 });
 

@@ -144,3 +144,111 @@ export function referenceField(P: tf.Tensor3D, g: BsplineGrid): tf.Tensor3D {
     return tf.reshape(out, [2, g.y.n, g.x.n]) as tf.Tensor3D;
   });
 }
+
+/** The nonzero entries of each row of a basis matrix `[n, cp]`: `[n, width]` indices and weights (0-padded). */
+export interface SparseBasis {
+  n: number;
+  cp: number;
+  width: number;
+  idx: Int32Array;
+  w: Float32Array;
+}
+
+export function sparseBasis(b: ArrayLike<number>, n: number, cp: number, width: number): SparseBasis {
+  const idx = new Int32Array(n * width);
+  const w = new Float32Array(n * width);
+  for (let i = 0; i < n; i++) {
+    let m = 0;
+    for (let g = 0; g < cp; g++) {
+      const v = b[i * cp + g];
+      if (v === 0) continue;
+      if (m >= width) throw new Error(`internal: a basis row has more than ${width} nonzero weights`);
+      idx[i * width + m] = g;
+      w[i * width + m] = v;
+      m++;
+    }
+  }
+  return { n, cp, width, idx, w };
+}
+
+/** Both axes' sparse bases of a grid (a row of order k has k+1 nonzero weights). */
+export function sparseGrid(g: BsplineGrid): { y: SparseBasis; x: SparseBasis } {
+  const wy = g.y.order + 1;
+  const wx = g.x.order + 1;
+  return { y: sparseBasis(basisMatrix(g.y), g.y.n, g.y.cp, wy), x: sparseBasis(basisMatrix(g.x), g.x.n, g.x.cp, wx) };
+}
+
+/**
+ * The dense field `[2, H, W]` = `By · P · Bxᵀ` as one op computed in plain JS over the sparse basis
+ * rows (order+1 nonzero weights each), with its analytic gradient `Byᵀ · G · Bx`: for backends
+ * whose tensors live in host memory, where it needs (order+1)·(cpH·W + H·W) multiply-adds per
+ * channel instead of the dense products' cpH·cpW·H + cpH·H·W (equal to `denseField` to float
+ * rounding; tested).
+ */
+export function denseFieldHost(P: tf.Tensor3D, s: { y: SparseBasis; x: SparseBasis }): tf.Tensor3D {
+  const H = s.y.n;
+  const W = s.x.n;
+  const cpH = s.y.cp;
+  const cpW = s.x.cp;
+  if (P.shape[0] !== 2 || P.shape[1] !== cpH || P.shape[2] !== cpW) throw new Error(`parameters ${P.shape} are not [2, ${cpH}, ${cpW}]`);
+  const op = tf.customGrad(((x: tf.Tensor) => {
+    const p = x.dataSync();
+    const out = new Float32Array(2 * H * W);
+    const T = new Float32Array(cpH * W);
+    for (let c = 0; c < 2; c++) {
+      const pc = c * cpH * cpW;
+      // T = P_c · Bxᵀ  [cpH, W]
+      for (let g = 0; g < cpH; g++) {
+        for (let j = 0; j < W; j++) {
+          let v = 0;
+          for (let m = j * s.x.width; m < (j + 1) * s.x.width; m++) v += p[pc + g * cpW + s.x.idx[m]] * s.x.w[m];
+          T[g * W + j] = v;
+        }
+      }
+      // u_c = By · T  [H, W]
+      const oc = c * H * W;
+      for (let i = 0; i < H; i++) {
+        const row = oc + i * W;
+        for (let m = i * s.y.width; m < (i + 1) * s.y.width; m++) {
+          const wy = s.y.w[m];
+          if (wy === 0) continue;
+          const t = s.y.idx[m] * W;
+          for (let j = 0; j < W; j++) out[row + j] += wy * T[t + j];
+        }
+      }
+    }
+    return {
+      value: tf.tensor3d(out, [2, H, W]),
+      gradFunc: (dy: tf.Tensor) => {
+        const G = dy.dataSync();
+        const grad = new Float32Array(2 * cpH * cpW);
+        const dT = new Float32Array(cpH * W);
+        for (let c = 0; c < 2; c++) {
+          dT.fill(0);
+          const oc = c * H * W;
+          // dT = Byᵀ · G_c  [cpH, W]
+          for (let i = 0; i < H; i++) {
+            const row = oc + i * W;
+            for (let m = i * s.y.width; m < (i + 1) * s.y.width; m++) {
+              const wy = s.y.w[m];
+              if (wy === 0) continue;
+              const t = s.y.idx[m] * W;
+              for (let j = 0; j < W; j++) dT[t + j] += wy * G[row + j];
+            }
+          }
+          // dP_c = dT · Bx  [cpH, cpW]
+          const pc = c * cpH * cpW;
+          for (let g = 0; g < cpH; g++) {
+            for (let j = 0; j < W; j++) {
+              const d = dT[g * W + j];
+              if (d === 0) continue;
+              for (let m = j * s.x.width; m < (j + 1) * s.x.width; m++) grad[pc + g * cpW + s.x.idx[m]] += d * s.x.w[m];
+            }
+          }
+        }
+        return tf.tensor3d(grad, [2, cpH, cpW]);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(P) as tf.Tensor3D;
+}

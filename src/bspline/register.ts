@@ -16,7 +16,7 @@ import { type RegulariserName, regulariser } from '../core/regularisers.js';
 import { AmsGrad } from '../core/optim.js';
 import { normaliseIntensity } from '../core/intensity.js';
 import { gaussianBlur, pyramidLevel, resampleAligned } from '../core/resample.js';
-import { basisTensors, bsplineGrid, denseField } from './kernel.js';
+import { basisTensors, bsplineGrid, denseField, denseFieldHost, sparseGrid } from './kernel.js';
 import { SAMPLED_LOSSES, SAMPLED_REGULARISERS, mulberry32, sampledLevel } from './sampled.js';
 import { type Geometry, identityGeometry } from '../core/geometry.js';
 import { type AffineTransform, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, registerAffine } from '../core/affine.js';
@@ -178,7 +178,8 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
   }
   const levels: BsplineLevelResult[] = [];
   let finalLoss = NaN;
-  // the warp already reads the field back (host memory backends): the TV likewise, in one op
+  // the warp already reads the field back (host memory backends): the field and the TV likewise,
+  // each one op in plain JS
   const hostTv = ['wasm', 'cpu'].includes(tf.getBackend());
   for (let l = 0; l < o.levels; l++) {
     const factor = 2 ** (o.levels - 1 - l);
@@ -208,8 +209,9 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       o.samples && o.samples > 0 && h * w > o.samples
         ? sampledLevel({ fixed: fl.data, moving: ml.data, h, w, grid, prev, samples: o.samples, rng: mulberry32(((o.seed ?? 0) * 1000003 + l * 7919 + 1) >>> 0), loss: o.loss, regulariser: o.regulariser, regulariserSpacing: regSpacing, fixedMask, movingMask })
         : null;
+    const sparse = hostTv ? sparseGrid(grid) : null;
     const denseObjective = () => {
-      const b = denseField(P, By, BxT);
+      const b = sparse ? denseFieldHost(P, sparse) : denseField(P, By, BxT);
       const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
       const { warped, mask: inside } = warpBilinear(ml.data, h, w, u);
       let mask = fixedMaskT ? (tf.mul(inside, fixedMaskT) as tf.Tensor2D) : inside;

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { EDGE_TOL } from '../core/warp.js';
 import { stopGradient } from '../core/backend/wasm-kernels.js';
-import { type BsplineGrid, basisMatrix } from './kernel.js';
+import { type BsplineGrid, basisMatrix, sparseBasis } from './kernel.js';
 import type { LossName } from '../core/losses.js';
 import type { RegulariserName } from '../core/regularisers.js';
 
@@ -155,24 +155,6 @@ export function applySparse(P: tf.Tensor3D, r: SparseRows, S: number): tf.Tensor
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(P) as tf.Tensor2D;
-}
-
-/** The nonzero entries of each basis row: `[n, width]` column indices and weights (0-padded). */
-function sparseBasis(b: Float32Array, n: number, cp: number, width: number): { idx: Int32Array; w: Float32Array } {
-  const idx = new Int32Array(n * width);
-  const w = new Float32Array(n * width);
-  for (let i = 0; i < n; i++) {
-    let m = 0;
-    for (let g = 0; g < cp; g++) {
-      const v = b[i * cp + g];
-      if (v === 0) continue;
-      if (m >= width) throw new Error(`internal: a basis row has more than ${width} nonzero weights`);
-      idx[i * width + m] = g;
-      w[i * width + m] = v;
-      m++;
-    }
-  }
-  return { idx, w };
 }
 
 /**
