@@ -150,6 +150,29 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
   });
 });
 
+describe('r2n2 baseline bspline --preset', () => {
+  test('a preset sets its options; options given on the command line win; the defaults are the generic preset', async () => {
+    const pair = ['--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(frames, 'frame_003.nrrd'), ...FAST, '--no-qc'];
+    const run = async (name: string, extra: string[]) => {
+      const out = path.join(t.dir, `preset-${name}`);
+      const r = runCli(['baseline', 'bspline', ...pair, '--out', out, ...extra]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return (await summaryOf(out)).settings;
+    };
+    const cardiac = await run('cardiac', ['--preset', 'cardiac']);
+    expect(cardiac.loss).toBe('ncc');
+    expect(cardiac.iterations).toEqual([40, 30, 20]); // FAST's, given here
+    const mine = await run('cardiac-mse', ['--preset', 'cardiac', '--loss', 'mse']);
+    expect(mine.loss).toBe('mse');
+    const generic = await run('generic', []);
+    expect(generic).toMatchObject({ loss: 'mse', initIterations: [50, 25, 10], lambda: [1], init: 'affine' });
+    const bad = runCli(['baseline', 'bspline', ...pair, '--out', path.join(t.dir, 'preset-bad'), '--preset', 'brain']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/preset.*brain|brain.*preset|Choices/i);
+  });
+});
+
 describe('r2n2 baseline bspline, pair mode and bad input', () => {
   test('pair mode writes one registered frame named after the moving file', async () => {
     const out = path.join(t.dir, 'pair');

@@ -9,8 +9,12 @@ export type PresetName = 'generic' | 'lung' | 'cardiac';
 
 export const BSPLINE_PRESETS: Record<PresetName, { describe: string; options: Partial<BsplineOptions> }> = {
   generic: { describe: 'the defaults', options: {} },
-  lung: { describe: 'breathing motion (sliding organs, large displacements at the diaphragm)', options: {} },
-  cardiac: { describe: 'short-axis cine (the heart contracts and twists inside still surroundings)', options: {} },
+  // both measured (2026-12-03) against the defaults on their own cases: NCC, which ignores the
+  // slow intensity drift of a series, was better on 2 of the 3 breathing cases (mean TRE 0.114
+  // against 0.120 mm) and on the cardiac ones (TRE 0.060 against 0.065 mm; LV Dice 0.9353
+  // against 0.9350), at 1.2× the time: today the same set, kept apart to be tuned apart
+  lung: { describe: 'breathing motion: NCC, for sliding organs under a slow intensity drift', options: { loss: 'ncc' } },
+  cardiac: { describe: 'short-axis cine: NCC, for the contracting, twisting heart', options: { loss: 'ncc' } },
 };
 
 export const PRESET_NAMES = Object.keys(BSPLINE_PRESETS) as PresetName[];

@@ -82,7 +82,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('mi-bins', { type: 'number', default: 32, describe: 'MI histogram bins' })
       .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
       .option('init', { type: 'string', choices: INIT_KINDS, describe: `global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start) [default: ${show(D.init ?? 'none')}]` })
-      .option('init-iterations', { type: 'number', array: true, describe: `iterations per level of the global stage [default: ${show(AFFINE_DEFAULTS.iterations)}]` })
+      .option('init-iterations', { type: 'number', array: true, describe: `iterations per level of the global stage [default: ${show(D.initIterations ?? AFFINE_DEFAULTS.iterations)}]` })
       .option('finest-sigma', { type: 'number', describe: 'Gaussian σ (px) of both images at full resolution; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]' })
       .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
@@ -104,7 +104,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       input = { kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] };
     }
     const shard = parseShard(argv.shard);
-    const P: BsplineOptions = { ...D, initIterations: AFFINE_DEFAULTS.iterations, ...BSPLINE_PRESETS[argv.preset].options };
+    const P: BsplineOptions = { ...D, initIterations: D.initIterations ?? AFFINE_DEFAULTS.iterations, ...BSPLINE_PRESETS[argv.preset].options };
     const options: BsplineOptions = {
       levels: argv.levels,
       spacing: argv.spacing ?? P.spacing,
