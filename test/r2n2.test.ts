@@ -316,6 +316,17 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
     const s = JSON.parse(await fs.readFile(path.join(guarded, 'summary.json'), 'utf8'));
     expect(s.settings.stopWhenWorse).toBe(true);
     expect(Array.isArray(s.fallbacks)).toBe(true);
+    // with --refine the network's whole sequence is refined (7 steps), or the frame falls back
+    const refined = path.join(t.dir, 'sunny-refined');
+    expect(runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', refined, '--refine', '5', '--no-qc', '--quiet', '--jobs', '1']).code).toBe(0);
+    const rs = JSON.parse(await fs.readFile(path.join(refined, 'summary.json'), 'utf8'));
+    for (const f of rs.frames) {
+      const p = JSON.parse(await fs.readFile(path.join(refined, f.params), 'utf8'));
+      if (p.fallback) expect(rs.fallbacks).toContain(f.name);
+      else expect(p.sequence).toHaveLength(7);
+    }
+    const rt = tre(refined);
+    expect(rt.after.mean_mm).toBeLessThan(rt.before.mean_mm);
   });
 });
 

@@ -48,7 +48,8 @@ export interface R2N2RegisterOptions {
   refineStride?: number;
   /**
    * Never worse than none (default true): the sequence stops at the first step that does not
-   * lower the image loss at the network's size (core `inferSequence` `stopWhenWorse`), and a frame
+   * lower the image loss at the network's size (core `inferSequence` `stopWhenWorse`; not with
+   * `refine`, which fits every step the network gives), and a frame
    * whose final full-resolution MSE (normalised intensities, over the pixels that map inside) is
    * above the unregistered pair's falls back to the identity, flagged in its params.
    */
@@ -116,7 +117,9 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     const ps = await inferSequence(c, weights, flips.flatMap((_, v) => moving.map(() => net[v])), flips.flatMap((v) => seenNet.map((m) => flipImage(m, n, n, v))), {
       steps: o.steps,
       stopThreshold: o.stopThreshold,
-      stopWhenWorse: guard,
+      // with --refine the refinement fits every Gaussian the network gave: the sequence runs whole,
+      // and the full-resolution check below keeps the result from being worse than none
+      stopWhenWorse: guard && refine === 0,
       onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
     });
     const B = moving.length;
