@@ -6,24 +6,12 @@ import { mulberry32, samplePoints, sampledLevel } from '../src/bspline/sampled.j
 import { isoTv, isoTvHost } from '../src/core/regularisers.js';
 import { warpSamples } from '../src/core/warp.js';
 import { identityGeometry } from '../src/core/geometry.js';
+import { smoothPair as pair } from './tf-helpers.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
 });
 
-/** A smooth image and a deformed copy with a known displacement d: F(p) = M(p + d(p)). */
-function pair(n: number) {
-  const img = (x: number, y: number) => Math.sin(x / 5) * Math.cos(y / 7) + 0.5 * Math.exp(-((x - n / 2) ** 2 + (y - n / 3) ** 2) / (2 * (n / 6) ** 2));
-  const fixed = new Float32Array(n * n);
-  const moving = new Float32Array(n * n);
-  const shift = (x: number, y: number): [number, number] => [2.5 * Math.sin((Math.PI * y) / n), 2 * Math.cos((Math.PI * x) / n)];
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    const [dx, dy] = shift(j, i);
-    fixed[i * n + j] = img(j + dx, i + dy);
-    moving[i * n + j] = img(j, i);
-  }
-  return { fixed, moving, shift };
-}
 
 /** Mean end-point error (px) of a normalised field against the true shift, away from the border. */
 function fieldError(field: Float32Array, n: number, shift: (x: number, y: number) => [number, number], keep: (i: number, j: number) => boolean = () => true): number {

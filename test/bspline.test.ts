@@ -4,7 +4,7 @@ import { bsplineKernel1d, cropWindow, axisGrid, bsplineGrid, basisTensors, dense
 import { registerBspline, BSPLINE_DEFAULTS, checkOptions, autoFinestSigma } from '../src/bspline/register.js';
 import { gaussianKernel1d, resampleAligned, pyramidLevel } from '../src/core/resample.js';
 import { warpSamples } from '../src/core/warp.js';
-import { rand } from './tf-helpers.js';
+import { rand, smoothPair as pair } from './tf-helpers.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -87,19 +87,6 @@ describe('resampling', () => {
   });
 });
 
-/** A smooth test image and a smoothly deformed copy with a known displacement. */
-function pair(n: number) {
-  const img = (x: number, y: number) => Math.sin(x / 5) * Math.cos(y / 7) + 0.5 * Math.exp(-((x - n / 2) ** 2 + (y - n / 3) ** 2) / (2 * (n / 6) ** 2));
-  const fixed = new Float32Array(n * n);
-  const moving = new Float32Array(n * n);
-  const shift = (x: number, y: number): [number, number] => [2.5 * Math.sin((Math.PI * y) / n), 2 * Math.cos((Math.PI * x) / n)];
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    const [dx, dy] = shift(j, i);
-    fixed[i * n + j] = img(j + dx, i + dy); // F(p) = M(p + d(p)) with M = img: the true u is d
-    moving[i * n + j] = img(j, i);
-  }
-  return { fixed, moving, shift };
-}
 
 describe('registerBspline', () => {
   test('recovers a smooth known displacement (error < 25% of its size) with a flat tensor count', () => {

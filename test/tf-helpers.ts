@@ -27,3 +27,17 @@ export function expectClose(a: Float32Array[], b: Float32Array[], tol = 2e-4) {
   });
 }
 
+
+/** A smooth test image and a smoothly deformed copy with a known displacement. */
+export function smoothPair(n: number) {
+  const img = (x: number, y: number) => Math.sin(x / 5) * Math.cos(y / 7) + 0.5 * Math.exp(-((x - n / 2) ** 2 + (y - n / 3) ** 2) / (2 * (n / 6) ** 2));
+  const fixed = new Float32Array(n * n);
+  const moving = new Float32Array(n * n);
+  const shift = (x: number, y: number): [number, number] => [2.5 * Math.sin((Math.PI * y) / n), 2 * Math.cos((Math.PI * x) / n)];
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+    const [dx, dy] = shift(j, i);
+    fixed[i * n + j] = img(j + dx, i + dy); // F(p) = M(p + d(p)) with M = img: the true u is d
+    moving[i * n + j] = img(j, i);
+  }
+  return { fixed, moving, shift };
+}

@@ -14,7 +14,7 @@
  * Units: positions in level pixels, fields in normalised units (one pixel = 2/(n−1)).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { EDGE_TOL } from '../core/warp.js';
+import { EDGE_TOL, bilinearInto } from '../core/warp.js';
 import { stopGradient } from '../core/backend/wasm-kernels.js';
 import { type BsplineGrid, basisMatrix, sparseBasis } from './kernel.js';
 import type { LossName } from '../core/losses.js';
@@ -51,28 +51,11 @@ export function samplePoints(image: ArrayLike<number>, H: number, W: number, X: 
   const gx = new Float32Array(S);
   const gy = new Float32Array(S);
   for (let k = 0; k < S; k++) {
-    let x = X[k];
-    let y = Y[k];
-    if (!(x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL)) continue;
-    x = Math.min(Math.max(x, 0), W - 1);
-    y = Math.min(Math.max(y, 0), H - 1);
-    if (movingMask && !movingMask[Math.round(y) * W + Math.round(x)]) continue;
-    const x0 = Math.min(Math.floor(x), W - 2 < 0 ? 0 : W - 2);
-    const y0 = Math.min(Math.floor(y), H - 2 < 0 ? 0 : H - 2);
-    const x1 = Math.min(x0 + 1, W - 1);
-    const y1 = Math.min(y0 + 1, H - 1);
-    const fx = x - x0;
-    const fy = y - y0;
-    const a = image[y0 * W + x0];
-    const b = image[y0 * W + x1];
-    const c = image[y1 * W + x0];
-    const d = image[y1 * W + x1];
-    const top = a + (b - a) * fx;
-    const bot = c + (d - c) * fx;
-    out[k] = top + (bot - top) * fy;
-    mask[k] = 1;
-    gx[k] = (b - a) * (1 - fy) + (d - c) * fy;
-    gy[k] = bot - top;
+    const x = X[k];
+    const y = Y[k];
+    // the moving mask at the nearest pixel of the clamped position
+    if (movingMask && !(x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL && movingMask[Math.round(Math.min(Math.max(y, 0), H - 1)) * W + Math.round(Math.min(Math.max(x, 0), W - 1))])) continue;
+    if (bilinearInto(image, H, W, x, y, k, out, gx, gy, 1, 1)) mask[k] = 1;
   }
   return { out, mask, gx, gy };
 }
