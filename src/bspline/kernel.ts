@@ -191,30 +191,37 @@ export function denseFieldHost(P: tf.Tensor3D, s: { y: SparseBasis; x: SparseBas
   const cpH = s.y.cp;
   const cpW = s.x.cp;
   if (P.shape[0] !== 2 || P.shape[1] !== cpH || P.shape[2] !== cpW) throw new Error(`parameters ${P.shape} are not [2, ${cpH}, ${cpW}]`);
+  // locals: the loops below run ≈ (order+1)·(cpH·W + H·W) times per channel
+  const yi = s.y.idx, yw = s.y.w, xi = s.x.idx, xw = s.x.w;
+  const ky = s.y.width, kx = s.x.width;
   const op = tf.customGrad(((x: tf.Tensor) => {
     const p = x.dataSync();
     const out = new Float32Array(2 * H * W);
-    const T = new Float32Array(cpH * W);
+    const T = new Float64Array(cpH * W);
     for (let c = 0; c < 2; c++) {
       const pc = c * cpH * cpW;
       // T = P_c · Bxᵀ  [cpH, W]
       for (let g = 0; g < cpH; g++) {
+        const pg = pc + g * cpW;
+        const tg = g * W;
         for (let j = 0; j < W; j++) {
           let v = 0;
-          for (let m = j * s.x.width; m < (j + 1) * s.x.width; m++) v += p[pc + g * cpW + s.x.idx[m]] * s.x.w[m];
-          T[g * W + j] = v;
+          for (let m = j * kx, e = m + kx; m < e; m++) v += p[pg + xi[m]] * xw[m];
+          T[tg + j] = v;
         }
       }
-      // u_c = By · T  [H, W]
+      // u_c = By · T  [H, W]: one row of T per nonzero weight, accumulated in double precision
       const oc = c * H * W;
+      const acc = new Float64Array(W);
       for (let i = 0; i < H; i++) {
-        const row = oc + i * W;
-        for (let m = i * s.y.width; m < (i + 1) * s.y.width; m++) {
-          const wy = s.y.w[m];
+        acc.fill(0);
+        for (let m = i * ky, e = m + ky; m < e; m++) {
+          const wy = yw[m];
           if (wy === 0) continue;
-          const t = s.y.idx[m] * W;
-          for (let j = 0; j < W; j++) out[row + j] += wy * T[t + j];
+          const t = yi[m] * W;
+          for (let j = 0; j < W; j++) acc[j] += wy * T[t + j];
         }
+        out.set(acc, oc + i * W);
       }
     }
     return {
@@ -222,27 +229,29 @@ export function denseFieldHost(P: tf.Tensor3D, s: { y: SparseBasis; x: SparseBas
       gradFunc: (dy: tf.Tensor) => {
         const G = dy.dataSync();
         const grad = new Float32Array(2 * cpH * cpW);
-        const dT = new Float32Array(cpH * W);
+        const dT = new Float64Array(cpH * W);
         for (let c = 0; c < 2; c++) {
           dT.fill(0);
           const oc = c * H * W;
           // dT = Byᵀ · G_c  [cpH, W]
           for (let i = 0; i < H; i++) {
             const row = oc + i * W;
-            for (let m = i * s.y.width; m < (i + 1) * s.y.width; m++) {
-              const wy = s.y.w[m];
+            for (let m = i * ky, e = m + ky; m < e; m++) {
+              const wy = yw[m];
               if (wy === 0) continue;
-              const t = s.y.idx[m] * W;
+              const t = yi[m] * W;
               for (let j = 0; j < W; j++) dT[t + j] += wy * G[row + j];
             }
           }
           // dP_c = dT · Bx  [cpH, cpW]
           const pc = c * cpH * cpW;
           for (let g = 0; g < cpH; g++) {
+            const pg = pc + g * cpW;
+            const tg = g * W;
             for (let j = 0; j < W; j++) {
-              const d = dT[g * W + j];
+              const d = dT[tg + j];
               if (d === 0) continue;
-              for (let m = j * s.x.width; m < (j + 1) * s.x.width; m++) grad[pc + g * cpW + s.x.idx[m]] += d * s.x.w[m];
+              for (let m = j * kx, e = m + kx; m < e; m++) grad[pg + xi[m]] += d * xw[m];
             }
           }
         }
