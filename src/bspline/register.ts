@@ -10,7 +10,7 @@
  * `[2, H, W]` in normalised units and each level's control-point parameters.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { warpBilinear } from '../core/warp.js';
+import { warpBilinear, warpMseHost } from '../core/warp.js';
 import { type LossName, type LossOptions, makeLoss } from '../core/losses.js';
 import { type RegulariserName, regulariser } from '../core/regularisers.js';
 import { AmsGrad } from '../core/optim.js';
@@ -217,9 +217,15 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
         ? sampledLevel({ fixed: fl.data, moving: ml.data, h, w, grid, prev, samples: o.samples, rng: mulberry32(((o.seed ?? 0) * 1000003 + l * 7919 + 1) >>> 0), loss: o.loss, regulariser: o.regulariser, regulariserSpacing: regSpacing, fixedMask, movingMask })
         : null;
     const sparse = hostTv ? sparseGrid(grid) : null;
+    // MSE without a moving mask: warp and loss fused into one host op
+    const fused = hostTv && o.loss === 'mse' && !movingMask;
     const denseObjective = () => {
       const b = sparse ? denseFieldHost(P, sparse) : denseField(P, By, BxT);
       const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
+      if (fused) {
+        const sim = warpMseHost(ml.data, fl.data, h, w, u, fixedMask);
+        return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, hostTv), tf.scalar(lambda))) as tf.Scalar) : sim;
+      }
       const { warped, mask: inside } = warpBilinear(ml.data, h, w, u);
       let mask = fixedMaskT ? (tf.mul(inside, fixedMaskT) as tf.Tensor2D) : inside;
       if (movingMask) mask = tf.mul(mask, tf.tensor2d(warpedMaskNearest(movingMask, h, w, u.dataSync()), [h, w])) as tf.Tensor2D;

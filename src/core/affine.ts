@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type Geometry, indexToPhysical } from './geometry.js';
-import { warpBilinear } from './warp.js';
+import { warpBilinear, warpMseHost } from './warp.js';
 import { type LossName, type LossOptions, makeLoss } from './losses.js';
 import { AmsGrad } from './optim.js';
 import { normaliseIntensity } from './intensity.js';
@@ -169,6 +169,8 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
   const vT = tf.variable(initT, true, `affine-t-${Math.random()}`);
   tf.dispose([initA, initT]);
   const opt = new AmsGrad({ learningRate: 1 });
+  // MSE on a host-memory backend: warp and loss fused into one op (core/warp.ts warpMseHost)
+  const fused = o.loss === 'mse' && ['wasm', 'cpu'].includes(tf.getBackend());
   let last = NaN;
   try {
     for (let l = 0; l < o.levels; l++) {
@@ -187,6 +189,7 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
           const { value, grads } = tf.variableGrads(() => {
             const A = matrixOf(o.kind, vA as tf.Tensor1D);
             const u = affineFieldTensor(A, tf.mul(vT, tf.scalar(extent)) as tf.Tensor2D, Qt, Nt, fl.H, fl.W);
+            if (fused) return warpMseHost(ml.data, fl.data, fl.H, fl.W, u);
             const { warped, mask } = warpBilinear(ml.data, fl.H, fl.W, u);
             return lossFn(fixedT, warped, mask);
           }, [vA, vT]);

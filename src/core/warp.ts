@@ -136,6 +136,47 @@ export function warpBilinear(image: Float32Array, H: number, W: number, u: tf.Te
 }
 
 /**
+ * `maskedMse(F, warpBilinear(moving, u))` fused into one op computed in plain JS, with its
+ * analytic gradient w.r.t. `u` (`[2, H, W]`, normalised): Σ m·(F − M∘u)² / max(Σ m, 1), m = the
+ * inside-mask times `weight` (e.g. a fixed mask; default 1). For backends whose tensors live in
+ * host memory, where the warped image, the mask and the loss's elementwise ops as tensors cost
+ * more than the arithmetic. Equal to the unfused form to float rounding (tested).
+ */
+export function warpMseHost(moving: ArrayLike<number>, fixed: ArrayLike<number>, H: number, W: number, u: tf.Tensor3D, weight?: ArrayLike<number> | null): tf.Scalar {
+  if (u.shape[0] !== 2 || u.shape[1] !== H || u.shape[2] !== W) throw new Error(`field shape ${u.shape} is not [2, ${H}, ${W}]`);
+  const N = H * W;
+  const op = tf.customGrad(((x: tf.Tensor) => {
+    const s = warpSamples(moving, H, W, x.dataSync());
+    let sum = 0;
+    let count = 0;
+    for (let p = 0; p < N; p++) {
+      const m = weight ? s.mask[p] * weight[p] : s.mask[p];
+      if (!m) continue;
+      const r = fixed[p] - s.out[p];
+      sum += m * r * r;
+      count += m;
+    }
+    const n = Math.max(count, 1);
+    return {
+      value: tf.scalar(sum / n),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = (-2 * dy.dataSync()[0]) / n;
+        const grad = new Float32Array(2 * N);
+        for (let p = 0; p < N; p++) {
+          const m = weight ? s.mask[p] * weight[p] : s.mask[p];
+          if (!m) continue;
+          const k = g * m * (fixed[p] - s.out[p]);
+          grad[p] = k * s.dx[p];
+          grad[N + p] = k * s.dy[p];
+        }
+        return tf.tensor3d(grad, [2, H, W]);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(u) as tf.Scalar;
+}
+
+/**
  * Masked mean squared error: Σ mask·(F − W)² / Σ mask (0 when the mask is empty).
  * `fixed`, `warped`, `mask`: `[H, W]`; the mask is a constant.
  */
