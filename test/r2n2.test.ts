@@ -4,7 +4,7 @@ import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
 import { addGaussianInPlace, gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence, coordinateGrids } from '../src/core/gaussian.js';
 import { type Flip, flipImage, shiftImage } from '../src/core/resample.js';
-import { defaultRegisterBatch, r2n2Registrar } from '../src/app/register.js';
+import { defaultRegisterBatch, r2n2Registrar, worseThanNone } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
 import { DEFAULT_CONFIG, type R2N2Config, expandInputKernel, imageSize, initWeights, initialState, spaceToDepth, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
@@ -265,6 +265,26 @@ describe('the network', () => {
 });
 
 describe('never worse than none (stopWhenWorse)', () => {
+  test('the full-resolution check: a field that moves a matched pair apart is worse than none; the right one is not', () => {
+    const H = 40, W = 48;
+    const img = (dx: number) => Float32Array.from({ length: H * W }, (_, p) => Math.sin(((p % W) + dx) / 3) * Math.cos(Math.floor(p / W) / 4));
+    const fixed = img(0);
+    const same = img(0);
+    const zero = new Float32Array(2 * H * W);
+    expect(worseThanNone(fixed, same, H, W, zero)).toBeNull(); // equal, not worse
+    // moving = fixed shifted by 2 px: the true field (+2 px in x) is better than none, the opposite one worse
+    const moving = img(-2);
+    const px = 2 * (2 / (W - 1));
+    const right = new Float32Array(2 * H * W).fill(0);
+    right.fill(px, 0, H * W);
+    const wrong = new Float32Array(2 * H * W).fill(0);
+    wrong.fill(-px, 0, H * W);
+    expect(worseThanNone(fixed, moving, H, W, right)).toBeNull();
+    const f = worseThanNone(fixed, moving, H, W, wrong);
+    expect(f).not.toBeNull();
+    expect(f!.mseRegistered).toBeGreaterThan(f!.mseIdentity);
+  });
+
   test('every kept step lowers the loss at the network size; identical frames get no step; the kept steps are the unguarded ones; host = tensor path', async () => {
     const w = initWeights(TINY, 7);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));

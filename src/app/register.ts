@@ -140,19 +140,23 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       const u = sequenceField(p, H, W);
       let field = a ? composeAfterAffine(a, fixed.geometry, u) : u;
       // the full-resolution check: worse than the unregistered pair → the identity
-      let fallback: { mseIdentity: number; mseRegistered: number } | null = null;
-      if (guard && norm) {
-        const m = normaliseIntensity(moving[b].data);
-        const w = warpSamples(m, H, W, field);
-        const after = maskedMseArrays(norm, w.out, w.mask);
-        const before = maskedMseArrays(norm, m, null);
-        if (after > before) {
-          fallback = { mseIdentity: before, mseRegistered: after };
-          field = new Float32Array(2 * H * W);
-        }
-      }
+      const fallback = guard && norm ? worseThanNone(norm, normaliseIntensity(moving[b].data), H, W, field) : null;
+      if (fallback) field = new Float32Array(2 * H * W);
       const affine = a ? { ...a, parameters: AFFINE_PARAMETERS[a.kind], convention: 'T(p) = T_A(p + u_gauss(p)), T_A(p) = matrix·(p − centre) + centre + translation (mm)' } : null;
       return { field, parameters: fallback ? 0 : p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), ...(fallback ? { fallback: 'identity' as const } : {}), params: { ...(fallback ? { fallback: 'identity', fallbackReason: `the registered frame's MSE ${fallback.mseRegistered.toPrecision(4)} was above the unregistered pair's ${fallback.mseIdentity.toPrecision(4)} (normalised intensities)` } : {}), steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}), ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
     });
   }
+}
+
+/**
+ * The full-resolution never-worse check: the MSE of the fixed frame against the moving frame
+ * warped by `field` (`[2, H, W]` normalised; over the pixels that map inside) and against the
+ * unwarped moving frame (every pixel); both frames normalised. Returns the two when the
+ * registered one is larger (the frame is then written as the identity), else null.
+ */
+export function worseThanNone(fixed: Float32Array, moving: Float32Array, H: number, W: number, field: Float32Array): { mseIdentity: number; mseRegistered: number } | null {
+  const w = warpSamples(moving, H, W, field);
+  const after = maskedMseArrays(fixed, w.out, w.mask);
+  const before = maskedMseArrays(fixed, moving, null);
+  return after > before ? { mseIdentity: before, mseRegistered: after } : null;
 }
