@@ -185,9 +185,9 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
   }
   const levels: BsplineLevelResult[] = [];
   let finalLoss = NaN;
-  // the warp already reads the field back (host memory backends): the field and the TV likewise,
-  // each one op in plain JS
-  const hostTv = ['wasm', 'cpu'].includes(tf.getBackend());
+  // tensors in host memory (wasm, cpu): the field, warp + MSE and the TV each run as one plain-JS
+  // op with its analytic gradient (kernel.ts, core/warp.ts, core/regularisers.ts)
+  const host = ['wasm', 'cpu'].includes(tf.getBackend());
   for (let l = 0; l < o.levels; l++) {
     const factor = 2 ** (o.levels - 1 - l);
     const sigma = factor === 1 ? o.finestSigma ?? autoFinestSigma(W, H) : undefined;
@@ -216,21 +216,20 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       o.samples && o.samples > 0 && h * w > o.samples
         ? sampledLevel({ fixed: fl.data, moving: ml.data, h, w, grid, prev, samples: o.samples, rng: mulberry32(((o.seed ?? 0) * 1000003 + l * 7919 + 1) >>> 0), loss: o.loss, regulariser: o.regulariser, regulariserSpacing: regSpacing, fixedMask, movingMask })
         : null;
-    const sparse = hostTv ? sparseGrid(grid) : null;
+    const sparse = host ? sparseGrid(grid) : null;
     // MSE without a moving mask: warp and loss fused into one host op
-    const fused = hostTv && o.loss === 'mse' && !movingMask;
-    const denseObjective = () => {
-      const b = sparse ? denseFieldHost(P, sparse) : denseField(P, By, BxT);
-      const u = prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b;
-      if (fused) {
-        const sim = warpMseHost(ml.data, fl.data, h, w, u, fixedMask);
-        return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, hostTv), tf.scalar(lambda))) as tf.Scalar) : sim;
-      }
+    const fused = host && o.loss === 'mse' && !movingMask;
+    const similarity = (u: tf.Tensor3D): tf.Scalar => {
+      if (fused) return warpMseHost(ml.data, fl.data, h, w, u, fixedMask);
       const { warped, mask: inside } = warpBilinear(ml.data, h, w, u);
       let mask = fixedMaskT ? (tf.mul(inside, fixedMaskT) as tf.Tensor2D) : inside;
       if (movingMask) mask = tf.mul(mask, tf.tensor2d(warpedMaskNearest(movingMask, h, w, u.dataSync()), [h, w])) as tf.Tensor2D;
-      const sim = lossFn(fixedT, warped, mask);
-      return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, hostTv), tf.scalar(lambda))) as tf.Scalar) : sim;
+      return lossFn(fixedT, warped, mask);
+    };
+    const denseObjective = () => {
+      const b = sparse ? denseFieldHost(P, sparse) : denseField(P, By, BxT);
+      const sim = similarity(prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b);
+      return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, host), tf.scalar(lambda))) as tf.Scalar) : sim;
     };
     const stop = convergenceStop(o.convergence ?? 0, o.convergenceWindow ?? 10);
     let last = NaN;
