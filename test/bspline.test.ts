@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/core/backend/index.js';
 import { bsplineKernel1d, cropWindow, axisGrid, bsplineGrid, basisTensors, denseField, referenceField, basisMatrix } from '../src/bspline/kernel.js';
 import { registerBspline, BSPLINE_DEFAULTS, checkOptions, autoFinestSigma } from '../src/bspline/register.js';
-import { gaussianKernel1d, resampleAligned, pyramidLevel } from '../src/core/resample.js';
+import { gaussianKernel1d, resampleAligned, pyramidLevel, finestFactor } from '../src/core/resample.js';
 import { warpSamples } from '../src/core/warp.js';
 import { rand, smoothPair as pair } from './tf-helpers.js';
 
@@ -113,6 +113,30 @@ describe('registerBspline', () => {
     expect(ea).toBeLessThan(eb * 0.1);
     expect(r.parameters).toBe(r.levels.reduce((a, l) => a + 2 * l.controlGrid[0] * l.controlGrid[1], 0));
     expect(r.levels.map((l) => l.size)).toEqual([[16, 16], [32, 32], [64, 64]]);
+  });
+  test('maxSize: the finest level is down-sampled by a power of two, the field comes back at full size', () => {
+    expect(finestFactor(800, 600, 512)).toBe(2);
+    expect(finestFactor(512, 300, 512)).toBe(1);
+    expect(finestFactor(2000, 100, 512)).toBe(4);
+    expect(finestFactor(800, 600, 0)).toBe(1);
+    const n = 64;
+    const { fixed, moving, shift } = pair(n);
+    const o = { ...BSPLINE_DEFAULTS, init: 'none' as const, spacing: [4], iterations: [60] };
+    const capped = registerBspline(fixed, moving, n, n, { ...o, maxSize: 32 });
+    expect(capped.levels.map((l) => l.size)).toEqual([[8, 8], [16, 16], [32, 32]]);
+    expect(capped.field.length).toBe(2 * n * n);
+    const full = registerBspline(fixed, moving, n, n, { ...o, maxSize: 0 });
+    expect(full.levels.map((l) => l.size)).toEqual([[16, 16], [32, 32], [64, 64]]);
+    // the capped field still recovers the smooth displacement (mean error < 25% of its size)
+    const s = (n - 1) / 2;
+    let err = 0, mag = 0;
+    for (let i = 8; i < n - 8; i++) for (let j = 8; j < n - 8; j++) {
+      const [dx, dy] = shift(j, i);
+      err += Math.hypot(capped.field[i * n + j] * s - dx, capped.field[n * n + i * n + j] * s - dy);
+      mag += Math.hypot(dx, dy);
+    }
+    expect(err / mag).toBeLessThan(0.25);
+    expect(() => checkOptions({ ...BSPLINE_DEFAULTS, maxSize: -1 })).toThrow(/max size/);
   });
   test('option lists are checked', () => {
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, spacing: [8, 8] })).toThrow(/spacing needs 1 value or 3/);

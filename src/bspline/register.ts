@@ -15,7 +15,7 @@ import { type LossName, type LossOptions, makeLoss } from '../core/losses.js';
 import { type RegulariserName, regulariser } from '../core/regularisers.js';
 import { AmsGrad } from '../core/optim.js';
 import { normaliseIntensity } from '../core/intensity.js';
-import { gaussianBlur, pyramidLevel, resampleAligned } from '../core/resample.js';
+import { finestFactor, finestLevel, pyramidLevel, resampleAligned } from '../core/resample.js';
 import { basisTensors, bsplineGrid, denseField, denseFieldHost, sparseGrid } from './kernel.js';
 import { SAMPLED_LOSSES, SAMPLED_REGULARISERS, mulberry32, sampledLevel } from './sampled.js';
 import { type Geometry, identityGeometry } from '../core/geometry.js';
@@ -49,6 +49,11 @@ export interface BsplineOptions {
   clamp?: number;
   /** Gaussian σ (pixels) applied to both images at the full-resolution level (coarser levels use factor/2); 0 = none (AirLab); undefined = `autoFinestSigma`. */
   finestSigma?: number;
+  /**
+   * The finest level registers at most this many pixels along the longer image side (down-sampled
+   * by a power of two; the field is up-sampled to full resolution); 0 = full resolution.
+   */
+  maxSize?: number;
   /** Global stage before the B-spline (core/affine.ts), default none. */
   init?: InitKind;
   /** Iterations per level of the global stage (default AFFINE_DEFAULTS). */
@@ -88,6 +93,9 @@ export function autoFinestSigma(W: number, H: number): number {
  * 60 iterations at the finest level (was 30) and a global stage of 50/25/10 (was 100/50/20):
  * mean LV Dice 0.9350 on 28 Sunnybrook slices (was 0.9331; native elastix 0.9339), mean TRE
  * 0.092 mm on 7 simulated series (was 0.104; elastix 0.245), at ≈ 1.2× the time per pair.
+ * `maxSize` 512: the 800×600 case registers its finest level at 400×300, TRE 0.080 mm at 2.4 s
+ * per pair, against 0.093 mm at 7.6 s at full resolution (its σ 3 px blur leaves little that
+ * the full grid would add); images up to 512 px are not affected.
  */
 export const BSPLINE_DEFAULTS: BsplineOptions = {
   levels: 3,
@@ -100,6 +108,7 @@ export const BSPLINE_DEFAULTS: BsplineOptions = {
   regulariser: 'tv',
   init: 'affine',
   initIterations: [50, 25, 10],
+  maxSize: 512,
 };
 
 export interface BsplineLevelResult {
@@ -152,6 +161,7 @@ export function checkOptions(o: BsplineOptions): void {
   if (o.samples && !SAMPLED_REGULARISERS.includes(o.regulariser)) throw new Error(`sampling (samples ${o.samples}) works with the ${SAMPLED_REGULARISERS.join(', ')} regularisers; use samples 0 with ${o.regulariser}`);
   if (o.convergence !== undefined && !(o.convergence >= 0 && o.convergence < 1)) throw new Error(`convergence must be a relative loss change in [0, 1), got ${o.convergence}`);
   if (o.convergenceWindow !== undefined && !(Number.isInteger(o.convergenceWindow) && o.convergenceWindow >= 1)) throw new Error(`convergence window must be a whole number of iterations ≥ 1, got ${o.convergenceWindow}`);
+  if (o.maxSize !== undefined && !(Number.isInteger(o.maxSize) && o.maxSize >= 0)) throw new Error(`max size must be a whole number of pixels ≥ 0 (0 = full resolution), got ${o.maxSize}`);
   if (o.finestSigma !== undefined && !(o.finestSigma >= 0 && o.finestSigma <= 50)) throw new Error(`finest sigma must be 0..50 pixels, got ${o.finestSigma}`);
 }
 
@@ -177,6 +187,7 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       loss: o.loss,
       lossOptions: o.lossOptions,
       normalise: o.normalise,
+      maxSize: o.maxSize,
       onIteration: (i) => o.onIteration?.({ ...i, level: -1 }),
     });
     total = affineField(affine, geometry);
@@ -188,11 +199,13 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
   // tensors in host memory (wasm, cpu): the field, warp + MSE and the TV each run as one plain-JS
   // op with its analytic gradient (kernel.ts, core/warp.ts, core/regularisers.ts)
   const host = ['wasm', 'cpu'].includes(tf.getBackend());
+  const ff = finestFactor(W, H, o.maxSize);
   for (let l = 0; l < o.levels; l++) {
-    const factor = 2 ** (o.levels - 1 - l);
-    const sigma = factor === 1 ? o.finestSigma ?? autoFinestSigma(W, H) : undefined;
-    const fl = sigma ? { data: gaussianBlur(F, H, W, sigma), H, W } : pyramidLevel(F, H, W, factor);
-    const ml = sigma ? { data: gaussianBlur(M, H, W, sigma), H, W } : pyramidLevel(M, H, W, factor);
+    const factor = 2 ** (o.levels - 1 - l) * ff;
+    const finest = l === o.levels - 1;
+    const sigma = o.finestSigma ?? autoFinestSigma(W, H);
+    const fl = finest ? finestLevel(F, H, W, factor, sigma) : pyramidLevel(F, H, W, factor);
+    const ml = finest ? finestLevel(M, H, W, factor, sigma) : pyramidLevel(M, H, W, factor);
     const h = fl.H;
     const w = fl.W;
     const [sx, sy] = levelSpacing(o, l, geometry, W, H, w, h);

@@ -40,6 +40,7 @@ interface Args extends GlobalArgs, BackendArgs, JobsArgs {
   'ngf-epsilon'?: number;
   normalise: boolean;
   'finest-sigma'?: number;
+  'max-size'?: number;
   init?: InitKind;
   'init-iterations'?: number[];
   force: boolean;
@@ -83,7 +84,8 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
       .option('init', { type: 'string', choices: INIT_KINDS, describe: `global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start) [default: ${show(D.init ?? 'none')}]` })
       .option('init-iterations', { type: 'number', array: true, describe: `iterations per level of the global stage [default: ${show(D.initIterations ?? AFFINE_DEFAULTS.iterations)}]` })
-      .option('finest-sigma', { type: 'number', describe: 'Gaussian σ (px) of both images at full resolution; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]' })
+      .option('finest-sigma', { type: 'number', describe: 'Gaussian σ (px of the full image) of both images at the finest level; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]' })
+      .option('max-size', { type: 'number', describe: `the finest level registers at most this many pixels along the longer side (down-sampled by 2, 4, …; the field is up-sampled to full resolution); 0 = full resolution [default: ${show(D.maxSize ?? 0)}]` })
       .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
@@ -119,6 +121,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       regulariser: argv.regulariser,
       normalise: argv.normalise,
       finestSigma: argv['finest-sigma'] ?? P.finestSigma,
+      maxSize: argv['max-size'] ?? P.maxSize ?? 0,
       init: argv.init ?? P.init,
       initIterations: argv['init-iterations'] ?? P.initIterations,
       samples: argv.samples ?? P.samples ?? 0,

@@ -16,7 +16,7 @@ import { warpBilinear, warpMseHost } from './warp.js';
 import { type LossName, type LossOptions, makeLoss } from './losses.js';
 import { AmsGrad } from './optim.js';
 import { normaliseIntensity } from './intensity.js';
-import { gaussianBlur, pyramidLevel } from './resample.js';
+import { finestFactor, finestLevel, pyramidLevel } from './resample.js';
 
 export type AffineKind = 'rigid' | 'similarity' | 'affine';
 export type InitKind = 'none' | AffineKind;
@@ -129,6 +129,8 @@ export interface AffineOptions {
   normalise?: boolean;
   /** Gaussian σ (px) of both images at full resolution (as the B-spline's), default 1. */
   finestSigma?: number;
+  /** The finest level's longer side at most this many pixels (as the B-spline's), 0 = full resolution. */
+  maxSize?: number;
   onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
 }
 
@@ -173,11 +175,12 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
   const fused = o.loss === 'mse' && ['wasm', 'cpu'].includes(tf.getBackend());
   let last = NaN;
   try {
+    const ff = finestFactor(W, H, o.maxSize);
     for (let l = 0; l < o.levels; l++) {
-      const factor = 2 ** (o.levels - 1 - l);
-      const sigma = factor === 1 ? o.finestSigma ?? 1 : 0;
-      const fl = sigma > 0 ? { data: gaussianBlur(F, H, W, sigma), H, W } : pyramidLevel(F, H, W, factor);
-      const ml = sigma > 0 ? { data: gaussianBlur(M, H, W, sigma), H, W } : pyramidLevel(M, H, W, factor);
+      const factor = 2 ** (o.levels - 1 - l) * ff;
+      const finest = l === o.levels - 1;
+      const fl = finest ? finestLevel(F, H, W, factor, o.finestSigma ?? 1) : pyramidLevel(F, H, W, factor);
+      const ml = finest ? finestLevel(M, H, W, factor, o.finestSigma ?? 1) : pyramidLevel(M, H, W, factor);
       const { Q, N } = levelConstants(g, fl.H, fl.W);
       const Qt = tf.tensor2d(Q, [2, fl.H * fl.W]);
       const Nt = tf.tensor2d(N, [2, 2]);

@@ -119,6 +119,33 @@ export function pyramidLevel(data: ArrayLike<number>, H: number, W: number, fact
   return { data: resampleAligned(gaussianBlur(data, H, W, factor / 2), 1, H, W, h, w), H: h, W: w };
 }
 
+/**
+ * The down-sampling of the finest pyramid level for a `[W, H]` image: the smallest power of two
+ * `f` with `max(W, H) / f ≤ maxSize` (0 or undefined: no limit, 1). Large images then register
+ * on fewer pixels, and the field is up-sampled to full resolution (normalised units, aligned
+ * corners, so no rescaling).
+ */
+export function finestFactor(W: number, H: number, maxSize?: number): number {
+  if (!maxSize || maxSize <= 0) return 1;
+  let f = 1;
+  while (Math.max(W, H) / f > maxSize) f *= 2;
+  return f;
+}
+
+/**
+ * The finest level of `[H, W]` at down-sampling `factor` with a Gaussian blur of `sigma` pixels
+ * of the full image first (at least factor/2 when down-sampled, as a pyramid level); `sigma` 0
+ * at factor 1 is the image itself.
+ */
+export function finestLevel(data: ArrayLike<number>, H: number, W: number, factor: number, sigma: number): { data: Float32Array; H: number; W: number } {
+  const s = factor > 1 ? Math.max(sigma, factor / 2) : sigma;
+  const blurred = s > 0 ? gaussianBlur(data, H, W, s) : Float32Array.from(data);
+  if (factor <= 1) return { data: blurred, H, W };
+  const h = levelSize(H, factor);
+  const w = levelSize(W, factor);
+  return { data: resampleAligned(blurred, 1, H, W, h, w), H: h, W: w };
+}
+
 /** Mirror axes of an image: none, left–right (x), up–down (y), or both (xy, a 180° rotation). */
 export type Flip = 'none' | 'x' | 'y' | 'xy';
 
