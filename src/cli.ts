@@ -8,6 +8,7 @@ import { simulateCommand } from './commands/simulate.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { trainCommand, registerCommand } from './commands/r2n2.js';
 import { baselineCommand } from './commands/baseline.js';
+import { applyCommand } from './commands/apply.js';
 
 export async function main(args: string[] = hideBin(process.argv)): Promise<number> {
   const parser = globalOptions(yargs(args))
@@ -16,6 +17,7 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     .command(trainCommand as never)
     .command(registerCommand as never)
     .command(baselineCommand as never)
+    .command(applyCommand as never)
     .command(evaluateCommand as never)
     .command(phantomCommand as never)
     .command(simulateCommand as never)

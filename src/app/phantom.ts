@@ -1,6 +1,7 @@
 /**
  * `phantom` as a function: renders synthetic series (core/phantom.ts) and writes them as
- * `DIR/series-NN/frames/frame_XXX.nrrd`, `landmarks/frame_XXX.csv` (mm) and `phantom.json`,
+ * `DIR/series-NN/frames/frame_XXX.nrrd`, `labels/frame_XXX.nrrd` (organ labels, core/phantom.ts
+ * PHANTOM_LABELS), `landmarks/frame_XXX.csv` (mm) and `phantom.json`,
  * optionally `truth/` (a result directory holding the true fields, method "ground-truth").
  * Each series is built in a temporary directory and renamed into place when complete, so an
  * interrupted run leaves no half series, and a rerun skips the series already there.
@@ -9,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { makePhantomSeries, phantomInverseGrid, phantomTruthField } from '../core/phantom.js';
 import { chooseFixedFrame } from '../core/fixed-frame.js';
-import { writeImage2D, writeField } from '../io/image.js';
+import { writeImage2D, writeField, writeLabels2D } from '../io/image.js';
 import { formatLandmarkCsv } from '../io/landmarks.js';
 import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
 import { resultPaths, writeSummary, type ResultFrame } from '../io/result.js';
@@ -60,14 +61,16 @@ export async function generatePhantoms(o: PhantomJobOptions): Promise<PhantomSer
     await fs.rm(tmp, { recursive: true, force: true });
     await fs.mkdir(path.join(tmp, 'frames'), { recursive: true });
     await fs.mkdir(path.join(tmp, 'landmarks'), { recursive: true });
+    await fs.mkdir(path.join(tmp, 'labels'), { recursive: true });
     const names: string[] = [];
     const rendered: Float32Array[] = [];
     for (let t = 0; t < o.frames; t++) {
       const fname = frameName(t, o.frames);
       names.push(fname);
-      const data = s.renderFrame(t);
+      const { image: data, labels } = s.renderFrameAndLabels(t);
       if (o.truth) rendered.push(data);
       await writeImage2D(path.join(tmp, 'frames', `${fname}.nrrd`), { geometry: s.geometry, data });
+      await writeLabels2D(path.join(tmp, 'labels', `${fname}.nrrd`), s.geometry, labels);
       await fs.writeFile(path.join(tmp, 'landmarks', `${fname}.csv`), formatLandmarkCsv(s.landmarks(t)));
       o.onFrame?.(k, t);
     }
@@ -83,7 +86,7 @@ export async function generatePhantoms(o: PhantomJobOptions): Promise<PhantomSer
         frames.push({ name: names[t], field: p.field, seconds: 0, parameters: 0 });
       }
       await writeSummary(path.join(tmp, 'truth'), {
-        format: 'r2n2-result', version: 1, method: 'ground-truth', backend: 'none', fixedFrame, series: '../frames', created: new Date().toISOString(), frames,
+        format: 'r2n2-result', version: 1, method: 'ground-truth', backend: 'none', fixedFrame, series: '../frames', seriesFrames: names, created: new Date().toISOString(), frames,
       });
     }
     const info = {

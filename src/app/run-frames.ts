@@ -17,6 +17,7 @@ import { UserError } from '../errors.js';
 import { sameGeometry, describeGeometry, type Geometry } from '../core/geometry.js';
 import { fieldFromNormalised } from '../core/field.js';
 import { warpSamples } from '../core/warp.js';
+import { invertField } from '../core/inverse.js';
 import { type Mosaic, registrationQc, meanAbsDiff } from '../core/qc.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import { type Image2D, readImage2D, writeImage2D, writeGreyPng, writeField, imageStem } from '../io/image.js';
@@ -25,6 +26,7 @@ import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
 import { type ResultFrame, type ResultSummary, SUMMARY_FILE, resultPaths, writeSummary } from '../io/result.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { FramePool } from './frame-pool.js';
+import { MOTION_FILE, STACK_FILES, writeSeriesProducts } from './series-products.js';
 import type { RegistrarSpec } from './registrars.js';
 import type { BackendChoice } from '../core/backend/index.js';
 
@@ -66,6 +68,10 @@ export interface RunOptions {
   force?: boolean;
   shard?: { index: number; count: number };
   qc?: boolean;
+  /** Also write inverse/<frame>.nii.gz, each field's inverse (core/inverse.ts), residual in the params and summary. */
+  writeInverse?: boolean;
+  /** Write warped.nii.gz and fields.nii.gz when the result is complete (default true; motion.csv always). */
+  stack?: boolean;
   backend: string;
   /** Extra fields for summary.json (options, backend details). */
   summaryExtra?: Record<string, unknown>;
@@ -189,7 +195,12 @@ interface ParamsFile {
   parameters: number;
   finalLoss?: number;
   fallback?: 'identity';
+  /** With writeInverse: the inverse field's file and |T(T⁻¹(q)) − q| (px). */
+  inverse?: { file: string; residualMeanPx: number; residualMaxPx: number };
 }
+
+/** Where a frame's inverse field is written (relative to the result directory). */
+export const inversePath = (frame: string) => `inverse/${frame}.nii.gz`;
 
 async function readParams(file: string): Promise<ParamsFile | null> {
   try {
@@ -240,7 +251,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
     }
   }
   await fs.mkdir(out, { recursive: true });
-  for (const sub of ['fields', 'warped', 'params', 'qc']) await removeStaleTemps(path.join(out, sub), 10 * 60_000);
+  for (const sub of ['fields', 'warped', 'params', 'qc', 'inverse']) await removeStaleTemps(path.join(out, sub), 10 * 60_000);
   await removeStaleTemps(out, 10 * 60_000);
 
   const shard = o.shard ?? { index: 0, count: 1 };
@@ -251,7 +262,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
     const rp = resultPaths(f.name);
     if (!o.force) {
       const p = await readParams(path.join(out, rp.params));
-      if (p && (await exists(path.join(out, rp.field)))) {
+      if (p && (await exists(path.join(out, rp.field))) && (!o.writeInverse || (await exists(path.join(out, inversePath(f.name)))))) {
         if (p.settingsKey !== key || p.fixedFrame !== fixedName || p.method !== registrar.method) throw conflict(`whose frame ${f.name} was computed with other settings or another fixed frame`);
         skipped.push(f.name);
         continue;
@@ -306,7 +317,14 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
       const warp = warpSamples(moving.data, H, W, r.field);
       const warped = warp.out as Float32Array;
       const rp = resultPaths(f.name);
-      await writeField(path.join(out, rp.field), fieldFromNormalised(r.field, fixed.geometry));
+      const physical = fieldFromNormalised(r.field, fixed.geometry);
+      await writeField(path.join(out, rp.field), physical);
+      let inverse: ParamsFile['inverse'];
+      if (o.writeInverse) {
+        const inv = invertField(physical);
+        await writeField(path.join(out, inversePath(f.name)), inv.field);
+        inverse = { file: inversePath(f.name), residualMeanPx: inv.residualMeanPx, residualMaxPx: inv.residualMaxPx };
+      }
       await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
       if (o.qc ?? true) {
         const m = registrationQc(fixed.data, moving.data, warped, H, W, warp.mask);
@@ -326,6 +344,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
         batch: batchLength,
         parameters: r.parameters,
         finalLoss: r.finalLoss,
+        ...(inverse ? { inverse } : {}),
         ...r.params,
       };
       await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
@@ -360,7 +379,16 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
       const rp = resultPaths(f.name);
       const p = await readParams(path.join(out, rp.params));
       if (p && p.settingsKey === key && (await exists(path.join(out, rp.field)))) {
-        frames.push({ name: f.name, field: rp.field, warped: rp.warped, params: rp.params, seconds: p.seconds, parameters: p.parameters, ...(p.fallback ? { fallback: p.fallback } : {}) });
+        frames.push({
+          name: f.name,
+          field: rp.field,
+          warped: rp.warped,
+          params: rp.params,
+          seconds: p.seconds,
+          parameters: p.parameters,
+          ...(p.fallback ? { fallback: p.fallback } : {}),
+          ...(p.inverse && (await exists(path.join(out, p.inverse.file))) ? { inverse: p.inverse.file, inverseResidualMaxPx: p.inverse.residualMaxPx } : {}),
+        });
       } else missing.push(f.name);
     }
     return { frames, missing };
@@ -375,6 +403,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
       fixedFrame: fixedName,
       fixedFrameSource: src.fixedFrameSource,
       series: path.resolve(src.source),
+      seriesFrames: src.frames.map((f) => f.name),
       created: new Date().toISOString(),
       settingsKey: key,
       settings: registrar.settings,
@@ -389,6 +418,13 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
   if (again.frames.length !== frames.length) {
     ({ frames, missing } = again);
     await write();
+  }
+  // the stacks and motion traces of a complete result (again only when something changed)
+  const stack = o.stack ?? true;
+  const products = [MOTION_FILE, ...(stack ? [STACK_FILES.warped, STACK_FILES.fields] : [])];
+  if (missing.length === 0 && !interrupted && (registered.length > 0 || !(await Promise.all(products.map((f) => exists(path.join(out, f))))).every(Boolean))) {
+    const fixed = await src.read(src.fixedIndex);
+    await writeSeriesProducts({ out, frames: src.frames, fixedName, fixed, read: (i) => src.read(i), fallbacks: new Set(frames.filter((f) => f.fallback).map((f) => f.name)), stack });
   }
   return { out, method: registrar.method, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource, registered, skipped, missing, complete: missing.length === 0, interrupted };
 }

@@ -151,7 +151,7 @@ export async function simulate(job: SimulateJob): Promise<SimulateInfo> {
       });
     }
     await writeSummary(path.join(tmp, 'truth'), {
-      format: 'r2n2-result', version: 1, method: 'ground-truth', backend: 'none', fixedFrame: names[fixed], series: '../frames', created: new Date().toISOString(), frames,
+      format: 'r2n2-result', version: 1, method: 'ground-truth', backend: 'none', fixedFrame: names[fixed], series: '../frames', seriesFrames: names, created: new Date().toISOString(), frames,
     });
     const info: SimulateInfo = {
       out: job.out,

@@ -46,6 +46,8 @@ interface Args extends GlobalArgs, BackendArgs, JobsArgs {
   force: boolean;
   shard?: string;
   qc: boolean;
+  stack: boolean;
+  'write-inverse': boolean;
   json: boolean;
 }
 
@@ -90,6 +92,8 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
       .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (fixed, moving, warped, differences, checkerboard)' })
+      .option('write-inverse', { type: 'boolean', default: false, describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)' })
+      .option('stack', { type: 'boolean', default: true, describe: 'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' })
       .example('$0 baseline bspline data/series-01/frames --out results/bspline-01', 'a series, fixed frame chosen automatically')
       .example('$0 baseline bspline --fixed ref.png --moving mov.png --out results/pair', 'one pair')
@@ -142,6 +146,8 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       force: argv.force,
       shard,
       qc: argv.qc,
+      stack: argv.stack,
+      writeInverse: argv['write-inverse'],
       backend: backend.name,
       jobs: { count: jobs, spec: { kind: 'bspline', options, masks }, backend: backend.name as BackendChoice },
       summaryExtra: { backendDetail: backendDetail(backend) },
@@ -173,6 +179,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}  (raw intensity units, inside the moving frame)`);
     if (report.registered[0]) lines.push(`parameters   ${report.registered[0].parameters} per frame`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do${shard ? ' by other shards' : ''})`}`);
+    if (report.complete) lines.push(`series       ${argv.stack ? 'warped.nii.gz, fields.nii.gz (every frame, time last), ' : ''}motion.csv, qc/motion.png${argv['write-inverse'] ? ', inverse/' : ''}`);
     process.stdout.write(lines.join('\n') + '\n');
     const e = framesInterrupted(report);
     if (e) throw e;

@@ -208,6 +208,8 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   force: boolean;
   shard?: string;
   qc: boolean;
+  stack: boolean;
+  'write-inverse': boolean;
   json: boolean;
 }
 
@@ -233,6 +235,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
       .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)' })
+      .option('write-inverse', { type: 'boolean', default: false, describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)' })
+      .option('stack', { type: 'boolean', default: true, describe: 'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }) as never,
   handler: async (argv) => {
     if (argv.steps !== undefined && !(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
@@ -259,6 +263,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       force: argv.force,
       shard,
       qc: argv.qc,
+      stack: argv.stack,
+      writeInverse: argv['write-inverse'],
       backend: backend.name,
       jobs: { count: jobs, spec: { kind: 'r2n2', modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } }, backend: backend.name as BackendChoice },
       summaryExtra: { model: model.dir, backendDetail: backendDetail(backend) },
@@ -293,6 +299,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const fell = report.registered.filter((f) => f.fallback).map((f) => f.name);
     if (fell.length) lines.push(`fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
+    if (report.complete) lines.push(`series       ${argv.stack ? 'warped.nii.gz, fields.nii.gz (every frame, time last), ' : ''}motion.csv, qc/motion.png${argv['write-inverse'] ? ', inverse/' : ''}`);
     process.stdout.write(lines.join('\n') + '\n');
     if (fell.length && !ctx.quiet) process.stderr.write(`warning: ${fell.length} of ${n} frame(s) fell back to the identity (the model made them worse than none): the model may not suit these images (try --refine, or train on such series)\n`);
     const e = framesInterrupted(report);

@@ -79,7 +79,14 @@ export interface PhantomSeries {
   reference(r: Point): number;
   /** Frame t as a row-major float32 image on `geometry`. */
   renderFrame(t: number): Float32Array;
+  /** Frame t and its organ label map (PHANTOM_LABELS, 0 = other), rendered through the same φ_t⁻¹. */
+  renderFrameAndLabels(t: number): { image: Float32Array; labels: Int32Array };
+  /** The organ label at reference point r (PHANTOM_LABELS; 0 = anything else). */
+  label(r: Point): number;
 }
+
+/** The phantom's label map values (painter's order: the last shape covering a point wins). */
+export const PHANTOM_LABELS: Record<number, string> = { 1: 'right lung', 2: 'left lung', 3: 'liver', 4: 'spleen', 5: 'myocardium', 6: 'blood pool', 7: 'aorta' };
 
 const EDGE_MM = 0.7;
 
@@ -189,6 +196,17 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     return v;
   };
 
+  // organs as labels: inside an ellipse = membership above one half
+  const labelled: [Ellipse, number][] = [[lungR, 1], [lungL, 2], [liver, 3], [spleen, 4], [myocardium, 5], [bloodPool, 6], [aorta, 7]];
+  const paintOrder = shapes.filter((e) => labelled.some(([l]) => l === e) || e === bodyOuter || e === bodyInner || ribs.includes(e));
+  const label = (r: Point): number => {
+    let v = 0;
+    for (const e of paintOrder) {
+      if (membership(e, r[0], r[1]) > 0.5) v = labelled.find(([l]) => l === e)?.[1] ?? 0;
+    }
+    return v;
+  };
+
   // ---- landmarks on structures ----
   const domeR = onEllipse(lungR, Math.PI / 2);
   const domeL = onEllipse(lungL, Math.PI / 2);
@@ -274,7 +292,7 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
   };
   const inverse = (t: number, q: Point) => inverseFrom(t, q, q);
 
-  const renderFrame = (t: number): Float32Array => {
+  const render = (t: number, labels: Int32Array | null): Float32Array => {
     const out = new Float32Array(size * size);
     const noise = seedrandom(`r2n2-phantom-noise-${options.seed}-${t}`);
     const gauss = () => {
@@ -294,9 +312,15 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
         const { point } = inverseFrom(t, q, i === 0 ? q : start);
         prev = point;
         out[j * size + i] = scale * reference(point) + sigma * gauss();
+        if (labels) labels[j * size + i] = label(point);
       }
     }
     return out;
+  };
+  const renderFrame = (t: number) => render(t, null);
+  const renderFrameAndLabels = (t: number) => {
+    const labels = new Int32Array(size * size);
+    return { image: render(t, labels), labels };
   };
 
   return {
@@ -312,6 +336,8 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     landmarks: (t: number) => referenceLandmarks.map((r) => forward(t, r)),
     reference,
     renderFrame,
+    renderFrameAndLabels,
+    label,
   };
 }
 

@@ -138,7 +138,7 @@ export async function readImage2D(file: string): Promise<Image2D> {
  * placement (so the file overlays its 3D source). A 2-component field is then written with 3D
  * vectors (`A · u`, mm), as ITK and 3D Slicer expect of a 3D displacement field.
  */
-function makeItkImage(geometry: Geometry, components: 1 | 2, data: Float32Array | Uint8Array, componentType: string, flat = false): Image {
+function makeItkImage(geometry: Geometry, components: 1 | 2, data: Float32Array | Uint8Array | Int32Array, componentType: string, flat = false): Image {
   const placed = geometry.placement && !flat ? { ...geometry, placement: geometry.placement } : null;
   const dim = placed ? 3 : 2;
   const comps = placed && components === 2 ? 3 : components;
@@ -233,6 +233,46 @@ export async function writeField(file: string, field: DisplacementField): Promis
   const itk = makeItkImage(field.geometry, 2, field.data, FloatTypes.Float32);
   try {
     await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+  } catch (err) {
+    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Writes a 2D label map (int32, the image's geometry) atomically. */
+export async function writeLabels2D(file: string, geometry: Geometry, labels: Int32Array): Promise<void> {
+  const itk = makeItkImage(geometry, 1, labels, IntTypes.Int32);
+  try {
+    await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+  } catch (err) {
+    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Writes frames on one 2D grid as one 2D+t image, time as the last axis (what `openSeries` reads
+ * back as a series, and ITK-SNAP / 3D Slicer open as one volume): spacing `[sx, sy, 1]`, origin
+ * `[ox, oy, 0]`, the in-plane direction (a slice's 3D placement is not kept: the stack is in its
+ * in-plane coordinates). `components` 2: a field per frame (x, y in mm, pixel-interleaved).
+ */
+export async function writeStack(file: string, geometry: Geometry, frames: (Float32Array | Int32Array)[], components: 1 | 2 = 1): Promise<void> {
+  const [W, H] = geometry.size;
+  const n = W * H * components;
+  const labels = frames.length > 0 && frames[0] instanceof Int32Array;
+  const type = new ImageType(3, labels ? IntTypes.Int32 : FloatTypes.Float32, components === 1 ? PixelTypes.Scalar : PixelTypes.Vector, components);
+  const img = new Image(type);
+  img.size = [W, H, frames.length];
+  img.spacing = [geometry.spacing[0], geometry.spacing[1], 1];
+  img.origin = [geometry.origin[0], geometry.origin[1], 0];
+  const d = geometry.direction;
+  img.direction = new Float64Array([d[0], d[1], 0, d[2], d[3], 0, 0, 0, 1]);
+  const data = labels ? new Int32Array(n * frames.length) : new Float32Array(n * frames.length);
+  frames.forEach((f, t) => {
+    if (f.length !== n) throw new Error(`stack frame ${t} holds ${f.length} values, expected ${n}`);
+    data.set(f, t * n);
+  });
+  img.data = data;
+  try {
+    await writeAtomic(file, (tmp) => itkWrite(img, tmp));
   } catch (err) {
     throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
   }

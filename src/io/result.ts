@@ -27,6 +27,9 @@ export interface ResultFrame {
   parameters: number;
   /** 'identity' when the method made this frame worse than none and the identity was written. */
   fallback?: 'identity';
+  /** The inverse field (`--write-inverse`) and its |T(T⁻¹(q)) − q| at most, px. */
+  inverse?: string;
+  inverseResidualMaxPx?: number;
 }
 
 export interface ResultSummary {
