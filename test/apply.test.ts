@@ -6,7 +6,7 @@ import { resampleThroughField, resampleLabels, insideMask } from '../src/core/ap
 import { warpSamples } from '../src/core/warp.js';
 import { fieldFromNormalised, type DisplacementField } from '../src/core/field.js';
 import { type Geometry, identityGeometry } from '../src/core/geometry.js';
-import { readField, readImage2D } from '../src/io/image.js';
+import { readField, readImage2D, writeImage2D } from '../src/io/image.js';
 import { openSeries } from '../src/io/series.js';
 import { readLandmarkFile } from '../src/io/landmarks.js';
 
@@ -145,6 +145,35 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
       const ret = (await readLandmarkFile(path.join(back, 'points', `${f.name}.csv`))).points;
       ret.forEach((p, k) => expect(Math.hypot(p[0] - start[k][0], p[1] - start[k][1]) / px).toBeLessThan(0.05));
     }
+  });
+
+  test('evaluate tre / dice / jacobian --mask: only the region counts', async () => {
+    const summary = JSON.parse(await fs.readFile(path.join(series, 'truth', 'summary.json'), 'utf8'));
+    const fixedLabels = await readImage2D(path.join(series, 'labels', `${summary.fixedFrame}.nrrd`));
+    const lungs = path.join(t.dir, 'lungs.nii.gz');
+    const inLungs = Float32Array.from(fixedLabels.data, (v) => (v === 1 || v === 2 ? 1 : 0));
+    await writeImage2D(lungs, { geometry: fixedLabels.geometry, data: inLungs });
+    const truth = path.join(series, 'truth');
+    const all = JSON.parse(runCli(['evaluate', 'tre', '--result', truth, '--landmarks', path.join(series, 'landmarks'), '--json']).stdout);
+    const tre = runCli(['evaluate', 'tre', '--result', truth, '--landmarks', path.join(series, 'landmarks'), '--mask', lungs, '--json']);
+    expect(tre.code).toBe(0);
+    const masked = JSON.parse(tre.stdout);
+    // the 8 lung vessels lie in the lungs; the domes, the aortic arch and the liver vessel mostly not
+    expect(masked.before.n).toBeLessThan(all.before.n);
+    expect(masked.before.n % 7).toBe(0);
+    expect(masked.before.n / 7).toBeGreaterThanOrEqual(8);
+    const dice = JSON.parse(runCli(['evaluate', 'dice', '--result', truth, '--labels', path.join(series, 'labels'), '--mask', lungs, '--json']).stdout);
+    const allDice = JSON.parse(runCli(['evaluate', 'dice', '--result', truth, '--labels', path.join(series, 'labels'), '--json']).stdout);
+    const labels = dice.perLabel.map((p: { label: number }) => p.label);
+    expect(labels).toEqual(expect.arrayContaining([1, 2]));
+    // organs away from the lungs (the liver, the spleen) are not counted
+    expect(labels.length).toBeLessThan(allDice.perLabel.length);
+    expect(labels).not.toContain(4);
+    const jac = JSON.parse(runCli(['evaluate', 'jacobian', '--result', truth, '--mask', lungs, '--json']).stdout);
+    expect(jac.frames[0].n).toBe(inLungs.reduce((a, b) => a + b, 0));
+    const bad = runCli(['evaluate', 'jacobian', '--result', truth, '--mask', path.join(t.dir, 'nope.nii.gz')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/mask .*nope\.nii\.gz does not exist/);
   });
 
   test('a rerun skips finished frames, other settings are refused, nothing to apply is an error', async () => {

@@ -4,6 +4,7 @@
  * quantile of Dice over the frames: the level that the worst 30% of frames fall below).
  */
 import path from 'node:path';
+import { maskFor, readMaskSet } from '../io/masks.js';
 import { UserError } from '../errors.js';
 import { sameGeometry, describeGeometry } from '../core/geometry.js';
 import { dicePerLabel, hd95PerLabel, warpLabelsNearest } from '../core/dice.js';
@@ -42,10 +43,14 @@ export interface DiceEvaluation {
   perLabel: DiceLabelFigures[];
   meanBefore: number;
   meanAfter: number;
+  /** The evaluation mask, when given. */
+  mask?: string;
 }
 
-export async function evaluateDice(result: string, labelsDir: string): Promise<DiceEvaluation> {
+/** `mask`: a label image on the fixed grid (nonzero = in): labels outside it are not counted (set to 0 in both maps). */
+export async function evaluateDice(result: string, labelsDir: string, o: { mask?: string } = {}): Promise<DiceEvaluation> {
   const summary = await readSummary(result);
+  const maskSet = o.mask ? await readMaskSet(o.mask) : null;
   let names: string[];
   try {
     names = (await listFiles(labelsDir)).filter((f) => IMAGE_EXTENSIONS.includes(imageExtension(f)));
@@ -65,14 +70,18 @@ export async function evaluateDice(result: string, labelsDir: string): Promise<D
     for (const [img, name] of [[moving, file], [fixed, fixedFile]] as const) {
       if (!sameGeometry(img.geometry, field.geometry)) throw new UserError(`${name} (${describeGeometry(img.geometry)}) is not on the grid of the field ${f.field} (${describeGeometry(field.geometry)})`);
     }
-    const warped = warpLabelsNearest(moving.data, field);
+    const mask = maskSet ? maskFor(maskSet, summary.fixedFrame, field.geometry, 'evaluation') : null;
+    const only = (a: ArrayLike<number>) => (mask ? Float32Array.from(a, (v, k) => (mask[k] ? v : 0)) : a);
+    const warped = only(warpLabelsNearest(moving.data, field));
+    const fixedIn = only(fixed.data);
+    const movingIn = only(moving.data);
     const [W, H] = field.geometry.size;
-    const hd = (m: ArrayLike<number>) => Object.fromEntries([...hd95PerLabel(fixed.data, m, W, H, field.geometry.spacing)].map(([l, v]) => [l, Number.isFinite(v) ? v : null]));
+    const hd = (m: ArrayLike<number>) => Object.fromEntries([...hd95PerLabel(fixedIn, m, W, H, field.geometry.spacing)].map(([l, v]) => [l, Number.isFinite(v) ? v : null]));
     frames.push({
       name: f.name,
-      before: Object.fromEntries(dicePerLabel(fixed.data, moving.data)),
-      after: Object.fromEntries(dicePerLabel(fixed.data, warped)),
-      hd95Before: hd(moving.data),
+      before: Object.fromEntries(dicePerLabel(fixedIn, movingIn)),
+      after: Object.fromEntries(dicePerLabel(fixedIn, warped)),
+      hd95Before: hd(movingIn),
       hd95After: hd(warped),
     });
   }
@@ -101,5 +110,6 @@ export async function evaluateDice(result: string, labelsDir: string): Promise<D
     perLabel,
     meanBefore: summarize(perLabel.map((p) => p.before)).mean,
     meanAfter: summarize(perLabel.map((p) => p.after)).mean,
+    ...(maskSet ? { mask: maskSet.file } : {}),
   };
 }

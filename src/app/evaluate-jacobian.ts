@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { jacobianDeterminant, jacobianStats, type JacobianStats } from '../core/jacobian.js';
 import { readSummary, readField, resultFile, writeImage2D } from '../io/index.js';
+import { maskFor, readMaskSet } from '../io/masks.js';
 
 export interface JacobianFrame extends JacobianStats {
   name: string;
@@ -12,18 +13,24 @@ export interface JacobianEvaluation {
   method: string;
   fixedFrame: string;
   frames: JacobianFrame[];
-  /** Over all pixels of all frames. */
+  /** The evaluation mask, when given. */
+  mask?: string;
+  /** Over all pixels (in the mask) of all frames. */
   overall: { folding: number; foldingPixels: number; sdLogJ: number; min: number; max: number; framesWithFolding: number };
   written?: string;
 }
 
-export async function evaluateJacobian(result: string, o: { write?: boolean; onFrame?: (name: string) => void } = {}): Promise<JacobianEvaluation> {
+/** `mask`: a label image on the fixed grid (nonzero = in): the statistics count only there. */
+export async function evaluateJacobian(result: string, o: { write?: boolean; mask?: string; onFrame?: (name: string) => void } = {}): Promise<JacobianEvaluation> {
   const summary = await readSummary(result);
+  const maskSet = o.mask ? await readMaskSet(o.mask) : null;
   const frames: JacobianFrame[] = [];
   let fold = 0, n = 0, sumsq = 0, sum = 0, min = Infinity, max = -Infinity;
   for (const f of summary.frames) {
     const field = await readField(resultFile(result, f.field));
-    const det = jacobianDeterminant(field);
+    const full = jacobianDeterminant(field);
+    const mask = maskSet ? maskFor(maskSet, summary.fixedFrame, field.geometry, 'evaluation') : null;
+    const det = mask ? full.filter((_, k) => mask[k]) : full;
     const s = jacobianStats(det);
     frames.push({ name: f.name, ...s });
     fold += s.foldingPixels;
@@ -35,7 +42,7 @@ export async function evaluateJacobian(result: string, o: { write?: boolean; onF
     n += s.n;
     min = Math.min(min, s.min);
     max = Math.max(max, s.max);
-    if (o.write) await writeImage2D(path.join(result, 'jacobian', `${f.name}.nii.gz`), { geometry: field.geometry, data: det });
+    if (o.write) await writeImage2D(path.join(result, 'jacobian', `${f.name}.nii.gz`), { geometry: field.geometry, data: full });
     o.onFrame?.(f.name);
   }
   const mean = sum / Math.max(n, 1);
@@ -46,5 +53,6 @@ export async function evaluateJacobian(result: string, o: { write?: boolean; onF
     frames,
     overall: { folding: fold / Math.max(n, 1), foldingPixels: fold, sdLogJ: Math.sqrt(Math.max(0, sumsq / Math.max(n, 1) - mean * mean)), min, max, framesWithFolding: frames.filter((f) => f.foldingPixels > 0).length },
     written: o.write ? path.join(result, 'jacobian') : undefined,
+    ...(maskSet ? { mask: maskSet.file } : {}),
   };
 }

@@ -3,8 +3,9 @@
  * series when given), computes identity and after-registration TRE with core/tre.ts.
  */
 import path from 'node:path';
+import { maskFor, readMaskSet } from '../io/masks.js';
 import { UserError } from '../errors.js';
-import { type Geometry, type Point, sameGeometry, describeGeometry } from '../core/geometry.js';
+import { type Geometry, type Point, sameGeometry, describeGeometry, physicalToIndex } from '../core/geometry.js';
 import { type DisplacementField, mapPoint, insideGrid } from '../core/field.js';
 import { type FrameTre, type TreReport, frameTre, treReport } from '../core/tre.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
@@ -20,6 +21,8 @@ export interface EvaluateTreOptions {
   /** Frame name or 0-based index; default: the result's fixed frame, else auto from the series. */
   fixedFrame?: string;
   fixedFrameCriterion?: FixedFrameCriterion;
+  /** A label image on the fixed grid (nonzero = in): only landmarks whose fixed position falls in it (nearest pixel) count. */
+  mask?: string;
   onFrame?: (name: string) => void;
   warn?: (msg: string) => void;
 }
@@ -32,6 +35,10 @@ export interface TreEvaluation {
   result: string | null;
   convention: string;
   geometry: Geometry | null;
+  /** With a mask: its file and how many landmarks fell in it. */
+  mask?: string;
+  landmarksInMask?: number;
+  landmarksTotal?: number;
   report: TreReport;
   frames: FrameTre[];
 }
@@ -83,7 +90,22 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
   }
   const fixedFile = lmFiles.get(fixedFrame);
   if (!fixedFile) throw new UserError(`no landmarks for the fixed frame "${fixedFrame}" in ${o.landmarks} (expected ${path.join(o.landmarks, fixedFrame + '.csv')})`);
-  const fixedPts = landmarksMm(await readLandmarkFile(fixedFile), geometry);
+  const allFixed = landmarksMm(await readLandmarkFile(fixedFile), geometry);
+  let keep: boolean[] = allFixed.map(() => true);
+  let maskFile: string | undefined;
+  if (o.mask) {
+    if (!geometry) throw new UserError('--mask needs the frames\' grid: pass --series or --result');
+    const set = await readMaskSet(o.mask);
+    const mask = maskFor(set, fixedFrame, geometry, 'evaluation');
+    const [W, H] = geometry.size;
+    keep = allFixed.map((p) => {
+      const [x, y] = physicalToIndex(geometry as Geometry, p).map(Math.round);
+      return x >= 0 && y >= 0 && x < W && y < H && mask[y * W + x] === 1;
+    });
+    if (!keep.some(Boolean)) throw new UserError(`none of the ${allFixed.length} landmarks of ${fixedFile} lies inside the mask ${o.mask}; check that the mask is on the fixed frame's grid`);
+    maskFile = set.file;
+  }
+  const fixedPts = allFixed.filter((_, k) => keep[k]);
 
   // ---- the moving frames ----
   const todo: { name: string; field?: string }[] = [];
@@ -102,10 +124,11 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
   let outside = 0;
   for (const item of todo) {
     const file = lmFiles.get(item.name) as string;
-    const moving = landmarksMm(await readLandmarkFile(file), geometry);
-    if (moving.length !== fixedPts.length) {
-      throw new UserError(`${fixedFile} has ${fixedPts.length} landmarks but ${file} has ${moving.length}; every frame needs the same landmarks in the same order`);
+    const movingAll = landmarksMm(await readLandmarkFile(file), geometry);
+    if (movingAll.length !== allFixed.length) {
+      throw new UserError(`${fixedFile} has ${allFixed.length} landmarks but ${file} has ${movingAll.length}; every frame needs the same landmarks in the same order`);
     }
+    const moving = movingAll.filter((_, k) => keep[k]);
     let map: ((p: Point) => Point) | undefined;
     if (item.field) {
       const { file: ffile, field } = await loadField(item.field);
@@ -127,6 +150,7 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
     result: o.result ?? null,
     convention: TRE_CONVENTION,
     geometry,
+    ...(maskFile ? { mask: maskFile, landmarksInMask: fixedPts.length, landmarksTotal: allFixed.length } : {}),
     report: treReport(frames),
     frames,
   };

@@ -9,8 +9,7 @@ import path from 'node:path';
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { UserError } from '../errors.js';
-import { type DisplacementField, mappedIndex } from '../core/field.js';
-import { EDGE_TOL } from '../core/warp.js';
+import { insideMask } from '../core/apply.js';
 import { jacobianDeterminant } from '../core/jacobian.js';
 import { gaussianOverlay, type Mosaic } from '../core/qc.js';
 import { checkerboard, deformationGrid, determinantPicture, greyPicture, percentileWindow } from '../core/render.js';
@@ -31,6 +30,46 @@ export interface ReportOptions {
 
 const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 const num = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
+
+/** motion.csv of each result (series products), as rows for the motion chart; none when absent. */
+async function motionRows(results: { result: string; method: string }[]): Promise<{ method: string; frame: number; what: string; value: number }[]> {
+  const rows: { method: string; frame: number; what: string; value: number }[] = [];
+  for (const e of results) {
+    const text = await fs.readFile(path.join(e.result, 'motion.csv'), 'utf8').catch(() => null);
+    if (!text) continue;
+    const lines = text.trim().split('\n').slice(1).map((l) => l.split(','));
+    for (const c of lines) {
+      const index = Number(c[1]);
+      rows.push({ method: e.method, frame: index, what: 'mean displacement (mm)', value: Number(c[3]) });
+      if (c[6] !== '') rows.push({ method: 'none', frame: index, what: 'NCC to the fixed frame', value: Number(c[6]) });
+      if (c[7] !== '') rows.push({ method: e.method, frame: index, what: 'NCC to the fixed frame', value: Number(c[7]) });
+    }
+  }
+  return rows;
+}
+
+/** Motion traces (mean displacement and NCC per frame, per method) as one SVG; '' without motion.csv. */
+async function motionSvg(rows: { method: string; frame: number; what: string; value: number }[]): Promise<string> {
+  if (rows.length === 0) return '';
+  const unique = [...new Map(rows.map((r) => [`${r.method}|${r.frame}|${r.what}`, r])).values()];
+  const chart = (what: string) => ({
+    width: 360,
+    height: 200,
+    title: what,
+    transform: [{ filter: { field: 'what', equal: what } }],
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'frame', type: 'quantitative', title: 'frame (series order)' },
+      y: { field: 'value', type: 'quantitative', title: what, scale: { zero: false } },
+      color: { field: 'method', type: 'nominal' },
+    },
+  });
+  const spec = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', data: { values: unique }, hconcat: [chart('mean displacement (mm)'), chart('NCC to the fixed frame')] };
+  const view = new vega.View(vega.parse(compile(spec as never).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg;
+}
 
 async function boxPlotSvg(c: Comparison): Promise<string> {
   const values: { method: string; tre: number }[] = [];
@@ -55,6 +94,7 @@ async function boxPlotSvg(c: Comparison): Promise<string> {
 export async function writeReport(o: ReportOptions): Promise<{ file: string; images: number; frames: string[] }> {
   const c = await compareResults(o.results, o.landmarks, (r) => o.onStep?.(`evaluated ${r}`));
   const svg = await boxPlotSvg(c);
+  const motion = await motionSvg(await motionRows(c.entries));
   const imgDir = path.join(o.out, 'img');
   await fs.mkdir(imgDir, { recursive: true });
   let count = 0;
@@ -157,6 +197,7 @@ figure{margin:0}figure img{width:200px;image-rendering:pixelated;border:1px soli
 <h2>Mean TRE per series (mm)</h2>${seriesTable}
 <h2>Per method</h2>${methodTable}
 <h2>TRE per landmark</h2><div id="boxplot">${svg}</div>
+${motion ? `<h2>Motion traces</h2><p>From each result's motion.csv: the mean displacement the registration applies to each frame, and each frame's normalised cross-correlation to the fixed frame before (none) and after.</p><div id="motion">${motion}</div>` : ''}
 <h2>Frames</h2>${sections.join('\n')}
 <script>
 window.addEventListener('load', () => {
@@ -170,19 +211,6 @@ window.addEventListener('load', () => {
   const file = path.join(o.out, 'index.html');
   await writeTextAtomic(file, html);
   return { file, images: count, frames };
-}
-
-/** 1 where p + u(p) lies inside the grid (pixel centres, with the warp's tolerance), else 0. */
-function insideMask(f: DisplacementField): Uint8Array {
-  const [W, H] = f.geometry.size;
-  const out = new Uint8Array(W * H);
-  for (let i = 0; i < H; i++) {
-    for (let j = 0; j < W; j++) {
-      const [x, y] = mappedIndex(f, i, j);
-      out[i * W + j] = x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL ? 1 : 0;
-    }
-  }
-  return out;
 }
 
 function mean(xs: number[]): number {

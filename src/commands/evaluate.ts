@@ -9,6 +9,7 @@ import { evaluateDice } from '../app/evaluate-dice.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface TreArgs extends GlobalArgs {
+  mask?: string;
   landmarks: string;
   result?: string;
   series?: string;
@@ -27,6 +28,7 @@ export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
   const hasAfter = r.after !== null;
   const out: string[] = [];
   out.push(`fixed frame: ${ev.fixedFrame} (${ev.fixedFrameSource})${ev.method ? `   method: ${ev.method}` : ''}   landmarks: ${r.before.n} in ${r.frames.length} frames`);
+  if (ev.mask) out.push(`mask: ${ev.mask} (${ev.landmarksInMask} of ${ev.landmarksTotal} landmarks inside)`);
   const w = Math.max(16, ...r.frames.map((f) => f.name.length));
   if (perFrame) {
     out.push('');
@@ -73,6 +75,7 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (before, after, frames)' })
       .option('csv', { type: 'string', describe: 'also write per-landmark errors to this CSV file' })
       .option('per-frame', { type: 'boolean', default: true, describe: 'print the per-frame table (--no-per-frame: overall only)' })
+      .option('mask', { type: 'string', describe: 'label image on the fixed frame\'s grid (nonzero = in), or a series of them named as the frames: only landmarks whose fixed position falls in it count' })
       .example('$0 evaluate tre --landmarks s/landmarks --series s/frames', 'identity TRE, fixed frame chosen automatically')
       .example('$0 evaluate tre --landmarks s/landmarks --result out --json', 'TRE before/after a registration, as JSON') as never,
   handler: async (argv) => {
@@ -83,6 +86,7 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
       series: argv.series,
       fixedFrame: argv['fixed-frame'],
       fixedFrameCriterion: argv['fixed-frame-criterion'],
+      mask: argv.mask,
       warn: (msg) => ctx.log.warn(msg),
     });
     if (argv.csv) await writeTextAtomic(argv.csv, formatTreCsv(ev));
@@ -106,6 +110,7 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
 };
 
 interface JacobianArgs extends GlobalArgs {
+  mask?: string;
   result: string;
   json: boolean;
   write: boolean;
@@ -119,14 +124,15 @@ const jacobianCommand: CommandModule<GlobalArgs, JacobianArgs> = {
       .option('result', { type: 'string', demandOption: true, describe: 'result directory (summary.json + fields/)' })
       .option('json', { type: 'boolean', default: false, describe: 'print as JSON' })
       .option('write', { type: 'boolean', default: false, describe: 'also write det J images to RESULT/jacobian/<frame>.nii.gz' })
+      .option('mask', { type: 'string', describe: 'label image on the fixed frame\'s grid (nonzero = in), or a series of them named as the frames: the statistics count only there' })
       .example('$0 evaluate jacobian --result results/bspline-01', 'folding and SDlogJ per frame') as never,
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const bar = ctx.progress('jacobian', 1);
-    const ev = await evaluateJacobian(argv.result, { write: argv.write }).finally(() => bar.stop());
+    const ev = await evaluateJacobian(argv.result, { write: argv.write, mask: argv.mask }).finally(() => bar.stop());
     if (argv.json) return printJson({ ...ev, definition: 'det J of T(p) = p + u(p), central differences in mm; folding = det J <= 0; SDlogJ = std of log(clip(det J, 1e-9, 1e9))' });
     const w = Math.max(16, ...ev.frames.map((f) => f.name.length));
-    const lines = [`method: ${ev.method}   fixed frame: ${ev.fixedFrame}   frames: ${ev.frames.length}`, '', `${'frame'.padEnd(w)}  folding %   SDlogJ   min detJ   max detJ`];
+    const lines = [`method: ${ev.method}   fixed frame: ${ev.fixedFrame}   frames: ${ev.frames.length}${ev.mask ? `   mask: ${ev.mask}` : ''}`, '', `${'frame'.padEnd(w)}  folding %   SDlogJ   min detJ   max detJ`];
     for (const f of ev.frames) lines.push(`${f.name.padEnd(w)}  ${fmt(100 * f.folding, 3).padStart(9)}  ${fmt(f.sdLogJ, 4).padStart(7)}  ${fmt(f.min, 3).padStart(9)}  ${fmt(f.max, 3).padStart(9)}`);
     const o = ev.overall;
     lines.push('', `overall: folding ${fmt(100 * o.folding, 4)} % (${o.foldingPixels} px in ${o.framesWithFolding} frame(s)), SDlogJ ${fmt(o.sdLogJ, 4)}, det J ${fmt(o.min, 3)}..${fmt(o.max, 3)}`);
@@ -200,6 +206,7 @@ const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
 };
 
 interface DiceArgs extends GlobalArgs {
+  mask?: string;
   result: string;
   labels: string;
   json: boolean;
@@ -212,11 +219,12 @@ const diceCommand: CommandModule<GlobalArgs, DiceArgs> = {
     y
       .option('result', { type: 'string', demandOption: true, describe: 'result directory' })
       .option('labels', { type: 'string', demandOption: true, describe: 'directory of label maps, one per frame, named like the frames' })
+      .option('mask', { type: 'string', describe: 'label image on the fixed frame\'s grid (nonzero = in), or a series of them named as the frames: labels outside it are not counted' })
       .option('json', { type: 'boolean', default: false, describe: 'print as JSON' }) as never,
   handler: async (argv) => {
-    const ev = await evaluateDice(argv.result, argv.labels);
+    const ev = await evaluateDice(argv.result, argv.labels, { mask: argv.mask });
     if (argv.json) return printJson(ev);
-    const lines = [`fixed frame: ${ev.fixedFrame}   frames with labels: ${ev.frames.length}`, '', 'label   Dice before   Dice after   DSC30 before   DSC30 after   HD95 before   HD95 after (mm)'];
+    const lines = [`fixed frame: ${ev.fixedFrame}   frames with labels: ${ev.frames.length}${ev.mask ? `   mask: ${ev.mask}` : ''}`, '', 'label   Dice before   Dice after   DSC30 before   DSC30 after   HD95 before   HD95 after (mm)'];
     const mm = (v: number | null) => (v === null ? 'n/a' : fmt(v, 2));
     for (const p of ev.perLabel) {
       lines.push(
