@@ -1,6 +1,6 @@
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
-import { tmpDir, runCli, describeWithSunnybrook, SUNNYBROOK } from './helpers.js';
+import { tmpDir, runCli, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
 import { invertField, compositionResidual } from '../src/core/inverse.js';
 import { resampleThroughField, resampleLabels, insideMask } from '../src/core/apply.js';
 import { warpSamples } from '../src/core/warp.js';
@@ -174,6 +174,34 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     const bad = runCli(['evaluate', 'jacobian', '--result', truth, '--mask', path.join(t.dir, 'nope.nii.gz')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/mask .*nope\.nii\.gz does not exist/);
+  });
+
+  test('register series --uncertainty K: zero spread without noise, growing with it; the std images and per-frame numbers are written', async () => {
+    const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
+    const run = (keep: string) => {
+      const out = path.join(t.dir, `unc-${keep}`);
+      const r = runCli(['register', 'series', path.join(series, 'frames'), '--model', model, '--out', out, '--uncertainty', '4', '--uncertainty-keep', keep, '--no-qc', '--no-stack', '--jobs', '1']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/uncertainty  4 noisy passes/);
+      return out;
+    };
+    const mean = async (out: string) => {
+      const s = JSON.parse(await fs.readFile(path.join(out, 'summary.json'), 'utf8'));
+      expect(s.frames).toHaveLength(7);
+      for (const f of s.frames) expect(existsSync(path.join(out, f.uncertainty))).toBe(true);
+      return s.frames.reduce((a: number, f: { uncertaintyMm: number }) => a + f.uncertaintyMm, 0) / s.frames.length;
+    };
+    const none = run('1');
+    expect(await mean(none)).toBe(0);
+    const img = await readImage2D(path.join(none, 'uncertainty', (await fs.readdir(path.join(none, 'uncertainty')))[0]));
+    expect(img.data.every((v) => v === 0)).toBe(true);
+    const some = await mean(run('0.9'));
+    const more = await mean(run('0.6'));
+    expect(some).toBeGreaterThan(0);
+    expect(more).toBeGreaterThan(some);
+    const bad = runCli(['register', 'series', path.join(series, 'frames'), '--model', model, '--out', path.join(t.dir, 'unc-bad'), '--uncertainty', '1']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--uncertainty takes a whole number of passes ≥ 2/);
   });
 
   test('a rerun skips finished frames, other settings are refused, nothing to apply is an error', async () => {

@@ -5,7 +5,10 @@ import type { Image2D } from '../io/image.js';
 import type { LoadedModel } from '../io/model.js';
 import { toVariables } from '../io/model.js';
 import { inferSequence, maskedMseArrays, networkImage } from '../core/r2n2/sequence.js';
-import { imageSize } from '../core/r2n2/network.js';
+import { imageSize, sampleWeightNoise } from '../core/r2n2/network.js';
+import seedrandom from 'seedrandom';
+import { fieldFromNormalised } from '../core/field.js';
+import type { Geometry } from '../core/geometry.js';
 import { sequenceField, unflipSequence, PARAMS_PER_STEP } from '../core/gaussian.js';
 import { type Flip, flipImage } from '../core/resample.js';
 import { gaussianOverlay } from '../core/qc.js';
@@ -54,6 +57,23 @@ export interface R2N2RegisterOptions {
    * above the unregistered pair's falls back to the identity, flagged in its params.
    */
   stopWhenWorse?: boolean;
+  /**
+   * `--uncertainty K`: K more passes of the network with multiplicative weight noise (MC
+   * DropConnect, network.ts `sampleWeightNoise`, keep rate `uncertaintyKeep`), each giving a field;
+   * the per-pixel standard deviation of the displacement over the passes (mm, √(var_x + var_y))
+   * is written as uncertainty/<frame>.nii.gz and its mean over the pixels in the params. 0 = off.
+   */
+  uncertainty?: number;
+  /** Keep rate of the noise (default: the model's training keep when in (0, 1), else 0.9). */
+  uncertaintyKeep?: number;
+  /** Seed of the noise (the same seed, the same passes). */
+  uncertaintySeed?: number;
+}
+
+/** The keep rate `--uncertainty` uses for a model: its training keep when in (0, 1), else 0.9. */
+export function uncertaintyKeepFor(model: LoadedModel): number {
+  const k = Number((model.json.training as { keep?: number } | undefined)?.keep);
+  return k > 0 && k < 1 ? k : 0.9;
 }
 
 /**
@@ -81,13 +101,18 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   const refineStride = o.refineStride ?? REFINE_DEFAULTS.normalStride;
   if (!(Number.isInteger(refineStride) && refineStride >= 1)) throw new Error(`refine stride must be a whole number ≥ 1, got ${refineStride}`);
   const guard = o.stopWhenWorse ?? true;
+  const K = o.uncertainty ?? 0;
+  if (!(Number.isInteger(K) && K >= 0)) throw new Error(`uncertainty must be a whole number of passes ≥ 0, got ${K}`);
+  if (K === 1) throw new Error('uncertainty needs at least 2 passes (a standard deviation of one pass is 0)');
+  const keep = o.uncertaintyKeep ?? uncertaintyKeepFor(model);
+  if (K > 0 && !(keep > 0 && keep <= 1)) throw new Error(`the uncertainty keep rate must be in (0, 1], got ${keep}`);
   let fixedCache: { img: Image2D; net: Float32Array[]; norm: Float32Array | null } | null = null;
   return {
     method: 'r2n2',
     // flipAverage only when used, so results written before the option existed still resume
-    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}), ...(guard ? { stopWhenWorse: true } : {}) },
-    // progress units: one per network step, and one for the refinement
-    unitsPerFrame: o.steps + (refine > 0 ? 1 : 0),
+    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}), ...(guard ? { stopWhenWorse: true } : {}), ...(K > 0 ? { uncertainty: K, uncertaintyKeep: keep, uncertaintySeed: o.uncertaintySeed ?? 0 } : {}) },
+    // progress units: one per network step (and per step of each uncertainty pass), one for the refinement
+    unitsPerFrame: o.steps * (1 + K) + (refine > 0 ? 1 : 0),
     batchSize: o.batchSize ?? defaultRegisterBatch(tf.getBackend()),
     async register(fixed, moving, tick) {
       return (await batch(fixed, [moving], tick))[0];
@@ -123,6 +148,19 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
     });
     const B = moving.length;
+    // --uncertainty: K noisy passes (no mirroring), each frame's field per pass; the noise of pass
+    // k is seeded by (seed, k), so a frame's passes do not depend on its batch
+    const passes: Float32Array[][] = [];
+    for (let k = 0; k < K; k++) {
+      const rng = seedrandom(`r2n2-uncertainty-${o.uncertaintySeed ?? 0}-${k}`);
+      const noise = sampleWeightNoise(c, keep, rng);
+      try {
+        const pk = await inferSequence(c, weights, moving.map(() => net[0]), seenNet, { steps: o.steps, stopThreshold: o.stopThreshold, stopWhenWorse: guard && refine === 0, noise, onStep: (t) => tick(`uncertainty pass ${k + 1}/${K}, step ${t + 1}`) });
+        passes.push(pk.map((p, b) => (affines[b] ? composeAfterAffine(affines[b]!, fixed.geometry, sequenceField(p, H, W)) : sequenceField(p, H, W))));
+      } finally {
+        for (const t of noise.values()) t.dispose();
+      }
+    }
     const merged = moving.map((_, b) => {
       const passes = flips.map((v, k) => unflipSequence(ps[k * B + b], v, 1 / flips.length));
       const all = Float32Array.from(passes.flatMap((p) => Array.from(p)));
@@ -142,10 +180,36 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       // the full-resolution check: worse than the unregistered pair → the identity
       const fallback = guard && norm ? worseThanNone(norm, normaliseIntensity(moving[b].data), H, W, field) : null;
       if (fallback) field = new Float32Array(2 * H * W);
+      const spread = K > 0 ? displacementSpread(passes.map((ps) => ps[b]), fixed.geometry) : null;
       const affine = a ? { ...a, parameters: AFFINE_PARAMETERS[a.kind], convention: 'T(p) = T_A(p + u_gauss(p)), T_A(p) = matrix·(p − centre) + centre + translation (mm)' } : null;
-      return { field, parameters: fallback ? 0 : p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), ...(fallback ? { fallback: 'identity' as const } : {}), params: { ...(fallback ? { fallback: 'identity', fallbackReason: `the registered frame's MSE ${fallback.mseRegistered.toPrecision(4)} was above the unregistered pair's ${fallback.mseIdentity.toPrecision(4)} (normalised intensities)` } : {}), steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}), ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
+      return { field, parameters: fallback ? 0 : p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), ...(fallback ? { fallback: 'identity' as const } : {}), ...(spread ? { images: [{ dir: 'uncertainty', data: spread.std }] } : {}), params: { ...(spread ? { uncertainty: { meanStdMm: spread.meanMm, passes: K, keep, definition: 'per pixel sqrt(var_x + var_y) of the displacement (mm) over the noisy passes' } } : {}), ...(fallback ? { fallback: 'identity', fallbackReason: `the registered frame's MSE ${fallback.mseRegistered.toPrecision(4)} was above the unregistered pair's ${fallback.mseIdentity.toPrecision(4)} (normalised intensities)` } : {}), steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}), ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
     });
   }
+}
+
+/**
+ * The spread of K fields (`[2, H, W]` normalised each) as mm on `g`: per pixel √(var_x + var_y)
+ * of the physical displacement over the fields (population variance), and its mean over pixels.
+ */
+export function displacementSpread(fields: Float32Array[], g: Geometry): { std: Float32Array; meanMm: number } {
+  const phys = fields.map((f) => fieldFromNormalised(f, g).data);
+  const N = g.size[0] * g.size[1];
+  const std = new Float32Array(N);
+  let total = 0;
+  for (let p = 0; p < N; p++) {
+    let sx = 0, sy = 0, qx = 0, qy = 0;
+    for (const d of phys) {
+      sx += d[2 * p];
+      sy += d[2 * p + 1];
+      qx += d[2 * p] ** 2;
+      qy += d[2 * p + 1] ** 2;
+    }
+    const k = phys.length;
+    const v = Math.max(0, qx / k - (sx / k) ** 2) + Math.max(0, qy / k - (sy / k) ** 2);
+    std[p] = Math.sqrt(v);
+    total += std[p];
+  }
+  return { std, meanMm: N ? total / N : 0 };
 }
 
 /**

@@ -95,6 +95,15 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
   const c = await compareResults(o.results, o.landmarks, (r) => o.onStep?.(`evaluated ${r}`));
   const svg = await boxPlotSvg(c);
   const motion = await motionSvg(await motionRows(c.entries));
+  // R2N2 --uncertainty: per result, the mean and the largest per-frame displacement std
+  const spreads: string[] = [];
+  for (const e of c.entries) {
+    const u = (await readSummary(e.result)).frames.map((f) => f.uncertaintyMm).filter((v): v is number => typeof v === 'number');
+    if (u.length) spreads.push(`<tr><td>${esc(e.method)}</td><td>${u.length}</td><td>${num(u.reduce((a, b) => a + b, 0) / u.length, 4)}</td><td>${num(Math.max(...u), 4)}</td></tr>`);
+  }
+  const uncertainty = spreads.length
+    ? `<h2>Uncertainty</h2><p>From <code>register series --uncertainty K</code>: the per-pixel standard deviation of the displacement over K passes with weight noise, averaged over the pixels of each frame (mm); the images are in each result's uncertainty/.</p><table><tr><th>method</th><th>frames</th><th>mean std (mm)</th><th>largest frame (mm)</th></tr>${spreads.join('')}</table>`
+    : '';
   const imgDir = path.join(o.out, 'img');
   await fs.mkdir(imgDir, { recursive: true });
   let count = 0;
@@ -198,6 +207,7 @@ figure{margin:0}figure img{width:200px;image-rendering:pixelated;border:1px soli
 <h2>Per method</h2>${methodTable}
 <h2>TRE per landmark</h2><div id="boxplot">${svg}</div>
 ${motion ? `<h2>Motion traces</h2><p>From each result's motion.csv: the mean displacement the registration applies to each frame, and each frame's normalised cross-correlation to the fixed frame before (none) and after.</p><div id="motion">${motion}</div>` : ''}
+${uncertainty}
 <h2>Frames</h2>${sections.join('\n')}
 <script>
 window.addEventListener('load', () => {

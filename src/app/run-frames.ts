@@ -41,6 +41,8 @@ export interface FrameRegistration {
   finalLoss?: number;
   /** Set when the method's result was worse than none and the identity was written instead. */
   fallback?: 'identity';
+  /** Extra images on the fixed grid, written as `<dir>/<frame>.nii.gz` (e.g. uncertainty/). */
+  images?: { dir: string; data: Float32Array }[];
 }
 
 export interface Registrar {
@@ -197,6 +199,8 @@ interface ParamsFile {
   fallback?: 'identity';
   /** With writeInverse: the inverse field's file and |T(T⁻¹(q)) − q| (px). */
   inverse?: { file: string; residualMeanPx: number; residualMaxPx: number };
+  /** R2N2 `--uncertainty K`: the per-pixel displacement std image and its mean over pixels (mm). */
+  uncertainty?: { file: string; meanStdMm: number };
 }
 
 /** Where a frame's inverse field is written (relative to the result directory). */
@@ -251,7 +255,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
     }
   }
   await fs.mkdir(out, { recursive: true });
-  for (const sub of ['fields', 'warped', 'params', 'qc', 'inverse']) await removeStaleTemps(path.join(out, sub), 10 * 60_000);
+  for (const sub of ['fields', 'warped', 'params', 'qc', 'inverse', 'uncertainty']) await removeStaleTemps(path.join(out, sub), 10 * 60_000);
   await removeStaleTemps(out, 10 * 60_000);
 
   const shard = o.shard ?? { index: 0, count: 1 };
@@ -319,6 +323,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
       const rp = resultPaths(f.name);
       const physical = fieldFromNormalised(r.field, fixed.geometry);
       await writeField(path.join(out, rp.field), physical);
+      for (const extra of r.images ?? []) await writeImage2D(path.join(out, extra.dir, `${f.name}.nii.gz`), { geometry: fixed.geometry, data: extra.data });
       let inverse: ParamsFile['inverse'];
       if (o.writeInverse) {
         const inv = invertField(physical);
@@ -346,6 +351,8 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
         finalLoss: r.finalLoss,
         ...(inverse ? { inverse } : {}),
         ...r.params,
+        // a registrar's per-frame image named by the frame's file
+        ...(r.params.uncertainty ? { uncertainty: { ...(r.params.uncertainty as { meanStdMm: number }), file: `uncertainty/${f.name}.nii.gz` } } : {}),
       };
       await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
       const done: FrameDone = {
@@ -388,6 +395,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
           parameters: p.parameters,
           ...(p.fallback ? { fallback: p.fallback } : {}),
           ...(p.inverse && (await exists(path.join(out, p.inverse.file))) ? { inverse: p.inverse.file, inverseResidualMaxPx: p.inverse.residualMaxPx } : {}),
+          ...(p.uncertainty ? { uncertainty: p.uncertainty.file, uncertaintyMm: p.uncertainty.meanStdMm } : {}),
         });
       } else missing.push(f.name);
     }

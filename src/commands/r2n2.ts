@@ -4,7 +4,8 @@ import { UserError, signalExitCode } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { REFINE_DEFAULTS } from '../core/refine.js';
-import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar } from '../app/register.js';
+import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar, uncertaintyKeepFor } from '../app/register.js';
+import { readSummary } from '../io/result.js';
 import type { BackendChoice } from '../core/backend/index.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel, readModelJson } from '../io/model.js';
@@ -204,6 +205,8 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   'refine-size'?: number;
   'refine-stride': number;
   'stop-when-worse': boolean;
+  uncertainty: number;
+  'uncertainty-keep'?: number;
   init: InitKind;
   force: boolean;
   shard?: string;
@@ -231,6 +234,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('refine-size', { type: 'number', describe: 'refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames\' size)' })
       .option('refine-stride', { type: 'number', default: REFINE_DEFAULTS.normalStride, describe: 'the refinement\'s Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (README)' })
       .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
+      .option('uncertainty', { type: 'number', default: 0, describe: 'K ≥ 2 more passes with weight noise (MC DropConnect): uncertainty/<frame>.nii.gz, the per-pixel std of the displacement (mm), and its mean per frame in summary.json (0 = off)' })
+      .option('uncertainty-keep', { type: 'number', describe: 'keep rate of the uncertainty passes\' weight noise (1 = no noise) [default: the model\'s training keep, else 0.9]' })
       .option('stop-when-worse', { type: 'boolean', default: true, describe: 'never worse than none: stop a frame\'s sequence at the first step that does not lower its image loss, and write the identity (with a warning) for a frame the registration made worse (--no-stop-when-worse: run every step, keep every result)' })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
@@ -252,7 +257,10 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const model = await loadModel(argv.model);
     const trained = Number(model.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
-    const options: R2N2RegisterOptions = { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'], stopWhenWorse: argv['stop-when-worse'] };
+    if (!(Number.isInteger(argv.uncertainty) && (argv.uncertainty === 0 || argv.uncertainty >= 2))) throw new UserError(`--uncertainty takes a whole number of passes ≥ 2 (0 = off), got ${argv.uncertainty}`);
+    const uk = argv['uncertainty-keep'];
+    if (uk !== undefined && !(uk > 0 && uk <= 1)) throw new UserError(`--uncertainty-keep must be in (0, 1] (1 = no noise), got ${uk}`);
+    const options: R2N2RegisterOptions = { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'], stopWhenWorse: argv['stop-when-worse'], uncertainty: argv.uncertainty, ...(argv['uncertainty-keep'] !== undefined ? { uncertaintyKeep: argv['uncertainty-keep'] } : {}) };
     const registrar = r2n2Registrar(model, options);
     const jobs = resolveJobs(argv, backend, ctx);
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
@@ -300,6 +308,10 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     if (fell.length) lines.push(`fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
     if (report.complete) lines.push(`series       ${argv.stack ? 'warped.nii.gz, fields.nii.gz (every frame, time last), ' : ''}motion.csv, qc/motion.png${argv['write-inverse'] ? ', inverse/' : ''}`);
+    if (argv.uncertainty > 0) {
+      const u = (await readSummary(report.out)).frames.map((f) => f.uncertaintyMm).filter((v): v is number => typeof v === 'number');
+      if (u.length) lines.push(`uncertainty  ${argv.uncertainty} noisy passes (keep ${fmt(options.uncertaintyKeep ?? uncertaintyKeepFor(model), 2)}): displacement std ${fmt(u.reduce((a, b) => a + b, 0) / u.length, 4)} mm mean, ${fmt(Math.max(...u), 4)} mm in the worst frame (uncertainty/)`);
+    }
     process.stdout.write(lines.join('\n') + '\n');
     if (fell.length && !ctx.quiet) process.stderr.write(`warning: ${fell.length} of ${n} frame(s) fell back to the identity (the model made them worse than none): the model may not suit these images (try --refine, or train on such series)\n`);
     const e = framesInterrupted(report);

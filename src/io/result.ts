@@ -30,6 +30,9 @@ export interface ResultFrame {
   /** The inverse field (`--write-inverse`) and its |T(T⁻¹(q)) − q| at most, px. */
   inverse?: string;
   inverseResidualMaxPx?: number;
+  /** R2N2 `--uncertainty K`: the std image and its mean over pixels, mm. */
+  uncertainty?: string;
+  uncertaintyMm?: number;
 }
 
 export interface ResultSummary {

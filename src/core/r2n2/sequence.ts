@@ -175,6 +175,8 @@ export interface InferenceOptions {
    * stood, and a pair the network cannot improve gets no step at all.
    */
   stopWhenWorse?: boolean;
+  /** Multiplicative weight noise (network.ts `sampleWeightNoise`): one stochastic pass (MC DropConnect). */
+  noise?: WeightNoise;
   onStep?: (t: number) => void;
 }
 
@@ -227,7 +229,7 @@ export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Floa
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
       const next: { state: State; p: tf.Tensor2D; u?: tf.Tensor4D; warped?: tf.Tensor3D } = tf.tidy(() => {
-        const out = step(c, weights, networkInput(input, warped), state);
+        const out = step(c, weights, networkInput(input, warped), state, o.noise);
         const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
         const p = stepParams(out.position, sigma, weight, phi);
         if (host) return { state: out.state, p };
