@@ -204,6 +204,33 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     expect(bad.stderr).toMatch(/--uncertainty takes a whole number of passes ≥ 2/);
   });
 
+  test('register series --adapt N: fine-tunes on the series first, keeps the adapted model, reports the loss before and after; a rerun reuses it', async () => {
+    const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
+    const out = path.join(t.dir, 'adapted');
+    const saved = path.join(t.dir, 'adapted-model');
+    const args = ['register', 'series', path.join(series, 'frames'), '--model', model, '--out', out, '--adapt', '3', '--save-adapted', saved, '--no-qc', '--no-stack', '--jobs', '1'];
+    const r = runCli(args);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/adapted      from .*: 3 iterations in [\d.]+ s; image loss on this series [\d.]+ → [\d.]+/);
+    const s = JSON.parse(await fs.readFile(path.join(out, 'summary.json'), 'utf8'));
+    expect(s.adaptation).toMatchObject({ iterations: 3, resumed: false });
+    expect(Number.isFinite(s.adaptation.lossBefore) && Number.isFinite(s.adaptation.lossAfter)).toBe(true);
+    expect(s.model).toBe(saved);
+    expect(s.settings.model).toBe(saved);
+    const m = JSON.parse(await fs.readFile(path.join(saved, 'model.json'), 'utf8'));
+    expect(m.training.from).toBe(model);
+    // the weights changed
+    expect((await fs.readFile(path.join(saved, 'weights.bin'))).equals(await fs.readFile(path.join(model, 'weights.bin')))).toBe(false);
+    const again = runCli(args);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/3 iterations \(done before, kept\)/);
+    expect(again.stdout).toMatch(/registered   0 frame\(s\); 7 already done/);
+    const bad = runCli([...args.slice(0, 7), '--adapt', '-1']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--adapt takes a whole number/);
+  });
+
   test('a rerun skips finished frames, other settings are refused, nothing to apply is an error', async () => {
     const out = path.join(t.dir, 'applied2');
     const args = ['apply', '--result', path.join(series, 'truth'), '--images', path.join(series, 'frames'), '--out', out];

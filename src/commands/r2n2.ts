@@ -6,6 +6,9 @@ import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { REFINE_DEFAULTS } from '../core/refine.js';
 import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar, uncertaintyKeepFor } from '../app/register.js';
 import { readSummary } from '../io/result.js';
+import { type AdaptReport, adaptModel } from '../app/adapt.js';
+import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import path from 'node:path';
 import type { BackendChoice } from '../core/backend/index.js';
 import { runFrames } from '../app/run-frames.js';
 import { loadModel, readModelJson } from '../io/model.js';
@@ -207,6 +210,10 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   'stop-when-worse': boolean;
   uncertainty: number;
   'uncertainty-keep'?: number;
+  adapt: number;
+  'adapt-seconds'?: number;
+  'adapt-lr': number;
+  'save-adapted'?: string;
   init: InitKind;
   force: boolean;
   shard?: string;
@@ -234,6 +241,10 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('refine-size', { type: 'number', describe: 'refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames\' size)' })
       .option('refine-stride', { type: 'number', default: REFINE_DEFAULTS.normalStride, describe: 'the refinement\'s Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (README)' })
       .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
+      .option('adapt', { type: 'number', default: 0, describe: 'first fine-tune the model on this series\' own pairs for N iterations (unsupervised, the model\'s recipe, 4 pairs each), then register with it (0 = off)' })
+      .option('adapt-seconds', { type: 'number', describe: 'stop adapting after this many seconds (alone: adapt until then, at most 1000 iterations)' })
+      .option('adapt-lr', { type: 'number', default: 1e-4, describe: 'learning rate of the adaptation' })
+      .option('save-adapted', { type: 'string', describe: 'where the adapted model goes (default: OUT/adapted-model); start the next series of the same scanner --model from it' })
       .option('uncertainty', { type: 'number', default: 0, describe: 'K ≥ 2 more passes with weight noise (MC DropConnect): uncertainty/<frame>.nii.gz, the per-pixel std of the displacement (mm), and its mean per frame in summary.json (0 = off)' })
       .option('uncertainty-keep', { type: 'number', describe: 'keep rate of the uncertainty passes\' weight noise (1 = no noise) [default: the model\'s training keep, else 0.9]' })
       .option('stop-when-worse', { type: 'boolean', default: true, describe: 'never worse than none: stop a frame\'s sequence at the first step that does not lower its image loss, and write the identity (with a warning) for a frame the registration made worse (--no-stop-when-worse: run every step, keep every result)' })
@@ -254,9 +265,33 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only
     const backend = await startBackend(argv, ctx, { webgpu: (argv.init ?? 'none') === 'none', what: `register series --init ${argv.init}` });
-    const model = await loadModel(argv.model);
-    const trained = Number(model.json.training?.steps);
+    const original = await loadModel(argv.model);
+    const trained = Number(original.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
+    if (!(Number.isInteger(argv.adapt) && argv.adapt >= 0)) throw new UserError(`--adapt takes a whole number of iterations ≥ 0 (0 = off), got ${argv.adapt}`);
+    const adaptSeconds = argv['adapt-seconds'];
+    if (adaptSeconds !== undefined && !(adaptSeconds > 0)) throw new UserError(`--adapt-seconds must be > 0, got ${adaptSeconds}`);
+    if (!(argv['adapt-lr'] > 0)) throw new UserError(`--adapt-lr must be > 0, got ${argv['adapt-lr']}`);
+    let model = original;
+    let adaptation: AdaptReport | null = null;
+    if (argv.adapt > 0 || adaptSeconds !== undefined) {
+      const dir = argv['save-adapted'] ?? path.join(argv.out, 'adapted-model');
+      const iterations = argv.adapt > 0 ? argv.adapt : 1000;
+      let abar = ctx.progress('adapt', iterations);
+      const astop = stopOnSignals('stopping the adaptation after this iteration: the same command continues it');
+      try {
+        const a = await adaptModel({ model: original, series: argv.series, iterations, seconds: adaptSeconds, out: dir, learningRate: argv['adapt-lr'], steps, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] as FixedFrameCriterion, signal: astop.signal, onIteration: (i) => abar.tick(1, `loss ${i.loss.toFixed(4)}`) });
+        abar.stop();
+        abar = ctx.progress('adapt', 1);
+        if (a.report.interrupted) throw new UserError(`interrupted (${a.report.interrupted}) while adapting, at iteration ${a.report.iterations}: the checkpoint is in ${dir}; the same command continues`, signalExitCode(a.report.interrupted));
+        model = a.model;
+        adaptation = a.report;
+        ctx.log.info(adaptation, 'adapted');
+      } finally {
+        abar.stop();
+        astop.dispose();
+      }
+    }
     if (!(Number.isInteger(argv.uncertainty) && (argv.uncertainty === 0 || argv.uncertainty >= 2))) throw new UserError(`--uncertainty takes a whole number of passes ≥ 2 (0 = off), got ${argv.uncertainty}`);
     const uk = argv['uncertainty-keep'];
     if (uk !== undefined && !(uk > 0 && uk <= 1)) throw new UserError(`--uncertainty-keep must be in (0, 1] (1 = no noise), got ${uk}`);
@@ -275,7 +310,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       writeInverse: argv['write-inverse'],
       backend: backend.name,
       jobs: { count: jobs, spec: { kind: 'r2n2', modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } }, backend: backend.name as BackendChoice },
-      summaryExtra: { model: model.dir, backendDetail: backendDetail(backend) },
+      summaryExtra: { model: model.dir, backendDetail: backendDetail(backend), ...(adaptation ? { adaptation } : {}) },
       onStart: (s) => {
         bar.stop();
         bar = ctx.progress('r2n2', Math.max(1, s.units));
@@ -300,6 +335,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const mean = (k: 'seconds' | 'madBefore' | 'madAfter' | 'parameters') => report.registered.reduce((a, f) => a + f[k], 0) / Math.max(n, 1);
     const lines = [
       `method       r2n2 (${backend.name}), model ${model.dir}`,
+      ...(adaptation ? [`adapted      from ${adaptation.from}: ${adaptation.iterations} iterations${adaptation.reused ? ' (done before, kept)' : adaptation.resumed ? ' (resumed)' : ''} in ${fmt(adaptation.seconds, 1)} s; image loss on this series ${fmt(adaptation.lossBefore, 5)} → ${fmt(adaptation.lossAfter, 5)}${adaptation.timeLimited ? ' (stopped by --adapt-seconds)' : ''}`] : []),
       `fixed frame  ${report.fixedFrame} (${report.fixedFrameSource})`,
       `registered   ${n} frame(s)${n ? `, ${fmt(mean('seconds'), 3)} s per frame` : ''}${report.skipped.length ? `; ${report.skipped.length} already done (kept; --force to redo)` : ''}`,
     ];
