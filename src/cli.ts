@@ -1,7 +1,7 @@
 /** The r2n2 command line: yargs at the edge, everything else in app/, core/ and io/. */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserError } from './errors.js';
+import { UserError, fsUserError } from './errors.js';
 import { globalOptions } from './commands/common.js';
 import { phantomCommand } from './commands/phantom.js';
 import { simulateCommand } from './commands/simulate.js';
@@ -29,19 +29,42 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      throw err ?? new UserError(`${msg} (see r2n2 --help)`);
+      throw err ?? new UserError(missingArgument(msg, args) ?? `${msg} (see r2n2 --help)`);
     });
   try {
     await parser.parseAsync();
     return 0;
   } catch (err) {
-    if (err instanceof UserError) {
-      process.stderr.write(`error: ${err.message}\n`);
-      return err.exitCode;
+    const known = err instanceof UserError ? err : fsUserError(err);
+    if (known) {
+      process.stderr.write(`error: ${known.message}\n`);
+      return known.exitCode;
     }
     const e = err as Error;
     process.stderr.write(`error: ${e?.message ?? String(err)} (unexpected: please report it with the command that caused it)\n`);
     if (process.env.R2N2_DEBUG) process.stderr.write(`${e?.stack}\n`);
     return 1;
   }
+}
+
+/** What each command's positional argument is, for "Not enough non-option arguments". */
+const POSITIONALS: [string[], string][] = [
+  [['register', 'series'], 'the series to register (a directory of 2D frames, a 3D file whose last axis is time, or a DICOM directory)'],
+  [['train'], 'the training series (one or more: directories of frames, 3D files or DICOM directories)'],
+  [['simulate'], 'the image to animate (a 2D image, or a series with --frame)'],
+  [['evaluate', 'compare'], 'the result directories to compare'],
+  [['evaluate', 'report'], 'the result directories to report on'],
+  [['evaluate'], 'what to evaluate: tre, dice, jacobian, compare or report'],
+  [['register'], 'what to register: series'],
+  [['baseline'], 'the baseline method: bspline'],
+];
+
+/** yargs' "Not enough non-option arguments" as a message that names the missing argument, or null. */
+function missingArgument(msg: string, args: string[]): string | null {
+  if (!/^Not enough non-option arguments/.test(msg)) return null;
+  const words = args.filter((a) => !a.startsWith('-'));
+  for (const [cmd, what] of POSITIONALS) {
+    if (cmd.every((c, i) => words[i] === c)) return `r2n2 ${cmd.join(' ')} needs ${what} (see r2n2 ${cmd.join(' ')} --help)`;
+  }
+  return null;
 }

@@ -31,7 +31,8 @@ import { readField, writeField, writeImage2D, writeLabels2D, writeStack } from '
 import { type Series, openSeries } from '../io/series.js';
 import { listLandmarkDir, landmarksMm, readLandmarkFile, writeLandmarkCsv } from '../io/landmarks.js';
 import { readSummary, resultFile, resultPaths } from '../io/result.js';
-import { writeTextAtomic } from '../io/atomic.js';
+import { acquireLock, removeIfEmpty, writeTextAtomic } from '../io/atomic.js';
+import { existsSync } from 'node:fs';
 
 export type PointsFrom = 'fixed' | 'moving';
 
@@ -172,81 +173,94 @@ export async function applyResult(o: ApplyOptions): Promise<ApplyReport> {
     settings,
     matchedBy: { ...(imageMatch ? { images: imageMatch.by } : {}), ...(labelMatch ? { labels: labelMatch.by } : {}) },
   };
+  const created = !existsSync(o.out);
   await fs.mkdir(o.out, { recursive: true });
-  await writeTextAtomic(reportFile, JSON.stringify({ ...base, complete: false, frames: [], skipped: [] }, null, 2) + '\n');
+  const release = await acquireLock(o.out);
+  try {
+    return await applyLocked();
+  } catch (err) {
+    await release();
+    if (created) await removeIfEmpty(o.out);
+    throw err;
+  } finally {
+    await release();
+  }
+  async function applyLocked(): Promise<ApplyReport> {
+    await writeTextAtomic(reportFile, JSON.stringify({ ...base, complete: false, frames: [], skipped: [] }, null, 2) + '\n');
 
-  o.onStart?.(order.length);
-  const frames: ApplyFrame[] = [];
-  const skipped: string[] = [];
-  const imageStack: Float32Array[] = [];
-  const labelStack: Int32Array[] = [];
-  // the fixed frame goes through the identity on the fixed grid, so every output shares that grid
-  const grid = await firstGeometry(o.result, summary);
-  const identity: DisplacementField = { geometry: grid, data: new Float32Array(2 * grid.size[0] * grid.size[1]) };
-  for (const name of order) {
-    const isFixed = name === fixedName;
-    const entry = registered.get(name);
-    if (!isFixed && !entry) throw new UserError(`${o.result}/summary.json has no field for frame "${name}"; finish that registration first (the same command continues it)`);
-    const outs = {
-      images: imageMatch?.index.has(name) ? `images/${name}.nii.gz` : undefined,
-      labels: labelMatch?.index.has(name) ? `labels/${name}.nii.gz` : undefined,
-      points: pointFile && pointFile(name) ? `points/${name}.csv` : undefined,
-      inverse: o.writeInverse && !isFixed ? `inverse/${name}.nii.gz` : undefined,
-    };
-    const files = Object.values(outs).filter((v): v is string => !!v);
-    const done = !o.force && (await Promise.all(files.map((f) => exists(path.join(o.out, f))))).every(Boolean);
-    const field: DisplacementField = isFixed ? identity : await readField(resultFile(o.result, (entry as { field: string }).field));
-    const frame: ApplyFrame = { name, fixed: isFixed, ...outs };
-    const needStack = (o.stack ?? true) && ((imageMatch && imageMatch.index.size >= order.length) || (labelMatch && labelMatch.index.size >= order.length));
-    if (done && !needStack) {
-      skipped.push(name);
+    o.onStart?.(order.length);
+    const frames: ApplyFrame[] = [];
+    const skipped: string[] = [];
+    const imageStack: Float32Array[] = [];
+    const labelStack: Int32Array[] = [];
+    // the fixed frame goes through the identity on the fixed grid, so every output shares that grid
+    const grid = await firstGeometry(o.result, summary);
+    const identity: DisplacementField = { geometry: grid, data: new Float32Array(2 * grid.size[0] * grid.size[1]) };
+    for (const name of order) {
+      const isFixed = name === fixedName;
+      const entry = registered.get(name);
+      if (!isFixed && !entry) throw new UserError(`${o.result}/summary.json has no field for frame "${name}"; finish that registration first (the same command continues it)`);
+      const outs = {
+        images: imageMatch?.index.has(name) ? `images/${name}.nii.gz` : undefined,
+        labels: labelMatch?.index.has(name) ? `labels/${name}.nii.gz` : undefined,
+        points: pointFile && pointFile(name) ? `points/${name}.csv` : undefined,
+        inverse: o.writeInverse && !isFixed ? `inverse/${name}.nii.gz` : undefined,
+      };
+      const files = Object.values(outs).filter((v): v is string => !!v);
+      const done = !o.force && (await Promise.all(files.map((f) => exists(path.join(o.out, f))))).every(Boolean);
+      const field: DisplacementField = isFixed ? identity : await readField(resultFile(o.result, (entry as { field: string }).field));
+      const frame: ApplyFrame = { name, fixed: isFixed, ...outs };
+      const needStack = (o.stack ?? true) && ((imageMatch && imageMatch.index.size >= order.length) || (labelMatch && labelMatch.index.size >= order.length));
+      if (done && !needStack) {
+        skipped.push(name);
+        frames.push(frame);
+        o.onFrame?.({ frame: name, skipped: true });
+        continue;
+      }
+      // the inverse: the result's own when it wrote one, else computed here
+      let inverse: DisplacementField | null = null;
+      const wantInverse = !isFixed && (o.writeInverse || (pointFile && pointsFrom === 'moving' && pointFile(name)));
+      if (wantInverse) {
+        const own = resultFile(o.result, `inverse/${name}.nii.gz`);
+        inverse = (await exists(own)) ? await readField(own) : invertField(field).field;
+        const r = compositionResidual(field, inverse);
+        frame.inverseResidualMeanPx = r.meanPx;
+        frame.inverseResidualMaxPx = r.maxPx;
+      }
+      if (images && imageMatch && outs.images) {
+        const img = await images.readFrame(imageMatch.index.get(name) as number);
+        const r = resampleThroughField(img.data, img.geometry, field, o.interpolation ?? 'linear');
+        const data = r.data;
+        frame.insideFraction = r.inside.reduce((a, b) => a + b, 0) / r.inside.length;
+        if (!done) await writeImage2D(path.join(o.out, outs.images as string), { geometry: grid, data });
+        imageStack.push(data);
+      }
+      if (labels && labelMatch && outs.labels) {
+        const img = await labels.readFrame(labelMatch.index.get(name) as number);
+        const data = resampleLabels(img.data, img.geometry, field, o.labelInterpolation ?? 'nearest');
+        if (!done) await writeLabels2D(path.join(o.out, outs.labels as string), grid, data);
+        labelStack.push(data);
+      }
+      if (!done && outs.points && pointFile) {
+        const lf = await readLandmarkFile(pointFile(name) as string);
+        const pts = landmarksMm(lf, grid, 'they are taken on the fixed grid');
+        const mapped: Point[] = isFixed ? pts : pointsFrom === 'fixed' ? mapPointsForward(pts, field) : pts.map((q) => mapPoint(inverse as DisplacementField, q));
+        await writeLandmarkCsv(path.join(o.out, outs.points), mapped);
+      }
+      if (!done && outs.inverse && inverse) await writeField(path.join(o.out, outs.inverse), inverse);
+      if (done) skipped.push(name);
       frames.push(frame);
-      o.onFrame?.({ frame: name, skipped: true });
-      continue;
+      o.onFrame?.({ frame: name, skipped: done, inverseResidualMaxPx: frame.inverseResidualMaxPx });
     }
-    // the inverse: the result's own when it wrote one, else computed here
-    let inverse: DisplacementField | null = null;
-    const wantInverse = !isFixed && (o.writeInverse || (pointFile && pointsFrom === 'moving' && pointFile(name)));
-    if (wantInverse) {
-      const own = resultFile(o.result, `inverse/${name}.nii.gz`);
-      inverse = (await exists(own)) ? await readField(own) : invertField(field).field;
-      const r = compositionResidual(field, inverse);
-      frame.inverseResidualMeanPx = r.meanPx;
-      frame.inverseResidualMaxPx = r.maxPx;
+    if (o.stack ?? true) {
+      // a stack needs every frame
+      if (images && imageStack.length === order.length) await writeStack(path.join(o.out, 'images.nii.gz'), grid, imageStack, 1);
+      if (labels && labelStack.length === order.length) await writeStack(path.join(o.out, 'labels.nii.gz'), grid, labelStack, 1);
     }
-    if (images && imageMatch && outs.images) {
-      const img = await images.readFrame(imageMatch.index.get(name) as number);
-      const r = resampleThroughField(img.data, img.geometry, field, o.interpolation ?? 'linear');
-      const data = r.data;
-      frame.insideFraction = r.inside.reduce((a, b) => a + b, 0) / r.inside.length;
-      if (!done) await writeImage2D(path.join(o.out, outs.images as string), { geometry: grid, data });
-      imageStack.push(data);
-    }
-    if (labels && labelMatch && outs.labels) {
-      const img = await labels.readFrame(labelMatch.index.get(name) as number);
-      const data = resampleLabels(img.data, img.geometry, field, o.labelInterpolation ?? 'nearest');
-      if (!done) await writeLabels2D(path.join(o.out, outs.labels as string), grid, data);
-      labelStack.push(data);
-    }
-    if (!done && outs.points && pointFile) {
-      const lf = await readLandmarkFile(pointFile(name) as string);
-      const pts = landmarksMm(lf, grid, 'they are taken on the fixed grid');
-      const mapped: Point[] = isFixed ? pts : pointsFrom === 'fixed' ? mapPointsForward(pts, field) : pts.map((q) => mapPoint(inverse as DisplacementField, q));
-      await writeLandmarkCsv(path.join(o.out, outs.points), mapped);
-    }
-    if (!done && outs.inverse && inverse) await writeField(path.join(o.out, outs.inverse), inverse);
-    if (done) skipped.push(name);
-    frames.push(frame);
-    o.onFrame?.({ frame: name, skipped: done, inverseResidualMaxPx: frame.inverseResidualMaxPx });
+    const report: ApplyReport = { ...base, complete: true, frames, skipped };
+    await writeTextAtomic(reportFile, JSON.stringify(report, null, 2) + '\n');
+    return report;
   }
-  if (o.stack ?? true) {
-    // a stack needs every frame
-    if (images && imageStack.length === order.length) await writeStack(path.join(o.out, 'images.nii.gz'), grid, imageStack, 1);
-    if (labels && labelStack.length === order.length) await writeStack(path.join(o.out, 'labels.nii.gz'), grid, labelStack, 1);
-  }
-  const report: ApplyReport = { ...base, complete: true, frames, skipped };
-  await writeTextAtomic(reportFile, JSON.stringify(report, null, 2) + '\n');
-  return report;
 }
 
 /** The fixed grid of a result: the geometry of its first field. */

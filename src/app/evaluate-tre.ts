@@ -112,7 +112,7 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
   if (summary) {
     for (const f of summary.frames) {
       if (f.name === fixedFrame) continue;
-      if (!lmFiles.has(f.name)) warn(`frame ${f.name} of ${o.result} has no landmark file in ${o.landmarks}: skipped`);
+      if (!lmFiles.has(f.name)) warn(`frame ${f.name} of ${o.result} has no landmark file in ${o.landmarks} (expected ${path.join(o.landmarks, f.name + '.csv')}): skipped`);
       else todo.push({ name: f.name, field: f.field });
     }
   } else {
@@ -121,6 +121,12 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
   if (todo.length === 0) throw new UserError(`no frame besides the fixed frame "${fixedFrame}" has landmarks in ${o.landmarks}`);
 
   const frames: FrameTre[] = [];
+  // landmarks outside the image: a wrong unit (px for mm) or another image's file
+  if (geometry) {
+    const g = geometry;
+    const far = fixedPts.filter((p) => !insideGrid(g, p)).length;
+    if (far > 0) warn(`${fixedFile}: ${far} of ${fixedPts.length} landmark(s) lie outside the image (${describeGeometry(g)}); check their units (mm) and that they belong to this series`);
+  }
   let outside = 0;
   for (const item of todo) {
     const file = lmFiles.get(item.name) as string;
@@ -141,7 +147,7 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
     frames.push(frameTre(item.name, fixedPts, moving, geometry, map));
     o.onFrame?.(item.name);
   }
-  if (outside > 0) warn(`${outside} fixed landmark(s) lie outside the field grid; the field was extended from its border there`);
+  if (outside > 0 && !geometry) warn(`${outside} fixed landmark(s) of ${fixedFile} lie outside the field grid; the field was extended from its border there`);
   return {
     fixedFrame,
     fixedFrameSource,

@@ -23,7 +23,7 @@ import type { Image2D } from '../io/image.js';
 import { writeGreyPng } from '../io/image.js';
 import { openSeries } from '../io/series.js';
 import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
-import { writeAtomic, writeTextAtomic } from '../io/atomic.js';
+import { acquireLock, removeIfEmpty, writeAtomic, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { readField, readSummary, resultFile } from '../io/index.js';
 import { fieldToNormalised, flipNormalisedField } from '../core/field.js';
@@ -225,6 +225,28 @@ interface TrainState {
 
 const CKPT = 'checkpoint';
 
+/**
+ * Finishes or undoes a checkpoint swap a kill interrupted: `checkpoint` missing while a complete
+ * `checkpoint.new-<pid>` (state.json written last) or `checkpoint.old-<pid>` is there → that one
+ * becomes `checkpoint`; leftovers of dead runs are removed.
+ */
+async function recoverCheckpoint(ckpt: string): Promise<void> {
+  const dir = path.dirname(ckpt);
+  const base = path.basename(ckpt);
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const side = names.filter((n) => n.startsWith(`${base}.new-`) || n.startsWith(`${base}.old-`));
+  if (side.length === 0) return;
+  if (!existsSync(path.join(ckpt, 'state.json'))) {
+    // a complete new one is newer than an old one
+    const pick = [...side.filter((n) => n.includes('.new-')), ...side.filter((n) => n.includes('.old-'))].find((n) => existsSync(path.join(dir, n, 'state.json')));
+    if (pick) {
+      await fs.rm(ckpt, { recursive: true, force: true });
+      await fs.rename(path.join(dir, pick), ckpt);
+    }
+  }
+  for (const n of side) await fs.rm(path.join(dir, n), { recursive: true, force: true });
+}
+
 export interface TrainReport {
   out: string;
   iterations: number;
@@ -297,7 +319,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
   const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, ...teacherSettings }, teacher: teacherDirs ?? undefined, series: data.map((d) => [d.source, d.frames.length]), from: fromModel ? [path.resolve(fromModel.dir), fromModel.json.created ?? null] : null });
+  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, ...teacherSettings }, teacher: teacherDirs ?? undefined, series: await Promise.all(data.map(async (d) => [await fs.realpath(d.source).catch(() => path.resolve(d.source)), d.frames.length])), from: fromModel ? [await fs.realpath(fromModel.dir).catch(() => path.resolve(fromModel.dir)), fromModel.json.created ?? null] : null });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -315,206 +337,234 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     fromModel?.tensors.forEach((t) => t.dispose());
     throw new UserError(`interrupted (${String(o.signal.reason)}) while loading the series, before the first iteration; ${o.out} was not touched`, signalExitCode(o.signal.reason));
   }
-  const haveCkpt = existsSync(path.join(ckpt, 'state.json'));
-  if (o.resume && haveCkpt) {
-    const stateFile = path.join(ckpt, 'state.json');
-    let s: TrainState;
-    try {
-      s = JSON.parse(await fs.readFile(stateFile, 'utf8'));
-    } catch (err) {
-      throw new UserError(`${stateFile} is unreadable (${(err as Error).message}); remove ${ckpt} to start over`);
-    }
-    if (s.key !== key) throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
-    const m = await loadModel(ckpt);
-    weights = toVariables(m, true);
-    m.tensors.forEach((t) => t.dispose());
-    vars = names.map((k) => weights.get(k) as tf.Variable);
-    const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
-    const specs = JSON.parse(await fs.readFile(path.join(ckpt, 'optimizer.json'), 'utf8'));
-    const dec = tf.io.decodeWeights(Uint8Array.from(ob).buffer, specs);
-    opt.importState(vars, { t: s.optimizerT, m: names.map((k) => dec[`m/${k}`]), v: names.map((k) => dec[`v/${k}`]), vmax: names.map((k) => dec[`vmax/${k}`]) });
-    if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.variable(dec[`ema/${k}`], false)]));
-    Object.values(dec).forEach((t) => t.dispose());
-    rng = seedrandom('', { state: s.rng as never });
-    start = s.iteration;
-    losses = s.losses;
-    validation = s.validation;
-    secondsBefore = s.seconds;
-  } else {
-    if (!o.resume && haveCkpt) await fs.rm(ckpt, { recursive: true, force: true });
-    weights = fromModel ? toVariables(fromModel, true) : initWeights(c, st.seed);
-    vars = names.map((k) => weights.get(k) as tf.Variable);
-    rng = seedrandom(`r2n2-train-${st.seed}`, { state: true });
-    if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.tidy(() => tf.variable(tf.clone(weights.get(k) as tf.Variable), false))]));
-  }
-  /** The weights that are validated and saved: the average when --ema is on. */
-  const kept: Weights = ema ?? weights;
-  fromModel?.tensors.forEach((t) => t.dispose());
-  o.onStart?.({ start, total: st.iterations, pairs });
-
-  const checkpoint = async (iteration: number, seconds: number) => {
-    await saveModel(ckpt, c, weights, { training: { iteration } });
-    const ex = opt.exportState(vars);
-    const named: [string, tf.Tensor][] = [];
-    names.forEach((k, i) => named.push([`m/${k}`, ex.m[i]], [`v/${k}`, ex.v[i]], [`vmax/${k}`, ex.vmax[i]]));
-    if (ema) names.forEach((k) => named.push([`ema/${k}`, ema!.get(k) as tf.Tensor]));
-    const { data: buf, specs } = await encodeTensors(named);
-    await writeAtomic(path.join(ckpt, 'optimizer.bin'), (tmp) => fs.writeFile(tmp, buf));
-    await writeTextAtomic(path.join(ckpt, 'optimizer.json'), JSON.stringify(specs));
-    const s: TrainState = { format: 'r2n2-checkpoint', iteration, rng: (rng as unknown as { state(): object }).state(), losses, validation, key, optimizerT: opt.t, seconds };
-    await writeTextAtomic(path.join(ckpt, 'state.json'), JSON.stringify(s));
-    o.onCheckpoint?.(iteration);
-  };
-
-  const validate = async (iteration: number) => {
-    if (val.length === 0) return;
-    const vr = seedrandom(`r2n2-val-${st.seed}`);
-    let sum = 0;
-    let cnt = 0;
-    let tre = 0;
-    let treBefore = 0;
-    let treCnt = 0;
-    for (const d of val) {
-      for (let k = 0; k < st.valPairs; k++) {
-        let m = Math.floor(vr() * d.frames.length);
-        if (m === d.fixed) m = (m + 1) % d.frames.length;
-        const lossImages = d.lossFrames ? { fixed: [d.lossFrames[d.fixed]], moving: [d.lossFrames[m]], size: ls as number } : undefined;
-        const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages }));
-        const l = (await lt.data())[0];
-        lt.dispose();
-        sum += l;
-        cnt++;
-        const fl = d.landmarks?.get(d.fixed);
-        const ml = d.landmarks?.get(m);
-        if (fl && ml && fl.length === ml.length) {
-          const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
-          tre += sequenceTre(p, d.geometry, fl, ml);
-          treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
-          treCnt++;
-        }
-      }
-    }
-    const entry = { iteration, loss: sum / cnt, ...(treCnt ? { treMm: tre / treCnt, treBeforeMm: treBefore / treCnt } : {}) };
-    validation.push(entry);
-    o.onValidation?.(entry);
-  };
-
-  const t0 = performance.now();
-  let it = start;
-  let peakRss = process.memoryUsage().rss;
-  let timeLimited = false;
-  let interrupted: string | null = null;
+  // one run per model directory
+  const created = !existsSync(o.out);
+  const releaseLock = await acquireLock(o.out, '.r2n2-lock', 'model directory');
   try {
-    for (; it < st.iterations; it++) {
-      const Fs: Float32Array[] = [];
-      const Ms: Float32Array[] = [];
-      const FLs: Float32Array[] = [];
-      const MLs: Float32Array[] = [];
-      const Us: Float32Array[] = [];
-      for (let b = 0; b < st.batch; b++) {
-        const d = data[Math.floor(rng() * data.length)];
-        let m = Math.floor(rng() * (d.frames.length - 1));
-        if (m >= d.fixed) m++;
-        // one set of random draws augments the pair alike at the network's size, at --loss-size, and its teacher
-        const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
-        let k = 0;
-        const flipX = st.flip && draws[k++] < 0.5;
-        const flipY = st.flip && draws[k++] < 0.5;
-        /** Translation in pixels of the network's image. */
-        const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
-        const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
-        const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
-          if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
-          if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
-          if (st.shift > 0) {
-            // the network image's pixels → this size's pixels (aligned corners: the same normalised shift)
-            const f = (size - 1) / (n - 1);
-            const [dx, dy] = [sx * f, sy * f];
-            [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
-          }
-          if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
-          return [F, M];
-        };
-        const [F, M] = pair(d.frames[d.fixed], d.frames[m], n);
-        Fs.push(F);
-        Ms.push(M);
-        if (d.teacher) {
-          // the teacher's field, mirrored and translated as the pair was
-          let U = d.teacher[m] as Float32Array;
-          if (flipX) U = flipNormalisedField(U, n, n, 'x');
-          if (flipY) U = flipNormalisedField(U, n, n, 'y');
-          if (st.shift > 0) {
-            const N = n * n;
-            const V = new Float32Array(2 * N);
-            V.set(shiftImage(U.subarray(0, N), n, n, sx, sy));
-            V.set(shiftImage(U.subarray(N), n, n, sx, sy), N);
-            U = V;
-          }
-          Us.push(U);
-        }
-        if (d.lossFrames) {
-          const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number);
-          FLs.push(FL);
-          MLs.push(ML);
-        }
-      }
-      const lossImages = ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined;
-      opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
-      const noise = sampleWeightNoise(c, st.keep, rng);
-      const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined;
-      const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher }), vars);
-      const clipped = await clipByGlobalNorm(grads, st.clip);
-      opt.apply(vars, clipped.grads);
-      if (ema) {
-        const [d, e] = [st.ema, ema];
-        tf.tidy(() => names.forEach((k) => (e.get(k) as tf.Variable).assign(tf.add(tf.mul(e.get(k) as tf.Variable, d), tf.mul(weights.get(k) as tf.Variable, 1 - d)))));
-      }
-      const loss = (await value.data())[0];
-      tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
-      if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
-      losses.push(loss);
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      const secs = (performance.now() - t0) / 1000;
-      o.onIteration?.({ iteration: it + 1, loss, itPerSecond: (it + 1 - start) / secs });
-      const outOfTime = o.timeLimitSeconds !== undefined && (performance.now() - runStart) / 1000 >= o.timeLimitSeconds && it + 1 < st.iterations;
-      // an iteration on a CPU backend never leaves the microtask queue: let the event loop deliver signals
-      if (o.signal) await new Promise((resolve) => setImmediate(resolve));
-      const aborted = o.signal?.aborted === true && it + 1 < st.iterations;
-      const due = (it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations;
-      // an interruption checkpoints without validating: the resumed run then equals an uninterrupted one
-      if (due || outOfTime) await validate(it + 1);
-      if (due || outOfTime || aborted) await checkpoint(it + 1, secondsBefore + secs);
-      if (outOfTime || aborted) {
-        timeLimited = outOfTime;
-        if (aborted) interrupted = String(o.signal!.reason);
-        it++;
-        break;
-      }
-    }
-    const seconds = secondsBefore + (performance.now() - t0) / 1000;
-    await saveModel(o.out, c, kept, {
-      training: { ...st, lossSize: ls, ...teacherSettings, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
-      data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
-    });
-    const smooth = losses.map((_, i) => {
-      const w = losses.slice(Math.max(0, i - 24), i + 1);
-      return w.reduce((a, b) => a + b, 0) / w.length;
-    });
-    const valCurve = losses.map(() => NaN);
-    const valTre = losses.map(() => NaN);
-    for (const v of validation) {
-      valCurve[v.iteration - 1] = v.loss;
-      if (v.treMm !== undefined) valTre[v.iteration - 1] = v.treMm;
-    }
-    const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
-    await writeGreyPng(path.join(o.out, 'loss.png'), plot, [0, 255]);
-    const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
-    await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n');
-    return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20, timeLimited, interrupted };
+    return await trainLocked();
+  } catch (err) {
+    await releaseLock();
+    if (created) await removeIfEmpty(o.out);
+    throw err;
   } finally {
-    opt.dispose();
-    disposeWeights(weights);
-    if (ema) disposeWeights(ema);
+    await releaseLock();
+  }
+  async function trainLocked(): Promise<TrainReport> {
+    await recoverCheckpoint(ckpt);
+    const haveCkpt = existsSync(path.join(ckpt, 'state.json'));
+    if (o.resume && !haveCkpt) {
+      fromModel?.tensors.forEach((t) => t.dispose());
+      throw new UserError(`--resume: ${ckpt} holds no checkpoint to continue; drop --resume to start from scratch (or check --out)`);
+    }
+    if (o.resume && haveCkpt) {
+      const stateFile = path.join(ckpt, 'state.json');
+      let s: TrainState;
+      try {
+        s = JSON.parse(await fs.readFile(stateFile, 'utf8'));
+      } catch (err) {
+        throw new UserError(`${stateFile} is unreadable (${(err as Error).message}); remove ${ckpt} to start over`);
+      }
+      if (s.key !== key) throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
+      const m = await loadModel(ckpt);
+      weights = toVariables(m, true);
+      m.tensors.forEach((t) => t.dispose());
+      vars = names.map((k) => weights.get(k) as tf.Variable);
+      const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
+      const specs = JSON.parse(await fs.readFile(path.join(ckpt, 'optimizer.json'), 'utf8'));
+      const dec = tf.io.decodeWeights(Uint8Array.from(ob).buffer, specs);
+      opt.importState(vars, { t: s.optimizerT, m: names.map((k) => dec[`m/${k}`]), v: names.map((k) => dec[`v/${k}`]), vmax: names.map((k) => dec[`vmax/${k}`]) });
+      if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.variable(dec[`ema/${k}`], false)]));
+      Object.values(dec).forEach((t) => t.dispose());
+      rng = seedrandom('', { state: s.rng as never });
+      start = s.iteration;
+      losses = s.losses;
+      validation = s.validation;
+      secondsBefore = s.seconds;
+    } else {
+      if (!o.resume && haveCkpt) await fs.rm(ckpt, { recursive: true, force: true });
+      weights = fromModel ? toVariables(fromModel, true) : initWeights(c, st.seed);
+      vars = names.map((k) => weights.get(k) as tf.Variable);
+      rng = seedrandom(`r2n2-train-${st.seed}`, { state: true });
+      if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.tidy(() => tf.variable(tf.clone(weights.get(k) as tf.Variable), false))]));
+    }
+    /** The weights that are validated and saved: the average when --ema is on. */
+    const kept: Weights = ema ?? weights;
+    fromModel?.tensors.forEach((t) => t.dispose());
+    o.onStart?.({ start, total: st.iterations, pairs });
+
+    // a checkpoint is one unit: written whole into a sibling directory, then swapped in by renames
+    // (recoverCheckpoint finishes a swap a kill interrupted), so a run killed at any moment resumes
+    // from the last complete checkpoint
+    const checkpoint = async (iteration: number, seconds: number) => {
+      const fresh = `${ckpt}.new-${process.pid}`;
+      await fs.rm(fresh, { recursive: true, force: true });
+      await saveModel(fresh, c, weights, { training: { iteration } });
+      const ex = opt.exportState(vars);
+      const named: [string, tf.Tensor][] = [];
+      names.forEach((k, i) => named.push([`m/${k}`, ex.m[i]], [`v/${k}`, ex.v[i]], [`vmax/${k}`, ex.vmax[i]]));
+      if (ema) names.forEach((k) => named.push([`ema/${k}`, ema!.get(k) as tf.Tensor]));
+      const { data: buf, specs } = await encodeTensors(named);
+      await writeAtomic(path.join(fresh, 'optimizer.bin'), (tmp) => fs.writeFile(tmp, buf));
+      await writeTextAtomic(path.join(fresh, 'optimizer.json'), JSON.stringify(specs));
+      const s: TrainState = { format: 'r2n2-checkpoint', iteration, rng: (rng as unknown as { state(): object }).state(), losses, validation, key, optimizerT: opt.t, seconds };
+      await writeTextAtomic(path.join(fresh, 'state.json'), JSON.stringify(s));
+      const old = `${ckpt}.old-${process.pid}`;
+      if (existsSync(ckpt)) await fs.rename(ckpt, old);
+      await fs.rename(fresh, ckpt);
+      await fs.rm(old, { recursive: true, force: true });
+      o.onCheckpoint?.(iteration);
+    };
+
+    const validate = async (iteration: number) => {
+      if (val.length === 0) return;
+      const vr = seedrandom(`r2n2-val-${st.seed}`);
+      let sum = 0;
+      let cnt = 0;
+      let tre = 0;
+      let treBefore = 0;
+      let treCnt = 0;
+      for (const d of val) {
+        for (let k = 0; k < st.valPairs; k++) {
+          let m = Math.floor(vr() * d.frames.length);
+          if (m === d.fixed) m = (m + 1) % d.frames.length;
+          const lossImages = d.lossFrames ? { fixed: [d.lossFrames[d.fixed]], moving: [d.lossFrames[m]], size: ls as number } : undefined;
+          const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages }));
+          const l = (await lt.data())[0];
+          lt.dispose();
+          sum += l;
+          cnt++;
+          const fl = d.landmarks?.get(d.fixed);
+          const ml = d.landmarks?.get(m);
+          if (fl && ml && fl.length === ml.length) {
+            const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
+            tre += sequenceTre(p, d.geometry, fl, ml);
+            treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
+            treCnt++;
+          }
+        }
+      }
+      const entry = { iteration, loss: sum / cnt, ...(treCnt ? { treMm: tre / treCnt, treBeforeMm: treBefore / treCnt } : {}) };
+      validation.push(entry);
+      o.onValidation?.(entry);
+    };
+
+    const t0 = performance.now();
+    let it = start;
+    let peakRss = process.memoryUsage().rss;
+    let timeLimited = false;
+    let interrupted: string | null = null;
+    try {
+      for (; it < st.iterations; it++) {
+        const Fs: Float32Array[] = [];
+        const Ms: Float32Array[] = [];
+        const FLs: Float32Array[] = [];
+        const MLs: Float32Array[] = [];
+        const Us: Float32Array[] = [];
+        for (let b = 0; b < st.batch; b++) {
+          const d = data[Math.floor(rng() * data.length)];
+          let m = Math.floor(rng() * (d.frames.length - 1));
+          if (m >= d.fixed) m++;
+          // one set of random draws augments the pair alike at the network's size, at --loss-size, and its teacher
+          const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
+          let k = 0;
+          const flipX = st.flip && draws[k++] < 0.5;
+          const flipY = st.flip && draws[k++] < 0.5;
+          /** Translation in pixels of the network's image. */
+          const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
+          const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
+          const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
+            if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
+            if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
+            if (st.shift > 0) {
+              // the network image's pixels → this size's pixels (aligned corners: the same normalised shift)
+              const f = (size - 1) / (n - 1);
+              const [dx, dy] = [sx * f, sy * f];
+              [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
+            }
+            if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
+            return [F, M];
+          };
+          const [F, M] = pair(d.frames[d.fixed], d.frames[m], n);
+          Fs.push(F);
+          Ms.push(M);
+          if (d.teacher) {
+            // the teacher's field, mirrored and translated as the pair was
+            let U = d.teacher[m] as Float32Array;
+            if (flipX) U = flipNormalisedField(U, n, n, 'x');
+            if (flipY) U = flipNormalisedField(U, n, n, 'y');
+            if (st.shift > 0) {
+              const N = n * n;
+              const V = new Float32Array(2 * N);
+              V.set(shiftImage(U.subarray(0, N), n, n, sx, sy));
+              V.set(shiftImage(U.subarray(N), n, n, sx, sy), N);
+              U = V;
+            }
+            Us.push(U);
+          }
+          if (d.lossFrames) {
+            const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number);
+            FLs.push(FL);
+            MLs.push(ML);
+          }
+        }
+        const lossImages = ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined;
+        opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
+        const noise = sampleWeightNoise(c, st.keep, rng);
+        const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined;
+        const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher }), vars);
+        const clipped = await clipByGlobalNorm(grads, st.clip);
+        opt.apply(vars, clipped.grads);
+        if (ema) {
+          const [d, e] = [st.ema, ema];
+          tf.tidy(() => names.forEach((k) => (e.get(k) as tf.Variable).assign(tf.add(tf.mul(e.get(k) as tf.Variable, d), tf.mul(weights.get(k) as tf.Variable, 1 - d)))));
+        }
+        const loss = (await value.data())[0];
+        tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
+        if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
+        losses.push(loss);
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        const secs = (performance.now() - t0) / 1000;
+        o.onIteration?.({ iteration: it + 1, loss, itPerSecond: (it + 1 - start) / secs });
+        const outOfTime = o.timeLimitSeconds !== undefined && (performance.now() - runStart) / 1000 >= o.timeLimitSeconds && it + 1 < st.iterations;
+        // an iteration on a CPU backend never leaves the microtask queue: let the event loop deliver signals
+        if (o.signal) await new Promise((resolve) => setImmediate(resolve));
+        const aborted = o.signal?.aborted === true && it + 1 < st.iterations;
+        const due = (it + 1) % st.checkpointEvery === 0 || it + 1 === st.iterations;
+        // an interruption checkpoints without validating: the resumed run then equals an uninterrupted one
+        if (due || outOfTime) await validate(it + 1);
+        if (due || outOfTime || aborted) await checkpoint(it + 1, secondsBefore + secs);
+        if (outOfTime || aborted) {
+          timeLimited = outOfTime;
+          if (aborted) interrupted = String(o.signal!.reason);
+          it++;
+          break;
+        }
+      }
+      const seconds = secondsBefore + (performance.now() - t0) / 1000;
+      await saveModel(o.out, c, kept, {
+        training: { ...st, lossSize: ls, ...teacherSettings, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
+        data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
+      });
+      const smooth = losses.map((_, i) => {
+        const w = losses.slice(Math.max(0, i - 24), i + 1);
+        return w.reduce((a, b) => a + b, 0) / w.length;
+      });
+      const valCurve = losses.map(() => NaN);
+      const valTre = losses.map(() => NaN);
+      for (const v of validation) {
+        valCurve[v.iteration - 1] = v.loss;
+        if (v.treMm !== undefined) valTre[v.iteration - 1] = v.treMm;
+      }
+      const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
+      await writeGreyPng(path.join(o.out, 'loss.png'), plot, [0, 255]);
+      const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
+      await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n');
+      return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20, timeLimited, interrupted };
+    } finally {
+      opt.dispose();
+      disposeWeights(weights);
+      if (ema) disposeWeights(ema);
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { UserError } from '../errors.js';
 import { evaluateTre, type TreEvaluation } from '../app/evaluate-tre.js';
 import type { TreStats } from '../core/tre.js';
 import { writeTextAtomic } from '../io/atomic.js';
@@ -10,6 +11,7 @@ import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface TreArgs extends GlobalArgs {
   mask?: string;
+  strict: boolean;
   landmarks: string;
   result?: string;
   series?: string;
@@ -75,6 +77,7 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (before, after, frames)' })
       .option('csv', { type: 'string', describe: 'also write per-landmark errors to this CSV file' })
       .option('per-frame', { type: 'boolean', default: true, describe: 'print the per-frame table (--no-per-frame: overall only)' })
+      .option('strict', { type: 'boolean', default: false, describe: 'make the warnings errors: a registered frame without a landmark file, landmarks outside the image' })
       .option('mask', { type: 'string', describe: 'label image on the fixed frame\'s grid (nonzero = in), or a series of them named as the frames: only landmarks whose fixed position falls in it count' })
       .example('$0 evaluate tre --landmarks s/landmarks --series s/frames', 'identity TRE, fixed frame chosen automatically')
       .example('$0 evaluate tre --landmarks s/landmarks --result out --json', 'TRE before/after a registration, as JSON') as never,
@@ -87,7 +90,11 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
       fixedFrame: argv['fixed-frame'],
       fixedFrameCriterion: argv['fixed-frame-criterion'],
       mask: argv.mask,
-      warn: (msg) => ctx.log.warn(msg),
+      warn: (msg) => {
+        if (argv.strict) throw new UserError(`${msg} (an error with --strict)`);
+        ctx.log.debug(msg);
+        if (!ctx.quiet) process.stderr.write(`warning: ${msg}\n`);
+      },
     });
     if (argv.csv) await writeTextAtomic(argv.csv, formatTreCsv(ev));
     if (argv.json) {

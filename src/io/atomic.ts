@@ -1,14 +1,19 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { UserError } from '../errors.js';
+
+/** This machine, as 8 hex digits (temporaries name their writer's machine and pid). */
+const HOST = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
 
 /**
  * A temporary sibling of `finalPath` that keeps its full extension (itk-wasm picks the format
- * from it, e.g. `.nii.gz`): `<dir>/.r2n2-tmp-<pid>-<random>-<basename>`.
+ * from it, e.g. `.nii.gz`): `<dir>/.r2n2-tmp-<pid>-<host>-<random>-<basename>`.
  */
 export function tempSibling(finalPath: string): string {
   const dir = path.dirname(finalPath);
-  return path.join(dir, `.r2n2-tmp-${process.pid}-${randomBytes(4).toString('hex')}-${path.basename(finalPath)}`);
+  return path.join(dir, `.r2n2-tmp-${process.pid}-${HOST}-${randomBytes(4).toString('hex')}-${path.basename(finalPath)}`);
 }
 
 /**
@@ -30,13 +35,32 @@ export async function writeAtomic(finalPath: string, write: (tmpPath: string) =>
 
 /** Atomic text file write (JSON, CSV, …). */
 export async function writeTextAtomic(finalPath: string, text: string): Promise<void> {
-  await writeAtomic(finalPath, (tmp) => fs.writeFile(tmp, text));
+  await writeAtomic(finalPath, async (tmp) => {
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
+}
+
+/** Whether a process with this pid runs on this machine (signal 0: EPERM means it does). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
- * Removes stale temporaries left in `dir` by a killed run (any pid). With `minAgeMs`, only
- * those not modified for that long, so parallel shards writing into the same directory keep
- * their in-flight files.
+ * Removes stale temporaries left in `dir` by a killed run. A temporary written on this machine
+ * by a process that no longer runs goes at once; with `minAgeMs`, others only when not modified
+ * for that long (shards on other machines writing into the same directory keep their in-flight
+ * files).
  */
 export async function removeStaleTemps(dir: string, minAgeMs = 0): Promise<void> {
   let names: string[];
@@ -51,7 +75,10 @@ export async function removeStaleTemps(dir: string, minAgeMs = 0): Promise<void>
       .filter((n) => n.startsWith('.r2n2-tmp-'))
       .map(async (n) => {
         const file = path.join(dir, n);
-        if (minAgeMs > 0) {
+        // a temporary of a process that no longer runs goes at once, whatever its age
+        const m = /^\.r2n2-tmp-(\d+)-([0-9a-f]{8})-/.exec(n);
+        const dead = !!m && m[2] === HOST && Number(m[1]) !== process.pid && !processAlive(Number(m[1]));
+        if (minAgeMs > 0 && !dead) {
           const st = await fs.stat(file).catch(() => null);
           if (!st || now - st.mtimeMs < minAgeMs) return;
         }
@@ -60,7 +87,10 @@ export async function removeStaleTemps(dir: string, minAgeMs = 0): Promise<void>
   );
 }
 
-/** Names of the visible regular files in `dir`, following symbolic links. */
+/**
+ * Names of the visible regular files in `dir`, following symbolic links. A broken link is an
+ * error naming it (a series with a frame missing must not be registered as if it were whole).
+ */
 export async function listFiles(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true });
   const out: string[] = [];
@@ -68,9 +98,56 @@ export async function listFiles(dir: string): Promise<string[]> {
     if (e.name.startsWith('.')) continue;
     if (e.isFile()) out.push(e.name);
     else if (e.isSymbolicLink()) {
-      const st = await fs.stat(path.join(dir, e.name)).catch(() => null);
-      if (st?.isFile()) out.push(e.name);
+      const link = path.join(dir, e.name);
+      const st = await fs.stat(link).catch(() => null);
+      if (!st) {
+        const target = await fs.readlink(link).catch(() => '?');
+        throw new UserError(`${link} is a broken symbolic link (to ${target}, which does not exist); restore its target or remove the link`);
+      }
+      if (st.isFile()) out.push(e.name);
     }
   }
   return out;
+}
+
+/**
+ * Takes `<dir>/<name>` as a lock (created exclusively, holding pid and machine) so that two runs
+ * do not write into one output directory at once; returns its release. A lock left by a process
+ * of this machine that no longer runs is taken over; a live one is a UserError naming the pid.
+ */
+export async function acquireLock(dir: string, name = '.r2n2-lock', what = 'output directory'): Promise<() => Promise<void>> {
+  await fs.mkdir(dir, { recursive: true });
+  const file = path.join(dir, name);
+  const me = JSON.stringify({ pid: process.pid, host: HOST, hostname: os.hostname(), started: new Date().toISOString() });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fs.writeFile(file, me, { flag: 'wx' });
+      return async () => {
+        await fs.rm(file, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const held = await fs.readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid: number; host: string; hostname?: string; started?: string }, () => null);
+      if (held && held.host === HOST && held.pid !== process.pid && processAlive(held.pid)) {
+        throw new UserError(`another r2n2 run (pid ${held.pid}, started ${held.started ?? '?'}) is writing into the ${what} ${dir}; wait for it to finish, or choose another --out`);
+      }
+      if (held && held.host !== HOST) {
+        throw new UserError(`an r2n2 run on ${held.hostname ?? 'another machine'} (pid ${held.pid}) holds ${file}; if no run is active there, remove that file`);
+      }
+      // a dead run's lock (or an unreadable one): take it over
+      await fs.rm(file, { force: true });
+    }
+  }
+  throw new UserError(`cannot take the lock ${file}; remove it if no r2n2 run is writing into ${dir}`);
+}
+
+/**
+ * Removes `dir` and its subdirectories when they hold no file (after a run that failed before
+ * writing anything: no empty output directory is left behind); keeps everything otherwise.
+ */
+export async function removeIfEmpty(dir: string): Promise<void> {
+  const st = await fs.stat(dir).catch(() => null);
+  if (!st?.isDirectory()) return;
+  for (const n of await fs.readdir(dir)) await removeIfEmpty(path.join(dir, n));
+  await fs.rmdir(dir).catch(() => undefined);
 }

@@ -10,8 +10,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
+import { gunzipSync } from 'node:zlib';
 import { Image, ImageType, FloatTypes, IntTypes, PixelTypes } from 'itk-wasm';
-import { UserError } from '../errors.js';
+import { UserError, fsUserError } from '../errors.js';
 import { type Geometry, geometryProblem, geometryFrom3D, header3D, vectorTo3D, vectorFrom3D } from '../core/geometry.js';
 import type { DisplacementField } from '../core/field.js';
 import { itkRead, itkWrite } from './itk.js';
@@ -41,12 +42,95 @@ export function imageStem(file: string): string {
   return ext ? base.slice(0, base.length - ext.length) : base;
 }
 
+/**
+ * itk-wasm writes through its own file system layer, which can leave a short file without an
+ * error when the disk fills up: every image written is read back whole (a few ms for 256²)
+ * before it is renamed into place, and flushed to disk.
+ */
+async function writeVerified(image: Image, tmp: string): Promise<void> {
+  // a full disk shows as any failure here: then say so
+  const diskFull = async (): Promise<NodeJS.ErrnoException | null> => {
+    const free = await fs.statfs(path.dirname(tmp)).then((st) => st.bavail * st.bsize, () => null);
+    const need = image.size.reduce((a, b) => a * b, 1) * image.imageType.components * (COMPONENT_BYTES[String(image.imageType.componentType)] ?? 4);
+    if (free === null || free > Math.max(need, 2 ** 20)) return null;
+    const e = new Error('no space left on the device') as NodeJS.ErrnoException;
+    e.code = 'ENOSPC';
+    e.path = path.dirname(tmp);
+    return e;
+  };
+  try {
+    await itkWrite(image, tmp);
+  } catch (err) {
+    throw (await diskFull()) ?? err;
+  }
+  let back: Image | null = null;
+  try {
+    back = await itkRead(tmp);
+    await checkComplete(tmp, back, false);
+  } catch {
+    back = null;
+  }
+  const n = (img: Image) => img.size.reduce((a, b) => a * b, 1);
+  if (!back || n(back) !== n(image)) throw (await diskFull()) ?? new Error('the file came out incomplete (read back, it is shorter than written)');
+  const fh = await fs.open(tmp, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** An itk-wasm image, read with a user-facing error naming the file. */
 export async function readItkImage(file: string): Promise<Image> {
+  let img: Image;
   try {
-    return await itkRead(file);
+    img = await itkRead(file);
   } catch (err) {
     throw new UserError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  await checkComplete(file, img);
+  return img;
+}
+
+const COMPONENT_BYTES: Record<string, number> = { int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8 };
+
+/**
+ * NIfTI files hold all of their pixels or are rejected: ITK reads a truncated `.nii` or `.nii.gz`
+ * without a word, filling the rest with zeros (NRRD, MetaImage and PNG readers fail on their
+ * own). A `.nii.gz` must decompress completely, and the data must reach vox_offset + the pixel
+ * bytes the header announces.
+ */
+async function checkComplete(file: string, img: Image, values = true): Promise<void> {
+  const lower = file.toLowerCase();
+  if (!lower.endsWith('.nii') && !lower.endsWith('.nii.gz')) return;
+  let buf: Buffer = await fs.readFile(file);
+  const bad = (what: string) => new UserError(`${file} is ${what}: it was cut short (an interrupted copy or download?); copy it again`);
+  if (lower.endsWith('.gz')) {
+    try {
+      buf = gunzipSync(buf);
+    } catch (err) {
+      throw bad((err as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'truncated (its compressed data ends early)' : 'corrupt (not valid gzip data)');
+    }
+  }
+  if (buf.length < 348) throw bad(`shorter than a NIfTI header (${buf.length} bytes)`);
+  const le = buf.readInt32LE(0);
+  const little = le === 348 || le === 540;
+  const sizeofHdr = little ? le : buf.readInt32BE(0);
+  const voxOffset = sizeofHdr === 540 ? Number(little ? buf.readBigInt64LE(168) : buf.readBigInt64BE(168)) : little ? buf.readFloatLE(108) : buf.readFloatBE(108);
+  const per = COMPONENT_BYTES[String(img.imageType.componentType)] ?? 0;
+  const expected = img.size.reduce((a, b) => a * b, 1) * img.imageType.components * per;
+  if (per > 0 && buf.length < voxOffset + expected) throw bad(`incomplete (${buf.length - voxOffset} of ${expected} pixel bytes)`);
+  // ITK's NIfTI reader turns NaN and ±Inf into 0 without a word: look at the stored values
+  const type = String(img.imageType.componentType);
+  if (values && (type === 'float32' || type === 'float64')) {
+    const count = expected / per;
+    let bad = 0;
+    for (let i = 0; i < count; i++) {
+      const at = voxOffset + i * per;
+      const v = type === 'float32' ? (little ? buf.readFloatLE(at) : buf.readFloatBE(at)) : little ? buf.readDoubleLE(at) : buf.readDoubleBE(at);
+      if (!Number.isFinite(v)) bad++;
+    }
+    if (bad > 0) throw new UserError(`${file} has ${bad} NaN or infinite pixel value(s); replace them (e.g. with 0) before registering`);
   }
 }
 
@@ -199,9 +283,9 @@ export async function writeImage2D(file: string, image: Image2D, window?: [numbe
     ? makeItkImage(image.geometry, 1, toUint8(image.data, window), IntTypes.UInt8, true)
     : makeItkImage(image.geometry, 1, image.data, FloatTypes.Float32);
   try {
-    await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+    await writeAtomic(file, (tmp) => writeVerified(itk, tmp));
   } catch (err) {
-    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+    throw writeError(file, err);
   }
 }
 
@@ -222,7 +306,7 @@ export async function writeGreyPng(file: string, picture: { data: Float32Array; 
   try {
     await writeAtomic(file, (tmp) => fs.writeFile(tmp, bytes));
   } catch (err) {
-    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+    throw writeError(file, err);
   }
 }
 
@@ -232,19 +316,25 @@ export async function writeField(file: string, field: DisplacementField): Promis
   if (!FIELD_EXTENSIONS.includes(ext)) throw new UserError(`cannot write ${file}: displacement fields are written as ${FIELD_EXTENSIONS.join(', ')}`);
   const itk = makeItkImage(field.geometry, 2, field.data, FloatTypes.Float32);
   try {
-    await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+    await writeAtomic(file, (tmp) => writeVerified(itk, tmp));
   } catch (err) {
-    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+    throw writeError(file, err);
   }
+}
+
+/** A failed write as a UserError naming the file (a filesystem error says what to do). */
+function writeError(file: string, err: unknown): UserError {
+  const fsErr = fsUserError(err);
+  return new UserError(`cannot write ${file}: ${fsErr ? fsErr.message : (err as Error).message}`);
 }
 
 /** Writes a 2D label map (int32, the image's geometry) atomically. */
 export async function writeLabels2D(file: string, geometry: Geometry, labels: Int32Array): Promise<void> {
   const itk = makeItkImage(geometry, 1, labels, IntTypes.Int32);
   try {
-    await writeAtomic(file, (tmp) => itkWrite(itk, tmp));
+    await writeAtomic(file, (tmp) => writeVerified(itk, tmp));
   } catch (err) {
-    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+    throw writeError(file, err);
   }
 }
 
@@ -272,9 +362,9 @@ export async function writeStack(file: string, geometry: Geometry, frames: (Floa
   });
   img.data = data;
   try {
-    await writeAtomic(file, (tmp) => itkWrite(img, tmp));
+    await writeAtomic(file, (tmp) => writeVerified(img, tmp));
   } catch (err) {
-    throw new UserError(`cannot write ${file}: ${(err as Error).message}`);
+    throw writeError(file, err);
   }
 }
 
