@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { tmpDir, runCli, ROOT } from './helpers.js';
+import { tmpDir, runCli, ROOT, SUNNYBROOK } from './helpers.js';
 import { readField, readImage2D, writeImage2D } from '../src/io/image.js';
 
 const t = tmpDir('r2n2-reliability-');
@@ -68,6 +68,41 @@ const CASES: Case[] = [
   { name: 'a truncated .nii frame', args: (o) => bspline(seriesWith('trunc-nii', 'nii', (s, f) => truncate(path.join(s, f[3]))), o), stderr: /frame_003\.nii is incomplete/ },
   { name: 'a truncated .mha frame', args: (o) => bspline(seriesWith('trunc-mha', 'mha', (s, f) => truncate(path.join(s, f[1]))), o), stderr: /frame_001\.mha.*(not read completely|cannot read)/ },
   { name: 'a truncated .nrrd frame', args: (o) => bspline(seriesWith('trunc-nrrd', 'nrrd', (s, f) => truncate(path.join(s, f[4]))), o), stderr: /frame_004\.nrrd/ },
+  {
+    name: 'a truncated .jpg frame',
+    args: async (o) => {
+      mkdirSync(d('s-jpg'));
+      for (const f of readdirSync(frames())) await writeImage2D(d('s-jpg', f.replace('.nrrd', '.jpg')), await readImage2D(path.join(frames(), f)));
+      truncate(d('s-jpg', 'frame_002.jpg'), 0.6);
+      return bspline(d('s-jpg'), o);
+    },
+    stderr: /frame_002\.jpg is incomplete \(no JPEG end-of-image marker\)/,
+  },
+  {
+    name: 'a truncated .bmp frame',
+    args: async (o) => {
+      mkdirSync(d('s-bmp'));
+      for (const f of readdirSync(frames())) await writeImage2D(d('s-bmp', f.replace('.nrrd', '.bmp')), await readImage2D(path.join(frames(), f)));
+      truncate(d('s-bmp', 'frame_001.bmp'), 0.6);
+      return bspline(d('s-bmp'), o);
+    },
+    stderr: /frame_001\.bmp is incomplete/,
+  },
+  ...(existsSync(path.join(SUNNYBROOK, 'dicom', 'SCD0000101', '1.dcm'))
+    ? [
+        {
+          name: 'a truncated DICOM frame (Sunnybrook)',
+          args: (o: string) => {
+            mkdirSync(d('s-dcm'));
+            // one slice's phases: instances 1..20 of slice 0
+            for (let k = 1; k <= 4; k++) copyFileSync(path.join(SUNNYBROOK, 'dicom', 'SCD0000101', `${k}.dcm`), d('s-dcm', `${k}.dcm`));
+            truncate(d('s-dcm', '3.dcm'), 0.6);
+            return bspline(d('s-dcm'), o);
+          },
+          stderr: /3\.dcm is incomplete \(pixel data \d+ of 131072 bytes\)/,
+        } as Case,
+      ]
+    : []),
   { name: 'a frame of zero bytes', args: (o) => bspline(seriesWith('zero', 'nii.gz', (s, f) => writeFileSync(path.join(s, f[0]), '')), o), stderr: /frame_000\.nii\.gz/ },
   { name: 'a frame that is not an image', args: (o) => bspline(seriesWith('garbage', 'nii.gz', (s, f) => writeFileSync(path.join(s, f[1]), 'hello, not an image\n'.repeat(40))), o), stderr: /frame_001\.nii\.gz/ },
   { name: 'a broken symbolic link among the frames', args: (o) => bspline(seriesWith('link', 'nii.gz', (s) => symlinkSync(d('nowhere.nii.gz'), path.join(s, 'frame_009.nii.gz'))), o), stderr: /frame_009\.nii\.gz is a broken symbolic link/ },

@@ -43,6 +43,47 @@ export function imageStem(file: string): string {
 }
 
 /**
+ * JPEG, BMP and DICOM files cut short are read by ITK without an error either (the missing part
+ * as zeros): a JPEG must end with its end-of-image marker, a BMP hold the size its header says,
+ * and a DICOM file's pixel data element reach its stated length (or, encapsulated, end with
+ * the sequence delimiter).
+ */
+async function checkOtherComplete(file: string, ext: string): Promise<void> {
+  const buf = await fs.readFile(file);
+  const cut = (what: string) => new UserError(`${file} is incomplete (${what}): it was cut short (an interrupted copy or download?); copy it again`);
+  if (ext === '.jpg' || ext === '.jpeg') {
+    const tail = buf.subarray(Math.max(0, buf.length - 64));
+    let end = false;
+    for (let i = 0; i + 1 < tail.length; i++) if (tail[i] === 0xff && tail[i + 1] === 0xd9) end = true;
+    if (!end) throw cut('no JPEG end-of-image marker');
+    return;
+  }
+  if (ext === '.bmp') {
+    if (buf.length >= 6 && buf.toString('latin1', 0, 2) === 'BM' && buf.length < buf.readUInt32LE(2)) throw cut(`${buf.length} of ${buf.readUInt32LE(2)} bytes`);
+    return;
+  }
+  // DICOM (Part 10): the last Pixel Data element (7FE0,0010), little endian
+  if (!(buf.length > 132 && buf.toString('latin1', 128, 132) === 'DICM')) return;
+  const tag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
+  const at = buf.lastIndexOf(tag);
+  if (at < 0) return;
+  const vr = buf.toString('latin1', at + 4, at + 6);
+  const explicit = /^[A-Z]{2}$/.test(vr);
+  const long = explicit && ['OB', 'OW', 'OF', 'OD', 'OL', 'UN', 'UT', 'SQ'].includes(vr);
+  const lenAt = explicit ? (long ? at + 8 : at + 6) : at + 4;
+  if (lenAt + 4 > buf.length) throw cut('the pixel data element is cut');
+  const len = long || !explicit ? buf.readUInt32LE(lenAt) : buf.readUInt16LE(lenAt);
+  const start = lenAt + (long || !explicit ? 4 : 2);
+  if (len === 0xffffffff) {
+    // encapsulated: items until the sequence delimitation item (FFFE,E0DD)
+    const delim = Buffer.from([0xfe, 0xff, 0xdd, 0xe0]);
+    if (buf.lastIndexOf(delim) < start) throw cut('no end of the encapsulated pixel data');
+    return;
+  }
+  if (buf.length < start + len) throw cut(`pixel data ${buf.length - start} of ${len} bytes`);
+}
+
+/**
  * itk-wasm writes through its own file system layer, which can leave a short file without an
  * error when the disk fills up: every image written is read back whole (a few ms for 256²)
  * before it is renamed into place, and flushed to disk.
@@ -102,6 +143,8 @@ const COMPONENT_BYTES: Record<string, number> = { int8: 1, uint8: 1, int16: 2, u
  */
 async function checkComplete(file: string, img: Image, values = true): Promise<void> {
   const lower = file.toLowerCase();
+  const ext = imageExtension(file);
+  if (ext === '.jpg' || ext === '.jpeg' || ext === '.bmp' || ext === '.dcm' || ext === '.ima' || ext === '') return checkOtherComplete(file, ext);
   if (!lower.endsWith('.nii') && !lower.endsWith('.nii.gz')) return;
   let buf: Buffer = await fs.readFile(file);
   const bad = (what: string) => new UserError(`${file} is ${what}: it was cut short (an interrupted copy or download?); copy it again`);
