@@ -90,7 +90,7 @@ function profile(pair) {
   const P = tf.zeros([2, g.y.cp, g.x.cp]);
   const u = tf.zeros([2, H, W]);
   const F = tf.tensor2d(pair.fixed.data, [H, W]);
-  // (nothing is returned from tf.tidy: returning a TypedArray makes tidy walk every element, TFJS.md)
+  // (nothing is returned from tf.tidy: returning a TypedArray makes tidy walk every element, docs/backends.md)
   const run = (f) => () => tf.tidy(() => { f().dataSync(); });
   const parts = {
     'warp forward': time(run(() => warpBilinear(pair.moving.data, H, W, u).warped)),

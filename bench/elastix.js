@@ -5,7 +5,7 @@ import { elastixNode, transformixNode, defaultParameterMapNode } from '@itk-wasm
 import { image2DToItk } from '../dist/io/image.js';
 import { indexToPhysical } from '../dist/core/geometry.js';
 
-/** The tuned B-spline map (TFJS.md): MSE, fixed iterations, random samples, final grid in mm. */
+/** The tuned B-spline map (docs/backends.md): MSE, fixed iterations, random samples, final grid in mm. */
 export async function bsplineMap({ resolutions = 3, gridMm = 16, iterations = 500, samples = 4096 } = {}) {
   const { parameterMap } = await defaultParameterMapNode('bspline', { numberOfResolutions: resolutions, finalGridSpacing: gridMm });
   const m = { ...parameterMap };

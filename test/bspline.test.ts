@@ -10,7 +10,7 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 
-describe('B-spline kernel and crop (METHOD.md)', () => {
+describe('B-spline kernel and crop (docs/method.md)', () => {
   test('kernel length (order+1)·s − order; shifted copies at stride s sum to 1', () => {
     expect(bsplineKernel1d(6, 3).length).toBe(21);
     expect(bsplineKernel1d(15, 3).length).toBe(57);

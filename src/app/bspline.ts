@@ -7,7 +7,7 @@ import type { Registrar } from './run-frames.js';
 import { AFFINE_DEFAULTS, AFFINE_PARAMETERS } from '../core/affine.js';
 
 export const BSPLINE_PARAMS_UNITS =
-  'control-point displacements in normalised units ([-1, 1] across the image, align-corners: one pixel = 2/(n-1)); x and y are [cpH, cpW] row-major per level; the dense field of a level is By·P·Bxᵀ (METHOD.md), levels add up';
+  'control-point displacements in normalised units ([-1, 1] across the image, align-corners: one pixel = 2/(n-1)); x and y are [cpH, cpW] row-major per level; the dense field of a level is By·P·Bxᵀ (docs/method.md), levels add up';
 
 /**
  * `masks`: the fixed-frame mask and the moving frames' masks (io/masks.ts); the similarity counts

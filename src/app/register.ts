@@ -19,7 +19,7 @@ import { REFINE_DEFAULTS, refineSequence } from '../core/refine.js';
 import type { Registrar } from './run-frames.js';
 
 export const R2N2_PARAMS_UNITS =
-  'one row per step: cx, cy (position), sx, sy (shape sigma), wx, wy (weight), phi (rotation, rad); normalised units ([-1, 1] across the image); the field is the sum of the steps (METHOD.md)';
+  'one row per step: cx, cy (position), sx, sy (shape sigma), wx, wy (weight), phi (rotation, rad); normalised units ([-1, 1] across the image); the field is the sum of the steps (docs/method.md)';
 
 /**
  * `--flip-average`: register the pair as it is and mirrored, map each mirrored pass's Gaussians

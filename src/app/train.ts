@@ -62,7 +62,7 @@ export interface TrainSettings {
   valPairs: number;
   /** Side of the images the training loss is computed on (undefined: the network's size). The
    * network still observes the pair at its size; its Gaussians are evaluated on a lossSize² grid
-   * and the frames, resampled as for the network, compared there (METHOD.md's loss, finer). */
+   * and the frames, resampled as for the network, compared there (docs/method.md's loss, finer). */
   lossSize?: number;
   /** Weight μ of the distillation term (sequence.ts `teacher`) when `TrainOptions.teacher` is given. */
   teacherWeight: number;

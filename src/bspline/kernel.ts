@@ -1,5 +1,5 @@
 /**
- * The B-spline transformation of AirLab (METHOD.md), per axis:
+ * The B-spline transformation of AirLab (docs/method.md), per axis:
  *
  * - kernel: a box of `s` ones convolved with itself `order` times (full padding), divided by
  *   `s` each time; length `K = (order+1)·s − order`. Shifted copies at stride s sum to 1.

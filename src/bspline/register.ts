@@ -1,6 +1,6 @@
 /**
  * Multi-resolution B-spline registration of one image pair on tfjs autograd (AirLab style,
- * METHOD.md). Level l of L (coarse to fine) works on the pair down-sampled by 2^(L−1−l)
+ * docs/method.md). Level l of L (coarse to fine) works on the pair down-sampled by 2^(L−1−l)
  * (Gaussian σ = factor/2, aligned corners, core/resample.ts); each level optimises a new zero
  * B-spline on top of the previous levels' total field, up-sampled bilinearly (normalised units
  * need no rescaling). Loss = similarity(F, M∘T) + λ·regulariser(this level's B-spline field
@@ -43,7 +43,7 @@ export interface BsplineOptions {
   regulariser: RegulariserName;
   /** Weights of the squared differences along rows/columns (AirLab's pixel spacing), default [1, 1]. */
   regulariserSpacing?: [number, number];
-  /** z-score + clamp the intensities first (METHOD.md), default true. */
+  /** z-score + clamp the intensities first (docs/method.md), default true. */
   normalise?: boolean;
   /** Clamp of the normalisation, default 2. */
   clamp?: number;

@@ -54,7 +54,7 @@ export function insideGrid(g: Geometry, p: Point): boolean {
 }
 
 /**
- * A field `u` `[2, H, W]` in normalised units (METHOD.md: channel 0 = x/column, one pixel =
+ * A field `u` `[2, H, W]` in normalised units (docs/method.md: channel 0 = x/column, one pixel =
  * 2/(n−1)) as a physical displacement field on `geometry`: index displacement
  * `(u_x·(W−1)/2, u_y·(H−1)/2)` pixels, times spacing, rotated by the direction matrix.
  */

@@ -1,5 +1,5 @@
 /**
- * The local Gaussian transformation of R2N2 (METHOD.md). Step t adds
+ * The local Gaussian transformation of R2N2 (docs/method.md). Step t adds
  * `l_t(p) = w_t · exp(−(a dx² + 2b dx dy + c dy²))`, `dx = p_x − c_x`, `dy = p_y − c_y`, with
  *
  *   a =  cos²φ/(2σx²) + sin²φ/(2σy²)

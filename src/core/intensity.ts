@@ -1,4 +1,4 @@
-/** Intensity normalisation before registration (METHOD.md): z-score, then clamp. */
+/** Intensity normalisation before registration (docs/method.md): z-score, then clamp. */
 
 /**
  * `(x − mean)/std` clamped to `[−clamp, clamp]` (default 2, the reference code's), over all

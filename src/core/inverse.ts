@@ -1,5 +1,5 @@
 /**
- * The inverse of a displacement field (fixed-point iteration solved by Newton steps) (METHOD.md's convention: a fixed
+ * The inverse of a displacement field (fixed-point iteration solved by Newton steps) (docs/method.md's convention: a fixed
  * point p maps to the moving frame at T(p) = p + u(p)).
  *
  * The inverse T⁻¹(q) = q + v(q) lives on the same grid (a series' frames share one grid) and

@@ -15,7 +15,7 @@
  * the same TRE (README, "--refine-stride"); the cost and gradient always use every pixel.
  *
  * Parameters inside the solver: per step (c_x, c_y, ln σ_x, ln σ_y, w_x, w_y, φ); σ in log so it
- * stays positive. Coordinates are normalised (`linspace(−1, 1, n)`), as everywhere (METHOD.md).
+ * stays positive. Coordinates are normalised (`linspace(−1, 1, n)`), as everywhere (docs/method.md).
  * The moving image's gradient is the bilinear interpolation of its central differences
  * (one-sided at the border), the usual choice in ITK/elastix, smoother than the bilinear
  * kernel's own piecewise-constant derivative.

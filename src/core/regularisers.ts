@@ -1,8 +1,8 @@
 /**
  * Regularisers of a displacement field `u` of shape `[2, H, W]` (normalised units, channel 0 =
- * x, 1 = y; METHOD.md). Each returns the *unweighted* scalar; the caller multiplies by λ.
+ * x, 1 = y; docs/method.md). Each returns the *unweighted* scalar; the caller multiplies by λ.
  * `spacing` = `[sx, sy]` weights the squared differences along rows (i) and columns (j) as in
- * AirLab (METHOD.md's iso-TV formula); `[1, 1]` for an isotropic grid.
+ * AirLab (docs/method.md's iso-TV formula); `[1, 1]` for an isotropic grid.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { stopGradient } from './backend/wasm-kernels.js';

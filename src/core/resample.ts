@@ -1,10 +1,10 @@
 /**
- * Plain-JS resampling on the normalised ("align corners") grid of METHOD.md, backend-free:
+ * Plain-JS resampling on the normalised ("align corners") grid of docs/method.md, backend-free:
  * Gaussian blur, image pyramid levels and field up-sampling. Arrays are row-major `[H, W]`, or
  * `[C, H, W]` channel-first for several channels.
  */
 
-/** 1-D Gaussian kernel of std `sigma`, length `2·ceil(2σ)+1` (METHOD.md's pyramid), sum 1. */
+/** 1-D Gaussian kernel of std `sigma`, length `2·ceil(2σ)+1` (docs/method.md's pyramid), sum 1. */
 export function gaussianKernel1d(sigma: number): Float64Array {
   const r = Math.ceil(2 * sigma);
   const k = new Float64Array(2 * r + 1);
@@ -109,7 +109,7 @@ export function resampleAligned(data: ArrayLike<number>, C: number, h: number, w
 export const levelSize = (n: number, factor: number): number => Math.max(2, Math.ceil(n / factor));
 
 /**
- * One pyramid level of `[H, W]`: Gaussian blur with σ = factor/2 (METHOD.md), then resampled
+ * One pyramid level of `[H, W]`: Gaussian blur with σ = factor/2 (docs/method.md), then resampled
  * with aligned corners to `levelSize`, so the level covers the same normalised square.
  */
 export function pyramidLevel(data: ArrayLike<number>, H: number, W: number, factor: number): { data: Float32Array; H: number; W: number } {

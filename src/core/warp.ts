@@ -1,12 +1,12 @@
 /**
  * Bilinear warp of a moving image by a displacement field, as one differentiable op.
  *
- * Conventions (METHOD.md): images `[H, W]` row-major; the field `u` is `[2, H, W]` in
+ * Conventions (docs/method.md): images `[H, W]` row-major; the field `u` is `[2, H, W]` in
  * normalised units (channel 0 = x / column, channel 1 = y / row; one pixel along an axis of
  * n pixels is 2/(n−1)). The warped image is `M(p + u(p))` sampled bilinearly; a sample outside
  * the image (beyond the first/last pixel centre) is 0 and its mask is 0, so losses can leave
  * it out. The gradient w.r.t. `u` is analytic (the image is a constant); computed in plain JS
- * over typed arrays, which TFJS.md measured ~4× faster than a gather-based warp on wasm.
+ * over typed arrays, which docs/backends.md measured ~4× faster than a gather-based warp on wasm.
  */
 import * as tf from '@tensorflow/tfjs-core';
 

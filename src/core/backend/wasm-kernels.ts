@@ -1,7 +1,7 @@
 /**
  * Kernels the tfjs wasm backend (4.22.0) lacks for gradients, and autograd gaps of tfjs-core,
  * registered once at start-up (`installWasmGradientKernels`). Each is tested numerically
- * against the cpu backend (test/backend.test.ts). Facts and timings: TFJS.md of the project.
+ * against the cpu backend (test/backend.test.ts). Facts and timings: docs/backends.md.
  *
  * - Conv2DBackpropFilter: missing on wasm; computed with the forward Conv2D (XNNPACK) on
  *   transposed tensors (batch↔channel swap of the padded input, dy as a dilated filter).

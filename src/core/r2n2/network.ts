@@ -1,5 +1,5 @@
 /**
- * The R2N2 network (METHOD.md), written with tfjs ops over named variables so that the state
+ * The R2N2 network (docs/method.md), written with tfjs ops over named variables so that the state
  * of the convolutional GRUs is carried across steps explicitly, weight noise can be applied in
  * training only, and the weights save/load by name on any backend.
  *
@@ -130,7 +130,7 @@ export function weightShapes(c: R2N2Config): [string, number[]][] {
 export type Weights = Map<string, tf.Variable>;
 
 /**
- * Seeded initial weights: Glorot-uniform kernels, zero biases, the last layer zero (METHOD.md),
+ * Seeded initial weights: Glorot-uniform kernels, zero biases, the last layer zero (docs/method.md),
  * so an untrained network starts with w = tanh(0) = 0: the identity.
  */
 export function initWeights(c: R2N2Config, seed: number): Weights {
@@ -161,7 +161,7 @@ export function disposeWeights(w: Weights): void {
 /** Multiplicative Gaussian weight noise (DropConnect-like) for training: name → factor tensor. */
 export type WeightNoise = Map<string, tf.Tensor>;
 
-/** Noise `N(1, sqrt(1−k)/k)` for the GRU proposal and output weights (METHOD.md), seeded. */
+/** Noise `N(1, sqrt(1−k)/k)` for the GRU proposal and output weights (docs/method.md), seeded. */
 export function sampleWeightNoise(c: R2N2Config, keep: number, rng: () => number): WeightNoise {
   const noise: WeightNoise = new Map();
   if (!(keep > 0 && keep < 1)) return noise;

@@ -1,6 +1,6 @@
 /**
  * The R2N2 registration sequence at the network's image size n (`imageSize`: netSize ·
- * inputBlock) (METHOD.md): for t = 1..T, warp the moving image by the field so far, run one
+ * inputBlock) (docs/method.md): for t = 1..T, warp the moving image by the field so far, run one
  * network step on (F, M∘T_{t−1}, x, y), add the step's Gaussian to the field. Training loss =
  * mean over steps of the masked MSE between F and M∘T_t, plus λ·iso-TV(u_T). Images are
  * `[n, n]` Float32Arrays with normalised intensities.
