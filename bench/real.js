@@ -15,6 +15,7 @@
 // case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
 // 3 resolutions, final grid 16 mm, 500 iterations, 4096 random samples.
 // Options (environment): REAL_CASES=dice,tre,series (default all), REAL_DICE_LIMIT=N (first N slices),
+// REAL_PATIENTS (comma list of Sunnybrook patients for the Dice and TRE cases, default all three),
 // REAL_FRAMES (simulated frames, default 12), REAL_STRIDE (register every k-th, default 2),
 // REAL_METHODS (comma list, default all), REAL_BSPLINE_VARIANTS (JSON {"name": {B-spline options}}:
 // more B-spline methods, bspline:name, to choose defaults on).
@@ -177,9 +178,14 @@ async function runCase(methods, fixed, movings, labels) {
   return out;
 }
 
+/** Sunnybrook patients of the Dice and TRE cases: REAL_PATIENTS=SCD0000301 keeps a held-out patient only (a model trained on the others). */
+const PATIENTS = env('REAL_PATIENTS', 'SCD0000101,SCD0000201,SCD0000301').split(',');
+
 async function diceCases(methods) {
   const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
-  const slices = Object.entries(index).filter(([, v]) => v.ED_phase != null && v.ES_phase != null).slice(0, Number(env('REAL_DICE_LIMIT', 1e9)));
+  const slices = Object.entries(index)
+    .filter(([k, v]) => v.ED_phase != null && v.ES_phase != null && PATIENTS.some((p) => k.startsWith(p)))
+    .slice(0, Number(env('REAL_DICE_LIMIT', 1e9)));
   const rows = [];
   for (const [key, v] of slices) {
     const dir = path.join(SUNNY, 'series', key);
@@ -216,7 +222,7 @@ async function treCases(methods, tmp) {
   const stride = Number(env('REAL_STRIDE', 2));
   const specs = [];
   const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
-  for (const patient of ['SCD0000101', 'SCD0000201', 'SCD0000301']) {
+  for (const patient of PATIENTS) {
     // the middle contoured slice of the patient, its ED frame
     const keys = Object.keys(index).filter((k) => k.startsWith(patient) && index[k].ED_phase != null);
     const key = keys[Math.floor(keys.length / 2)];

@@ -310,6 +310,18 @@ describeWithSunnybrook('r2n2 apply on real cine MR (Sunnybrook)', () => {
   test('the expert contours of two frames, brought to the fixed frame of a registered series', async () => {
     const res = path.join(t.dir, 'bs');
     expect(runCli(['baseline', 'bspline', path.join(slice, 'frames'), '--out', res, '--fixed-frame', 'phase_19', '--iterations', '20', '--init-iterations', '10', '--no-qc', '--quiet']).code).toBe(0);
+    // the corrected stack and the motion trace of the real series
+    const stack = await openSeries(path.join(res, 'warped.nii.gz'));
+    expect(stack.frames).toHaveLength(20);
+    const k = stack.frames.length - 1;
+    const names = JSON.parse(await fs.readFile(path.join(res, 'summary.json'), 'utf8')).seriesFrames as string[];
+    expect(Array.from((await stack.readFrame(k)).data)).toEqual(Array.from((await readImage2D(path.join(res, 'warped', `${names[k]}.nii.gz`))).data));
+    const motion = (await fs.readFile(path.join(res, 'motion.csv'), 'utf8')).trim().split('\n');
+    expect(motion).toHaveLength(21);
+    // evaluated inside the ED contour only
+    const masked = runCli(['evaluate', 'dice', '--result', res, '--labels', path.join(slice, 'labels'), '--mask', path.join(slice, 'labels', 'phase_19.mha'), '--json']);
+    expect(masked.code).toBe(0);
+    expect(JSON.parse(masked.stdout).mask).toMatch(/phase_19\.mha$/);
     const out = path.join(t.dir, 'labels');
     const r = runCli(['apply', '--result', res, '--labels', path.join(slice, 'labels'), '--out', out]);
     expect(r.code).toBe(0);
