@@ -2,7 +2,7 @@
  * Bad inputs and faults, as a user meets them: each case runs the CLI and expects a one-line
  * error on stderr naming the file and the fix, nothing on stdout, a non-zero exit code and no
  * partial output (or, for the cases that are warnings by design, exit 0 with a `warning:` line,
- * and an error with --strict). README ("Errors, exit codes, interrupted runs") lists them.
+ * and an error with --strict). docs/cli.md ("Errors, exit codes, interrupted runs") lists them.
  */
 import { promises as fs, existsSync, symlinkSync, writeFileSync, readFileSync, mkdirSync, copyFileSync, readdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';

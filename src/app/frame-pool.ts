@@ -3,7 +3,7 @@
  * and registrar, so that N frames of a series are registered at once on N cores. Each worker
  * runs exactly the code `--jobs 1` runs in the main thread, on the same backend kind, so the
  * results are the same bit for bit (tested). Memory: each worker holds its own tfjs backend and
- * a copy of the fixed frame (≈ 60–90 MB per worker for the B-spline at 256², README).
+ * a copy of the fixed frame (≈ 60–90 MB per worker for the B-spline at 256², docs/cli.md).
  */
 import os from 'node:os';
 import { existsSync } from 'node:fs';

@@ -82,7 +82,7 @@ export interface BsplineOptions {
 
 /**
  * The default blur of the full-resolution level: 1.5 px per 256 px of the longer image side,
- * within 1..3 px (measured: 1 px best at 128², 1.5 at 256², 3 on 800×600; README).
+ * within 1..3 px (measured: 1 px best at 128², 1.5 at 256², 3 on 800×600; docs/cli.md).
  */
 export function autoFinestSigma(W: number, H: number): number {
   return Math.min(3, Math.max(1, (1.5 * Math.max(W, H)) / 256));

@@ -12,7 +12,7 @@
  * JᵀJ is built after an accepted one. (Reusing JᵀJ over two accepted steps was measured: fewer
  * passes, but 0.18–0.20 mm instead of 0.15 after 20 iterations on held-out phantom seeds.)
  * JᵀJ is summed over every second pixel per axis by default (`normalStride`): half the time for
- * the same TRE (README, "--refine-stride"); the cost and gradient always use every pixel.
+ * the same TRE (docs/cli.md, "--refine-stride"); the cost and gradient always use every pixel.
  *
  * Parameters inside the solver: per step (c_x, c_y, ln σ_x, ln σ_y, w_x, w_y, φ); σ in log so it
  * stays positive. Coordinates are normalised (`linspace(−1, 1, n)`), as everywhere (docs/method.md).

@@ -18,7 +18,7 @@
  * The pthread workers are `unref`'d, so an idle process can exit. The temporary directory is
  * removed once the workers have loaded.
  *
- * Measured on this project's 2-core machine (README "Compute backends"): with 2 threads a
+ * Measured on this project's 2-core machine (docs/backends.md): with 2 threads a
  * conv2d of [8,32,32,16]×[3,3,16,32] takes 3.3 ms instead of 5.2–6.1, a 512² matMul 8.5 ms
  * instead of 15.6, R2N2 registration 1.23× less, training 1.07× less, but the B-spline
  * (many small ops) 1.28× more. Results are bit-identical. If anything fails, the caller

@@ -203,7 +203,7 @@ export function maskedMseArrays(a: ArrayLike<number>, b: ArrayLike<number>, mask
  * (`addGaussianInPlace`) and the moving image re-warped there (`warpSamples`); one upload of the
  * warped batch per step. That skips the batched field arithmetic in tfjs, the field's read-back
  * per item and the unused masks: most of a step's cost beyond the network at B·`netSize` pixels
- * (README, "--input-block"). The field is float32 either way; the Gaussian is evaluated in double
+ * (docs/cli.md, "--input-block"). The field is float32 either way; the Gaussian is evaluated in double
  * precision here (float32 in tfjs), so results agree to float32 rounding, not bit for bit.
  */
 export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: InferenceOptions): Promise<Float32Array[]> {
