@@ -231,6 +231,26 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     expect(bad.stderr).toMatch(/--adapt takes a whole number/);
   });
 
+  test('register series warns when the series looks unlike the model\'s training data (model.json data.statistics)', async () => {
+    const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
+    const json = JSON.parse(await fs.readFile(path.join(model, 'model.json'), 'utf8'));
+    expect(json.data.statistics.mmPerNetPixel).toEqual([6, 6]);
+    const plain = runCli(['register', 'series', path.join(series, 'frames'), '--model', model, '--out', path.join(t.dir, 'alike'), '--no-qc', '--no-stack', '--jobs', '1']);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).not.toMatch(/looks unlike/);
+    // the same anatomy with inverted contrast (bright background): skewness of the other sign
+    const inverted = path.join(t.dir, 'inverted');
+    await fs.mkdir(inverted);
+    for (const f of await fs.readdir(path.join(series, 'frames'))) {
+      const img = await readImage2D(path.join(series, 'frames', f));
+      await writeImage2D(path.join(inverted, f), { ...img, data: img.data.map((v) => 2000 - v) });
+    }
+    const r = runCli(['register', 'series', inverted, '--model', model, '--out', path.join(t.dir, 'unlike'), '--no-qc', '--no-stack', '--jobs', '1']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^warning: .*inverted looks unlike the data .* was trained on: intensity skewness -0\.\d+ \(trained 0\.45–0\.60\)/m);
+    expect(JSON.parse(await fs.readFile(path.join(t.dir, 'unlike', 'summary.json'), 'utf8')).unlikeTraining).toHaveLength(1);
+  });
+
   test('a rerun skips finished frames, other settings are refused, nothing to apply is an error', async () => {
     const out = path.join(t.dir, 'applied2');
     const args = ['apply', '--result', path.join(series, 'truth'), '--images', path.join(series, 'frames'), '--out', out];

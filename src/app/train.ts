@@ -22,6 +22,7 @@ import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import type { Image2D } from '../io/image.js';
 import { writeGreyPng } from '../io/image.js';
 import { openSeries } from '../io/series.js';
+import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/intensity.js';
 import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
 import { acquireLock, removeIfEmpty, writeAtomic, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
@@ -108,6 +109,8 @@ interface SeriesData {
   landmarks: Map<number, Point[]> | null;
   /** With `--teacher`: per frame the teacher's field `[2·n·n]` (normalised units; null for the fixed frame). */
   teacher: (Float32Array | null)[] | null;
+  /** What the network sees of the fixed frame (recorded in model.json for `register series`' check). */
+  stats: ImageStatistics;
 }
 
 async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion, withLandmarks = false, lossSize?: number): Promise<SeriesData> {
@@ -115,8 +118,10 @@ async function loadSeries(source: string, n: number, criterion: FixedFrameCriter
   const fixed = (await autoFixedFrame(s, criterion)).index;
   const frames: Float32Array[] = [];
   const lossFrames: Float32Array[] | null = lossSize !== undefined ? [] : null;
+  let stats: ImageStatistics | null = null;
   for (let i = 0; i < s.frames.length; i++) {
     const img = await s.readFrame(i);
+    if (i === fixed) stats = imageStatistics(img.data, img.geometry.size[0], img.geometry.size[1], img.geometry.spacing, n);
     frames.push(netImage(img, n));
     lossFrames?.push(netImage(img, lossSize as number));
   }
@@ -132,7 +137,7 @@ async function loadSeries(source: string, n: number, criterion: FixedFrameCriter
     }
     if (!landmarks.has(fixed)) landmarks = null;
   }
-  return { source: s.source, fixed, frames, lossFrames, names, geometry: s.geometry, landmarks, teacher: null };
+  return { source: s.source, fixed, frames, lossFrames, names, geometry: s.geometry, landmarks, teacher: null, stats: stats as ImageStatistics };
 }
 
 /**
@@ -543,7 +548,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const seconds = secondsBefore + (performance.now() - t0) / 1000;
       await saveModel(o.out, c, kept, {
         training: { ...st, lossSize: ls, ...teacherSettings, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
-        data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)) },
+        data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)), statistics: statisticsRange(data.map((d) => d.stats)) },
       });
       const smooth = losses.map((_, i) => {
         const w = losses.slice(Math.max(0, i - 24), i + 1);

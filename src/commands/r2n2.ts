@@ -11,7 +11,10 @@ import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import path from 'node:path';
 import type { BackendChoice } from '../core/backend/index.js';
 import { runFrames } from '../app/run-frames.js';
-import { loadModel, readModelJson } from '../io/model.js';
+import { type LoadedModel, loadModel, readModelJson } from '../io/model.js';
+import { openSeries } from '../io/series.js';
+import { type StatisticsRange, imageStatistics, unlikeTraining } from '../core/intensity.js';
+import { imageSize } from '../core/r2n2/network.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
 import { type BackendArgs, type GlobalArgs, type JobsArgs, backendDetail, backendOption, fmt, framesInterrupted, jobsOption, makeContext, parseShard, printJson, resolveJobs, startBackend, stopOnSignals } from './common.js';
 
@@ -223,6 +226,15 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   json: boolean;
 }
 
+/** How a series' first frame lies outside the statistics of a model's training data (none recorded: nothing to say). */
+async function seriesUnlikeModel(series: string, model: LoadedModel): Promise<string[]> {
+  const range = (model.json.data as { statistics?: StatisticsRange } | undefined)?.statistics;
+  if (!range) return [];
+  const s = await openSeries(series, { checkAll: false });
+  const img = await s.readFrame(0);
+  return unlikeTraining(imageStatistics(img.data, img.geometry.size[0], img.geometry.size[1], img.geometry.spacing, imageSize(model.config)), range);
+}
+
 const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
   command: 'series <series>',
   describe: 'register every frame of a series to its fixed frame with a trained R2N2 model',
@@ -292,6 +304,9 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         astop.dispose();
       }
     }
+    // does the series look like what the model was trained on? (model.json data.statistics)
+    const unlike = await seriesUnlikeModel(argv.series, model);
+    if (unlike.length && !ctx.quiet) process.stderr.write(`warning: ${argv.series} looks unlike the data ${model.dir} was trained on: ${unlike.join('; ')}; expect little from the network alone (try --adapt N or --refine N, or train on such series)\n`);
     if (!(Number.isInteger(argv.uncertainty) && (argv.uncertainty === 0 || argv.uncertainty >= 2))) throw new UserError(`--uncertainty takes a whole number of passes ≥ 2 (0 = off), got ${argv.uncertainty}`);
     const uk = argv['uncertainty-keep'];
     if (uk !== undefined && !(uk > 0 && uk <= 1)) throw new UserError(`--uncertainty-keep must be in (0, 1] (1 = no noise), got ${uk}`);
@@ -310,7 +325,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       writeInverse: argv['write-inverse'],
       backend: backend.name,
       jobs: { count: jobs, spec: { kind: 'r2n2', modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } }, backend: backend.name as BackendChoice },
-      summaryExtra: { model: model.dir, backendDetail: backendDetail(backend), ...(adaptation ? { adaptation } : {}) },
+      summaryExtra: { model: model.dir, backendDetail: backendDetail(backend), ...(adaptation ? { adaptation } : {}), ...(unlike.length ? { unlikeTraining: unlike } : {}) },
       onStart: (s) => {
         bar.stop();
         bar = ctx.progress('r2n2', Math.max(1, s.units));
