@@ -295,6 +295,8 @@ async function runLocked(registrar: Registrar, o: RunOptions, earlyPool: () => F
 
   const registered: FrameDone[] = [];
   let interrupted: string | null = null;
+  const cache = new Map<string, { field: Float32Array; warped: Float32Array; moving: Float32Array; inside: ArrayLike<number> }>();
+  const keep = src.frames.length * src.geometry.size[0] * src.geometry.size[1] <= 20e6;
   if (todo.length > 0) {
     const fixed = await src.read(src.fixedIndex);
     const [W, H] = fixed.geometry.size;
@@ -340,6 +342,8 @@ async function runLocked(registrar: Registrar, o: RunOptions, earlyPool: () => F
       const rp = resultPaths(f.name);
       const physical = fieldFromNormalised(r.field, fixed.geometry);
       await writeField(path.join(out, rp.field), physical);
+      // kept for the series products at the end (not read back), when the series is small enough
+      if (keep) cache.set(f.name, { field: physical.data, warped, moving: moving.data, inside: warp.mask });
       for (const extra of r.images ?? []) await writeImage2D(path.join(out, extra.dir, `${f.name}.nii.gz`), { geometry: fixed.geometry, data: extra.data });
       let inverse: ParamsFile['inverse'];
       if (o.writeInverse) {
@@ -449,7 +453,7 @@ async function runLocked(registrar: Registrar, o: RunOptions, earlyPool: () => F
   const products = [MOTION_FILE, ...(stack ? [STACK_FILES.warped, STACK_FILES.fields] : [])];
   if (missing.length === 0 && !interrupted && (registered.length > 0 || !(await Promise.all(products.map((f) => exists(path.join(out, f))))).every(Boolean))) {
     const fixed = await src.read(src.fixedIndex);
-    await writeSeriesProducts({ out, frames: src.frames, fixedName, fixed, read: (i) => src.read(i), fallbacks: new Set(frames.filter((f) => f.fallback).map((f) => f.name)), stack });
+    await writeSeriesProducts({ out, frames: src.frames, fixedName, fixed, read: (i) => src.read(i), fallbacks: new Set(frames.filter((f) => f.fallback).map((f) => f.name)), stack, cache });
   }
   return { out, method: registrar.method, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource, registered, skipped, missing, complete: missing.length === 0, interrupted };
 }

@@ -34,6 +34,8 @@ export interface ProductsInput {
   read(index: number): Promise<Image2D>;
   fallbacks: Set<string>;
   stack: boolean;
+  /** Frames registered in this run, kept in memory (physical field, warped frame, moving frame, inside mask): not read back. */
+  cache?: Map<string, { field: Float32Array; warped: Float32Array; moving: Float32Array; inside: ArrayLike<number> }>;
 }
 
 export async function writeSeriesProducts(o: ProductsInput): Promise<MotionRow[]> {
@@ -48,7 +50,14 @@ export async function writeSeriesProducts(o: ProductsInput): Promise<MotionRow[]
     let field: DisplacementField;
     let warped: Float32Array;
     let moving: Float32Array;
-    if (isFixed) {
+    let inside: ArrayLike<number> | null = null;
+    const kept = o.cache?.get(f.name);
+    if (kept && !isFixed) {
+      field = { geometry: o.fixed.geometry, data: kept.field };
+      warped = kept.warped;
+      moving = kept.moving;
+      inside = kept.inside;
+    } else if (isFixed) {
       field = { geometry: o.fixed.geometry, data: zero };
       warped = o.fixed.data;
       moving = o.fixed.data;
@@ -67,7 +76,7 @@ export async function writeSeriesProducts(o: ProductsInput): Promise<MotionRow[]
       maxMm: s.maxMm,
       changeMm: prev ? fieldChange(field.data, prev) : NaN,
       nccBefore: ncc(o.fixed.data, moving),
-      nccAfter: isFixed ? ncc(o.fixed.data, moving) : ncc(o.fixed.data, warped, insideMask(field)),
+      nccAfter: isFixed ? ncc(o.fixed.data, moving) : ncc(o.fixed.data, warped, inside ?? insideMask(field)),
       fallback: o.fallbacks.has(f.name),
     });
     prev = field.data;
