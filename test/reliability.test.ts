@@ -446,7 +446,7 @@ describe('faults: killed runs, stale temporaries, locks, full disks', () => {
   test('two runs into one --out at once: the second refuses while the first runs', async () => {
     const out = d('concurrent');
     // the same command twice (a double-submitted job)
-    const args = ['baseline', 'bspline', frames(), '--out', out, '--iterations', '60', '--no-qc', '--quiet', '--jobs', '1'];
+    const args = ['baseline', 'bspline', frames(), '--out', out, '--iterations', '1000', '--no-qc', '--quiet', '--jobs', '1'];
     const first = spawn(process.execPath, [path.join(ROOT, 'bin', 'r2n2.js'), ...args], { env: { ...process.env, NODE_OPTIONS: '' } });
     const done = new Promise((resolve) => first.on('exit', resolve));
     // wait for its lock
@@ -454,6 +454,8 @@ describe('faults: killed runs, stale temporaries, locks, full disks', () => {
     const second = runCli(args);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/another r2n2 run \(pid \d+.*is writing into the output directory/);
+    // the first stops cleanly on SIGTERM (after its frame in hand) and releases the lock
+    first.kill('SIGTERM');
     await done;
     expect(existsSync(path.join(out, '.r2n2-lock'))).toBe(false);
   }, 120_000);
