@@ -23,6 +23,7 @@ import type { Image2D } from '../io/image.js';
 import { writeGreyPng } from '../io/image.js';
 import { openSeries } from '../io/series.js';
 import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/intensity.js';
+import { type AugmentOptions, augmentOn, augmentPair } from '../core/augment.js';
 import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
 import { acquireLock, removeIfEmpty, writeAtomic, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
@@ -69,6 +70,8 @@ export interface TrainSettings {
   teacherWeight: number;
   /** Which fields the teacher term compares: every step's (`all`) or the final one. */
   teacherSteps: 'all' | 'final';
+  /** Augmentations of each pair at the network's size (core/augment.ts); undefined or all 0 = off. */
+  augment?: AugmentOptions;
 }
 
 /** The learning rate of iteration `it` (0-based) of `total`: cosine from lr0 to lr1. */
@@ -288,6 +291,12 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (o.series.length === 0) throw new UserError('name at least one training series');
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
   if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2)) throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
+  if (st.augment) {
+    const a = st.augment;
+    if (!(a.randomConv >= 0 && a.randomConv <= 1)) throw new UserError(`--augment-conv is a probability in [0, 1], got ${a.randomConv}`);
+    for (const [k, v] of [['--augment-bias', a.bias], ['--augment-gamma', a.gamma], ['--augment-noise', a.noise]] as const) if (!(v >= 0 && Number.isFinite(v))) throw new UserError(`${k} must be a number ≥ 0 (0 = off), got ${v}`);
+    if (augmentOn(a) && st.lossSize !== undefined) throw new UserError('the --augment-* options act at the network\'s size: drop --loss-size to use them');
+  }
   /** The side of the pair as the network takes it (netSize, or inputBlock·netSize). */
   const n = imageSize(c);
   /** The loss size when it differs from the network's (the same size is the default). */
@@ -489,7 +498,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
             if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
             return [F, M];
           };
-          const [F, M] = pair(d.frames[d.fixed], d.frames[m], n);
+          const [F, M] = st.augment && augmentOn(st.augment) ? augmentPair(...pair(d.frames[d.fixed], d.frames[m], n), n, rng, st.augment) : pair(d.frames[d.fixed], d.frames[m], n);
           Fs.push(F);
           Ms.push(M);
           if (d.teacher) {

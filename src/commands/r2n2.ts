@@ -32,6 +32,10 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   seed: number;
   flip: boolean;
   'intensity-augment': boolean;
+  'augment-conv': number;
+  'augment-bias': number;
+  'augment-gamma': number;
+  'augment-noise': number;
   shift: number;
   ema: number;
   'fixed-frame-criterion': 'image' | 'intensity';
@@ -77,6 +81,10 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('seed', { type: 'number', default: T.seed, describe: 'random seed (weights, pairs, augmentation, noise)' })
       .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
       .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
+      .option('augment-conv', { type: 'number', default: 0, describe: 'probability of filtering a pair with one random 3×3 kernel (a new contrast, the same geometry; 0 = off)' })
+      .option('augment-bias', { type: 'number', default: 0, describe: 'largest amplitude of a smooth multiplicative bias field per frame (e.g. 0.3; 0 = off)' })
+      .option('augment-gamma', { type: 'number', default: 0, describe: 'largest |log γ| of a random gamma per frame (e.g. 0.3; 0 = off)' })
+      .option('augment-noise', { type: 'number', default: 0, describe: 'std of Gaussian noise added to each frame, normalised intensity units (e.g. 0.05; 0 = off)' })
       .option('ema', { type: 'number', default: T.ema, describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights' })
       .option('shift', { type: 'number', default: T.shift, describe: 'random sub-pixel translation of each pair (both frames alike), up to this many pixels of the network\'s image (net-size·input-block) per axis (0 = off)' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: T.criterion, describe: 'fixed frame of each series: closest to the mean image, or mean intensity' })
@@ -149,6 +157,8 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         seed: argv.seed,
         flip: argv.flip,
         intensityAugment: argv['intensity-augment'],
+        // recorded (and part of the resume key) only when on
+        ...(argv['augment-conv'] || argv['augment-bias'] || argv['augment-gamma'] || argv['augment-noise'] ? { augment: { randomConv: argv['augment-conv'], bias: argv['augment-bias'], gamma: argv['augment-gamma'], noise: argv['augment-noise'] } } : {}),
         shift: argv.shift,
         ema: argv.ema,
         criterion: argv['fixed-frame-criterion'],
