@@ -15,13 +15,12 @@ import { writeTextAtomic } from '../io/atomic.js';
 import path from 'node:path';
 import { TRAIN_DEFAULTS, type TrainSettings, train } from './train.js';
 import { type LoadedModel, loadModel, toVariables } from '../io/model.js';
-import { openSeries } from '../io/series.js';
+import { openSeries, resolveFrame } from '../io/series.js';
 import { inferSequence, maskedMseArrays, networkImage } from '../core/r2n2/sequence.js';
 import { imageSize, disposeWeights } from '../core/r2n2/network.js';
 import { sequenceField } from '../core/gaussian.js';
 import { warpSamples } from '../core/warp.js';
 import { autoFixedFrame } from './fixed-frame.js';
-import { resolveFrame } from '../io/series.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 
 export interface AdaptOptions {

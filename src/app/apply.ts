@@ -31,8 +31,7 @@ import { readField, writeField, writeImage2D, writeLabels2D, writeStack } from '
 import { type Series, openSeries } from '../io/series.js';
 import { listLandmarkDir, landmarksMm, readLandmarkFile, writeLandmarkCsv } from '../io/landmarks.js';
 import { readSummary, resultFile, resultPaths } from '../io/result.js';
-import { acquireLock, removeIfEmpty, writeTextAtomic } from '../io/atomic.js';
-import { existsSync } from 'node:fs';
+import { withOutputLock, writeTextAtomic } from '../io/atomic.js';
 
 export type PointsFrom = 'fixed' | 'moving';
 
@@ -173,18 +172,7 @@ export async function applyResult(o: ApplyOptions): Promise<ApplyReport> {
     settings,
     matchedBy: { ...(imageMatch ? { images: imageMatch.by } : {}), ...(labelMatch ? { labels: labelMatch.by } : {}) },
   };
-  const created = !existsSync(o.out);
-  await fs.mkdir(o.out, { recursive: true });
-  const release = await acquireLock(o.out);
-  try {
-    return await applyLocked();
-  } catch (err) {
-    await release();
-    if (created) await removeIfEmpty(o.out);
-    throw err;
-  } finally {
-    await release();
-  }
+  return withOutputLock(o.out, applyLocked);
   async function applyLocked(): Promise<ApplyReport> {
     await writeTextAtomic(reportFile, JSON.stringify({ ...base, complete: false, frames: [], skipped: [] }, null, 2) + '\n');
 
@@ -222,10 +210,18 @@ export async function applyResult(o: ApplyOptions): Promise<ApplyReport> {
       const wantInverse = !isFixed && (o.writeInverse || (pointFile && pointsFrom === 'moving' && pointFile(name)));
       if (wantInverse) {
         const own = resultFile(o.result, `inverse/${name}.nii.gz`);
-        inverse = (await exists(own)) ? await readField(own) : invertField(field).field;
-        const r = compositionResidual(field, inverse);
-        frame.inverseResidualMeanPx = r.meanPx;
-        frame.inverseResidualMaxPx = r.maxPx;
+        if (await exists(own)) {
+          inverse = await readField(own);
+          const r = compositionResidual(field, inverse);
+          frame.inverseResidualMeanPx = r.meanPx;
+          frame.inverseResidualMaxPx = r.maxPx;
+        } else {
+          // invertField measures its own residual: not computed twice
+          const r = invertField(field);
+          inverse = r.field;
+          frame.inverseResidualMeanPx = r.residualMeanPx;
+          frame.inverseResidualMaxPx = r.residualMaxPx;
+        }
       }
       if (images && imageMatch && outs.images) {
         const img = await images.readFrame(imageMatch.index.get(name) as number);

@@ -22,7 +22,7 @@ import { type Mosaic, registrationQc, meanAbsDiff } from '../core/qc.js';
 import type { FixedFrameCriterion } from '../core/fixed-frame.js';
 import { type Image2D, readImage2D, writeImage2D, writeGreyPng, writeField, imageStem } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
-import { acquireLock, removeIfEmpty, removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
+import { removeStaleTemps, withOutputLock, writeTextAtomic } from '../io/atomic.js';
 import { type ResultFrame, type ResultSummary, SUMMARY_FILE, resultPaths, writeSummary } from '../io/result.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { FramePool } from './frame-pool.js';
@@ -254,20 +254,8 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
       if (prev.settingsKey !== undefined && prev.settingsKey !== key) throw conflict('computed with other settings');
     }
   }
-  const created = !(await exists(out));
-  await fs.mkdir(out, { recursive: true });
   // one run per output directory (one per shard with --shard: array jobs share it on purpose)
-  const release = await acquireLock(out, o.shard ? `.r2n2-lock-shard-${o.shard.index}-of-${o.shard.count}` : '.r2n2-lock');
-  try {
-    return await runLocked(registrar, o, earlyPool, src, fixedName, key, out);
-  } catch (err) {
-    await release();
-    // failed before writing anything: no empty output directory left behind
-    if (created) await removeIfEmpty(out);
-    throw err;
-  } finally {
-    await release();
-  }
+  return withOutputLock(out, () => runLocked(registrar, o, earlyPool, src, fixedName, key, out), o.shard ? `.r2n2-lock-shard-${o.shard.index}-of-${o.shard.count}` : '.r2n2-lock');
 }
 
 async function runLocked(registrar: Registrar, o: RunOptions, earlyPool: () => FramePool | null, src: FrameSource, fixedName: string, key: string, out: string): Promise<RunReport> {

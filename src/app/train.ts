@@ -25,7 +25,7 @@ import { openSeries } from '../io/series.js';
 import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/intensity.js';
 import { type AugmentOptions, augmentOn, augmentPair } from '../core/augment.js';
 import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
-import { acquireLock, removeIfEmpty, writeAtomic, writeTextAtomic } from '../io/atomic.js';
+import { withOutputLock, writeAtomic, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { readField, readSummary, resultFile } from '../io/index.js';
 import { fieldToNormalised, flipNormalisedField } from '../core/field.js';
@@ -352,17 +352,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     throw new UserError(`interrupted (${String(o.signal.reason)}) while loading the series, before the first iteration; ${o.out} was not touched`, signalExitCode(o.signal.reason));
   }
   // one run per model directory
-  const created = !existsSync(o.out);
-  const releaseLock = await acquireLock(o.out, '.r2n2-lock', 'model directory');
-  try {
-    return await trainLocked();
-  } catch (err) {
-    await releaseLock();
-    if (created) await removeIfEmpty(o.out);
-    throw err;
-  } finally {
-    await releaseLock();
-  }
+  return withOutputLock(o.out, trainLocked, '.r2n2-lock', 'model directory');
   async function trainLocked(): Promise<TrainReport> {
     await recoverCheckpoint(ckpt);
     const haveCkpt = existsSync(path.join(ckpt, 'state.json'));

@@ -15,6 +15,7 @@
  */
 import type { DisplacementField } from './field.js';
 import type { Geometry } from './geometry.js';
+import { sampleLinear } from './apply.js';
 
 export interface InverseOptions {
   /** Most iterations per pixel (default 200). */
@@ -63,22 +64,6 @@ export function physicalDisplacement(a: ArrayLike<number>, g: Geometry): Displac
     data[2 * p + 1] = d2 * x + d3 * y;
   }
   return { geometry: g, data };
-}
-
-/** Bilinear sample of channel c of `[2, H, W]` at (x, y) px, clamped at the border. */
-function sample(a: Float64Array, W: number, H: number, c: number, x: number, y: number): number {
-  const cx = Math.min(Math.max(x, 0), W - 1);
-  const cy = Math.min(Math.max(y, 0), H - 1);
-  const x0 = Math.min(Math.floor(cx), Math.max(W - 2, 0));
-  const y0 = Math.min(Math.floor(cy), Math.max(H - 2, 0));
-  const x1 = Math.min(x0 + 1, W - 1);
-  const y1 = Math.min(y0 + 1, H - 1);
-  const fx = cx - x0;
-  const fy = cy - y0;
-  const o = c * W * H;
-  const top = a[o + y0 * W + x0] * (1 - fx) + a[o + y0 * W + x1] * fx;
-  const bot = a[o + y1 * W + x0] * (1 - fx) + a[o + y1 * W + x1] * fx;
-  return top * (1 - fy) + bot * fy;
 }
 
 /**
@@ -163,6 +148,18 @@ export function invertField(f: DisplacementField, o: InverseOptions = {}): Inver
       if (k > it) it = k;
     }
   }
+  const r = residual(u, v, W, H);
+  return { field: physicalDisplacement(v, f.geometry), iterations: it, residualMeanPx: r.meanPx, residualMaxPx: r.maxPx, outside: r.outside };
+}
+
+/**
+ * |T(S(q)) − q| = |b(q) + a(q + b(q))| (px) for index displacements a (of T) and b (of S), both
+ * `[2, H, W]`, over the pixels whose q + b(q) lies inside the grid; a bilinear, clamped.
+ */
+function residual(a: Float64Array, b: Float64Array, W: number, H: number): { meanPx: number; maxPx: number; outside: number } {
+  const N = W * H;
+  const ax = a.subarray(0, N);
+  const ay = a.subarray(N);
   let sum = 0;
   let max = 0;
   let n = 0;
@@ -170,19 +167,19 @@ export function invertField(f: DisplacementField, o: InverseOptions = {}): Inver
   for (let i = 0; i < H; i++) {
     for (let j = 0; j < W; j++) {
       const p = i * W + j;
-      const x = j + v[p];
-      const y = i + v[N + p];
+      const x = j + b[p];
+      const y = i + b[N + p];
       if (!(x >= 0 && y >= 0 && x <= W - 1 && y <= H - 1)) {
         outside++;
         continue;
       }
-      const r = Math.hypot(v[p] + sample(u, W, H, 0, x, y), v[N + p] + sample(u, W, H, 1, x, y));
+      const r = Math.hypot(b[p] + sampleLinear(ax, W, H, x, y), b[N + p] + sampleLinear(ay, W, H, x, y));
       sum += r;
       if (r > max) max = r;
       n++;
     }
   }
-  return { field: physicalDisplacement(v, f.geometry), iterations: it, residualMeanPx: n ? sum / n : 0, residualMaxPx: max, outside };
+  return { meanPx: n ? sum / n : 0, maxPx: max, outside };
 }
 
 /**
@@ -192,23 +189,6 @@ export function invertField(f: DisplacementField, o: InverseOptions = {}): Inver
  */
 export function compositionResidual(t: DisplacementField, s: DisplacementField): { meanPx: number; maxPx: number } {
   const [W, H] = t.geometry.size;
-  const N = W * H;
-  const a = indexDisplacement(t);
-  const b = indexDisplacement(s);
-  let sum = 0;
-  let max = 0;
-  let n = 0;
-  for (let i = 0; i < H; i++) {
-    for (let j = 0; j < W; j++) {
-      const p = i * W + j;
-      const x = j + b[p];
-      const y = i + b[N + p];
-      if (!(x >= 0 && y >= 0 && x <= W - 1 && y <= H - 1)) continue;
-      const r = Math.hypot(b[p] + sample(a, W, H, 0, x, y), b[N + p] + sample(a, W, H, 1, x, y));
-      sum += r;
-      if (r > max) max = r;
-      n++;
-    }
-  }
-  return { meanPx: n ? sum / n : 0, maxPx: max };
+  const r = residual(indexDisplacement(t), indexDisplacement(s), W, H);
+  return { meanPx: r.meanPx, maxPx: r.maxPx };
 }

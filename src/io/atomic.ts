@@ -151,3 +151,23 @@ export async function removeIfEmpty(dir: string): Promise<void> {
   for (const n of await fs.readdir(dir)) await removeIfEmpty(path.join(dir, n));
   await fs.rmdir(dir).catch(() => undefined);
 }
+
+/**
+ * Runs `fn` holding the lock `<dir>/<name>` (`acquireLock`; the directory is created), and
+ * releases it however `fn` ends. When `fn` fails and the directory did not exist before, it is
+ * removed if it holds no file: a run that fails before writing anything leaves nothing behind.
+ */
+export async function withOutputLock<T>(dir: string, fn: () => Promise<T>, name = '.r2n2-lock', what = 'output directory'): Promise<T> {
+  const created = !(await fs.stat(dir).then(() => true, () => false));
+  const release = await acquireLock(dir, name, what);
+  let failed = false;
+  try {
+    return await fn();
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    await release();
+    if (failed && created) await removeIfEmpty(dir);
+  }
+}
