@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/core/backend/index.js';
 import { bsplineGrid, basisTensors, denseField, denseFieldHost, sparseGrid } from '../src/bspline/kernel.js';
 import { registerBspline, BSPLINE_DEFAULTS, checkOptions, convergenceStop, levelMask, levelSpacing, warpedMaskNearest } from '../src/bspline/register.js';
+import { bsplineObjectiveHost } from '../src/bspline/host-objective.js';
 import { mulberry32, samplePoints, sampledLevel } from '../src/bspline/sampled.js';
 import { isoTv, isoTvHost } from '../src/core/regularisers.js';
 import { maskedMse, warpBilinear, warpMseHost, warpSamples } from '../src/core/warp.js';
@@ -158,6 +159,50 @@ describe('iso-TV in one host op', () => {
       tf.dispose([a.value, a.grad, b.value, b.grad]);
     }
     tf.dispose([u, flat]);
+  });
+});
+
+describe('a B-spline level\'s whole objective in one host op', () => {
+  test('bsplineObjectiveHost equals field + prev → warp + MSE + λ·iso-TV composed of the separate ops (value and gradient; with and without prev, weight, λ)', () => {
+    const H = 37, W = 29;
+    const rng = mulberry32(11);
+    const g = bsplineGrid(H, W, [5, 4], 3);
+    const s = sparseGrid(g);
+    const M = Float32Array.from({ length: H * W }, () => rng());
+    const F = Float32Array.from({ length: H * W }, () => rng());
+    const prevData = Float32Array.from({ length: 2 * H * W }, () => (rng() - 0.5) * 0.2);
+    const weight = Uint8Array.from({ length: H * W }, (_, p) => (p % 4 ? 1 : 0));
+    const P = tf.tensor3d(Float32Array.from({ length: g.parameters }, () => (rng() - 0.5) * 0.3), [2, g.y.cp, g.x.cp]);
+    for (const [prev, wt, lambda, sp] of [[null, null, 0, [1, 1]], [prevData, null, 1, [1, 1]], [prevData, weight, 0.3, [0.5, 2]], [null, weight, 2, [1, 1]]] as [Float32Array | null, Uint8Array | null, number, [number, number]][]) {
+      const prevT = prev ? tf.tensor3d(prev, [2, H, W]) : null;
+      const a = tf.valueAndGrad((p: tf.Tensor) => {
+        const b = denseFieldHost(p as tf.Tensor3D, s);
+        const sim = warpMseHost(M, F, H, W, prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b, wt);
+        return lambda > 0 ? (tf.add(sim, tf.mul(isoTvHost(b, sp), tf.scalar(lambda))) as tf.Scalar) : sim;
+      })(P);
+      const whole = bsplineObjectiveHost({ sparse: s, moving: M, fixed: F, prev, weight: wt, lambda, spacing: sp });
+      // twice: the op reuses its buffers from one call to the next
+      for (let rep = 0; rep < 2; rep++) {
+        const b = tf.valueAndGrad((p: tf.Tensor) => whole(p as tf.Tensor3D))(P);
+        expect(Math.abs(b.value.dataSync()[0] - a.value.dataSync()[0])).toBeLessThan(1e-6 * Math.max(1, Math.abs(a.value.dataSync()[0])));
+        const ga = a.grad.dataSync();
+        const gb = b.grad.dataSync();
+        let err = 0;
+        let scale = 0;
+        ga.forEach((v, k) => {
+          err = Math.max(err, Math.abs(v - gb[k]));
+          scale = Math.max(scale, Math.abs(v));
+        });
+        expect(scale).toBeGreaterThan(0);
+        expect(err).toBeLessThan(1e-5 * scale);
+        tf.dispose([b.value, b.grad]);
+      }
+      tf.dispose([a.value, a.grad]);
+      prevT?.dispose();
+    }
+    const other = bsplineObjectiveHost({ sparse: sparseGrid(bsplineGrid(H, W, [6, 6], 3)), moving: M, fixed: F, prev: null, lambda: 1, spacing: [1, 1] });
+    expect(() => other(P)).toThrow(/parameters/);
+    P.dispose();
   });
 });
 

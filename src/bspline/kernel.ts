@@ -179,11 +179,92 @@ export function sparseGrid(g: BsplineGrid): { y: SparseBasis; x: SparseBasis } {
 }
 
 /**
- * The dense field `[2, H, W]` = `By · P · Bxᵀ` as one op computed in plain JS over the sparse basis
- * rows (order+1 nonzero weights each), with its analytic gradient `Byᵀ · G · Bx`: for backends
- * whose tensors live in host memory, where it needs (order+1)·(cpH·W + H·W) multiply-adds per
- * channel instead of the dense products' cpH·cpW·H + cpH·H·W (equal to `denseField` to float
- * rounding; tested).
+ * The dense field `[2, H, W]` = `By · P · Bxᵀ` on plain arrays over the sparse basis rows
+ * (order+1 nonzero weights each): (order+1)·(cpH·W + H·W) multiply-adds per channel instead of
+ * the dense products' cpH·cpW·H + cpH·H·W, accumulated in double precision. `p`: `[2, cpH, cpW]`;
+ * `into`: a buffer of 2·H·W values to overwrite instead of a new one.
+ */
+export function bsplineFieldArrays(p: ArrayLike<number>, s: { y: SparseBasis; x: SparseBasis }, into?: Float32Array): Float32Array {
+  const H = s.y.n;
+  const W = s.x.n;
+  const cpH = s.y.cp;
+  const cpW = s.x.cp;
+  const yi = s.y.idx, yw = s.y.w, xi = s.x.idx, xw = s.x.w;
+  const ky = s.y.width, kx = s.x.width;
+  if (into && into.length !== 2 * H * W) throw new Error(`internal: the field buffer does not hold 2×${H}×${W} values`);
+  const out = into ?? new Float32Array(2 * H * W);
+  const T = new Float64Array(cpH * W);
+  const acc = new Float64Array(W);
+  for (let c = 0; c < 2; c++) {
+    const pc = c * cpH * cpW;
+    // T = P_c · Bxᵀ  [cpH, W]
+    for (let g = 0; g < cpH; g++) {
+      const pg = pc + g * cpW;
+      const tg = g * W;
+      for (let j = 0; j < W; j++) {
+        let v = 0;
+        for (let m = j * kx, e = m + kx; m < e; m++) v += p[pg + xi[m]] * xw[m];
+        T[tg + j] = v;
+      }
+    }
+    // u_c = By · T  [H, W]: one row of T per nonzero weight
+    const oc = c * H * W;
+    for (let i = 0; i < H; i++) {
+      acc.fill(0);
+      for (let m = i * ky, e = m + ky; m < e; m++) {
+        const wy = yw[m];
+        if (wy === 0) continue;
+        const t = yi[m] * W;
+        for (let j = 0; j < W; j++) acc[j] += wy * T[t + j];
+      }
+      out.set(acc, oc + i * W);
+    }
+  }
+  return out;
+}
+
+/** The gradient of `bsplineFieldArrays`: `dP = Byᵀ · G · Bx` for `G` `[2, H, W]`; returns `[2, cpH, cpW]`. */
+export function bsplineFieldGradArrays(G: ArrayLike<number>, s: { y: SparseBasis; x: SparseBasis }): Float32Array {
+  const H = s.y.n;
+  const W = s.x.n;
+  const cpH = s.y.cp;
+  const cpW = s.x.cp;
+  const yi = s.y.idx, yw = s.y.w, xi = s.x.idx, xw = s.x.w;
+  const ky = s.y.width, kx = s.x.width;
+  const grad = new Float32Array(2 * cpH * cpW);
+  const dT = new Float64Array(cpH * W);
+  for (let c = 0; c < 2; c++) {
+    dT.fill(0);
+    const oc = c * H * W;
+    // dT = Byᵀ · G_c  [cpH, W]
+    for (let i = 0; i < H; i++) {
+      const row = oc + i * W;
+      for (let m = i * ky, e = m + ky; m < e; m++) {
+        const wy = yw[m];
+        if (wy === 0) continue;
+        const t = yi[m] * W;
+        for (let j = 0; j < W; j++) dT[t + j] += wy * G[row + j];
+      }
+    }
+    // dP_c = dT · Bx  [cpH, cpW]
+    const pc = c * cpH * cpW;
+    for (let g = 0; g < cpH; g++) {
+      const pg = pc + g * cpW;
+      const tg = g * W;
+      for (let j = 0; j < W; j++) {
+        const d = dT[tg + j];
+        if (d === 0) continue;
+        for (let m = j * kx, e = m + kx; m < e; m++) grad[pg + xi[m]] += d * xw[m];
+      }
+    }
+  }
+  return grad;
+}
+
+/**
+ * `By · P · Bxᵀ` as one tfjs op over `bsplineFieldArrays`, with its analytic gradient
+ * `bsplineFieldGradArrays`: for backends whose tensors live in host memory (equal to
+ * `denseField` to float rounding; tested).
  */
 export function denseFieldHost(P: tf.Tensor3D, s: { y: SparseBasis; x: SparseBasis }): tf.Tensor3D {
   const H = s.y.n;
@@ -191,73 +272,9 @@ export function denseFieldHost(P: tf.Tensor3D, s: { y: SparseBasis; x: SparseBas
   const cpH = s.y.cp;
   const cpW = s.x.cp;
   if (P.shape[0] !== 2 || P.shape[1] !== cpH || P.shape[2] !== cpW) throw new Error(`parameters ${P.shape} are not [2, ${cpH}, ${cpW}]`);
-  // locals: the loops below run ≈ (order+1)·(cpH·W + H·W) times per channel
-  const yi = s.y.idx, yw = s.y.w, xi = s.x.idx, xw = s.x.w;
-  const ky = s.y.width, kx = s.x.width;
-  const op = tf.customGrad(((x: tf.Tensor) => {
-    const p = x.dataSync();
-    const out = new Float32Array(2 * H * W);
-    const T = new Float64Array(cpH * W);
-    for (let c = 0; c < 2; c++) {
-      const pc = c * cpH * cpW;
-      // T = P_c · Bxᵀ  [cpH, W]
-      for (let g = 0; g < cpH; g++) {
-        const pg = pc + g * cpW;
-        const tg = g * W;
-        for (let j = 0; j < W; j++) {
-          let v = 0;
-          for (let m = j * kx, e = m + kx; m < e; m++) v += p[pg + xi[m]] * xw[m];
-          T[tg + j] = v;
-        }
-      }
-      // u_c = By · T  [H, W]: one row of T per nonzero weight, accumulated in double precision
-      const oc = c * H * W;
-      const acc = new Float64Array(W);
-      for (let i = 0; i < H; i++) {
-        acc.fill(0);
-        for (let m = i * ky, e = m + ky; m < e; m++) {
-          const wy = yw[m];
-          if (wy === 0) continue;
-          const t = yi[m] * W;
-          for (let j = 0; j < W; j++) acc[j] += wy * T[t + j];
-        }
-        out.set(acc, oc + i * W);
-      }
-    }
-    return {
-      value: tf.tensor3d(out, [2, H, W]),
-      gradFunc: (dy: tf.Tensor) => {
-        const G = dy.dataSync();
-        const grad = new Float32Array(2 * cpH * cpW);
-        const dT = new Float64Array(cpH * W);
-        for (let c = 0; c < 2; c++) {
-          dT.fill(0);
-          const oc = c * H * W;
-          // dT = Byᵀ · G_c  [cpH, W]
-          for (let i = 0; i < H; i++) {
-            const row = oc + i * W;
-            for (let m = i * ky, e = m + ky; m < e; m++) {
-              const wy = yw[m];
-              if (wy === 0) continue;
-              const t = yi[m] * W;
-              for (let j = 0; j < W; j++) dT[t + j] += wy * G[row + j];
-            }
-          }
-          // dP_c = dT · Bx  [cpH, cpW]
-          const pc = c * cpH * cpW;
-          for (let g = 0; g < cpH; g++) {
-            const pg = pc + g * cpW;
-            const tg = g * W;
-            for (let j = 0; j < W; j++) {
-              const d = dT[tg + j];
-              if (d === 0) continue;
-              for (let m = j * kx, e = m + kx; m < e; m++) grad[pg + xi[m]] += d * xw[m];
-            }
-          }
-        }
-        return tf.tensor3d(grad, [2, cpH, cpW]);
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const op = tf.customGrad(((x: tf.Tensor) => ({
+    value: tf.tensor3d(bsplineFieldArrays(x.dataSync(), s), [2, H, W]),
+    gradFunc: (dy: tf.Tensor) => tf.tensor3d(bsplineFieldGradArrays(dy.dataSync(), s), [2, cpH, cpW]),
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(P) as tf.Tensor3D;
 }

@@ -17,6 +17,7 @@ import { AmsGrad } from '../core/optim.js';
 import { normaliseIntensity } from '../core/intensity.js';
 import { finestFactor, finestLevel, pyramidLevel, resampleAligned } from '../core/resample.js';
 import { basisTensors, bsplineGrid, denseField, denseFieldHost, sparseGrid } from './kernel.js';
+import { bsplineObjectiveHost } from './host-objective.js';
 import { SAMPLED_LOSSES, SAMPLED_REGULARISERS, mulberry32, sampledLevel } from './sampled.js';
 import { type Geometry, identityGeometry } from '../core/geometry.js';
 import { type AffineTransform, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, registerAffine } from '../core/affine.js';
@@ -239,7 +240,13 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       if (movingMask) mask = tf.mul(mask, tf.tensor2d(warpedMaskNearest(movingMask, h, w, u.dataSync()), [h, w])) as tf.Tensor2D;
       return lossFn(fixedT, warped, mask);
     };
+    // …and with TV (or no regulariser) the whole objective as one host op (host-objective.ts)
+    const whole =
+      fused && sparse && (lambda === 0 || o.regulariser === 'none' || o.regulariser === 'tv')
+        ? bsplineObjectiveHost({ sparse, moving: ml.data, fixed: fl.data, prev, weight: fixedMask, lambda: o.regulariser === 'none' ? 0 : lambda, spacing: regSpacing })
+        : null;
     const denseObjective = () => {
+      if (whole) return whole(P);
       const b = sparse ? denseFieldHost(P, sparse) : denseField(P, By, BxT);
       const sim = similarity(prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b);
       return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, host), tf.scalar(lambda))) as tf.Scalar) : sim;

@@ -42,51 +42,62 @@ export function isoTv(u: tf.Tensor3D, spacing: [number, number] = [1, 1]): tf.Sc
  */
 export function isoTvHost(u: tf.Tensor3D, spacing: [number, number] = [1, 1]): tf.Scalar {
   const [C, H, W] = u.shape;
-  const [sx, sy] = spacing;
   const op = tf.customGrad(((x: tf.Tensor) => {
     const d = x.dataSync();
-    let sum = 0;
-    for (let c = 0; c < C; c++) {
-      const o = c * H * W;
-      for (let i = 0; i + 1 < H; i++) {
-        for (let j = 0; j + 1 < W; j++) {
-          const a = d[o + (i + 1) * W + j + 1];
-          const du = a - d[o + i * W + j + 1];
-          const dl = a - d[o + (i + 1) * W + j];
-          const v = du * du * sx + dl * dl * sy;
-          if (v > 0) sum += Math.sqrt(v);
-        }
-      }
-    }
-    const n = C * H * W;
+    const value = isoTvArrays(d, C, H, W, spacing);
     return {
-      value: tf.scalar(sum / n),
+      value: tf.scalar(value),
       gradFunc: (dy: tf.Tensor) => {
-        const g = dy.dataSync()[0] / n;
         const grad = new Float32Array(C * H * W);
-        for (let c = 0; c < C; c++) {
-          const o = c * H * W;
-          for (let i = 0; i + 1 < H; i++) {
-            for (let j = 0; j + 1 < W; j++) {
-              const ia = o + (i + 1) * W + j + 1;
-              const iu = o + i * W + j + 1;
-              const il = o + (i + 1) * W + j;
-              const du = d[ia] - d[iu];
-              const dl = d[ia] - d[il];
-              const v = du * du * sx + dl * dl * sy;
-              if (!(v > 0)) continue;
-              const r = g / Math.sqrt(v);
-              grad[ia] += r * (du * sx + dl * sy);
-              grad[iu] -= r * du * sx;
-              grad[il] -= r * dl * sy;
-            }
-          }
-        }
+        isoTvGradArrays(d, C, H, W, spacing, dy.dataSync()[0], grad);
         return tf.tensor3d(grad, [C, H, W]);
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(u) as tf.Scalar;
+}
+
+/** `isoTv` of `d` (`[C, H, W]` values) on plain arrays, summed in double precision. */
+export function isoTvArrays(d: ArrayLike<number>, C: number, H: number, W: number, spacing: [number, number]): number {
+  const [sx, sy] = spacing;
+  let sum = 0;
+  for (let c = 0; c < C; c++) {
+    const o = c * H * W;
+    for (let i = 0; i + 1 < H; i++) {
+      for (let j = 0; j + 1 < W; j++) {
+        const a = d[o + (i + 1) * W + j + 1];
+        const du = a - d[o + i * W + j + 1];
+        const dl = a - d[o + (i + 1) * W + j];
+        const v = du * du * sx + dl * dl * sy;
+        if (v > 0) sum += Math.sqrt(v);
+      }
+    }
+  }
+  return sum / (C * H * W);
+}
+
+/** Adds `scale` × the gradient of `isoTvArrays` at `d` into `grad` (`[C, H, W]`); 0 where the root is 0. */
+export function isoTvGradArrays(d: ArrayLike<number>, C: number, H: number, W: number, spacing: [number, number], scale: number, grad: { [i: number]: number }): void {
+  const [sx, sy] = spacing;
+  const g = scale / (C * H * W);
+  for (let c = 0; c < C; c++) {
+    const o = c * H * W;
+    for (let i = 0; i + 1 < H; i++) {
+      for (let j = 0; j + 1 < W; j++) {
+        const ia = o + (i + 1) * W + j + 1;
+        const iu = o + i * W + j + 1;
+        const il = o + (i + 1) * W + j;
+        const du = d[ia] - d[iu];
+        const dl = d[ia] - d[il];
+        const v = du * du * sx + dl * dl * sy;
+        if (!(v > 0)) continue;
+        const r = g / Math.sqrt(v);
+        grad[ia] += r * (du * sx + dl * sy);
+        grad[iu] -= r * du * sx;
+        grad[il] -= r * dl * sy;
+      }
+    }
+  }
 }
 
 /** Diffusion (AirLab): the same squared differences without the root, mean over `2·H·W`. */

@@ -64,15 +64,21 @@ export function bilinearInto(
 
 /**
  * The warp on plain arrays (double precision when `precise`): `ud` holds u as `[2, H, W]`.
- * Backend-free; `warpBilinear` wraps it as a tfjs op.
+ * Backend-free; `warpBilinear` wraps it as a tfjs op. `into`: buffers of H·W values to reuse
+ * (an optimisation loop's; overwritten) instead of new ones.
  */
-export function warpSamples(image: ArrayLike<number>, H: number, W: number, ud: ArrayLike<number>, precise = false): WarpSamples {
+export function warpSamples(image: ArrayLike<number>, H: number, W: number, ud: ArrayLike<number>, precise = false, into?: WarpSamples): WarpSamples {
   const N = H * W;
   const Arr = precise ? Float64Array : Float32Array;
-  const out = new Arr(N);
-  const dx = new Arr(N);
-  const dy = new Arr(N);
-  const mask = new Float32Array(N);
+  if (into && !(into.out.length === N && into.dx.length === N && into.dy.length === N && into.mask.length === N)) throw new Error(`internal: warp buffers do not hold ${H}×${W} values`);
+  into?.out.fill(0);
+  into?.dx.fill(0);
+  into?.dy.fill(0);
+  into?.mask.fill(0);
+  const out = into ? into.out : new Arr(N);
+  const dx = into ? into.dx : new Arr(N);
+  const dy = into ? into.dy : new Arr(N);
+  const mask = into ? into.mask : new Float32Array(N);
   const sx = (W - 1) / 2;
   const sy = (H - 1) / 2;
   for (let i = 0; i < H; i++) {
@@ -144,36 +150,51 @@ export function warpBilinear(image: Float32Array, H: number, W: number, u: tf.Te
  */
 export function warpMseHost(moving: ArrayLike<number>, fixed: ArrayLike<number>, H: number, W: number, u: tf.Tensor3D, weight?: ArrayLike<number> | null): tf.Scalar {
   if (u.shape[0] !== 2 || u.shape[1] !== H || u.shape[2] !== W) throw new Error(`field shape ${u.shape} is not [2, ${H}, ${W}]`);
-  const N = H * W;
   const op = tf.customGrad(((x: tf.Tensor) => {
-    const s = warpSamples(moving, H, W, x.dataSync());
-    let sum = 0;
-    let count = 0;
-    for (let p = 0; p < N; p++) {
-      const m = weight ? s.mask[p] * weight[p] : s.mask[p];
-      if (!m) continue;
-      const r = fixed[p] - s.out[p];
-      sum += m * r * r;
-      count += m;
-    }
-    const n = Math.max(count, 1);
+    const r = warpMseArrays(moving, fixed, H, W, x.dataSync(), weight);
     return {
-      value: tf.scalar(sum / n),
+      value: tf.scalar(r.value),
       gradFunc: (dy: tf.Tensor) => {
-        const g = (-2 * dy.dataSync()[0]) / n;
-        const grad = new Float32Array(2 * N);
-        for (let p = 0; p < N; p++) {
-          const m = weight ? s.mask[p] * weight[p] : s.mask[p];
-          if (!m) continue;
-          const k = g * m * (fixed[p] - s.out[p]);
-          grad[p] = k * s.dx[p];
-          grad[N + p] = k * s.dy[p];
-        }
+        const grad = new Float32Array(2 * H * W);
+        r.gradInto(dy.dataSync()[0], grad);
         return tf.tensor3d(grad, [2, H, W]);
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(u) as tf.Scalar;
+}
+
+/**
+ * The masked MSE of `fixed` and `moving` warped by `ud` (`[2, H, W]` values) on plain arrays:
+ * its value, and `gradInto(scale, grad)`, which writes `scale` × ∂value/∂u into `grad`
+ * (`[2, H, W]`; entries outside the mask are left as they are). `into`: warpSamples's buffers.
+ */
+export function warpMseArrays(moving: ArrayLike<number>, fixed: ArrayLike<number>, H: number, W: number, ud: ArrayLike<number>, weight?: ArrayLike<number> | null, into?: WarpSamples): { value: number; gradInto: (scale: number, grad: { [i: number]: number }) => void } {
+  const N = H * W;
+  const s = warpSamples(moving, H, W, ud, false, into);
+  let sum = 0;
+  let count = 0;
+  for (let p = 0; p < N; p++) {
+    const m = weight ? s.mask[p] * weight[p] : s.mask[p];
+    if (!m) continue;
+    const r = fixed[p] - s.out[p];
+    sum += m * r * r;
+    count += m;
+  }
+  const n = Math.max(count, 1);
+  return {
+    value: sum / n,
+    gradInto: (scale, grad) => {
+      const g = (-2 * scale) / n;
+      for (let p = 0; p < N; p++) {
+        const m = weight ? s.mask[p] * weight[p] : s.mask[p];
+        if (!m) continue;
+        const k = g * m * (fixed[p] - s.out[p]);
+        grad[p] = k * s.dx[p];
+        grad[N + p] = k * s.dy[p];
+      }
+    },
+  };
 }
 
 /**
