@@ -83,13 +83,6 @@ export class AmsGrad {
     vars.forEach((x, i) => this.slots.set(x, { m: tf.keep(tf.clone(s.m[i])), v: tf.keep(tf.clone(s.v[i])), vmax: tf.keep(tf.clone(s.vmax[i])) }));
   }
 
-  /** The optimiser state as plain arrays (for checkpoints). */
-  async state(): Promise<{ t: number; slots: { name: string; m: number[]; v: number[]; vmax: number[] }[] }> {
-    const slots = [];
-    for (const [v, s] of this.slots) slots.push({ name: v.name, m: Array.from(await s.m.data()), v: Array.from(await s.v.data()), vmax: Array.from(await s.vmax.data()) });
-    return { t: this.t, slots };
-  }
-
   dispose(): void {
     for (const s of this.slots.values()) {
       s.m.dispose();

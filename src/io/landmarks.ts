@@ -17,7 +17,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../errors.js';
-import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../core/geometry.js';
+import { type Geometry, type Point, indexToPhysical } from '../core/geometry.js';
 import { listFiles, writeTextAtomic } from './atomic.js';
 import { naturalSort } from './series.js';
 
@@ -113,11 +113,6 @@ export function landmarksMm(lf: LandmarkFile, geometry: Geometry | null, hint = 
   if (lf.units === 'mm') return lf.points;
   if (!geometry) throw new UserError(`${lf.file} holds pixel coordinates (${lf.format}); ${hint}`);
   return lf.points.map((p) => indexToPhysical(geometry, p));
-}
-
-/** Physical points → continuous pixel indices `[col, row]`. */
-export function landmarksPx(points: Point[], geometry: Geometry): Point[] {
-  return points.map((p) => physicalToIndex(geometry, p));
 }
 
 /** CSV `x,y` in mm, full double precision. */

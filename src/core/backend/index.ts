@@ -117,13 +117,6 @@ export async function smokeTest(): Promise<void> {
   if (bad) throw new Error('gradient smoke test gave non-finite values');
 }
 
-let active: BackendInfo | null = null;
-
-/** The backend chosen by `initBackend`, or null before it ran. */
-export function activeBackend(): BackendInfo | null {
-  return active;
-}
-
 function short(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
   return m.split('\n')[0].slice(0, 200);
@@ -179,7 +172,6 @@ export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu
         const wasm = await import('@tensorflow/tfjs-backend-wasm');
         info.threads = wasm.getThreadsCount();
       }
-      active = info;
       return info;
     } catch (err) {
       skipped.push({ provider: c.provider, reason: short(err) });
