@@ -55,13 +55,15 @@ function birlCase(movingName) {
     async pairs() {
       const fixed = await readImage2D(path.join(BIRL, 'artificial_reference.jpg'));
       const moving = await readImage2D(path.join(BIRL, `artificial_${movingName}.jpg`));
-      return [{
-        name: movingName,
-        fixed,
-        moving,
-        fixedLm: landmarksMm(await readLandmarkFile(path.join(BIRL, 'artificial_reference.csv')), fixed.geometry),
-        movingLm: landmarksMm(await readLandmarkFile(path.join(BIRL, `artificial_${movingName}.csv`)), fixed.geometry),
-      }];
+      return [
+        {
+          name: movingName,
+          fixed,
+          moving,
+          fixedLm: landmarksMm(await readLandmarkFile(path.join(BIRL, 'artificial_reference.csv')), fixed.geometry),
+          movingLm: landmarksMm(await readLandmarkFile(path.join(BIRL, `artificial_${movingName}.csv`)), fixed.geometry),
+        },
+      ];
     },
   };
 }
@@ -80,27 +82,65 @@ function profile(pair) {
   const per = new Map();
   let last = performance.now();
   const t0 = performance.now();
-  registerBspline(pair.fixed.data, pair.moving.data, H, W, { ...BSPLINE_DEFAULTS, onIteration: ({ level }) => { const n = performance.now(); if (!per.has(level)) per.set(level, []); per.get(level).push(n - last); last = n; } }, pair.fixed.geometry);
+  registerBspline(
+    pair.fixed.data,
+    pair.moving.data,
+    H,
+    W,
+    {
+      ...BSPLINE_DEFAULTS,
+      onIteration: ({ level }) => {
+        const n = performance.now();
+        if (!per.has(level)) per.set(level, []);
+        per.get(level).push(n - last);
+        last = n;
+      },
+    },
+    pair.fixed.geometry,
+  );
   const total = performance.now() - t0;
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-  const levels = [...per.entries()].map(([l, p]) => ({ level: l < 0 ? 'affine' : l + 1, iterations: p.length, msPerIteration: med(p.slice(1)), ms: p.reduce((a, b) => a + b, 0) }));
-  const time = (f, n = 20) => { f(); const a = performance.now(); for (let i = 0; i < n; i++) f(); return (performance.now() - a) / n; };
+  const levels = [...per.entries()].map(([l, p]) => ({
+    level: l < 0 ? 'affine' : l + 1,
+    iterations: p.length,
+    msPerIteration: med(p.slice(1)),
+    ms: p.reduce((a, b) => a + b, 0),
+  }));
+  const time = (f, n = 20) => {
+    f();
+    const a = performance.now();
+    for (let i = 0; i < n; i++) f();
+    return (performance.now() - a) / n;
+  };
   const g = bsplineGrid(H, W, [8, 8]);
   const { By, BxT } = basisTensors(g);
   const P = tf.zeros([2, g.y.cp, g.x.cp]);
   const u = tf.zeros([2, H, W]);
   const F = tf.tensor2d(pair.fixed.data, [H, W]);
   // (nothing is returned from tf.tidy: returning a TypedArray makes tidy walk every element, docs/backends.md)
-  const run = (f) => () => tf.tidy(() => { f().dataSync(); });
+  const run = (f) => () =>
+    tf.tidy(() => {
+      f().dataSync();
+    });
   const parts = {
     'warp forward': time(run(() => warpBilinear(pair.moving.data, H, W, u).warped)),
-    'warp + MSE, forward + backward': time(run(() => tf.grad((x) => { const w = warpBilinear(pair.moving.data, H, W, x); return maskedMse(F, w.warped, w.mask); })(u))),
+    'warp + MSE, forward + backward': time(
+      run(() =>
+        tf.grad((x) => {
+          const w = warpBilinear(pair.moving.data, H, W, x);
+          return maskedMse(F, w.warped, w.mask);
+        })(u),
+      ),
+    ),
     'B-spline field By·P·Bxᵀ, forward + backward': time(run(() => tf.grad((p) => tf.sum(denseField(p, By, BxT)))(P))),
     'iso-TV, forward + backward': time(run(() => tf.grad((x) => isoTv(x))(u))),
   };
   tf.dispose([By, BxT, P, u, F]);
   console.log(`profile of one ${W}×${H} registration (${total.toFixed(0)} ms):`);
-  for (const l of levels) console.log(`  ${l.level === 'affine' ? 'affine stage' : `level ${l.level}`}: ${l.iterations} it × ${l.msPerIteration.toFixed(1)} ms = ${l.ms.toFixed(0)} ms`);
+  for (const l of levels)
+    console.log(
+      `  ${l.level === 'affine' ? 'affine stage' : `level ${l.level}`}: ${l.iterations} it × ${l.msPerIteration.toFixed(1)} ms = ${l.ms.toFixed(0)} ms`,
+    );
   for (const [k, v] of Object.entries(parts)) console.log(`  ${k.padEnd(44)} ${v.toFixed(1)} ms`);
   return { totalMs: total, levels, partsMs: parts };
 }
@@ -154,7 +194,9 @@ export async function bsplineSuite() {
       elastix_parameters: res.elastix[0].parameters,
     });
   }
-  console.log(`affine + B-spline registration, ours (${backend.name}, defaults of r2n2 baseline bspline, --init affine included) vs elastix (affine then B-spline maps: MSE, 500 it, 4096 samples, 16 mm final grid); mean TRE in px`);
+  console.log(
+    `affine + B-spline registration, ours (${backend.name}, defaults of r2n2 baseline bspline, --init affine included) vs elastix (affine then B-spline maps: MSE, 500 it, 4096 samples, 16 mm final grid); mean TRE in px`,
+  );
   console.log('case                           pairs  before   ours  elastix  TRE ratio   ours s  elastix s  s ratio  params ours/elastix');
   for (const r of rows) {
     console.log(

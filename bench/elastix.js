@@ -33,12 +33,16 @@ function coordinateImages(g) {
   const [W, H] = g.size;
   const x = new Float32Array(W * H);
   const y = new Float32Array(W * H);
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-    const p = indexToPhysical(g, [j, i]);
-    x[i * W + j] = p[0];
-    y[i * W + j] = p[1];
-  }
-  return [{ geometry: g, data: x }, { geometry: g, data: y }];
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++) {
+      const p = indexToPhysical(g, [j, i]);
+      x[i * W + j] = p[0];
+      y[i * W + j] = p[1];
+    }
+  return [
+    { geometry: g, data: x },
+    { geometry: g, data: y },
+  ];
 }
 
 /**
@@ -50,19 +54,25 @@ export async function elastixRegister(fixed, moving, maps) {
   const t0 = performance.now();
   const { transformParameterObject } = await elastixNode(maps, { fixed: image2DToItk(fixed), moving: image2DToItk(moving) });
   const seconds = (performance.now() - t0) / 1000;
-  const tpo = transformParameterObject.map((m) => ({ ...m, FinalBSplineInterpolationOrder: ['1'], ResultImagePixelType: ['float'], DefaultPixelValue: ['NaN'] }));
+  const tpo = transformParameterObject.map((m) => ({
+    ...m,
+    FinalBSplineInterpolationOrder: ['1'],
+    ResultImagePixelType: ['float'],
+    DefaultPixelValue: ['NaN'],
+  }));
   const [cx, cy] = coordinateImages(moving.geometry);
   const tx = (await transformixNode(image2DToItk(cx), tpo)).result.data;
   const ty = (await transformixNode(image2DToItk(cy), tpo)).result.data;
   const g = fixed.geometry;
   const [W, H] = g.size;
   const data = new Float32Array(2 * W * H);
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-    const p = indexToPhysical(g, [j, i]);
-    const k = i * W + j;
-    data[2 * k] = tx[k] - p[0];
-    data[2 * k + 1] = ty[k] - p[1];
-  }
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++) {
+      const p = indexToPhysical(g, [j, i]);
+      const k = i * W + j;
+      data[2 * k] = tx[k] - p[0];
+      data[2 * k + 1] = ty[k] - p[1];
+    }
   const parameters = transformParameterObject.reduce((a, m) => a + Number(m.NumberOfParameters?.[0] ?? 0), 0);
   return { field: { geometry: g, data }, seconds, parameters };
 }

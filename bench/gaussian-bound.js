@@ -15,20 +15,37 @@ import { sequenceMapPoint, gaussianDisplacement } from '../dist/core/gaussian.js
 /** Fits T Gaussians to a target field `[1, 2, n, n]` (normalised units); returns 7·T numbers. */
 async function fitGaussians(target, n, T, iterations) {
   const vars = [];
-  const field = () => tf.tidy(() => {
-    let u = tf.zeros([1, 2, n, n]);
-    for (const p of vars) u = tf.add(u, gaussianDisplacement({ position: tf.slice(p, [0, 0], [1, 2]), sigma: tf.exp(tf.slice(p, [0, 2], [1, 2])), weight: tf.slice(p, [0, 4], [1, 2]), phi: tf.slice(p, [0, 6], [1, 1]) }, n, n));
-    return u;
-  });
+  const field = () =>
+    tf.tidy(() => {
+      let u = tf.zeros([1, 2, n, n]);
+      for (const p of vars)
+        u = tf.add(
+          u,
+          gaussianDisplacement(
+            {
+              position: tf.slice(p, [0, 0], [1, 2]),
+              sigma: tf.exp(tf.slice(p, [0, 2], [1, 2])),
+              weight: tf.slice(p, [0, 4], [1, 2]),
+              phi: tf.slice(p, [0, 6], [1, 1]),
+            },
+            n,
+            n,
+          ),
+        );
+      return u;
+    });
   const opt = tf.train.adam(0.01);
-  const fit = (k) => { for (let it = 0; it < k; it++) opt.minimize(() => tf.mean(tf.square(tf.sub(target, field()))), false, vars); };
+  const fit = (k) => {
+    for (let it = 0; it < k; it++) opt.minimize(() => tf.mean(tf.square(tf.sub(target, field()))), false, vars);
+  };
   for (let k = 0; k < T; k++) {
     const r = tf.tidy(() => tf.sub(target, field()));
     const mag = tf.tidy(() => tf.reshape(tf.sum(tf.square(r), 1), [-1]));
     const idx = (await tf.argMax(mag).data())[0];
     const rd = await r.data();
     tf.dispose([r, mag]);
-    const i = Math.floor(idx / n), j = idx % n;
+    const i = Math.floor(idx / n),
+      j = idx % n;
     const init = tf.tensor2d([[-1 + (2 * j) / (n - 1), -1 + (2 * i) / (n - 1), Math.log(0.15), Math.log(0.15), rd[idx], rd[n * n + idx], 0]]);
     vars.push(tf.variable(init));
     init.dispose();
@@ -75,11 +92,21 @@ export async function gaussianBoundSuite() {
         process.stderr.write(`  seed ${seed} T ${T} frame ${t}\n`);
       }
       const r = treReport(tres);
-      rows.push({ case: `phantom seed ${seed} (${size}²)`, steps: T, pairs: picks.length, before_mm: r.before.mean_mm, truth_fit_mm: r.after.mean_mm, truth_fit_max_mm: r.after.max_mm });
+      rows.push({
+        case: `phantom seed ${seed} (${size}²)`,
+        steps: T,
+        pairs: picks.length,
+        before_mm: r.before.mean_mm,
+        truth_fit_mm: r.after.mean_mm,
+        truth_fit_max_mm: r.after.max_mm,
+      });
     }
   }
   console.log(`T Gaussians fitted to the true field (${backend.name}); TRE at the landmarks, mean mm`);
   console.log('case                      steps  pairs  before mm  truth-fit mm  max mm');
-  for (const r of rows) console.log(`${r.case.padEnd(25)} ${String(r.steps).padStart(5)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.truth_fit_mm.toFixed(3).padStart(13)} ${r.truth_fit_max_mm.toFixed(3).padStart(7)}`);
+  for (const r of rows)
+    console.log(
+      `${r.case.padEnd(25)} ${String(r.steps).padStart(5)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.truth_fit_mm.toFixed(3).padStart(13)} ${r.truth_fit_max_mm.toFixed(3).padStart(7)}`,
+    );
   return { backend: backend.name, iterations, rows };
 }

@@ -24,7 +24,11 @@ import { loadCheckpointAverage, loadModel } from '../dist/io/model.js';
 import { r2n2Registrar } from '../dist/app/register.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const list = (v, d) => (v ?? d).split(',').map((x) => x.trim()).filter(Boolean);
+const list = (v, d) =>
+  (v ?? d)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 /** A model directory, or a checkpoint's weight average; `weights` says which was measured. */
 async function openModel(dir) {
@@ -41,7 +45,8 @@ export async function r2n2ModelsSuite() {
   const dirs = list(process.env.R2N2_MODELS, path.join(here, '..', 'fixtures', 'models', 'phantom'));
   const seeds = list(process.env.R2N2_SEEDS, '23,24,25,26').map(Number);
   const picksPerSeed = Number(process.env.R2N2_PICKS ?? 16);
-  if (!(Number.isInteger(picksPerSeed) && picksPerSeed >= 1 && picksPerSeed <= 59)) throw new Error(`R2N2_PICKS must be a whole number in 1..59, got ${process.env.R2N2_PICKS}`);
+  if (!(Number.isInteger(picksPerSeed) && picksPerSeed >= 1 && picksPerSeed <= 59))
+    throw new Error(`R2N2_PICKS must be a whole number in 1..59, got ${process.env.R2N2_PICKS}`);
   if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`R2N2_SEEDS must be whole numbers, got ${process.env.R2N2_SEEDS}`);
   const stepsEnv = process.env.R2N2_STEPS ? list(process.env.R2N2_STEPS).map(Number) : null;
   const data = [];
@@ -55,12 +60,19 @@ export async function r2n2ModelsSuite() {
   const rows = [];
   for (const dir of dirs) {
     const { model, weights } = await openModel(dir);
-    const sha = createHash('sha256').update(await fs.readFile(path.join(dir, 'weights.bin'))).digest('hex').slice(0, 12);
+    const sha = createHash('sha256')
+      .update(await fs.readFile(path.join(dir, 'weights.bin')))
+      .digest('hex')
+      .slice(0, 12);
     for (const steps of stepsEnv ?? [Number(model.json.training?.steps ?? 10)]) {
       const reg = r2n2Registrar(model, { steps, stopThreshold: 0, flipAverage: 'none', refine: 0 });
       // warm-up: the first batch of a size compiles and allocates
       const d0 = data[0];
-      await reg.registerBatch({ geometry: d0.s.geometry, data: d0.frames[d0.f] }, d0.picks.slice(0, 8).map((t) => ({ geometry: d0.s.geometry, data: d0.frames[t] })), () => undefined);
+      await reg.registerBatch(
+        { geometry: d0.s.geometry, data: d0.frames[d0.f] },
+        d0.picks.slice(0, 8).map((t) => ({ geometry: d0.s.geometry, data: d0.frames[t] })),
+        () => undefined,
+      );
       const perSeed = [];
       let seconds = 0;
       let before = 0;
@@ -71,9 +83,17 @@ export async function r2n2ModelsSuite() {
         for (let i = 0; i < d.picks.length; i += 8) {
           const pk = d.picks.slice(i, i + 8);
           const t0 = performance.now();
-          const batch = await reg.registerBatch(fixed, pk.map((t) => ({ geometry: d.s.geometry, data: d.frames[t] })), () => undefined);
+          const batch = await reg.registerBatch(
+            fixed,
+            pk.map((t) => ({ geometry: d.s.geometry, data: d.frames[t] })),
+            () => undefined,
+          );
           seconds += (performance.now() - t0) / 1000;
-          pk.forEach((t, k) => tres.push(frameTre(`frame_${t}`, d.s.landmarks(d.f), d.s.landmarks(t), d.s.geometry, (q) => mapPoint(fieldFromNormalised(batch[k].field, d.s.geometry), q))));
+          pk.forEach((t, k) =>
+            tres.push(
+              frameTre(`frame_${t}`, d.s.landmarks(d.f), d.s.landmarks(t), d.s.geometry, (q) => mapPoint(fieldFromNormalised(batch[k].field, d.s.geometry), q)),
+            ),
+          );
         }
         const r = treReport(tres);
         perSeed.push(r.after.mean_mm);
@@ -81,17 +101,32 @@ export async function r2n2ModelsSuite() {
         pairs += tres.length;
       }
       const mean = perSeed.reduce((a, b) => a + b, 0) / perSeed.length;
-      rows.push({ model: dir, weights, weightsSha256: sha, inputBlock: model.config.inputBlock ?? 1, steps, pairs, before_mm: before / pairs, after_mm_per_seed: perSeed, after_mm: mean, seconds_per_frame: seconds / pairs });
+      rows.push({
+        model: dir,
+        weights,
+        weightsSha256: sha,
+        inputBlock: model.config.inputBlock ?? 1,
+        steps,
+        pairs,
+        before_mm: before / pairs,
+        after_mm_per_seed: perSeed,
+        after_mm: mean,
+        seconds_per_frame: seconds / pairs,
+      });
       process.stderr.write(`  ${dir} (${weights}), ${steps} steps: ${mean.toFixed(3)} mm\n`);
     }
     model.tensors.forEach((t) => t.dispose());
   }
-  console.log(`R2N2 models on held-out phantom seeds ${seeds.join(', ')} (128², ${picksPerSeed} frames each, ${backend.name}); TRE mean per seed and over the seeds`);
+  console.log(
+    `R2N2 models on held-out phantom seeds ${seeds.join(', ')} (128², ${picksPerSeed} frames each, ${backend.name}); TRE mean per seed and over the seeds`,
+  );
   console.log(`${'model'.padEnd(40)} block  steps  ${seeds.map((s) => `seed ${s}`.padStart(8)).join(' ')}  mean mm  × first  s/frame  × first's time`);
   const first = rows[0];
   for (const r of rows) {
     const name = r.model.length > 38 ? '…' + r.model.slice(-37) : r.model;
-    console.log(`${name.padEnd(40)} ${String(r.inputBlock).padStart(5)} ${String(r.steps).padStart(6)}  ${r.after_mm_per_seed.map((x) => x.toFixed(3).padStart(8)).join(' ')}  ${r.after_mm.toFixed(3).padStart(7)} ${(r.after_mm / first.after_mm).toFixed(2).padStart(8)} ${r.seconds_per_frame.toFixed(3).padStart(8)} ${(r.seconds_per_frame / first.seconds_per_frame).toFixed(2).padStart(15)}`);
+    console.log(
+      `${name.padEnd(40)} ${String(r.inputBlock).padStart(5)} ${String(r.steps).padStart(6)}  ${r.after_mm_per_seed.map((x) => x.toFixed(3).padStart(8)).join(' ')}  ${r.after_mm.toFixed(3).padStart(7)} ${(r.after_mm / first.after_mm).toFixed(2).padStart(8)} ${r.seconds_per_frame.toFixed(3).padStart(8)} ${(r.seconds_per_frame / first.seconds_per_frame).toFixed(2).padStart(15)}`,
+    );
   }
   console.log(`TRE before registration: ${first.before_mm.toFixed(3)} mm (mean over the ${first.pairs} pairs)`);
   return { backend: backend.name, seeds, picksPerSeed, rows };

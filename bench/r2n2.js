@@ -29,15 +29,48 @@ async function profileR2n2(model, steps, size) {
   const frames = Array.from({ length: 9 }, (_, t) => s.renderFrame(t));
   const n = model.config.netSize;
   const weights = toVariables(model);
-  const med = async (f) => { const xs = []; for (let k = 0; k < 6; k++) { const t0 = performance.now(); await f(); xs.push(performance.now() - t0); } xs.shift(); return xs.sort((a, b) => a - b)[2]; };
+  const med = async (f) => {
+    const xs = [];
+    for (let k = 0; k < 6; k++) {
+      const t0 = performance.now();
+      await f();
+      xs.push(performance.now() - t0);
+    }
+    xs.shift();
+    return xs.sort((a, b) => a - b)[2];
+  };
   const net = frames.map((f) => networkImage(f, size, size, n));
-  const seqs = await inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps });
+  const seqs = await inferSequence(
+    model.config,
+    weights,
+    net.slice(0, 8).map(() => net[8]),
+    net.slice(0, 8),
+    { steps },
+  );
   const parts = {
     [`network input: normalise, blur, resample ${size}² → ${n}² (×9)`]: await med(() => frames.forEach((f) => networkImage(f, size, size, n))),
-    [`network: ${steps} steps, batch of 8 (incl. the ${n}² re-warps)`]: await med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps })),
-    [`one network step, batch of 8`]: await med(() => inferSequence(model.config, weights, net.slice(0, 8).map(() => net[8]), net.slice(0, 8), { steps: 1 })),
+    [`network: ${steps} steps, batch of 8 (incl. the ${n}² re-warps)`]: await med(() =>
+      inferSequence(
+        model.config,
+        weights,
+        net.slice(0, 8).map(() => net[8]),
+        net.slice(0, 8),
+        { steps },
+      ),
+    ),
+    [`one network step, batch of 8`]: await med(() =>
+      inferSequence(
+        model.config,
+        weights,
+        net.slice(0, 8).map(() => net[8]),
+        net.slice(0, 8),
+        { steps: 1 },
+      ),
+    ),
     [`full-resolution field from the Gaussians (×8)`]: await med(() => seqs.forEach((q) => sequenceField(q, size, size))),
-    [`--refine 20: Levenberg–Marquardt at ${size}² (×8)`]: await med(() => seqs.forEach((q, k) => refineSequence(normaliseIntensity(frames[8]), normaliseIntensity(frames[k]), size, size, q, { iterations: 20 }))),
+    [`--refine 20: Levenberg–Marquardt at ${size}² (×8)`]: await med(() =>
+      seqs.forEach((q, k) => refineSequence(normaliseIntensity(frames[8]), normaliseIntensity(frames[k]), size, size, q, { iterations: 20 })),
+    ),
   };
   weights.forEach((v) => v.dispose());
   console.log(`R2N2 inference profile, one batch of 8 frames at ${size}² (ms, median of 5):`);
@@ -58,7 +91,9 @@ export async function r2n2Suite() {
     return { skipped: err.message };
   }
   // Which weights were measured: the path alone does not say (the bundled model is replaced over time).
-  const weightsSha256 = createHash('sha256').update(await fs.readFile(path.join(modelDir, 'weights.bin'))).digest('hex');
+  const weightsSha256 = createHash('sha256')
+    .update(await fs.readFile(path.join(modelDir, 'weights.bin')))
+    .digest('hex');
   const size = Number(model.json.data?.phantomSize ?? process.env.R2N2_SIZE ?? 128);
   const steps = Number(process.env.R2N2_STEPS ?? model.json.training?.steps ?? 10);
   const half = Math.ceil(steps / 2);
@@ -75,8 +110,13 @@ export async function r2n2Suite() {
     const a = { geometry: w.geometry, data: w.renderFrame(0) };
     const b = { geometry: w.geometry, data: w.renderFrame(1) };
     // the batch size the timed runs use (the first batch of a new size allocates)
-    for (const v of variants) await v.reg.registerBatch(a, Array.from({ length: 8 }, () => b), () => undefined);
-    registerBspline(a.data, b.data, size, size, { ...BSPLINE_DEFAULTS, iterations: [2] , initIterations: [2] }, w.geometry);
+    for (const v of variants)
+      await v.reg.registerBatch(
+        a,
+        Array.from({ length: 8 }, () => b),
+        () => undefined,
+      );
+    registerBspline(a.data, b.data, size, size, { ...BSPLINE_DEFAULTS, iterations: [2], initIterations: [2] }, w.geometry);
   }
   const profile = await profileR2n2(model, steps, size);
   const maps = [await affineMap(), await bsplineMap()];
@@ -93,10 +133,16 @@ export async function r2n2Suite() {
     const rs = [];
     for (const v of variants) {
       const t0 = performance.now();
-      const batch = await v.reg.registerBatch(fixed, picks.map((t) => ({ geometry: s.geometry, data: frames[t] })), () => undefined);
+      const batch = await v.reg.registerBatch(
+        fixed,
+        picks.map((t) => ({ geometry: s.geometry, data: frames[t] })),
+        () => undefined,
+      );
       const sa = (performance.now() - t0) / 1000 / picks.length;
       rs.push(`${v.label} ${sa.toFixed(3)} s`);
-      picks.forEach((t, k) => res[v.label].push({ seconds: sa, parameters: batch[k].parameters, tre: tre(t, fieldFromNormalised(batch[k].field, s.geometry)) }));
+      picks.forEach((t, k) =>
+        res[v.label].push({ seconds: sa, parameters: batch[k].parameters, tre: tre(t, fieldFromNormalised(batch[k].field, s.geometry)) }),
+      );
     }
     let t0;
     for (const t of picks) {
@@ -107,7 +153,9 @@ export async function r2n2Suite() {
       res.bspline.push({ seconds: sb, parameters: b.parameters, tre: tre(t, fieldFromNormalised(b.field, s.geometry)) });
       const e = await elastixRegister(fixed, moving, maps);
       res.elastix.push({ seconds: e.seconds, parameters: e.parameters, tre: tre(t, e.field) });
-      process.stderr.write(`  seed ${seed} frame ${t}: ${rs.join(', ')} (per frame, batch of 8), bspline ${sb.toFixed(2)} s, elastix ${e.seconds.toFixed(2)} s\n`);
+      process.stderr.write(
+        `  seed ${seed} frame ${t}: ${rs.join(', ')} (per frame, batch of 8), bspline ${sb.toFixed(2)} s, elastix ${e.seconds.toFixed(2)} s\n`,
+      );
     }
     for (const m of Object.keys(res)) {
       const r = treReport(res[m].map((x) => x.tre));
@@ -123,11 +171,15 @@ export async function r2n2Suite() {
       });
     }
   }
-  console.log(`R2N2 (${modelDir}, weights sha256 ${weightsSha256.slice(0, 12)}; r2n2/T = T steps, +x = --flip-average x, +rN = --refine N) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean`);
+  console.log(
+    `R2N2 (${modelDir}, weights sha256 ${weightsSha256.slice(0, 12)}; r2n2/T = T steps, +x = --flip-average x, +rN = --refine N) vs B-spline vs elastix on held-out phantom series (${backend.name}); TRE mean`,
+  );
   console.log('case                      method         pairs  before mm  after mm  after px  s/frame  × faster than bspline  TRE / bspline  parameters');
   for (const r of rows) {
     const b = rows.find((x) => x.case === r.case && x.method === 'bspline');
-    console.log(`${r.case.padEnd(25)} ${r.method.padEnd(13)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(b.seconds / r.seconds).toFixed(1).padStart(22)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`);
+    console.log(
+      `${r.case.padEnd(25)} ${r.method.padEnd(13)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(b.seconds / r.seconds).toFixed(1).padStart(22)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`,
+    );
   }
   const all = (m) => rows.filter((r) => r.method === m);
   const mean = (xs, k) => xs.reduce((a, r) => a + r[k], 0) / xs.length;
@@ -135,7 +187,17 @@ export async function r2n2Suite() {
   for (const m of Object.keys(Object.fromEntries(rows.map((r) => [r.method, 1])))) {
     const x = all(m);
     const b = all('bspline');
-    console.log(`  ${m.padEnd(13)} TRE ${mean(x, 'after_mm').toFixed(3)} mm (${(mean(x, 'after_mm') / mean(b, 'after_mm')).toFixed(2)}× the B-spline's), ${mean(x, 'seconds').toFixed(3)} s/frame (${(mean(b, 'seconds') / mean(x, 'seconds')).toFixed(1)}× faster than the B-spline)`);
+    console.log(
+      `  ${m.padEnd(13)} TRE ${mean(x, 'after_mm').toFixed(3)} mm (${(mean(x, 'after_mm') / mean(b, 'after_mm')).toFixed(2)}× the B-spline's), ${mean(x, 'seconds').toFixed(3)} s/frame (${(mean(b, 'seconds') / mean(x, 'seconds')).toFixed(1)}× faster than the B-spline)`,
+    );
   }
-  return { backend: backend.name, model: modelDir, weightsSha256, steps, variants: variants.map(({ label, steps, flipAverage, refine }) => ({ label, steps, flipAverage, refine })), profile, rows };
+  return {
+    backend: backend.name,
+    model: modelDir,
+    weightsSha256,
+    steps,
+    variants: variants.map(({ label, steps, flipAverage, refine }) => ({ label, steps, flipAverage, refine })),
+    profile,
+    rows,
+  };
 }

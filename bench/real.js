@@ -48,7 +48,11 @@ const env = (k, d) => process.env[k] ?? d;
 /** The elastix parameter file text of a parameter map: one `(Key value …)` per line (elastix 5.0 needs that). */
 function parameterFileText(map) {
   const fmt = (v) => (/^-?\d+(\.\d+)?(e-?\d+)?$/i.test(v) ? v : `"${v}"`);
-  return Object.entries(map).map(([k, vs]) => `(${k} ${vs.map(fmt).join(' ')})`).join('\n') + '\n';
+  return (
+    Object.entries(map)
+      .map(([k, vs]) => `(${k} ${vs.map(fmt).join(' ')})`)
+      .join('\n') + '\n'
+  );
 }
 
 async function whichElastix() {
@@ -101,11 +105,17 @@ async function elastixNative(fixed, moving, paramText, { threads, labels } = {})
     const field = { geometry: fixed.geometry, data: def.data };
     let warpedLabels = null;
     if (labels) {
-      const text = (await fs.readFile(tp, 'utf8')).replace(/\(FinalBSplineInterpolationOrder \d+\)/, '(FinalBSplineInterpolationOrder 0)').replace(/\(ResultImagePixelType "[^"]*"\)/, '(ResultImagePixelType "float")');
+      const text = (await fs.readFile(tp, 'utf8'))
+        .replace(/\(FinalBSplineInterpolationOrder \d+\)/, '(FinalBSplineInterpolationOrder 0)')
+        .replace(/\(ResultImagePixelType "[^"]*"\)/, '(ResultImagePixelType "float")');
       await fs.writeFile(path.join(dir, 'tp-nn.txt'), text);
       await writeImage2D(path.join(dir, 'l.mha'), flat(labels));
       await fs.mkdir(path.join(dir, 'lab'));
-      await elastixTool('transformix', ['-in', path.join(dir, 'l.mha'), '-tp', path.join(dir, 'tp-nn.txt'), '-out', path.join(dir, 'lab')], path.join(dir, 'lab', 'result.mha'));
+      await elastixTool(
+        'transformix',
+        ['-in', path.join(dir, 'l.mha'), '-tp', path.join(dir, 'tp-nn.txt'), '-out', path.join(dir, 'lab')],
+        path.join(dir, 'lab', 'result.mha'),
+      );
       warpedLabels = (await readImage2D(path.join(dir, 'lab', 'result.mha'))).data;
     }
     const parameters = Number(/\(NumberOfParameters (\d+)\)/.exec(await fs.readFile(tp, 'utf8'))?.[1] ?? 0);
@@ -152,7 +162,9 @@ async function makeMethods(elastixVersion) {
     'r2n2+r20': r2n2(20),
     elastix: elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l })) : null,
     'elastix-1t': elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l, threads: 1 })) : null,
-    'elastix-wasm': perPair(async (f, m) => elastixRegister(flat(f), flat(m), [paramMap]).then((e) => ({ ...e, field: { geometry: f.geometry, data: e.field.data } }))),
+    'elastix-wasm': perPair(async (f, m) =>
+      elastixRegister(flat(f), flat(m), [paramMap]).then((e) => ({ ...e, field: { geometry: f.geometry, data: e.field.data } })),
+    ),
   };
   // B-spline variants to compare (choosing defaults): REAL_BSPLINE_VARIANTS='{"name": {options}}', each run as method bspline:name
   for (const [name, extra] of Object.entries(JSON.parse(env('REAL_BSPLINE_VARIANTS', '{}')))) {
@@ -162,7 +174,10 @@ async function makeMethods(elastixVersion) {
   }
   const methods = Object.fromEntries(Object.entries(all).filter(([k, v]) => v && wanted.includes(k)));
   // warm-up outside the timings: tfjs/wasm compile on first use
-  const w = { geometry: { size: [64, 64], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] }, data: Float32Array.from({ length: 4096 }, (_, k) => Math.sin(k / 50)) };
+  const w = {
+    geometry: { size: [64, 64], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] },
+    data: Float32Array.from({ length: 4096 }, (_, k) => Math.sin(k / 50)),
+  };
   for (const k of ['r2n2', 'r2n2+r20']) if (methods[k]) await methods[k](w, [w]);
   return { methods, backend: backend.name, modelDir, steps, paramText };
 }
@@ -201,9 +216,21 @@ async function diceCases(methods) {
     for (const [m, [r]] of Object.entries(res)) {
       if (!r) continue;
       const warped = r.warpedLabels ?? warpLabelsNearest(esL.data, r.field);
-      rows.push({ case: key, method: m, dice: dicePerLabel(edL, warped).get(1) ?? 0, hd95: hd95(edL, warped, W, H, ed.geometry.spacing, 1), seconds: r.seconds, parameters: r.parameters });
+      rows.push({
+        case: key,
+        method: m,
+        dice: dicePerLabel(edL, warped).get(1) ?? 0,
+        hd95: hd95(edL, warped, W, H, ed.geometry.spacing, 1),
+        seconds: r.seconds,
+        parameters: r.parameters,
+      });
     }
-    process.stderr.write(`  dice ${key}: ${rows.filter((x) => x.case === key).map((x) => `${x.method} ${x.dice.toFixed(3)}`).join(', ')}\n`);
+    process.stderr.write(
+      `  dice ${key}: ${rows
+        .filter((x) => x.case === key)
+        .map((x) => `${x.method} ${x.dice.toFixed(3)}`)
+        .join(', ')}\n`,
+    );
   }
   return rows;
 }
@@ -211,8 +238,16 @@ async function diceCases(methods) {
 /** The centroid (mm) and equivalent radius (mm) of label 1. */
 function labelDisc(img) {
   const [W, H] = img.geometry.size;
-  let n = 0, sx = 0, sy = 0;
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) if (Math.round(img.data[i * W + j]) === 1) { n++; sx += j; sy += i; }
+  let n = 0,
+    sx = 0,
+    sy = 0;
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++)
+      if (Math.round(img.data[i * W + j]) === 1) {
+        n++;
+        sx += j;
+        sy += i;
+      }
   const [px, py] = img.geometry.spacing;
   return { centre: [img.geometry.origin[0] + (sx / n) * px, img.geometry.origin[1] + (sy / n) * py], radius: Math.sqrt((n * px * py) / Math.PI) };
 }
@@ -254,9 +289,23 @@ async function treCases(methods, tmp) {
     for (const [m, list] of Object.entries(res)) {
       const r = treReport(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry, (q) => mapPoint(x.field, q))));
       const before = treReport(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry)));
-      rows.push({ case: sp.name, size, method: m, pairs: list.length, tre: r.after.mean_mm, treBefore: before.before.mean_mm, seconds: list.reduce((a, x) => a + x.seconds, 0) / list.length, parameters: list.reduce((a, x) => a + x.parameters, 0) / list.length });
+      rows.push({
+        case: sp.name,
+        size,
+        method: m,
+        pairs: list.length,
+        tre: r.after.mean_mm,
+        treBefore: before.before.mean_mm,
+        seconds: list.reduce((a, x) => a + x.seconds, 0) / list.length,
+        parameters: list.reduce((a, x) => a + x.parameters, 0) / list.length,
+      });
     }
-    process.stderr.write(`  tre ${sp.name}: ${rows.filter((x) => x.case === sp.name).map((x) => `${x.method} ${x.tre.toFixed(3)}`).join(', ')}\n`);
+    process.stderr.write(
+      `  tre ${sp.name}: ${rows
+        .filter((x) => x.case === sp.name)
+        .map((x) => `${x.method} ${x.tre.toFixed(3)}`)
+        .join(', ')}\n`,
+    );
   }
   return rows;
 }
@@ -287,7 +336,12 @@ async function seriesCases(tmp, elastixVersion, paramText) {
     for (const j of [...new Set([1, jobs])]) {
       const out = path.join(tmp, `ours-${patient}-${j}`);
       const t0 = performance.now();
-      await runFrames({ kind: 'series', series: path.join(sim, 'frames'), fixedFrame: fixedName }, bsplineRegistrar(BSPLINE_DEFAULTS), { out, qc: false, backend: 'wasm', jobs: { count: j, spec: { kind: 'bspline', options: BSPLINE_DEFAULTS }, backend: 'wasm' } });
+      await runFrames({ kind: 'series', series: path.join(sim, 'frames'), fixedFrame: fixedName }, bsplineRegistrar(BSPLINE_DEFAULTS), {
+        out,
+        qc: false,
+        backend: 'wasm',
+        jobs: { count: j, spec: { kind: 'bspline', options: BSPLINE_DEFAULTS }, backend: 'wasm' },
+      });
       row[j === 1 ? 'bsplineJobs1' : 'bspline'] = (performance.now() - t0) / 1000;
     }
     if (jobs === 1) row.bspline = row.bsplineJobs1;
@@ -298,7 +352,9 @@ async function seriesCases(tmp, elastixVersion, paramText) {
       for (const n of names) if (n !== fixedName) await elastixNative(fixed, await read(n), paramText);
       row.elastix = (performance.now() - t0) / 1000;
     }
-    process.stderr.write(`  series ${row.case}: bspline --jobs ${jobs} ${row.bspline.toFixed(1)} s, --jobs 1 ${row.bsplineJobs1.toFixed(1)} s, elastix ${row.elastix?.toFixed(1) ?? 'n/a'} s\n`);
+    process.stderr.write(
+      `  series ${row.case}: bspline --jobs ${jobs} ${row.bspline.toFixed(1)} s, --jobs 1 ${row.bsplineJobs1.toFixed(1)} s, elastix ${row.elastix?.toFixed(1) ?? 'n/a'} s\n`,
+    );
     rows.push(row);
   }
   return rows;
@@ -321,37 +377,142 @@ export async function realSuite() {
   const series = cases.includes('series') ? await seriesCases(tmp, elastixVersion, paramText) : [];
   await fs.rm(tmp, { recursive: true, force: true });
   const names = ['none', ...Object.keys(methods)];
-  console.log(`real images (${backend}; R2N2 ${path.relative(process.cwd(), modelDir)}, ${steps} steps; ${elastixVersion ?? 'no native elastix'}; itk-wasm elastix on the first ${wasmPairs} pair(s) of each case)`);
+  console.log(
+    `real images (${backend}; R2N2 ${path.relative(process.cwd(), modelDir)}, ${steps} steps; ${elastixVersion ?? 'no native elastix'}; itk-wasm elastix on the first ${wasmPairs} pair(s) of each case)`,
+  );
   const mean = (xs, k) => xs.reduce((a, r) => a + r[k], 0) / xs.length;
   const summary = {};
   if (dice.length) {
     console.log(`\nDice, LV ES→ED, ${new Set(dice.map((r) => r.case)).size} Sunnybrook slices (HD95 mm beside)`);
     console.log('case                    ' + names.map((m) => m.padStart(18)).join(''));
     for (const c of [...new Set(dice.map((r) => r.case))]) {
-      console.log(c.padEnd(24) + names.map((m) => { const r = dice.find((x) => x.case === c && x.method === m); return (r ? `${r.dice.toFixed(3)} (${r.hd95.toFixed(1)})` : '').padStart(18); }).join(''));
+      console.log(
+        c.padEnd(24) +
+          names
+            .map((m) => {
+              const r = dice.find((x) => x.case === c && x.method === m);
+              return (r ? `${r.dice.toFixed(3)} (${r.hd95.toFixed(1)})` : '').padStart(18);
+            })
+            .join(''),
+      );
     }
-    console.log('mean Dice               ' + names.map((m) => mean(dice.filter((r) => r.method === m), 'dice').toFixed(3).padStart(18)).join(''));
-    console.log('mean HD95 mm            ' + names.map((m) => mean(dice.filter((r) => r.method === m), 'hd95').toFixed(2).padStart(18)).join(''));
-    console.log('s/pair                  ' + names.map((m) => mean(dice.filter((r) => r.method === m), 'seconds').toFixed(3).padStart(18)).join(''));
-    summary.dice = Object.fromEntries(names.map((m) => { const x = dice.filter((r) => r.method === m); return [m, { meanDice: mean(x, 'dice'), meanHd95: mean(x, 'hd95'), secondsPerPair: mean(x, 'seconds'), pairs: x.length }]; }));
+    console.log(
+      'mean Dice               ' +
+        names
+          .map((m) =>
+            mean(
+              dice.filter((r) => r.method === m),
+              'dice',
+            )
+              .toFixed(3)
+              .padStart(18),
+          )
+          .join(''),
+    );
+    console.log(
+      'mean HD95 mm            ' +
+        names
+          .map((m) =>
+            mean(
+              dice.filter((r) => r.method === m),
+              'hd95',
+            )
+              .toFixed(2)
+              .padStart(18),
+          )
+          .join(''),
+    );
+    console.log(
+      's/pair                  ' +
+        names
+          .map((m) =>
+            mean(
+              dice.filter((r) => r.method === m),
+              'seconds',
+            )
+              .toFixed(3)
+              .padStart(18),
+          )
+          .join(''),
+    );
+    summary.dice = Object.fromEntries(
+      names.map((m) => {
+        const x = dice.filter((r) => r.method === m);
+        return [m, { meanDice: mean(x, 'dice'), meanHd95: mean(x, 'hd95'), secondsPerPair: mean(x, 'seconds'), pairs: x.length }];
+      }),
+    );
   }
   if (tre.length) {
     console.log('\nTRE mm, simulated series from real images (mean over the registered frames; itk-wasm elastix on fewer pairs: its "before" differs)');
     console.log('case                          size     ' + names.map((m) => m.padStart(13)).join(''));
     for (const c of [...new Set(tre.map((r) => r.case))]) {
       const size = tre.find((x) => x.case === c).size;
-      console.log(c.padEnd(30) + size.padEnd(9) + names.map((m) => { const r = tre.find((x) => x.case === c && x.method === m); return (r ? f3(r.tre) : '').padStart(13); }).join(''));
+      console.log(
+        c.padEnd(30) +
+          size.padEnd(9) +
+          names
+            .map((m) => {
+              const r = tre.find((x) => x.case === c && x.method === m);
+              return (r ? f3(r.tre) : '').padStart(13);
+            })
+            .join(''),
+      );
     }
-    console.log('mean TRE mm                            ' + names.map((m) => f3(mean(tre.filter((r) => r.method === m), 'tre')).padStart(13)).join(''));
-    console.log('s/frame                                ' + names.map((m) => f3(mean(tre.filter((r) => r.method === m), 'seconds')).padStart(13)).join(''));
-    summary.tre = Object.fromEntries(names.map((m) => { const x = tre.filter((r) => r.method === m); return [m, { meanTre: mean(x, 'tre'), secondsPerFrame: mean(x, 'seconds') }]; }));
+    console.log(
+      'mean TRE mm                            ' +
+        names
+          .map((m) =>
+            f3(
+              mean(
+                tre.filter((r) => r.method === m),
+                'tre',
+              ),
+            ).padStart(13),
+          )
+          .join(''),
+    );
+    console.log(
+      's/frame                                ' +
+        names
+          .map((m) =>
+            f3(
+              mean(
+                tre.filter((r) => r.method === m),
+                'seconds',
+              ),
+            ).padStart(13),
+          )
+          .join(''),
+    );
+    summary.tre = Object.fromEntries(
+      names.map((m) => {
+        const x = tre.filter((r) => r.method === m);
+        return [m, { meanTre: mean(x, 'tre'), secondsPerFrame: mean(x, 'seconds') }];
+      }),
+    );
   }
   if (series.length) {
-    console.log(`\nA whole series, wall time (s): baseline bspline with --jobs ${series[0].jobs} and --jobs 1 (fields and warped frames written) against native elastix at its default threads, frame after frame`);
+    console.log(
+      `\nA whole series, wall time (s): baseline bspline with --jobs ${series[0].jobs} and --jobs 1 (fields and warped frames written) against native elastix at its default threads, frame after frame`,
+    );
     console.log('case                                      frames   bspline    --jobs 1   elastix   bspline ÷ elastix');
-    for (const r of series) console.log(r.case.padEnd(42) + String(r.frames).padStart(6) + f3(r.bspline).padStart(10) + f3(r.bsplineJobs1).padStart(11) + f3(r.elastix).padStart(10) + f3(r.bspline / r.elastix).padStart(14));
-    summary.series = { bspline: series.reduce((a, r) => a + r.bspline, 0), bsplineJobs1: series.reduce((a, r) => a + r.bsplineJobs1, 0), elastix: series.reduce((a, r) => a + (r.elastix ?? NaN), 0) };
-    console.log(`all series: bspline ÷ elastix ${f3(summary.series.bspline / summary.series.elastix)}; --jobs ${series[0].jobs} is ${f3(summary.series.bsplineJobs1 / summary.series.bspline)}× --jobs 1`);
+    for (const r of series)
+      console.log(
+        r.case.padEnd(42) +
+          String(r.frames).padStart(6) +
+          f3(r.bspline).padStart(10) +
+          f3(r.bsplineJobs1).padStart(11) +
+          f3(r.elastix).padStart(10) +
+          f3(r.bspline / r.elastix).padStart(14),
+      );
+    summary.series = {
+      bspline: series.reduce((a, r) => a + r.bspline, 0),
+      bsplineJobs1: series.reduce((a, r) => a + r.bsplineJobs1, 0),
+      elastix: series.reduce((a, r) => a + (r.elastix ?? NaN), 0),
+    };
+    console.log(
+      `all series: bspline ÷ elastix ${f3(summary.series.bspline / summary.series.elastix)}; --jobs ${series[0].jobs} is ${f3(summary.series.bsplineJobs1 / summary.series.bspline)}× --jobs 1`,
+    );
   }
   const ref = 'elastix' in methods ? 'elastix' : null;
   if (ref) {
@@ -360,9 +521,31 @@ export async function realSuite() {
     for (const m of Object.keys(methods)) {
       const tr = summary.tre?.[m]?.meanTre / summary.tre?.[ref]?.meanTre;
       const dd = summary.dice ? summary.dice[m].meanDice - summary.dice[ref].meanDice : NaN;
-      const sp = mean(all.filter((r) => r.method === ref), 'seconds') / mean(all.filter((r) => r.method === m), 'seconds');
-      console.log(`  ${m.padEnd(14)} TRE × ${f3(tr)}   Dice ${Number.isFinite(dd) ? (dd >= 0 ? '+' : '') + dd.toFixed(3) : 'n/a'}   ${f3(sp)}× elastix's speed`);
+      const sp =
+        mean(
+          all.filter((r) => r.method === ref),
+          'seconds',
+        ) /
+        mean(
+          all.filter((r) => r.method === m),
+          'seconds',
+        );
+      console.log(
+        `  ${m.padEnd(14)} TRE × ${f3(tr)}   Dice ${Number.isFinite(dd) ? (dd >= 0 ? '+' : '') + dd.toFixed(3) : 'n/a'}   ${f3(sp)}× elastix's speed`,
+      );
     }
   }
-  return { backend, model: modelDir, steps, elastix: elastixVersion, elastixParameters: paramText, wasmPairs, bsplineDefaults: BSPLINE_DEFAULTS, summary, dice, tre, series };
+  return {
+    backend,
+    model: modelDir,
+    steps,
+    elastix: elastixVersion,
+    elastixParameters: paramText,
+    wasmPairs,
+    bsplineDefaults: BSPLINE_DEFAULTS,
+    summary,
+    dice,
+    tre,
+    series,
+  };
 }

@@ -38,11 +38,14 @@ async function io({ frames = 140, size = 256, repeats = 3 } = {}) {
   const rendered = [];
   for (let t = 0; t < frames; t++) rendered.push(s.renderFrame(t));
   for (const ext of formats) {
-    for (let t = 0; t < frames; t++) await writeImage2D(path.join(dir, ext, `frame_${String(t).padStart(3, '0')}.${ext}`), { geometry: s.geometry, data: rendered[t] });
+    for (let t = 0; t < frames; t++)
+      await writeImage2D(path.join(dir, ext, `frame_${String(t).padStart(3, '0')}.${ext}`), { geometry: s.geometry, data: rendered[t] });
   }
   const rows = [];
   for (const ext of formats) {
-    const open = [], read = [], fixed = [];
+    const open = [],
+      read = [],
+      fixed = [];
     for (let r = 0; r < repeats; r++) {
       let t0 = performance.now();
       const series = await openSeries(path.join(dir, ext));
@@ -54,7 +57,15 @@ async function io({ frames = 140, size = 256, repeats = 3 } = {}) {
       await autoFixedFrame(series);
       fixed.push(performance.now() - t0);
     }
-    rows.push({ format: ext, frames, size, openHeadersMs: median(open), readAllMs: median(read), msPerFrame: median(read) / frames, autoFixedFrameMs: median(fixed) });
+    rows.push({
+      format: ext,
+      frames,
+      size,
+      openHeadersMs: median(open),
+      readAllMs: median(read),
+      msPerFrame: median(read) / frames,
+      autoFixedFrameMs: median(fixed),
+    });
   }
   const calls = await keptVsPublic(dir, s, rendered);
   await fs.rm(dir, { recursive: true, force: true });
@@ -62,11 +73,18 @@ async function io({ frames = 140, size = 256, repeats = 3 } = {}) {
   console.log(`read a ${frames}-frame ${size}² series (median of ${repeats}; open = header check of every frame)`);
   console.log('format    open ms   read ms   ms/frame   fixed-frame ms   read ratio vs nrrd');
   for (const r of rows) {
-    console.log(`${r.format.padEnd(8)} ${r.openHeadersMs.toFixed(0).padStart(8)} ${r.readAllMs.toFixed(0).padStart(9)} ${r.msPerFrame.toFixed(1).padStart(10)} ${r.autoFixedFrameMs.toFixed(0).padStart(16)} ${(r.readAllMs / base).toFixed(2).padStart(20)}`);
+    console.log(
+      `${r.format.padEnd(8)} ${r.openHeadersMs.toFixed(0).padStart(8)} ${r.readAllMs.toFixed(0).padStart(9)} ${r.msPerFrame.toFixed(1).padStart(10)} ${r.autoFixedFrameMs.toFixed(0).padStart(16)} ${(r.readAllMs / base).toFixed(2).padStart(20)}`,
+    );
   }
-  console.log(`\nitk-wasm calls, ms per file (median of ${calls.repeats} rounds, the two ways alternating): its public functions load the pipeline's wasm on every call; r2n2 keeps the modules (kept: ${calls.kept})`);
+  console.log(
+    `\nitk-wasm calls, ms per file (median of ${calls.repeats} rounds, the two ways alternating): its public functions load the pipeline's wasm on every call; r2n2 keeps the modules (kept: ${calls.kept})`,
+  );
   console.log('call                                        public     kept   × faster');
-  for (const c of calls.rows) console.log(`${c.call.padEnd(40)} ${c.publicMs.toFixed(1).padStart(9)} ${c.keptMs.toFixed(1).padStart(8)} ${(c.publicMs / c.keptMs).toFixed(1).padStart(10)}`);
+  for (const c of calls.rows)
+    console.log(
+      `${c.call.padEnd(40)} ${c.publicMs.toFixed(1).padStart(9)} ${c.keptMs.toFixed(1).padStart(8)} ${(c.publicMs / c.keptMs).toFixed(1).padStart(10)}`,
+    );
   return { series: rows, calls: calls.rows, kept: calls.kept };
 }
 
@@ -98,16 +116,25 @@ async function keptVsPublic(dir, s, rendered, { files = 8, repeats = 3 } = {}) {
   const tags = { tags: ['0020|0013'] };
   const cases = [
     ['read 256² NRRD frame', (f) => readImageNode(f), (f) => itkRead(f), nrrd],
-    ['write 256² NIfTI (.nii.gz) frame', (_, i) => writeImageNode(img, path.join(out, `p${i}.nii.gz`), { useCompression: true }), (_, i) => itkWrite(img, path.join(out, `k${i}.nii.gz`)), nrrd],
+    [
+      'write 256² NIfTI (.nii.gz) frame',
+      (_, i) => writeImageNode(img, path.join(out, `p${i}.nii.gz`), { useCompression: true }),
+      (_, i) => itkWrite(img, path.join(out, `k${i}.nii.gz`)),
+      nrrd,
+    ],
     ['read 256² DICOM file, no extension', (f) => readImageNode(f), (f) => itkRead(f), dcm],
     ['DICOM tags (InstanceNumber)', (f) => readDicomTagsNode(f, { tagsToRead: tags }), (f) => itkDicomTags(f, tags.tags), dcm],
   ];
   await itkRead(nrrd[0]); // warm-up: the kept module loads on its first call (the public way loads on every call)
   const rows = [];
   for (const [call, pub, keep, list] of cases) {
-    const p = [], k = [];
+    const p = [],
+      k = [];
     for (let r = 0; r < repeats; r++) {
-      for (const [times, fn] of [[p, pub], [k, keep]]) {
+      for (const [times, fn] of [
+        [p, pub],
+        [k, keep],
+      ]) {
         const t0 = performance.now();
         for (let i = 0; i < list.length; i++) await fn(list[i], i);
         times.push((performance.now() - t0) / list.length);
@@ -118,7 +145,15 @@ async function keptVsPublic(dir, s, rendered, { files = 8, repeats = 3 } = {}) {
   return { rows, repeats, kept: await itkKeepsModules() };
 }
 
-const suites = { io, bspline: bsplineSuite, 'bspline-profile': bsplineProfileSuite, r2n2: r2n2Suite, 'r2n2-models': r2n2ModelsSuite, 'gaussian-bound': gaussianBoundSuite, real: realSuite };
+const suites = {
+  io,
+  bspline: bsplineSuite,
+  'bspline-profile': bsplineProfileSuite,
+  r2n2: r2n2Suite,
+  'r2n2-models': r2n2ModelsSuite,
+  'gaussian-bound': gaussianBoundSuite,
+  real: realSuite,
+};
 const which = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = which.length ? which : Object.keys(suites).filter((n) => !['gaussian-bound', 'r2n2-models', 'real'].includes(n));
 for (const name of names) {

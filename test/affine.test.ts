@@ -23,12 +23,13 @@ function transformImage(ref: (p: [number, number]) => number, g: Geometry, a: Af
   const det = m00 * m11 - m01 * m10;
   const inv = [m11 / det, -m01 / det, -m10 / det, m00 / det];
   const out = new Float32Array(W * H);
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-    const q = indexToPhysical(g, [j, i]);
-    const x = q[0] - a.centre[0] - a.translation[0];
-    const y = q[1] - a.centre[1] - a.translation[1];
-    out[i * W + j] = ref([inv[0] * x + inv[1] * y + a.centre[0], inv[2] * x + inv[3] * y + a.centre[1]]);
-  }
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++) {
+      const q = indexToPhysical(g, [j, i]);
+      const x = q[0] - a.centre[0] - a.translation[0];
+      const y = q[1] - a.centre[1] - a.translation[1];
+      out[i * W + j] = ref([inv[0] * x + inv[1] * y + a.centre[0], inv[2] * x + inv[3] * y + a.centre[1]]);
+    }
   return out;
 }
 
@@ -38,17 +39,24 @@ const identity: AffineTransform = { kind: 'affine', matrix: [1, 0, 0, 1], transl
 const fixed = transformImage(s.reference, g, identity);
 const th = (7 * Math.PI) / 180;
 const sc = 1.05;
-const truth: AffineTransform = { kind: 'similarity', matrix: [sc * Math.cos(th), -sc * Math.sin(th), sc * Math.sin(th), sc * Math.cos(th)], translation: [9, -6], centre: gridCentre(g) };
+const truth: AffineTransform = {
+  kind: 'similarity',
+  matrix: [sc * Math.cos(th), -sc * Math.sin(th), sc * Math.sin(th), sc * Math.cos(th)],
+  translation: [9, -6],
+  centre: gridCentre(g),
+};
 const moving = transformImage(s.reference, g, truth);
 // check points: a grid over the body (inside both images)
 const points: [number, number][] = [];
 for (let i = 30; i <= 98; i += 17) for (let j = 30; j <= 98; j += 17) points.push(indexToPhysical(g, [j, i]));
 const pxError = (map: (p: [number, number]) => [number, number]) =>
-  Math.max(...points.map((p) => {
-    const a = physicalToIndex(g, map(p));
-    const b = physicalToIndex(g, applyAffine(truth, p));
-    return Math.hypot(a[0] - b[0], a[1] - b[1]);
-  }));
+  Math.max(
+    ...points.map((p) => {
+      const a = physicalToIndex(g, map(p));
+      const b = physicalToIndex(g, applyAffine(truth, p));
+      return Math.hypot(a[0] - b[0], a[1] - b[1]);
+    }),
+  );
 
 describe('global transformations', () => {
   test('the affine field in normalised units maps points like T itself', () => {
@@ -66,12 +74,14 @@ describe('global transformations', () => {
       const i = physicalToIndex(g, p);
       return indexToPhysical(g, [i[0] + 1, i[1] - 2]);
     };
-    expect(pxError((p) => mapPoint(total, p)) ).toBeGreaterThan(0.5); // not T itself…
-    const err = Math.max(...points.map((p) => {
-      const a = physicalToIndex(g, mapPoint(total, p));
-      const b = physicalToIndex(g, applyAffine(truth, shift(p)));
-      return Math.hypot(a[0] - b[0], a[1] - b[1]);
-    }));
+    expect(pxError((p) => mapPoint(total, p))).toBeGreaterThan(0.5); // not T itself…
+    const err = Math.max(
+      ...points.map((p) => {
+        const a = physicalToIndex(g, mapPoint(total, p));
+        const b = physicalToIndex(g, applyAffine(truth, shift(p)));
+        return Math.hypot(a[0] - b[0], a[1] - b[1]);
+      }),
+    );
     expect(err).toBeLessThan(1e-3); // …but T_A after the shift
   });
   test('centre of mass follows a translation', () => {
@@ -98,7 +108,21 @@ describe('r2n2 baseline bspline --init affine', () => {
     await writeImage2D(path.join(t.dir, 'fixed.nrrd'), { geometry: g, data: fixed });
     await writeImage2D(path.join(t.dir, 'moving.nrrd'), { geometry: g, data: moving });
     const out = path.join(t.dir, 'res');
-    const r = runCli(['baseline', 'bspline', '--fixed', path.join(t.dir, 'fixed.nrrd'), '--moving', path.join(t.dir, 'moving.nrrd'), '--out', out, '--init', 'affine', '--iterations', '0', '--quiet']);
+    const r = runCli([
+      'baseline',
+      'bspline',
+      '--fixed',
+      path.join(t.dir, 'fixed.nrrd'),
+      '--moving',
+      path.join(t.dir, 'moving.nrrd'),
+      '--out',
+      out,
+      '--init',
+      'affine',
+      '--iterations',
+      '0',
+      '--quiet',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const field = await readField(path.join(out, 'fields', 'moving.nii.gz'));

@@ -44,7 +44,25 @@ describe('training augmentations (core/augment.ts)', () => {
 describe('r2n2 train --augment-*', () => {
   const t = tmpDir('r2n2-augment-');
   afterAll(() => t.cleanup());
-  const TINY = ['--net-size', '32', '--channels', '4', '4', '4', '--param-channels', '4', '--hidden', '8', '--steps', '2', '--batch', '2', '--checkpoint-every', '2', '--quiet'];
+  const TINY = [
+    '--net-size',
+    '32',
+    '--channels',
+    '4',
+    '4',
+    '4',
+    '--param-channels',
+    '4',
+    '--hidden',
+    '8',
+    '--steps',
+    '2',
+    '--batch',
+    '2',
+    '--checkpoint-every',
+    '2',
+    '--quiet',
+  ];
   const AUG = ['--augment-conv', '0.5', '--augment-bias', '0.3', '--augment-gamma', '0.3', '--augment-noise', '0.05'];
   test('changes training, is recorded in model.json, resumes bit for bit; bad values refused', async () => {
     expect(runCli(['phantom', '--out', t.dir, '--series', '1', '--frames', '5', '--size', '64', '--quiet']).code).toBe(0);

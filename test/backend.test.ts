@@ -31,7 +31,11 @@ describe('backend selection', () => {
   });
   test('an unavailable explicit backend is an error with the reason', async () => {
     let hasNode = true;
-    try { await import('@tensorflow/tfjs-node' as string); } catch { hasNode = false; }
+    try {
+      await import('@tensorflow/tfjs-node' as string);
+    } catch {
+      hasNode = false;
+    }
     if (hasNode) return;
     await expect(initBackend('tensorflow')).rejects.toThrow(/backend "tensorflow" is not available .*tfjs-node/);
     expect(tf.getBackend()).toBe('wasm');
@@ -48,7 +52,9 @@ describe('wasm gradient kernels equal the cpu backend', () => {
     const r = await onBoth(() => {
       const x = tf.tensor(rand([...xs], 1), [...xs]) as tf.Tensor4D;
       const w = tf.tensor(rand([...ws], 2), [...ws]) as tf.Tensor4D;
-      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad), tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad))));
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad), tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad))),
+      );
       return g([x, w]);
     });
     expectClose(r.wasm, r.cpu);
@@ -81,7 +87,16 @@ describe('wasm gradient kernels equal the cpu backend', () => {
   test('gatherND gradient (registered by us)', async () => {
     const r = await onBoth(() => {
       const p = tf.tensor(rand([4, 5], 8), [4, 5]);
-      const idx = tf.tensor2d([[0, 1], [3, 4], [0, 1], [2, 2]], [4, 2], 'int32');
+      const idx = tf.tensor2d(
+        [
+          [0, 1],
+          [3, 4],
+          [0, 1],
+          [2, 2],
+        ],
+        [4, 2],
+        'int32',
+      );
       return tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.gatherND(a, idx), tf.tensor1d([1, 2, 3, 4]))))([p]);
     });
     expectClose(r.wasm, r.cpu);
@@ -132,7 +147,12 @@ describe('wasm threads', () => {
     console.log(JSON.stringify({ threads: info.threads, skipped: info.skipped.map((s) => s.provider + ': ' + s.reason), hash: h.digest('hex') }));
   `;
   const run = (threads: number, env: Record<string, string> = {}) => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe, String(threads)], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', ...env }, timeout: 60_000 });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe, String(threads)], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '', ...env },
+      timeout: 60_000,
+    });
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
     return JSON.parse(r.stdout.trim().split('\n').pop() as string) as { threads: number; skipped: string[]; hash: string };
   };

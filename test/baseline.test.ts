@@ -106,8 +106,10 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
   test('--samples registers on random pixels: same seed, same files; the TRE still drops below 40% of identity', async () => {
     const a = path.join(t.dir, 'samples-a');
     const b = path.join(t.dir, 'samples-b');
-    for (const out of [a, b]) expect(runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--samples', '2048', '--seed', '7', '--no-qc']).code).toBe(0);
-    for (const n of await files(path.join(a, 'fields'))) expect((await fs.readFile(path.join(b, 'fields', n))).equals(await fs.readFile(path.join(a, 'fields', n)))).toBe(true);
+    for (const out of [a, b])
+      expect(runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--samples', '2048', '--seed', '7', '--no-qc']).code).toBe(0);
+    for (const n of await files(path.join(a, 'fields')))
+      expect((await fs.readFile(path.join(b, 'fields', n))).equals(await fs.readFile(path.join(a, 'fields', n)))).toBe(true);
     const tre = JSON.parse(runCli(['evaluate', 'tre', '--result', a, '--landmarks', landmarks, '--json']).stdout);
     expect(tre.after.mean_mm).toBeLessThan(0.4 * tre.before.mean_mm);
     expect((await summaryOf(a)).settings).toMatchObject({ samples: 2048, seed: 7 });
@@ -116,7 +118,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
   test('--fixed-mask and --moving-mask: recorded in the settings; a mask on another grid, an empty one or a missing one is a one-line error', async () => {
     const f0 = await readImage2D(path.join(frames, 'frame_000.nrrd'));
     const [W, H] = f0.geometry.size;
-    const half = Float32Array.from({ length: W * H }, (_, p) => ((p % W) < W / 2 ? 1 : 0));
+    const half = Float32Array.from({ length: W * H }, (_, p) => (p % W < W / 2 ? 1 : 0));
     const mask = path.join(t.dir, 'mask-left.nrrd');
     await writeImage2D(mask, { geometry: f0.geometry, data: half });
     const out = path.join(t.dir, 'masked');
@@ -127,7 +129,8 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
     expect(s.settings).toMatchObject({ fixedMask: path.resolve(mask), movingMask: path.resolve(mask) });
     const plain = path.join(t.dir, 'jobs1');
     const differs = [];
-    for (const n of await files(path.join(out, 'fields'))) differs.push(!(await fs.readFile(path.join(out, 'fields', n))).equals(await fs.readFile(path.join(plain, 'fields', n))));
+    for (const n of await files(path.join(out, 'fields')))
+      differs.push(!(await fs.readFile(path.join(out, 'fields', n))).equals(await fs.readFile(path.join(plain, 'fields', n))));
     expect(differs.every(Boolean)).toBe(true);
 
     const small = path.join(t.dir, 'mask-small.nrrd');
@@ -176,7 +179,18 @@ describe('r2n2 baseline bspline --preset', () => {
 describe('r2n2 baseline bspline, pair mode and bad input', () => {
   test('pair mode writes one registered frame named after the moving file', async () => {
     const out = path.join(t.dir, 'pair');
-    const r = runCli(['baseline', 'bspline', '--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(frames, 'frame_003.nrrd'), '--out', out, ...FAST, '--json']);
+    const r = runCli([
+      'baseline',
+      'bspline',
+      '--fixed',
+      path.join(frames, 'frame_000.nrrd'),
+      '--moving',
+      path.join(frames, 'frame_003.nrrd'),
+      '--out',
+      out,
+      ...FAST,
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.fixedFrameSource).toBe('pair');
@@ -206,7 +220,17 @@ describe('r2n2 baseline bspline, pair mode and bad input', () => {
   test('a moving image on another grid is refused with the fix', async () => {
     const small = path.join(t.dir, 'small');
     expect(runCli(['phantom', '--out', small, '--series', '1', '--frames', '2', '--size', '48']).code).toBe(0);
-    const r = runCli(['baseline', 'bspline', '--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(small, 'series-01', 'frames', 'frame_001.nrrd'), '--out', path.join(t.dir, 'mismatch'), '--quiet']);
+    const r = runCli([
+      'baseline',
+      'bspline',
+      '--fixed',
+      path.join(frames, 'frame_000.nrrd'),
+      '--moving',
+      path.join(small, 'series-01', 'frames', 'frame_001.nrrd'),
+      '--out',
+      path.join(t.dir, 'mismatch'),
+      '--quiet',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not on the grid of the fixed image .*resample it onto the fixed grid first/);
   });
@@ -218,7 +242,21 @@ describeWithBirl('r2n2 baseline bspline on the BIRL pair (RGB JPEG, 800×600, la
     const lm = path.join(t.dir, 'birl-lm');
     await fs.mkdir(lm, { recursive: true });
     for (const n of ['artificial_reference', 'artificial_moving-elastic']) await fs.symlink(path.join(BIRL, `${n}.csv`), path.join(lm, `${n}.csv`));
-    const r = runCli(['baseline', 'bspline', '--fixed', path.join(BIRL, 'artificial_reference.jpg'), '--moving', path.join(BIRL, 'artificial_moving-elastic.jpg'), '--out', out, '--iterations', '60', '40', '10', '--quiet']);
+    const r = runCli([
+      'baseline',
+      'bspline',
+      '--fixed',
+      path.join(BIRL, 'artificial_reference.jpg'),
+      '--moving',
+      path.join(BIRL, 'artificial_moving-elastic.jpg'),
+      '--out',
+      out,
+      '--iterations',
+      '60',
+      '40',
+      '10',
+      '--quiet',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', lm, '--json']);

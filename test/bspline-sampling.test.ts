@@ -13,17 +13,23 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 
-
 /** Mean end-point error (px) of a normalised field against the true shift, away from the border. */
-function fieldError(field: Float32Array, n: number, shift: (x: number, y: number) => [number, number], keep: (i: number, j: number) => boolean = () => true): number {
+function fieldError(
+  field: Float32Array,
+  n: number,
+  shift: (x: number, y: number) => [number, number],
+  keep: (i: number, j: number) => boolean = () => true,
+): number {
   const s = (n - 1) / 2;
-  let err = 0, k = 0;
-  for (let i = 8; i < n - 8; i++) for (let j = 8; j < n - 8; j++) {
-    if (!keep(i, j)) continue;
-    const [dx, dy] = shift(j, i);
-    err += Math.hypot(field[i * n + j] * s - dx, field[n * n + i * n + j] * s - dy);
-    k++;
-  }
+  let err = 0,
+    k = 0;
+  for (let i = 8; i < n - 8; i++)
+    for (let j = 8; j < n - 8; j++) {
+      if (!keep(i, j)) continue;
+      const [dx, dy] = shift(j, i);
+      err += Math.hypot(field[i * n + j] * s - dx, field[n * n + i * n + j] * s - dy);
+      k++;
+    }
   return err / k;
 }
 
@@ -50,11 +56,26 @@ describe('B-spline stochastic sampling (--samples)', () => {
     const n = 64;
     const grid = bsplineGrid(n, n, [8, 8]);
     const rng = mulberry32(5);
-    const P = tf.tensor3d(Float32Array.from({ length: grid.parameters }, () => (rng() - 0.5) * 0.1), [2, grid.y.cp, grid.x.cp]);
+    const P = tf.tensor3d(
+      Float32Array.from({ length: grid.parameters }, () => (rng() - 0.5) * 0.1),
+      [2, grid.y.cp, grid.x.cp],
+    );
     const { By, BxT } = basisTensors(grid);
     const dense = tf.tidy(() => isoTv(denseField(P, By, BxT)).dataSync()[0]);
     const zeros = new Float32Array(n * n);
-    const lvl = sampledLevel({ fixed: zeros, moving: zeros, h: n, w: n, grid, prev: null, samples: 20000, rng: mulberry32(1), loss: 'mse', regulariser: 'tv', regulariserSpacing: [1, 1] });
+    const lvl = sampledLevel({
+      fixed: zeros,
+      moving: zeros,
+      h: n,
+      w: n,
+      grid,
+      prev: null,
+      samples: 20000,
+      rng: mulberry32(1),
+      loss: 'mse',
+      regulariser: 'tv',
+      regulariserSpacing: [1, 1],
+    });
     const d = lvl.draw();
     // fixed = moving = 0: the similarity is 0, so the objective is λ·TV
     const sampled = tf.tidy(() => lvl.objective(P, d, 1).dataSync()[0]);
@@ -92,12 +113,24 @@ describe('B-spline stochastic sampling (--samples)', () => {
 
 describe('the B-spline field in one host op', () => {
   test('denseFieldHost equals By·P·Bxᵀ in value and gradient (several grids, orders 1–3)', () => {
-    const cases: [number, number, [number, number], number][] = [[64, 64, [8, 8], 3], [100, 64, [7, 5], 3], [45, 60, [3, 5], 2], [40, 33, [6, 4], 1], [256, 200, [8, 8], 3]];
+    const cases: [number, number, [number, number], number][] = [
+      [64, 64, [8, 8], 3],
+      [100, 64, [7, 5], 3],
+      [45, 60, [3, 5], 2],
+      [40, 33, [6, 4], 1],
+      [256, 200, [8, 8], 3],
+    ];
     const rng = mulberry32(2);
     for (const [H, W, sp, order] of cases) {
       const g = bsplineGrid(H, W, sp, order);
-      const P = tf.tensor3d(Float32Array.from({ length: g.parameters }, () => rng() - 0.5), [2, g.y.cp, g.x.cp]);
-      const G = tf.tensor3d(Float32Array.from({ length: 2 * H * W }, () => rng() - 0.5), [2, H, W]);
+      const P = tf.tensor3d(
+        Float32Array.from({ length: g.parameters }, () => rng() - 0.5),
+        [2, g.y.cp, g.x.cp],
+      );
+      const G = tf.tensor3d(
+        Float32Array.from({ length: 2 * H * W }, () => rng() - 0.5),
+        [2, H, W],
+      );
       const { By, BxT } = basisTensors(g);
       const s = sparseGrid(g);
       const f = (fn: (p: tf.Tensor3D) => tf.Tensor3D) => tf.valueAndGrad((p: tf.Tensor) => tf.sum(tf.mul(fn(p as tf.Tensor3D), G)) as tf.Scalar)(P);
@@ -120,12 +153,16 @@ describe('the B-spline field in one host op', () => {
 
 describe('warp + MSE in one host op', () => {
   test('warpMseHost equals maskedMse(F, warpBilinear(M, u)) in value and gradient, with and without a weight', () => {
-    const H = 23, W = 31;
+    const H = 23,
+      W = 31;
     const rng = mulberry32(4);
     const M = Float32Array.from({ length: H * W }, () => rng());
     const F = Float32Array.from({ length: H * W }, () => rng());
     // large enough to push some samples outside the image
-    const u = tf.tensor3d(Float32Array.from({ length: 2 * H * W }, () => (rng() - 0.5) * 0.3), [2, H, W]);
+    const u = tf.tensor3d(
+      Float32Array.from({ length: 2 * H * W }, () => (rng() - 0.5) * 0.3),
+      [2, H, W],
+    );
     const weight = Uint8Array.from({ length: H * W }, (_, p) => (p % 3 ? 1 : 0));
     for (const wt of [null, weight]) {
       const a = tf.valueAndGrad((x: tf.Tensor) => {
@@ -147,9 +184,16 @@ describe('warp + MSE in one host op', () => {
 describe('iso-TV in one host op', () => {
   test('isoTvHost equals isoTv in value and gradient (anisotropic spacing, zero differences included)', () => {
     const rng = mulberry32(9);
-    const u = tf.tensor3d(Float32Array.from({ length: 2 * 13 * 17 }, (_, k) => (k % 5 === 0 ? 0.25 : rng() - 0.5)), [2, 13, 17]);
+    const u = tf.tensor3d(
+      Float32Array.from({ length: 2 * 13 * 17 }, (_, k) => (k % 5 === 0 ? 0.25 : rng() - 0.5)),
+      [2, 13, 17],
+    );
     const flat = tf.zeros([2, 4, 4]) as tf.Tensor3D;
-    for (const [x, sp] of [[u, [1, 1]], [u, [0.5, 2]], [flat, [1, 1]]] as [tf.Tensor3D, [number, number]][]) {
+    for (const [x, sp] of [
+      [u, [1, 1]],
+      [u, [0.5, 2]],
+      [flat, [1, 1]],
+    ] as [tf.Tensor3D, [number, number]][]) {
       const a = tf.valueAndGrad((t: tf.Tensor) => isoTv(t as tf.Tensor3D, sp))(x);
       const b = tf.valueAndGrad((t: tf.Tensor) => isoTvHost(t as tf.Tensor3D, sp))(x);
       expect(b.value.dataSync()[0]).toBeCloseTo(a.value.dataSync()[0], 5);
@@ -162,9 +206,10 @@ describe('iso-TV in one host op', () => {
   });
 });
 
-describe('a B-spline level\'s whole objective in one host op', () => {
+describe("a B-spline level's whole objective in one host op", () => {
   test('bsplineObjectiveHost equals field + prev → warp + MSE + λ·iso-TV composed of the separate ops (value and gradient; with and without prev, weight, λ)', () => {
-    const H = 37, W = 29;
+    const H = 37,
+      W = 29;
     const rng = mulberry32(11);
     const g = bsplineGrid(H, W, [5, 4], 3);
     const s = sparseGrid(g);
@@ -172,8 +217,16 @@ describe('a B-spline level\'s whole objective in one host op', () => {
     const F = Float32Array.from({ length: H * W }, () => rng());
     const prevData = Float32Array.from({ length: 2 * H * W }, () => (rng() - 0.5) * 0.2);
     const weight = Uint8Array.from({ length: H * W }, (_, p) => (p % 4 ? 1 : 0));
-    const P = tf.tensor3d(Float32Array.from({ length: g.parameters }, () => (rng() - 0.5) * 0.3), [2, g.y.cp, g.x.cp]);
-    for (const [prev, wt, lambda, sp] of [[null, null, 0, [1, 1]], [prevData, null, 1, [1, 1]], [prevData, weight, 0.3, [0.5, 2]], [null, weight, 2, [1, 1]]] as [Float32Array | null, Uint8Array | null, number, [number, number]][]) {
+    const P = tf.tensor3d(
+      Float32Array.from({ length: g.parameters }, () => (rng() - 0.5) * 0.3),
+      [2, g.y.cp, g.x.cp],
+    );
+    for (const [prev, wt, lambda, sp] of [
+      [null, null, 0, [1, 1]],
+      [prevData, null, 1, [1, 1]],
+      [prevData, weight, 0.3, [0.5, 2]],
+      [null, weight, 2, [1, 1]],
+    ] as [Float32Array | null, Uint8Array | null, number, [number, number]][]) {
       const prevT = prev ? tf.tensor3d(prev, [2, H, W]) : null;
       const a = tf.valueAndGrad((p: tf.Tensor) => {
         const b = denseFieldHost(p as tf.Tensor3D, s);
@@ -251,7 +304,10 @@ describe('B-spline masks, spacing in mm, convergence stop', () => {
     // full resolution: 16 mm = 32 px along x (0.5 mm), 8 px along y (2 mm)
     expect(levelSpacing({ spacing: [8], spacingMm: [16] }, 0, g, 256, 200, 256, 200)).toEqual([32, 8]);
     // half resolution: pixels twice as large
-    expect(levelSpacing({ spacing: [8], spacingMm: [64, 32] }, 1, g, 256, 200, 128, 100)).toEqual([Math.round(32 / (0.5 * (255 / 127))), Math.round(32 / (2 * (199 / 99)))]);
+    expect(levelSpacing({ spacing: [8], spacingMm: [64, 32] }, 1, g, 256, 200, 128, 100)).toEqual([
+      Math.round(32 / (0.5 * (255 / 127))),
+      Math.round(32 / (2 * (199 / 99))),
+    ]);
     expect(levelSpacing({ spacing: [8] }, 0, g, 256, 200, 256, 200)).toEqual([8, 8]);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, spacingMm: [1, 2] })).toThrow(/spacing in mm needs 1 value or 3/);
   });

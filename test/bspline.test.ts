@@ -15,7 +15,12 @@ describe('B-spline kernel and crop (docs/method.md)', () => {
     expect(bsplineKernel1d(6, 3).length).toBe(21);
     expect(bsplineKernel1d(15, 3).length).toBe(57);
     expect(bsplineKernel1d(5, 1).length).toBe(9);
-    for (const [s, order] of [[4, 3], [7, 3], [5, 2], [6, 1]]) {
+    for (const [s, order] of [
+      [4, 3],
+      [7, 3],
+      [5, 2],
+      [6, 1],
+    ]) {
       const k = bsplineKernel1d(s, order);
       for (let r = 0; r < s; r++) {
         let sum = 0;
@@ -53,7 +58,12 @@ describe('B-spline kernel and crop (docs/method.md)', () => {
   });
   test('fast path By·P·Bxᵀ equals the conv2dTranspose reference', () => {
     const cases: [number, number, [number, number], number][] = [
-      [64, 64, [4, 4], 3], [100, 64, [7, 5], 3], [128, 96, [16, 9], 3], [256, 256, [8, 8], 3], [60, 45, [5, 3], 2], [33, 40, [4, 6], 1],
+      [64, 64, [4, 4], 3],
+      [100, 64, [7, 5], 3],
+      [128, 96, [16, 9], 3],
+      [256, 256, [8, 8], 3],
+      [60, 45, [5, 3], 2],
+      [33, 40, [4, 6], 1],
     ];
     for (const [H, W, sp, order] of cases) {
       const g = bsplineGrid(H, W, sp, order);
@@ -63,8 +73,12 @@ describe('B-spline kernel and crop (docs/method.md)', () => {
         return [referenceField(P, g).dataSync(), denseField(P, By, BxT).dataSync()];
       });
       expect(fast.length).toBe(2 * H * W);
-      let err = 0, scale = 0;
-      for (let i = 0; i < ref.length; i++) { err = Math.max(err, Math.abs(ref[i] - fast[i])); scale = Math.max(scale, Math.abs(ref[i])); }
+      let err = 0,
+        scale = 0;
+      for (let i = 0; i < ref.length; i++) {
+        err = Math.max(err, Math.abs(ref[i] - fast[i]));
+        scale = Math.max(scale, Math.abs(ref[i]));
+      }
       expect(err / scale).toBeLessThan(1e-5);
     }
   });
@@ -77,7 +91,10 @@ describe('resampling', () => {
     expect(gaussianKernel1d(0.5).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
   });
   test('aligned-corner resampling reproduces a linear ramp on the normalised grid', () => {
-    const h = 5, w = 7, H = 13, W = 10;
+    const h = 5,
+      w = 7,
+      H = 13,
+      W = 10;
     const ramp = Float32Array.from({ length: h * w }, (_, p) => -1 + (2 * (p % w)) / (w - 1) + 0.5 * (-1 + (2 * Math.floor(p / w)) / (h - 1)));
     const up = resampleAligned(ramp, 1, h, w, H, W);
     for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) expect(up[i * W + j]).toBeCloseTo(-1 + (2 * j) / (W - 1) + 0.5 * (-1 + (2 * i) / (H - 1)), 5);
@@ -87,32 +104,48 @@ describe('resampling', () => {
   });
 });
 
-
 describe('registerBspline', () => {
   test('recovers a smooth known displacement (error < 25% of its size) with a flat tensor count', () => {
     const n = 64;
     const { fixed, moving, shift } = pair(n);
     const before = tf.memory().numTensors;
     const losses: number[] = [];
-    const r = registerBspline(fixed, moving, n, n, { ...BSPLINE_DEFAULTS, init: 'none', spacing: [8], iterations: [60, 60, 60], onIteration: ({ loss }) => losses.push(loss) });
+    const r = registerBspline(fixed, moving, n, n, {
+      ...BSPLINE_DEFAULTS,
+      init: 'none',
+      spacing: [8],
+      iterations: [60, 60, 60],
+      onIteration: ({ loss }) => losses.push(loss),
+    });
     expect(tf.memory().numTensors).toBe(before);
     expect(losses.length).toBe(180);
     expect(losses[losses.length - 1]).toBeLessThan(losses[0] * 0.2);
-    let err = 0, mag = 0;
+    let err = 0,
+      mag = 0;
     const s = (n - 1) / 2;
-    for (let i = 8; i < n - 8; i++) for (let j = 8; j < n - 8; j++) {
-      const [dx, dy] = shift(j, i);
-      err += Math.hypot(r.field[i * n + j] * s - dx, r.field[n * n + i * n + j] * s - dy);
-      mag += Math.hypot(dx, dy);
-    }
+    for (let i = 8; i < n - 8; i++)
+      for (let j = 8; j < n - 8; j++) {
+        const [dx, dy] = shift(j, i);
+        err += Math.hypot(r.field[i * n + j] * s - dx, r.field[n * n + i * n + j] * s - dy);
+        mag += Math.hypot(dx, dy);
+      }
     expect(err / mag).toBeLessThan(0.25);
     // the warped moving image is closer to the fixed one than the moving image was
     const w = warpSamples(moving, n, n, r.field);
-    let eb = 0, ea = 0;
-    for (let p = 0; p < n * n; p++) if (w.mask[p]) { eb += (moving[p] - fixed[p]) ** 2; ea += (w.out[p] - fixed[p]) ** 2; }
+    let eb = 0,
+      ea = 0;
+    for (let p = 0; p < n * n; p++)
+      if (w.mask[p]) {
+        eb += (moving[p] - fixed[p]) ** 2;
+        ea += (w.out[p] - fixed[p]) ** 2;
+      }
     expect(ea).toBeLessThan(eb * 0.1);
     expect(r.parameters).toBe(r.levels.reduce((a, l) => a + 2 * l.controlGrid[0] * l.controlGrid[1], 0));
-    expect(r.levels.map((l) => l.size)).toEqual([[16, 16], [32, 32], [64, 64]]);
+    expect(r.levels.map((l) => l.size)).toEqual([
+      [16, 16],
+      [32, 32],
+      [64, 64],
+    ]);
   });
   test('maxSize: the finest level is down-sampled by a power of two, the field comes back at full size', () => {
     expect(finestFactor(800, 600, 512)).toBe(2);
@@ -123,18 +156,28 @@ describe('registerBspline', () => {
     const { fixed, moving, shift } = pair(n);
     const o = { ...BSPLINE_DEFAULTS, init: 'none' as const, spacing: [4], iterations: [60] };
     const capped = registerBspline(fixed, moving, n, n, { ...o, maxSize: 32 });
-    expect(capped.levels.map((l) => l.size)).toEqual([[8, 8], [16, 16], [32, 32]]);
+    expect(capped.levels.map((l) => l.size)).toEqual([
+      [8, 8],
+      [16, 16],
+      [32, 32],
+    ]);
     expect(capped.field.length).toBe(2 * n * n);
     const full = registerBspline(fixed, moving, n, n, { ...o, maxSize: 0 });
-    expect(full.levels.map((l) => l.size)).toEqual([[16, 16], [32, 32], [64, 64]]);
+    expect(full.levels.map((l) => l.size)).toEqual([
+      [16, 16],
+      [32, 32],
+      [64, 64],
+    ]);
     // the capped field still recovers the smooth displacement (mean error < 25% of its size)
     const s = (n - 1) / 2;
-    let err = 0, mag = 0;
-    for (let i = 8; i < n - 8; i++) for (let j = 8; j < n - 8; j++) {
-      const [dx, dy] = shift(j, i);
-      err += Math.hypot(capped.field[i * n + j] * s - dx, capped.field[n * n + i * n + j] * s - dy);
-      mag += Math.hypot(dx, dy);
-    }
+    let err = 0,
+      mag = 0;
+    for (let i = 8; i < n - 8; i++)
+      for (let j = 8; j < n - 8; j++) {
+        const [dx, dy] = shift(j, i);
+        err += Math.hypot(capped.field[i * n + j] * s - dx, capped.field[n * n + i * n + j] * s - dy);
+        mag += Math.hypot(dx, dy);
+      }
     expect(err / mag).toBeLessThan(0.25);
     expect(() => checkOptions({ ...BSPLINE_DEFAULTS, maxSize: -1 })).toThrow(/max size/);
   });

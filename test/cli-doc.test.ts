@@ -6,7 +6,19 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, runCli } from './helpers.js';
 
-const COMMANDS = [['baseline', 'bspline'], ['train'], ['register', 'series'], ['evaluate', 'tre'], ['evaluate', 'dice'], ['evaluate', 'jacobian'], ['evaluate', 'compare'], ['evaluate', 'report'], ['apply'], ['phantom'], ['simulate']];
+const COMMANDS = [
+  ['baseline', 'bspline'],
+  ['train'],
+  ['register', 'series'],
+  ['evaluate', 'tre'],
+  ['evaluate', 'dice'],
+  ['evaluate', 'jacobian'],
+  ['evaluate', 'compare'],
+  ['evaluate', 'report'],
+  ['apply'],
+  ['phantom'],
+  ['simulate'],
+];
 
 /** The long options of a --help text (`--name`, as yargs prints them at the start of a line). */
 function helpOptions(help: string): string[] {

@@ -3,7 +3,9 @@ import path from 'node:path';
 import { tmpDir, runCli } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir(); });
+beforeAll(() => {
+  t = tmpDir();
+});
 afterAll(() => t.cleanup());
 
 describe('the r2n2 command line', () => {
@@ -45,7 +47,10 @@ describe('the r2n2 command line', () => {
       const out = path.join(t.dir, `keep${keep}`);
       const env = { R2N2_ITK_KEEP: keep };
       expect(runCli(['phantom', '--out', out, '--series', '1', '--frames', '3', '--size', '32', '--quiet'], { env }).code).toBe(0);
-      const b = runCli(['baseline', 'bspline', path.join(out, 'series-01', 'frames'), '--out', path.join(out, 'bs'), '--iterations', '5', '--no-qc', '--quiet'], { env });
+      const b = runCli(
+        ['baseline', 'bspline', path.join(out, 'series-01', 'frames'), '--out', path.join(out, 'bs'), '--iterations', '5', '--no-qc', '--quiet'],
+        { env },
+      );
       expect(b.stderr).toBe('');
       expect(b.code).toBe(0);
       const files: Record<string, Buffer> = {};

@@ -7,11 +7,20 @@ import { autoFixedFrame } from '../src/app/fixed-frame.js';
 import type { Series } from '../src/io/series.js';
 import type { Image2D } from '../src/io/image.js';
 
-const rotated: Geometry = { size: [40, 30], spacing: [0.7, 1.3], origin: [10.5, -3.25], direction: [Math.cos(0.3), -Math.sin(0.3), Math.sin(0.3), Math.cos(0.3)] };
+const rotated: Geometry = {
+  size: [40, 30],
+  spacing: [0.7, 1.3],
+  origin: [10.5, -3.25],
+  direction: [Math.cos(0.3), -Math.sin(0.3), Math.sin(0.3), Math.cos(0.3)],
+};
 
 describe('geometry', () => {
   test('index ↔ physical round trip with rotation and anisotropic spacing', () => {
-    for (const idx of [[0, 0], [3.25, 7.5], [39, 29]] as [number, number][]) {
+    for (const idx of [
+      [0, 0],
+      [3.25, 7.5],
+      [39, 29],
+    ] as [number, number][]) {
       const p = indexToPhysical(rotated, idx);
       const back = physicalToIndex(rotated, p);
       expect(back[0]).toBeCloseTo(idx[0], 10);
@@ -46,9 +55,14 @@ describe('statistics', () => {
 
 describe('field sampling', () => {
   test('bilinear interpolation of a linear field is exact, clamped outside', () => {
-    const W = 5, H = 4;
+    const W = 5,
+      H = 4;
     const data = new Float32Array(2 * W * H);
-    for (let j = 0; j < H; j++) for (let i = 0; i < W; i++) { data[2 * (j * W + i)] = 2 * i + 1; data[2 * (j * W + i) + 1] = -3 * j; }
+    for (let j = 0; j < H; j++)
+      for (let i = 0; i < W; i++) {
+        data[2 * (j * W + i)] = 2 * i + 1;
+        data[2 * (j * W + i) + 1] = -3 * j;
+      }
     const v = sampleVectorBilinear(data, W, H, [1.25, 2.5]);
     expect(v[0]).toBeCloseTo(3.5, 6);
     expect(v[1]).toBeCloseTo(-7.5, 6);
@@ -58,7 +72,10 @@ describe('field sampling', () => {
   test('mapPoint works in physical space', () => {
     const g: Geometry = { size: [3, 3], spacing: [2, 2], origin: [-2, -2], direction: [1, 0, 0, 1] };
     const data = new Float32Array(18).fill(0);
-    for (let k = 0; k < 9; k++) { data[2 * k] = 1.5; data[2 * k + 1] = -0.5; }
+    for (let k = 0; k < 9; k++) {
+      data[2 * k] = 1.5;
+      data[2 * k + 1] = -0.5;
+    }
     expect(mapPoint({ geometry: g, data }, [0.3, 0.1])).toEqual([1.8, expect.closeTo(-0.4, 6)]);
   });
 });
@@ -66,8 +83,14 @@ describe('field sampling', () => {
 describe('TRE', () => {
   test('by hand: two landmarks, a known translation', () => {
     const g: Geometry = { size: [10, 10], spacing: [2, 0.5], origin: [0, 0], direction: [1, 0, 0, 1] };
-    const fixed: [number, number][] = [[0, 0], [4, 4]];
-    const moving: [number, number][] = [[3, 4], [4, 4]];
+    const fixed: [number, number][] = [
+      [0, 0],
+      [4, 4],
+    ];
+    const moving: [number, number][] = [
+      [3, 4],
+      [4, 4],
+    ];
     const t = frameTre('m', fixed, moving, g, (p) => [p[0] + 3, p[1] + 4]);
     expect(t.beforeMm).toEqual([5, 0]);
     // pixels: (3 mm, 4 mm) = (1.5 px, 8 px) → √(2.25+64)
@@ -79,13 +102,28 @@ describe('TRE', () => {
     expect(r.after?.max_mm).toBe(5);
   });
   test('count mismatch throws', () => {
-    expect(() => frameTre('m', [[0, 0]], [[0, 0], [1, 1]], null)).toThrow(/counts differ/);
+    expect(() =>
+      frameTre(
+        'm',
+        [[0, 0]],
+        [
+          [0, 0],
+          [1, 1],
+        ],
+        null,
+      ),
+    ).toThrow(/counts differ/);
   });
 });
 
 describe('fixed frame', () => {
   test('picks the frame closest to the mean (image and intensity criteria)', async () => {
-    const frames = [new Float32Array([0, 0, 0, 0]), new Float32Array([1, 1, 1, 1]), new Float32Array([2, 2, 2, 2.5]), new Float32Array([0.97, 1.06, 1.0, 1.14])];
+    const frames = [
+      new Float32Array([0, 0, 0, 0]),
+      new Float32Array([1, 1, 1, 1]),
+      new Float32Array([2, 2, 2, 2.5]),
+      new Float32Array([0.97, 1.06, 1.0, 1.14]),
+    ];
     // mean image = [0.9925, 1.015, 1, 1.16]: frame 3 differs by ≤0.045, frame 1 by 0.16 in the last pixel
     // mean intensities 0, 1, 2.125, 1.0425 → overall 1.041875: frame 3 (|Δ| 0.000625) beats frame 1 (0.041875)
     const a = await chooseFixedFrame(4, async (i) => frames[i], 'image');
@@ -94,7 +132,12 @@ describe('fixed frame', () => {
     expect(b.index).toBe(3);
   });
   test('a series is read once: the frames read to choose are handed to the caller when they fit', async () => {
-    const frames = [new Float32Array([0, 0, 0, 0]), new Float32Array([1, 1, 1, 1]), new Float32Array([2, 2, 2, 2.5]), new Float32Array([0.97, 1.06, 1.0, 1.14])];
+    const frames = [
+      new Float32Array([0, 0, 0, 0]),
+      new Float32Array([1, 1, 1, 1]),
+      new Float32Array([2, 2, 2, 2.5]),
+      new Float32Array([0.97, 1.06, 1.0, 1.14]),
+    ];
     const geometry = identityGeometry(2, 2);
     let reads = 0;
     const series: Series = {

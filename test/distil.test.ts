@@ -19,7 +19,9 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir('r2n2-distil-'); });
+beforeAll(() => {
+  t = tmpDir('r2n2-distil-');
+});
 afterAll(() => t.cleanup());
 
 const TINY: R2N2Config = { netSize: 32, channels: [4, 4, 4], paramChannels: 4, residualBlocks: 1, hidden: 8, sigmaMax: 0.25, activation: 'leaky-relu' };
@@ -31,7 +33,12 @@ describe('teacher fields', () => {
     const [W, H] = [7, 5];
     const c = Math.cos(0.4);
     const s = Math.sin(0.4);
-    const g = { size: [W, H] as [number, number], spacing: [0.7, 1.3] as [number, number], origin: [3, -2] as [number, number], direction: [c, -s, s, c] as [number, number, number, number] };
+    const g = {
+      size: [W, H] as [number, number],
+      spacing: [0.7, 1.3] as [number, number],
+      origin: [3, -2] as [number, number],
+      direction: [c, -s, s, c] as [number, number, number, number],
+    };
     const u = Float32Array.from(seededUniform(2 * W * H, 3, -0.2, 0.2));
     const back = fieldToNormalised(fieldFromNormalised(u, g));
     back.forEach((v, i) => expect(v).toBeCloseTo(u[i], 6));
@@ -44,7 +51,7 @@ describe('teacher fields', () => {
     expect(() => fieldToNormalised({ geometry: g, data: f.data.subarray(2) })).toThrow(/expected 2×5×7/);
   });
 
-  test('flipNormalisedField: the field of the mirrored pair is the mirrored sequence\'s field (every axis)', () => {
+  test("flipNormalisedField: the field of the mirrored pair is the mirrored sequence's field (every axis)", () => {
     const [H, W] = [9, 12];
     const u = sequenceField(SEQ, H, W);
     for (const flip of ['none', 'x', 'y', 'xy'] as Flip[]) {
@@ -68,7 +75,8 @@ describe('the distillation term of the training loss', () => {
     const w = initWeights(TINY, 7);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
     const before = tf.memory().numTensors;
-    const loss = (teacher?: { fields: Float32Array[]; weight: number; steps?: 'all' | 'final' }) => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, teacher }).dataSync()[0]);
+    const loss = (teacher?: { fields: Float32Array[]; weight: number; steps?: 'all' | 'final' }) =>
+      tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, teacher }).dataSync()[0]);
     const plain = loss();
     expect(loss({ fields: targets, weight: 0 })).toBe(plain);
     // the reference, by hand from the inferred Gaussians (no weight noise: the same ones)
@@ -100,7 +108,7 @@ describe('the distillation term of the training loss', () => {
     disposeWeights(w);
   });
 
-  test('gradient steps on the term bring the network\'s field towards the teacher\'s', async () => {
+  test("gradient steps on the term bring the network's field towards the teacher's", async () => {
     const w = initWeights(TINY, 3);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.01));
     const vars = [...w.values()] as tf.Variable[];
@@ -141,7 +149,10 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     expect(runCli(['train', s1, s2, '--out', model, '--iterations', '2', ...TINY_ARGS]).code).toBe(0);
     teach1 = path.join(t.dir, 'teach1');
     teach2 = path.join(t.dir, 'teach2');
-    for (const [s, o] of [[s1, teach1], [s2, teach2]]) {
+    for (const [s, o] of [
+      [s1, teach1],
+      [s2, teach2],
+    ]) {
       expect(runCli(['register', 'series', s, '--model', model, '--out', o, '--refine', '3', '--no-qc', '--quiet']).code).toBe(0);
     }
   });
@@ -169,13 +180,51 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     expect(r.stdout).toMatch(/resumed at 3/);
     expect((await fs.readFile(path.join(part, 'weights.bin'))).equals(full)).toBe(true);
     // another weight does not resume that checkpoint
-    const other = runCli(['train', s1, s2, '--out', part, '--teacher', teach1, teach2, '--teacher-weight', '1', '--shift', '1', '--resume', '--iterations', '9', '--checkpoint-every', '3', '--seed', '5', ...TINY_ARGS]);
+    const other = runCli([
+      'train',
+      s1,
+      s2,
+      '--out',
+      part,
+      '--teacher',
+      teach1,
+      teach2,
+      '--teacher-weight',
+      '1',
+      '--shift',
+      '1',
+      '--resume',
+      '--iterations',
+      '9',
+      '--checkpoint-every',
+      '3',
+      '--seed',
+      '5',
+      ...TINY_ARGS,
+    ]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
   });
 
   test('webgpu: training with a teacher gives the wasm losses (skips without a WebGPU adapter)', async () => {
-    const args = ['train', s1, s2, '--teacher', teach1, teach2, '--teacher-weight', '5', '--iterations', '3', '--checkpoint-every', '3', '--batch', '2', '--json', ...TINY_ARGS];
+    const args = [
+      'train',
+      s1,
+      s2,
+      '--teacher',
+      teach1,
+      teach2,
+      '--teacher-weight',
+      '5',
+      '--iterations',
+      '3',
+      '--checkpoint-every',
+      '3',
+      '--batch',
+      '2',
+      '--json',
+      ...TINY_ARGS,
+    ];
     const g = runCli([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
     if (g.code !== 0 && /not available/.test(g.stderr)) {
       console.warn(`webgpu teacher check skipped: ${g.stderr.trim().split('\n').pop()}`);
@@ -184,7 +233,12 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     expect(g.code).toBe(0);
     expect(JSON.parse(g.stdout).backend).toBe('webgpu');
     expect(runCli([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']).code).toBe(0);
-    const losses = async (d: string) => (await fs.readFile(path.join(t.dir, d, 'loss.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+    const losses = async (d: string) =>
+      (await fs.readFile(path.join(t.dir, d, 'loss.csv'), 'utf8'))
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => Number(l.split(',')[1]));
     const [lg, lw] = [await losses('gpu'), await losses('cpu')];
     expect(lg).toHaveLength(3);
     lg.forEach((x, i) => expect(Math.abs(x - lw[i])).toBeLessThan(1e-3 * lw[i]));
@@ -219,7 +273,11 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     // a field of another size (NaN cannot be planted this way: writeField stores it as 0)
     const name = summary.frames[0].name;
     for (const [dir, edit, re] of [
-      ['teach-size', (f: DisplacementField) => ({ geometry: { ...f.geometry, size: [8, 8] as [number, number] }, data: new Float32Array(2 * 64) }), /is 8×8, but the frames of .* are 48×48/],
+      [
+        'teach-size',
+        (f: DisplacementField) => ({ geometry: { ...f.geometry, size: [8, 8] as [number, number] }, data: new Float32Array(2 * 64) }),
+        /is 8×8, but the frames of .* are 48×48/,
+      ],
     ] as [string, (f: DisplacementField) => DisplacementField, RegExp][]) {
       const d = path.join(t.dir, dir);
       await fs.cp(teach1, d, { recursive: true });

@@ -1,14 +1,16 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { evaluateTre } from '../src/app/evaluate-tre.js';
-import { writeField, writeImage2D } from '../src/io/image.js';
+import { writeField } from '../src/io/image.js';
 import { writeSummary } from '../src/io/result.js';
 import { formatLandmarkCsv } from '../src/io/landmarks.js';
 import type { Geometry, Point } from '../src/core/geometry.js';
 import { tmpDir, runCli, lcg, HAVE_BIRL, BIRL } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir(); });
+beforeAll(() => {
+  t = tmpDir();
+});
 afterAll(() => t.cleanup());
 
 const geom: Geometry = { size: [40, 30], spacing: [1.25, 0.8], origin: [-20, 5], direction: [1, 0, 0, 1] };
@@ -58,11 +60,24 @@ describe('evaluate tre', () => {
     const lm = path.join(dir, 'landmarks');
     const res = path.join(dir, 'result');
     // fixed landmarks f; the true map T(p) = A p + b; moving landmarks = T(f) + a known residual
-    const A = [[1.02, 0.03], [-0.01, 0.97]];
+    const A = [
+      [1.02, 0.03],
+      [-0.01, 0.97],
+    ];
     const b = [1.5, -2];
     const T = (p: Point): Point => [A[0][0] * p[0] + A[0][1] * p[1] + b[0], A[1][0] * p[0] + A[1][1] * p[1] + b[1]];
-    const f: Point[] = [[-10, 10], [0, 15], [12, 20], [20, 8]];
-    const resid: Point[] = [[0.3, 0.4], [0, 0], [-0.6, 0.8], [0, -1]]; // |.| = 0.5, 0, 1, 1
+    const f: Point[] = [
+      [-10, 10],
+      [0, 15],
+      [12, 20],
+      [20, 8],
+    ];
+    const resid: Point[] = [
+      [0.3, 0.4],
+      [0, 0],
+      [-0.6, 0.8],
+      [0, -1],
+    ]; // |.| = 0.5, 0, 1, 1
     const m = f.map((p, i) => [T(p)[0] + resid[i][0], T(p)[1] + resid[i][1]] as Point);
     await fs.mkdir(lm, { recursive: true });
     await fs.writeFile(path.join(lm, 'fix.csv'), formatLandmarkCsv(f));
@@ -70,14 +85,22 @@ describe('evaluate tre', () => {
     // the field of T on the grid: u(p) = T(p) − p (affine, so bilinear interpolation is exact)
     const [W, H] = geom.size;
     const data = new Float32Array(2 * W * H);
-    for (let j = 0; j < H; j++) for (let i = 0; i < W; i++) {
-      const p: Point = [geom.origin[0] + i * geom.spacing[0], geom.origin[1] + j * geom.spacing[1]];
-      const q = T(p);
-      data[2 * (j * W + i)] = q[0] - p[0];
-      data[2 * (j * W + i) + 1] = q[1] - p[1];
-    }
+    for (let j = 0; j < H; j++)
+      for (let i = 0; i < W; i++) {
+        const p: Point = [geom.origin[0] + i * geom.spacing[0], geom.origin[1] + j * geom.spacing[1]];
+        const q = T(p);
+        data[2 * (j * W + i)] = q[0] - p[0];
+        data[2 * (j * W + i) + 1] = q[1] - p[1];
+      }
     await writeField(path.join(res, 'fields', 'mov.nii.gz'), { geometry: geom, data });
-    await writeSummary(res, { format: 'r2n2-result', version: 1, method: 'test-affine', backend: 'none', fixedFrame: 'fix', frames: [{ name: 'mov', field: 'fields/mov.nii.gz', seconds: 0, parameters: 6 }] });
+    await writeSummary(res, {
+      format: 'r2n2-result',
+      version: 1,
+      method: 'test-affine',
+      backend: 'none',
+      fixedFrame: 'fix',
+      frames: [{ name: 'mov', field: 'fields/mov.nii.gz', seconds: 0, parameters: 6 }],
+    });
     const ev = await evaluateTre({ landmarks: lm, result: res });
     expect(ev.fixedFrame).toBe('fix');
     const after = ev.report.after!;

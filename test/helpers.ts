@@ -12,7 +12,6 @@ export const HAVE_BIRL = existsSync(path.join(BIRL, 'artificial_reference.csv'))
 /** `describe`, or `describe.skip` with a message when ../shared/data is absent. */
 export function describeWithBirl(name: string, fn: () => void): void {
   if (!HAVE_BIRL) {
-    // eslint-disable-next-line no-console
     console.warn(`skipping "${name}": ${BIRL} is absent (it ships with CI, not with a clone)`);
     describe.skip(name, fn);
   } else describe(name, fn);
@@ -25,7 +24,6 @@ export const HAVE_SUNNYBROOK = existsSync(path.join(SUNNYBROOK, 'index.json'));
 /** `describe`, or `describe.skip` with a message when ../shared/data/sunnybrook is absent. */
 export function describeWithSunnybrook(name: string, fn: () => void): void {
   if (!HAVE_SUNNYBROOK) {
-    // eslint-disable-next-line no-console
     console.warn(`skipping "${name}": ${SUNNYBROOK} is absent (it ships with CI, not with a clone)`);
     describe.skip(name, fn);
   } else describe(name, fn);
@@ -83,7 +81,7 @@ export function runCliSignalled(args: string[], when: RegExp, signal: NodeJS.Sig
 /** A deterministic LCG in [0, 1): test data that is the same on every run. */
 export function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32;
 }
 
 /** `n` seeded uniform values in [lo, hi). */

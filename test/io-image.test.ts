@@ -16,7 +16,9 @@ const pixels = Float32Array.from({ length: 35 }, (_, i) => Math.sin(i) * 100 + 0
 const img: Image2D = { geometry: geom, data: pixels };
 
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir(); });
+beforeAll(() => {
+  t = tmpDir();
+});
 afterAll(() => t.cleanup());
 
 /** A 6×4 Int16 frame (0.5 × 0.75 mm pixels) filled with `value`, InstanceNumber `instance` when given: a DICOM test frame. */
@@ -42,7 +44,13 @@ function expectGeometry(a: Geometry, b: Geometry, digits: number) {
 
 describe('image round trips keep pixels and geometry', () => {
   // NRRD/MHA/MHD keep geometry exactly (double); NIfTI stores float32
-  test.each([['nrrd', 12], ['mha', 12], ['mhd', 12], ['nii', 6], ['nii.gz', 6]])('.%s', async (ext, digits) => {
+  test.each([
+    ['nrrd', 12],
+    ['mha', 12],
+    ['mhd', 12],
+    ['nii', 6],
+    ['nii.gz', 6],
+  ])('.%s', async (ext, digits) => {
     const f = path.join(t.dir, `img.${ext}`);
     await writeImage2D(f, img);
     const r = await readImage2D(f);
@@ -60,7 +68,8 @@ describe('image round trips keep pixels and geometry', () => {
     expect(r.geometry.spacing[1]).toBeCloseTo(0.25, 3);
   });
   test('writeGreyPng: a picture ITK reads back with the windowed 8-bit values, no temporary left', async () => {
-    const W = 9, H = 4;
+    const W = 9,
+      H = 4;
     const data = Float32Array.from({ length: W * H }, (_, i) => i * 9 - 20); // below, inside and above the window
     const dir = path.join(t.dir, 'grey');
     const file = path.join(dir, 'pic.png');
@@ -190,9 +199,22 @@ describe('itk-wasm pipeline modules kept between calls', () => {
     const a = await readImageNode(src);
     const b = await itkRead(src);
     expect(Array.from(b.data as Float32Array)).toEqual(Array.from(a.data as Float32Array));
-    expect([b.imageType, b.size, [...b.spacing], [...b.origin], [...b.direction], [...b.metadata]]).toEqual([a.imageType, a.size, [...a.spacing], [...a.origin], [...a.direction], [...a.metadata]]);
+    expect([b.imageType, b.size, [...b.spacing], [...b.origin], [...b.direction], [...b.metadata]]).toEqual([
+      a.imageType,
+      a.size,
+      [...a.spacing],
+      [...a.origin],
+      [...a.direction],
+      [...a.metadata],
+    ]);
     expect((await itkReadInfo(src)).size).toEqual(a.size);
-    for (const [ext, compress] of [['nrrd', true], ['mha', true], ['nii.gz', true], ['nii', false], ['vtk', false]] as const) {
+    for (const [ext, compress] of [
+      ['nrrd', true],
+      ['mha', true],
+      ['nii.gz', true],
+      ['nii', false],
+      ['vtk', false],
+    ] as const) {
       const pub = path.join(t.dir, `keep-pub.${ext}`);
       const kept = path.join(t.dir, `keep-kept.${ext}`);
       await writeImageNode(a, pub, { useCompression: compress });
@@ -284,10 +306,12 @@ describe('bad input gives a one-line error naming the file', () => {
   });
   test('a failed write leaves neither the output nor a temporary file', async () => {
     const d = path.join(t.dir, 'atomic');
-    await expect(writeAtomic(path.join(d, 'out.nii.gz'), async (tmp) => {
-      await fs.writeFile(tmp, 'partial');
-      throw new Error('disk full');
-    })).rejects.toThrow('disk full');
+    await expect(
+      writeAtomic(path.join(d, 'out.nii.gz'), async (tmp) => {
+        await fs.writeFile(tmp, 'partial');
+        throw new Error('disk full');
+      }),
+    ).rejects.toThrow('disk full');
     expect(await fs.readdir(d)).toEqual([]);
   });
 });

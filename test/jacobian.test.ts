@@ -14,12 +14,13 @@ function affineField(A: number[], geometry = g): DisplacementField {
   const [W, H] = geometry.size;
   const data = new Float32Array(2 * W * H);
   const c = [10, 5];
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-    const p = indexToPhysical(geometry, [j, i]);
-    const q = [p[0] - c[0], p[1] - c[1]];
-    data[2 * (i * W + j)] = (A[0] - 1) * q[0] + A[1] * q[1];
-    data[2 * (i * W + j) + 1] = A[2] * q[0] + (A[3] - 1) * q[1];
-  }
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++) {
+      const p = indexToPhysical(geometry, [j, i]);
+      const q = [p[0] - c[0], p[1] - c[1]];
+      data[2 * (i * W + j)] = (A[0] - 1) * q[0] + A[1] * q[1];
+      data[2 * (i * W + j) + 1] = A[2] * q[0] + (A[3] - 1) * q[1];
+    }
   return { geometry, data };
 }
 
@@ -52,7 +53,17 @@ describe('r2n2 evaluate jacobian', () => {
     const dir = t.dir;
     await writeField(path.join(dir, 'fields', 'a.nii.gz'), affineField([1.2, 0.3, -0.1, 0.9]));
     await writeField(path.join(dir, 'fields', 'b.nii.gz'), affineField([-1, 0, 0, 1]));
-    await writeSummary(dir, { format: 'r2n2-result', version: 1, method: 'test', backend: 'none', fixedFrame: 'f', frames: [{ name: 'a', field: 'fields/a.nii.gz', seconds: 0, parameters: 6 }, { name: 'b', field: 'fields/b.nii.gz', seconds: 0, parameters: 6 }] });
+    await writeSummary(dir, {
+      format: 'r2n2-result',
+      version: 1,
+      method: 'test',
+      backend: 'none',
+      fixedFrame: 'f',
+      frames: [
+        { name: 'a', field: 'fields/a.nii.gz', seconds: 0, parameters: 6 },
+        { name: 'b', field: 'fields/b.nii.gz', seconds: 0, parameters: 6 },
+      ],
+    });
     const r = runCli(['evaluate', 'jacobian', '--result', dir, '--json', '--write']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -89,7 +100,14 @@ describe('Dice (r2n2 evaluate dice)', () => {
     const u = new Float32Array(2 * 40 * 30);
     for (let i = 0; i < 30; i++) for (let j = 0; j < 40; j++) if (i < 18) u[2 * (i * 40 + j)] = 3 * 0.5; // +3 columns in mm, upper part only
     await writeField(path.join(dir, 'res', 'fields', 'm.nii.gz'), { geometry: geo, data: u });
-    await writeSummary(path.join(dir, 'res'), { format: 'r2n2-result', version: 1, method: 'shift', backend: 'none', fixedFrame: 'f', frames: [{ name: 'm', field: 'fields/m.nii.gz', seconds: 0, parameters: 2 }] });
+    await writeSummary(path.join(dir, 'res'), {
+      format: 'r2n2-result',
+      version: 1,
+      method: 'shift',
+      backend: 'none',
+      fixedFrame: 'f',
+      frames: [{ name: 'm', field: 'fields/m.nii.gz', seconds: 0, parameters: 2 }],
+    });
     const r = runCli(['evaluate', 'dice', '--result', path.join(dir, 'res'), '--labels', path.join(dir, 'labels'), '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

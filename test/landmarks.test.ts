@@ -5,7 +5,9 @@ import type { Geometry } from '../src/core/geometry.js';
 import { tmpDir, BIRL, describeWithBirl } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir(); });
+beforeAll(() => {
+  t = tmpDir();
+});
 afterAll(() => t.cleanup());
 
 const write = async (name: string, text: string) => {
@@ -40,14 +42,28 @@ describe('landmark formats', () => {
   test('CSV x,y in mm, extra columns ignored, round trip through the writer', async () => {
     const f = await write('a.csv', 'label,x,y\nA,1.5,-2.25\nB,3e1,4\n');
     const lf = await readLandmarkFile(f);
-    expect(lf).toMatchObject({ format: 'csv', units: 'mm', points: [[1.5, -2.25], [30, 4]] });
+    expect(lf).toMatchObject({
+      format: 'csv',
+      units: 'mm',
+      points: [
+        [1.5, -2.25],
+        [30, 4],
+      ],
+    });
     const out = path.join(t.dir, 'out.csv');
     await writeLandmarkCsv(out, [[0.1 + 0.2, -1 / 3]]);
     expect((await readLandmarkFile(out)).points).toEqual([[0.1 + 0.2, -1 / 3]]);
   });
   test('elastix index file is pixels', async () => {
     const f = await write('i.txt', 'index\n2\n1 2\n3 4\n');
-    expect(await readLandmarkFile(f)).toMatchObject({ format: 'elastix-index', units: 'px', points: [[1, 2], [3, 4]] });
+    expect(await readLandmarkFile(f)).toMatchObject({
+      format: 'elastix-index',
+      units: 'px',
+      points: [
+        [1, 2],
+        [3, 4],
+      ],
+    });
   });
   test('errors name the file and line', async () => {
     await expect(readLandmarkFile(await write('n.csv', 'x,y\n1,2\n3,NaN\n'))).rejects.toThrow(/n\.csv:3: y "NaN" is not a finite number/);

@@ -25,28 +25,63 @@ function lossValue(fn: (f: tf.Tensor2D, w: tf.Tensor2D, m: tf.Tensor2D) => tf.Sc
 const at = (a: ArrayLike<number>, i: number, j: number) => a[i * W + j];
 
 function refNcc(f: ArrayLike<number>, w: ArrayLike<number>, m: ArrayLike<number>): number {
-  let n = 0, sf = 0, sw = 0;
-  for (let i = 0; i < f.length; i++) if (m[i]) { n++; sf += f[i]; sw += w[i]; }
-  const mf = sf / n, mw = sw / n;
-  let c = 0, vf = 0, vw = 0;
-  for (let i = 0; i < f.length; i++) if (m[i]) { c += (f[i] - mf) * (w[i] - mw); vf += (f[i] - mf) ** 2; vw += (w[i] - mw) ** 2; }
+  let n = 0,
+    sf = 0,
+    sw = 0;
+  for (let i = 0; i < f.length; i++)
+    if (m[i]) {
+      n++;
+      sf += f[i];
+      sw += w[i];
+    }
+  const mf = sf / n,
+    mw = sw / n;
+  let c = 0,
+    vf = 0,
+    vw = 0;
+  for (let i = 0; i < f.length; i++)
+    if (m[i]) {
+      c += (f[i] - mf) * (w[i] - mw);
+      vf += (f[i] - mf) ** 2;
+      vw += (w[i] - mw) ** 2;
+    }
   return 1 - c / Math.sqrt(vf * vw);
 }
 
 function refLncc(f: ArrayLike<number>, w: ArrayLike<number>, m: ArrayLike<number>, k: number): number {
   const r = (k - 1) / 2;
-  let tot = 0, cnt = 0;
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-    let n = 0, sI = 0, sJ = 0, sII = 0, sJJ = 0, sIJ = 0;
-    for (let a = i - r; a <= i + r; a++) for (let b = j - r; b <= j + r; b++) {
-      if (a < 0 || b < 0 || a >= H || b >= W) continue;
-      const mm = at(m, a, b), I = at(f, a, b) * mm, J = at(w, a, b) * mm;
-      n += mm; sI += I; sJ += J; sII += I * I; sJJ += J * J; sIJ += I * J;
+  let tot = 0,
+    cnt = 0;
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++) {
+      let n = 0,
+        sI = 0,
+        sJ = 0,
+        sII = 0,
+        sJJ = 0,
+        sIJ = 0;
+      for (let a = i - r; a <= i + r; a++)
+        for (let b = j - r; b <= j + r; b++) {
+          if (a < 0 || b < 0 || a >= H || b >= W) continue;
+          const mm = at(m, a, b),
+            I = at(f, a, b) * mm,
+            J = at(w, a, b) * mm;
+          n += mm;
+          sI += I;
+          sJ += J;
+          sII += I * I;
+          sJJ += J * J;
+          sIJ += I * J;
+        }
+      n = Math.max(n, 1);
+      const cross = sIJ - (sI * sJ) / n,
+        vI = sII - (sI * sI) / n,
+        vJ = sJJ - (sJ * sJ) / n;
+      if (at(m, i, j)) {
+        tot += (cross * cross) / (vI * vJ + 1e-5);
+        cnt++;
+      }
     }
-    n = Math.max(n, 1);
-    const cross = sIJ - (sI * sJ) / n, vI = sII - (sI * sI) / n, vJ = sJJ - (sJ * sJ) / n;
-    if (at(m, i, j)) { tot += (cross * cross) / (vI * vJ + 1e-5); cnt++; }
-  }
   return 1 - tot / cnt;
 }
 
@@ -62,39 +97,69 @@ function refMi(f: ArrayLike<number>, w: ArrayLike<number>, m: ArrayLike<number>,
   for (let i = 0; i < f.length; i++) {
     if (!m[i]) continue;
     n++;
-    const a = weights(f[i]), b = weights(w[i]);
+    const a = weights(f[i]),
+      b = weights(w[i]);
     for (let x = 0; x < bins; x++) for (let y = 0; y < bins; y++) joint[x][y] += a[x] * b[y];
   }
-  const pf = new Float64Array(bins), pw = new Float64Array(bins);
-  for (let x = 0; x < bins; x++) for (let y = 0; y < bins; y++) { joint[x][y] /= n; }
-  for (let x = 0; x < bins; x++) for (let y = 0; y < bins; y++) { pf[x] += joint[x][y]; pw[y] += joint[x][y]; }
+  const pf = new Float64Array(bins),
+    pw = new Float64Array(bins);
+  for (let x = 0; x < bins; x++)
+    for (let y = 0; y < bins; y++) {
+      joint[x][y] /= n;
+    }
+  for (let x = 0; x < bins; x++)
+    for (let y = 0; y < bins; y++) {
+      pf[x] += joint[x][y];
+      pw[y] += joint[x][y];
+    }
   let mi = 0;
   for (let x = 0; x < bins; x++) for (let y = 0; y < bins; y++) if (joint[x][y] > 0) mi += joint[x][y] * Math.log(joint[x][y] / (pf[x] * pw[y]));
   return -mi;
 }
 
 function refNgf(f: ArrayLike<number>, w: ArrayLike<number>, m: ArrayLike<number>, eps: number): number {
-  let tot = 0, cnt = 0;
-  for (let i = 0; i < H - 1; i++) for (let j = 0; j < W - 1; j++) {
-    if (!at(m, i, j)) continue;
-    const fx = at(f, i, j + 1) - at(f, i, j), fy = at(f, i + 1, j) - at(f, i, j);
-    const wx = at(w, i, j + 1) - at(w, i, j), wy = at(w, i + 1, j) - at(w, i, j);
-    const d = fx * wx + fy * wy;
-    tot += 1 - (d * d) / ((fx * fx + fy * fy + eps * eps) * (wx * wx + wy * wy + eps * eps));
-    cnt++;
-  }
+  let tot = 0,
+    cnt = 0;
+  for (let i = 0; i < H - 1; i++)
+    for (let j = 0; j < W - 1; j++) {
+      if (!at(m, i, j)) continue;
+      const fx = at(f, i, j + 1) - at(f, i, j),
+        fy = at(f, i + 1, j) - at(f, i, j);
+      const wx = at(w, i, j + 1) - at(w, i, j),
+        wy = at(w, i + 1, j) - at(w, i, j);
+      const d = fx * wx + fy * wy;
+      tot += 1 - (d * d) / ((fx * fx + fy * fy + eps * eps) * (wx * wx + wy * wy + eps * eps));
+      cnt++;
+    }
   return tot / cnt;
 }
 
 describe('image losses match their formulas (double-precision references)', () => {
   test('masked MSE', () => {
-    let s = 0, n = 0;
-    for (let i = 0; i < F.length; i++) if (MASK[i]) { s += (F[i] - Wimg[i]) ** 2; n++; }
+    let s = 0,
+      n = 0;
+    for (let i = 0; i < F.length; i++)
+      if (MASK[i]) {
+        s += (F[i] - Wimg[i]) ** 2;
+        n++;
+      }
     expect(lossValue(maskedMse as never)).toBeCloseTo(s / n, 5);
   });
   test('NCC: 0 for a linear intensity map, 2 for an inverted one, formula otherwise', () => {
-    expect(lossValue(nccLoss, F, Float32Array.from(F, (v) => 3 * v + 1))).toBeCloseTo(0, 5);
-    expect(lossValue(nccLoss, F, Float32Array.from(F, (v) => -v))).toBeCloseTo(2, 5);
+    expect(
+      lossValue(
+        nccLoss,
+        F,
+        Float32Array.from(F, (v) => 3 * v + 1),
+      ),
+    ).toBeCloseTo(0, 5);
+    expect(
+      lossValue(
+        nccLoss,
+        F,
+        Float32Array.from(F, (v) => -v),
+      ),
+    ).toBeCloseTo(2, 5);
     expect(lossValue(nccLoss)).toBeCloseTo(refNcc(F, Wimg, MASK), 5);
   });
   test('LNCC (window 3 and 5)', () => {
@@ -140,28 +205,36 @@ describe('regularisers match their formulas', () => {
   const value = (fn: (t: tf.Tensor3D) => tf.Scalar, data = u) => tf.tidy(() => fn(tf.tensor3d(data, [2, H, W])).arraySync() as number);
   test('iso-TV (AirLab form, anisotropic weights) and diffusion', () => {
     const [sx, sy] = [1.5, 0.5];
-    let tv = 0, diff = 0;
-    for (let c = 0; c < 2; c++) for (let i = 0; i < H - 1; i++) for (let j = 0; j < W - 1; j++) {
-      const v = (ui(c, i + 1, j + 1) - ui(c, i, j + 1)) ** 2 * sx + (ui(c, i + 1, j + 1) - ui(c, i + 1, j)) ** 2 * sy;
-      tv += v > 0 ? Math.sqrt(v) : 0;
-      diff += v;
-    }
+    let tv = 0,
+      diff = 0;
+    for (let c = 0; c < 2; c++)
+      for (let i = 0; i < H - 1; i++)
+        for (let j = 0; j < W - 1; j++) {
+          const v = (ui(c, i + 1, j + 1) - ui(c, i, j + 1)) ** 2 * sx + (ui(c, i + 1, j + 1) - ui(c, i + 1, j)) ** 2 * sy;
+          tv += v > 0 ? Math.sqrt(v) : 0;
+          diff += v;
+        }
     expect(value((t) => isoTv(t, [sx, sy]))).toBeCloseTo(tv / (2 * H * W), 6);
     expect(value((t) => diffusion(t, [sx, sy]))).toBeCloseTo(diff / (2 * H * W), 7);
   });
   test('iso-TV of a constant field is 0 with a finite (zero) gradient', () => {
-    const g = tf.tidy(() => tf.grad((t: tf.Tensor) => isoTv(t as tf.Tensor3D))(tf.fill([2, H, W], 0.2)).dataSync());
+    const g = tf.tidy(() =>
+      tf
+        .grad((t: tf.Tensor) => isoTv(t as tf.Tensor3D))(tf.fill([2, H, W], 0.2))
+        .dataSync(),
+    );
     expect(Array.from(g).every((x) => x === 0)).toBe(true);
     expect(value(isoTv, new Float32Array(2 * H * W).fill(0.2))).toBe(0);
   });
   test('bending energy: 0 for an affine field, the known value for u_x = x²', () => {
     const affine = new Float32Array(2 * H * W);
     const quad = new Float32Array(2 * H * W);
-    for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-      affine[i * W + j] = 0.01 * j - 0.02 * i + 0.3;
-      affine[H * W + i * W + j] = 0.03 * i * 0.5 + 0.01 * j;
-      quad[i * W + j] = 0.01 * j * j; // u_xx = 0.02 everywhere
-    }
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) {
+        affine[i * W + j] = 0.01 * j - 0.02 * i + 0.3;
+        affine[H * W + i * W + j] = 0.03 * i * 0.5 + 0.01 * j;
+        quad[i * W + j] = 0.01 * j * j; // u_xx = 0.02 everywhere
+      }
     expect(value(bending, affine)).toBeCloseTo(0, 7);
     expect(value(bending, quad)).toBeCloseTo((0.02 ** 2 * (H - 2) * (W - 2)) / (2 * H * W), 8);
   });
@@ -178,12 +251,21 @@ describe('regularisers match their formulas', () => {
 
 describe('AMSGrad', () => {
   test('matches a hand-computed step sequence, with v̂ keeping the largest second moment', () => {
-    const lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const lr = 0.1,
+      b1 = 0.9,
+      b2 = 0.999,
+      eps = 1e-8;
     const x = tf.variable(tf.tensor1d([1, -2]), true, 'amsgrad-test-x');
     const opt = new AmsGrad({ learningRate: lr });
-    const gs = [[4, -1], [0.1, 0.5], [-0.001, 0.01]];
+    const gs = [
+      [4, -1],
+      [0.1, 0.5],
+      [-0.001, 0.01],
+    ];
     // by hand: step 1 moves each coordinate by lr·g/(|g|+eps) = lr·sign(g)
-    let m = [0, 0], v = [0, 0], vmax = [0, 0];
+    const m = [0, 0],
+      v = [0, 0],
+      vmax = [0, 0];
     const theta = [1, -2];
     gs.forEach((g, k) => {
       const t = k + 1;

@@ -66,7 +66,7 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
     const field = new Float32Array(2 * W * H);
     for (let i = 0; i < W * H; i++) {
       field[2 * i] = 0.5 + (i % W) / W;
-      field[2 * i + 1] = -0.25 * Math.floor(i / W) / H;
+      field[2 * i + 1] = (-0.25 * Math.floor(i / W)) / H;
     }
     const ffile = path.join(dir, 'field.nii.gz');
     await writeField(ffile, { geometry: g, data: field });
@@ -104,12 +104,29 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
     await fs.mkdir(mixed);
     await fs.copyFile(path.join(dicomDir, `${instance(8)}.dcm`), path.join(mixed, 'a.dcm'));
     await fs.copyFile(path.join(SUNNYBROOK, 'dicom', PATIENT, `${20 * (SLICE + 1) + 8}.dcm`), path.join(mixed, 'b.dcm'));
-    await expect(openSeries(mixed)).rejects.toThrow(/lies in another plane than .*direction \(1 0; 0 1\), in 3D at .*put the files of each slice in a directory of their own/);
+    await expect(openSeries(mixed)).rejects.toThrow(
+      /lies in another plane than .*direction \(1 0; 0 1\), in 3D at .*put the files of each slice in a directory of their own/,
+    );
   });
 
-  test('register, then evaluate dice with label maps in the frames\' geometry (2D copies and 3D-placed)', async () => {
+  test("register, then evaluate dice with label maps in the frames' geometry (2D copies and 3D-placed)", async () => {
     const out = path.join(dir, 'bspline');
-    const r = runCli(['baseline', 'bspline', dicomDir, '--out', out, '--fixed-frame', String(instance(19)), '--iterations', '20', '--init', 'none', '--qc', 'false', '--quiet']);
+    const r = runCli([
+      'baseline',
+      'bspline',
+      dicomDir,
+      '--out',
+      out,
+      '--fixed-frame',
+      String(instance(19)),
+      '--iterations',
+      '20',
+      '--init',
+      'none',
+      '--qc',
+      'false',
+      '--quiet',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const dcm = await itkRead(path.join(dicomDir, `${instance(19)}.dcm`));

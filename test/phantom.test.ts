@@ -9,7 +9,9 @@ import { physicalToIndex } from '../src/core/geometry.js';
 import { tmpDir, runCli } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir(); });
+beforeAll(() => {
+  t = tmpDir();
+});
 afterAll(() => t.cleanup());
 
 describe('phantom (core)', () => {
@@ -38,10 +40,11 @@ describe('phantom (core)', () => {
   test('rendered frames follow the same map: inverse residual < 1e-4 mm over the grid', () => {
     let worst = 0;
     const [w] = s.geometry.size;
-    for (let j = 0; j < w; j += 5) for (let i = 0; i < w; i += 5) {
-      const q: [number, number] = [s.geometry.origin[0] + i * s.geometry.spacing[0], s.geometry.origin[1] + j * s.geometry.spacing[1]];
-      worst = Math.max(worst, s.inverse(11, q).residual);
-    }
+    for (let j = 0; j < w; j += 5)
+      for (let i = 0; i < w; i += 5) {
+        const q: [number, number] = [s.geometry.origin[0] + i * s.geometry.spacing[0], s.geometry.origin[1] + j * s.geometry.spacing[1]];
+        worst = Math.max(worst, s.inverse(11, q).residual);
+      }
     expect(worst).toBeLessThan(1e-4);
   });
 
@@ -56,15 +59,21 @@ describe('phantom (core)', () => {
       if (!name.includes('lung-vessel')) return;
       const [ci, cj] = physicalToIndex(s.geometry, lm[k]);
       // intensity-weighted centroid above the local background, in a 9×9 window
-      const i0 = Math.round(ci), j0 = Math.round(cj);
+      const i0 = Math.round(ci),
+        j0 = Math.round(cj);
       let bg = Infinity;
       for (let j = j0 - 4; j <= j0 + 4; j++) for (let i = i0 - 4; i <= i0 + 4; i++) bg = Math.min(bg, img[j * w + i]);
-      let sw = 0, si = 0, sj = 0;
-      for (let j = j0 - 4; j <= j0 + 4; j++) for (let i = i0 - 4; i <= i0 + 4; i++) {
-        if (i < 0 || j < 0 || i >= w || j >= h) continue;
-        const v = img[j * w + i] - bg;
-        sw += v; si += v * i; sj += v * j;
-      }
+      let sw = 0,
+        si = 0,
+        sj = 0;
+      for (let j = j0 - 4; j <= j0 + 4; j++)
+        for (let i = i0 - 4; i <= i0 + 4; i++) {
+          if (i < 0 || j < 0 || i >= w || j >= h) continue;
+          const v = img[j * w + i] - bg;
+          sw += v;
+          si += v * i;
+          sj += v * j;
+        }
       expect(Math.hypot(si / sw - ci, sj / sw - cj)).toBeLessThan(0.35);
     });
   });

@@ -2,11 +2,31 @@ import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/core/backend/index.js';
-import { addGaussianInPlace, gaussianDisplacement, gaussianDisplacementJs, mapRawParameters, sequenceField, unflipSequence, coordinateGrids } from '../src/core/gaussian.js';
+import {
+  addGaussianInPlace,
+  gaussianDisplacement,
+  gaussianDisplacementJs,
+  mapRawParameters,
+  sequenceField,
+  unflipSequence,
+  coordinateGrids,
+} from '../src/core/gaussian.js';
 import { type Flip, flipImage, shiftImage } from '../src/core/resample.js';
 import { defaultRegisterBatch, r2n2Registrar, worseThanNone } from '../src/app/register.js';
 import { makePhantomSeries } from '../src/core/phantom.js';
-import { DEFAULT_CONFIG, type R2N2Config, expandInputKernel, imageSize, initWeights, initialState, spaceToDepth, step, parameterCount, weightShapes, disposeWeights } from '../src/core/r2n2/network.js';
+import {
+  DEFAULT_CONFIG,
+  type R2N2Config,
+  expandInputKernel,
+  imageSize,
+  initWeights,
+  initialState,
+  spaceToDepth,
+  step,
+  parameterCount,
+  weightShapes,
+  disposeWeights,
+} from '../src/core/r2n2/network.js';
 import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/warp.js';
@@ -18,7 +38,9 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir('r2n2-net-'); });
+beforeAll(() => {
+  t = tmpDir('r2n2-net-');
+});
 afterAll(() => t.cleanup());
 
 const TINY: R2N2Config = { netSize: 32, channels: [4, 4, 4], paramChannels: 4, residualBlocks: 1, hidden: 8, sigmaMax: 0.25, activation: 'leaky-relu' };
@@ -26,9 +48,16 @@ const TINY: R2N2Config = { netSize: 32, channels: [4, 4, 4], paramChannels: 4, r
 describe('local Gaussian transformation', () => {
   test('tfjs equals the double-precision formula, rotated and anisotropic', () => {
     const p = { cx: 0.2, cy: -0.3, sx: 0.15, sy: 0.3, wx: 0.05, wy: -0.02, phi: 0.7 };
-    const H = 9, W = 13;
+    const H = 9,
+      W = 13;
     const ref = gaussianDisplacementJs(p, H, W);
-    const got = tf.tidy(() => gaussianDisplacement({ position: tf.tensor2d([[p.cx, p.cy]]), sigma: tf.tensor2d([[p.sx, p.sy]]), weight: tf.tensor2d([[p.wx, p.wy]]), phi: tf.tensor2d([[p.phi]]) }, H, W).dataSync());
+    const got = tf.tidy(() =>
+      gaussianDisplacement(
+        { position: tf.tensor2d([[p.cx, p.cy]]), sigma: tf.tensor2d([[p.sx, p.sy]]), weight: tf.tensor2d([[p.wx, p.wy]]), phi: tf.tensor2d([[p.phi]]) },
+        H,
+        W,
+      ).dataSync(),
+    );
     for (let i = 0; i < ref.length; i++) expect(got[i]).toBeCloseTo(ref[i], 5);
     // at the centre the displacement is the weight; along the σx axis (rotated by φ) it falls to e^(−1/2)
     const at = (x: number, y: number) => gaussianDisplacementJs({ ...p, cx: 0, cy: 0 }, 201, 201)[Math.round((y + 1) * 100) * 201 + Math.round((x + 1) * 100)];
@@ -47,7 +76,16 @@ describe('local Gaussian transformation', () => {
     expect(() => addGaussianInPlace(new Float32Array(5), [p.cx, p.cy, p.sx, p.sy, p.wx, p.wy, p.phi], 0, H, W)).toThrow(/field has 5 values, expected 2×9×13/);
   });
   test('raw outputs map to σ ∈ (0, σmax], w ∈ [−1, 1], φ ∈ [0, π]; zeros give σmax/2, 0, π/2', () => {
-    const m = tf.tidy(() => { const r = mapRawParameters(tf.tensor2d([[0, 0, 0, 0, 0], [50, -50, 50, -50, 50]]), 0.25); return [r.sigma.arraySync(), r.weight.arraySync(), r.phi.arraySync()]; });
+    const m = tf.tidy(() => {
+      const r = mapRawParameters(
+        tf.tensor2d([
+          [0, 0, 0, 0, 0],
+          [50, -50, 50, -50, 50],
+        ]),
+        0.25,
+      );
+      return [r.sigma.arraySync(), r.weight.arraySync(), r.phi.arraySync()];
+    });
     expect(m[0][0][0]).toBeCloseTo(0.125 + 1e-5, 6);
     expect(m[1][0]).toEqual([0, 0]);
     expect(m[2][0][0]).toBeCloseTo(Math.PI / 2, 6);
@@ -57,15 +95,17 @@ describe('local Gaussian transformation', () => {
     expect(m[2][1][0]).toBeCloseTo(Math.PI, 4);
   });
   test('shiftImage translates by whole and fractional pixels, edges replicated', () => {
-    const H = 5, W = 6;
+    const H = 5,
+      W = 6;
     const img = Float32Array.from({ length: H * W }, (_, k) => 3 * Math.floor(k / W) + 0.5 * (k % W) + ((k * 7) % 5));
     expect(Array.from(shiftImage(img, H, W, 0, 0))).toEqual(Array.from(img));
     const s = shiftImage(img, H, W, 2, -1);
-    for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-      const si = Math.min(H - 1, i + 1);
-      const sj = Math.max(0, j - 2);
-      expect(s[i * W + j]).toBe(img[si * W + sj]);
-    }
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) {
+        const si = Math.min(H - 1, i + 1);
+        const sj = Math.max(0, j - 2);
+        expect(s[i * W + j]).toBe(img[si * W + sj]);
+      }
     // a linear ramp moves by exactly the fraction inside the image
     const ramp = Float32Array.from({ length: H * W }, (_, k) => 2 * (k % W) + 10 * Math.floor(k / W));
     const f = shiftImage(ramp, H, W, 0.25, 0.5);
@@ -73,7 +113,8 @@ describe('local Gaussian transformation', () => {
     expect(f[0]).toBeCloseTo(ramp[0], 6);
   });
   test('flipImage mirrors rows / columns; a sequence found on mirrored images maps back to the mirrored field', () => {
-    const H = 9, W = 13;
+    const H = 9,
+      W = 13;
     const img = Float32Array.from({ length: H * W }, (_, i) => i);
     expect(flipImage(img, H, W, 'x')[0]).toBe(W - 1);
     expect(flipImage(img, H, W, 'y')[0]).toBe((H - 1) * W);
@@ -86,7 +127,9 @@ describe('local Gaussian transformation', () => {
     for (const f of ['none', 'x', 'y', 'xy'] as Flip[]) {
       const sx = f === 'x' || f === 'xy' ? -1 : 1;
       const sy = f === 'y' || f === 'xy' ? -1 : 1;
-      const expected = [...flipImage(mirrored.subarray(0, N), H, W, f)].map((v) => (sx * v) / 2).concat([...flipImage(mirrored.subarray(N), H, W, f)].map((v) => (sy * v) / 2));
+      const expected = [...flipImage(mirrored.subarray(0, N), H, W, f)]
+        .map((v) => (sx * v) / 2)
+        .concat([...flipImage(mirrored.subarray(N), H, W, f)].map((v) => (sy * v) / 2));
       const back = unflipSequence(seq, f, 0.5);
       const got = sequenceField(back, H, W);
       for (let i = 0; i < 2 * N; i++) expect(got[i]).toBeCloseTo(expected[i], 6);
@@ -97,7 +140,8 @@ describe('local Gaussian transformation', () => {
 
 describe('the network', () => {
   test('the CoordConv input built once per sequence equals stacking (fixed, warped, x, y) every step; wasm tanh = tf.tanh', () => {
-    const B = 3, n = 5;
+    const B = 3,
+      n = 5;
     const F = tf.randomUniform([B, n, n], -1, 1, 'float32', 1) as tf.Tensor3D;
     const M = tf.randomUniform([B, n, n], -2, 2, 'float32', 2) as tf.Tensor3D;
     const g = coordinateGrids(n, n);
@@ -106,12 +150,20 @@ describe('the network', () => {
     const got = networkInput(base, M).dataSync();
     expect(Array.from(got)).toEqual(Array.from(ref)); // exact
     // the gradient reaches the warped image's channel only
-    const dM = tf.grad((m: tf.Tensor) => tf.sum(tf.mul(networkInput(base, m as tf.Tensor3D), tf.tensor4d([1, 2, 3, 4], [1, 1, 1, 4]))))(M).dataSync();
+    const dM = tf
+      .grad((m: tf.Tensor) => tf.sum(tf.mul(networkInput(base, m as tf.Tensor3D), tf.tensor4d([1, 2, 3, 4], [1, 1, 1, 4]))))(M)
+      .dataSync();
     for (const v of dM) expect(v).toBe(2);
     const x = tf.linspace(-6, 6, 1001);
-    const a = tanh(x).dataSync(), b = tf.tanh(x).dataSync();
+    const a = tanh(x).dataSync(),
+      b = tf.tanh(x).dataSync();
     for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(3e-7);
-    const ga = tf.grad((v: tf.Tensor) => tf.sum(tanh(v)))(x).dataSync(), gb = tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(x).dataSync();
+    const ga = tf
+        .grad((v: tf.Tensor) => tf.sum(tanh(v)))(x)
+        .dataSync(),
+      gb = tf
+        .grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(x)
+        .dataSync();
     for (let i = 0; i < ga.length; i++) expect(Math.abs(ga[i] - gb[i])).toBeLessThan(1e-6);
     tf.dispose([F, M, g.x, g.y, base.base, base.slot, x]);
   });
@@ -122,27 +174,45 @@ describe('the network', () => {
       const o = step(TINY, w, tf.randomUniform([2, 32, 32, 4]) as tf.Tensor4D, s);
       return { raw: o.raw.arraySync(), pos: o.position.arraySync() as number[][], state: o.state.map((x) => x.shape) };
     });
-    expect(out.raw).toEqual([[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]);
+    expect(out.raw).toEqual([
+      [0, 0, 0, 0, 0],
+      [0, 0, 0, 0, 0],
+    ]);
     for (const p of out.pos) for (const v of p) expect(Math.abs(v)).toBeLessThanOrEqual(1);
-    expect(out.state).toEqual([[2, 16, 16, 4], [2, 8, 8, 4], [2, 4, 4, 4]]);
+    expect(out.state).toEqual([
+      [2, 16, 16, 4],
+      [2, 8, 8, 4],
+      [2, 4, 4, 4],
+    ]);
     expect(parameterCount(TINY)).toBe(weightShapes(TINY).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0));
     disposeWeights(w);
   });
   test('--input-block: space-to-depth puts pixel (b·i + p, b·j + q, c) at (i, j, (p·b + q)·C + c); the expanded kernel on a block-constant input is the block-1 conv', () => {
-    const B = 2, b = 2, n = 3, C = 4;
+    const B = 2,
+      b = 2,
+      n = 3,
+      C = 4;
     const m = b * n;
     const x = tf.randomUniform([B, m, m, C], -1, 1, 'float32', 7) as tf.Tensor4D;
     const xs = x.arraySync();
     const got = spaceToDepth(x, b).arraySync();
     expect([got.length, got[0].length, got[0][0].length, got[0][0][0].length]).toEqual([B, n, n, b * b * C]);
-    for (let e = 0; e < B; e++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let p = 0; p < b; p++) for (let q = 0; q < b; q++) for (let c = 0; c < C; c++) {
-      expect(got[e][i][j][(p * b + q) * C + c]).toBe(xs[e][b * i + p][b * j + q][c]);
-    }
+    for (let e = 0; e < B; e++)
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++)
+          for (let p = 0; p < b; p++)
+            for (let q = 0; q < b; q++)
+              for (let c = 0; c < C; c++) {
+                expect(got[e][i][j][(p * b + q) * C + c]).toBe(xs[e][b * i + p][b * j + q][c]);
+              }
     // gradients flow back to the pixel each output came from
     const wts = tf.randomUniform([1, 1, 1, b * b * C], 0, 1, 'float32', 8);
-    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(spaceToDepth(v as tf.Tensor4D, b), wts)))(x).arraySync() as number[][][][];
+    const g = tf
+      .grad((v: tf.Tensor) => tf.sum(tf.mul(spaceToDepth(v as tf.Tensor4D, b), wts)))(x)
+      .arraySync() as number[][][][];
     const ws = wts.dataSync();
-    for (let p = 0; p < b; p++) for (let q = 0; q < b; q++) for (let c = 0; c < C; c++) expect(g[1][b * 2 + p][b + q][c]).toBeCloseTo(ws[(p * b + q) * C + c], 6);
+    for (let p = 0; p < b; p++)
+      for (let q = 0; q < b; q++) for (let c = 0; c < C; c++) expect(g[1][b * 2 + p][b + q][c]).toBeCloseTo(ws[(p * b + q) * C + c], 6);
     expect(() => spaceToDepth(tf.zeros([1, 5, 6, 1]) as tf.Tensor4D, 2)).toThrow(/5×6 is not a multiple of 2/);
     // a block-1 input conv, expanded, sees an input constant over each b×b block as the block-1 conv sees the small one
     const small = tf.randomUniform([B, 8, 8, C], -1, 1, 'float32', 9) as tf.Tensor4D;
@@ -161,12 +231,16 @@ describe('the network', () => {
     expect(weightShapes(c2).slice(1)).toEqual(weightShapes(TINY).slice(1));
     const w = initWeights(c2, 3);
     const st = tf.tidy(() => step(c2, w, tf.randomUniform([2, 64, 64, 4]) as tf.Tensor4D, initialState(c2, 2)).state.map((s) => s.shape));
-    expect(st).toEqual([[2, 16, 16, 4], [2, 8, 8, 4], [2, 4, 4, 4]]);
+    expect(st).toEqual([
+      [2, 16, 16, 4],
+      [2, 8, 8, 4],
+      [2, 4, 4, 4],
+    ]);
     disposeWeights(w);
     expect(() => initWeights({ ...TINY, inputBlock: 1.5 }, 1)).toThrow(/input block must be 1, 2, 3 or 4/);
     tf.dispose([x, wts, small, up, k, ek]);
   });
-  test("gradients reach every weight once the last layer is non-zero; tensor count stays flat", async () => {
+  test('gradients reach every weight once the last layer is non-zero; tensor count stays flat', async () => {
     const w = initWeights(TINY, 4);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
     const img = (s: number) => Float32Array.from({ length: 32 * 32 }, (_, i) => Math.sin((i % 32) / 4 + s) * Math.cos(Math.floor(i / 32) / 5));
@@ -191,7 +265,8 @@ describe('the network', () => {
   test('lossImages: at the network size the plain loss; at 2n the MSE of the same Gaussians evaluated and warped at 2n', async () => {
     const w = initWeights(TINY, 7);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
-    const img = (s: number, n: number) => Float32Array.from({ length: n * n }, (_, i) => Math.sin(((i % n) * 8) / n + s) * Math.cos((Math.floor(i / n) * 6.4) / n));
+    const img = (s: number, n: number) =>
+      Float32Array.from({ length: n * n }, (_, i) => Math.sin(((i % n) * 8) / n + s) * Math.cos((Math.floor(i / n) * 6.4) / n));
     const n = TINY.netSize;
     const F = [img(0, n), img(0.1, n)];
     const M = [img(0.5, n), img(-0.3, n)];
@@ -212,7 +287,11 @@ describe('the network', () => {
         const s = warpSamples(ML[b], L, L, u, true);
         let sum = 0;
         let cnt = 0;
-        for (let k = 0; k < L * L; k++) if (s.mask[k]) { sum += (FL[b][k] - s.out[k]) ** 2; cnt++; }
+        for (let k = 0; k < L * L; k++)
+          if (s.mask[k]) {
+            sum += (FL[b][k] - s.out[k]) ** 2;
+            cnt++;
+          }
         batch += sum / Math.max(cnt, 1) / 2;
       }
       ref += batch / 3;
@@ -224,15 +303,20 @@ describe('the network', () => {
     expect(tensor).toBeCloseTo(host, 6);
     // gradients flow through the 2n loss to the network
     const vars = [...w.values()];
-    const { value, grads } = tf.variableGrads(() => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, lossImages: { fixed: FL, moving: ML, size: L } }), vars);
+    const { value, grads } = tf.variableGrads(
+      () => sequenceLoss(TINY, w, F, M, { steps: 3, lambda: 0.1, lossImages: { fixed: FL, moving: ML, size: L } }),
+      vars,
+    );
     expect(Array.from(grads[w.get('block0/gru/cand_x/kernel')!.name].dataSync()).some((x) => x !== 0)).toBe(true);
     expect(vars.every((v) => Array.from(grads[v.name].dataSync()).every(Number.isFinite))).toBe(true);
     tf.dispose([value, ...Object.values(grads)]);
-    expect(() => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 1, lambda: 0, lossImages: { fixed: FL, moving: ML.slice(1), size: L } }))).toThrow(/lossImages must hold 2/);
+    expect(() => tf.tidy(() => sequenceLoss(TINY, w, F, M, { steps: 1, lambda: 0, lossImages: { fixed: FL, moving: ML.slice(1), size: L } }))).toThrow(
+      /lossImages must hold 2/,
+    );
     expect(tf.memory().numTensors).toBe(before);
     disposeWeights(w);
   });
-  test('the tensor-only re-warp (GPU backends) gives the host path\'s loss, gradients and inferred parameters', async () => {
+  test("the tensor-only re-warp (GPU backends) gives the host path's loss, gradients and inferred parameters", async () => {
     const w = initWeights(TINY, 6);
     w.get('param/fc2/kernel')!.assign(tf.fill([TINY.hidden, 5], 0.1));
     const img = (s: number) => Float32Array.from({ length: 32 * 32 }, (_, i) => Math.sin((i % 32) / 4 + s) * Math.cos(Math.floor(i / 32) / 5));
@@ -251,10 +335,12 @@ describe('the network', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(d.loss).toBeCloseTo(h.loss, 5);
     let nonzero = 0;
-    h.grads.forEach((g, i) => g.forEach((x, k) => {
-      expect(Math.abs(d.grads[i][k] - x)).toBeLessThan(1e-4 * Math.max(1, Math.abs(x)));
-      if (x !== 0) nonzero++;
-    }));
+    h.grads.forEach((g, i) =>
+      g.forEach((x, k) => {
+        expect(Math.abs(d.grads[i][k] - x)).toBeLessThan(1e-4 * Math.max(1, Math.abs(x)));
+        if (x !== 0) nonzero++;
+      }),
+    );
     expect(nonzero).toBeGreaterThan(100);
     const ph = await inferSequence(TINY, w, F, M, { steps: 4, warp: 'host' });
     const pd = await inferSequence(TINY, w, F, M, { steps: 4, warp: 'tensor' });
@@ -266,7 +352,8 @@ describe('the network', () => {
 
 describe('never worse than none (stopWhenWorse)', () => {
   test('the full-resolution check: a field that moves a matched pair apart is worse than none; the right one is not', () => {
-    const H = 40, W = 48;
+    const H = 40,
+      W = 48;
     const img = (dx: number) => Float32Array.from({ length: H * W }, (_, p) => Math.sin(((p % W) + dx) / 3) * Math.cos(Math.floor(p / W) / 4));
     const fixed = img(0);
     const same = img(0);
@@ -328,7 +415,10 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
     const r = runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
     expect(r.code).toBe(0);
     const free = path.join(t.dir, 'sunny-free');
-    expect(runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', free, '--no-qc', '--quiet', '--jobs', '1', '--no-stop-when-worse']).code).toBe(0);
+    expect(
+      runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', free, '--no-qc', '--quiet', '--jobs', '1', '--no-stop-when-worse'])
+        .code,
+    ).toBe(0);
     const g = tre(guarded);
     const f = tre(free);
     expect(f.after.mean_mm).toBeGreaterThan(f.before.mean_mm); // the network is known to fail here
@@ -338,7 +428,9 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
     expect(Array.isArray(s.fallbacks)).toBe(true);
     // with --refine the network's whole sequence is refined (7 steps), or the frame falls back
     const refined = path.join(t.dir, 'sunny-refined');
-    expect(runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', refined, '--refine', '5', '--no-qc', '--quiet', '--jobs', '1']).code).toBe(0);
+    expect(
+      runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', refined, '--refine', '5', '--no-qc', '--quiet', '--jobs', '1']).code,
+    ).toBe(0);
     const rs = JSON.parse(await fs.readFile(path.join(refined, 'summary.json'), 'utf8'));
     for (const f of rs.frames) {
       const p = JSON.parse(await fs.readFile(path.join(refined, f.params), 'utf8'));
@@ -416,7 +508,13 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const series = path.join(data, 'series-01', 'frames');
     const out = path.join(t.dir, 'sig');
     // the CLI's 'full' run above, in-process: TINY_ARGS on the defaults
-    const base = { series: [series], val: [], out, config: { ...DEFAULT_CONFIG, ...TINY }, settings: { ...TRAIN_DEFAULTS, iterations: 6, checkpointEvery: 3, steps: 2 } };
+    const base = {
+      series: [series],
+      val: [],
+      out,
+      config: { ...DEFAULT_CONFIG, ...TINY },
+      settings: { ...TRAIN_DEFAULTS, iterations: 6, checkpointEvery: 3, steps: 2 },
+    };
     const ctl = new AbortController();
     const a = await train({ ...base, resume: false, signal: ctl.signal, onIteration: (i) => i.iteration === 2 && ctl.abort('SIGINT') });
     expect(a).toMatchObject({ interrupted: 'SIGINT', iterations: 2, timeLimited: false });
@@ -426,33 +524,67 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(existsSync(path.join(out, 'model.json'))).toBe(true);
     const b = await train({ ...base, resume: true });
     expect(b).toMatchObject({ interrupted: null, iterations: 6, resumedFrom: 2 });
-    for (const f of ['weights.bin', 'loss.csv']) expect((await fs.readFile(path.join(out, f))).equals(await fs.readFile(path.join(t.dir, 'full', f)))).toBe(true);
+    for (const f of ['weights.bin', 'loss.csv'])
+      expect((await fs.readFile(path.join(out, f))).equals(await fs.readFile(path.join(t.dir, 'full', f)))).toBe(true);
     // stopped while the series load: an error, and the output directory is not touched
     const early = new AbortController();
     early.abort('SIGTERM');
     const none = path.join(t.dir, 'sig-none');
-    await expect(train({ ...base, out: none, resume: false, signal: early.signal })).rejects.toThrow(/^interrupted \(SIGTERM\) while loading the series, before the first iteration/);
+    await expect(train({ ...base, out: none, resume: false, signal: early.signal })).rejects.toThrow(
+      /^interrupted \(SIGTERM\) while loading the series, before the first iteration/,
+    );
     expect(existsSync(none)).toBe(false);
     expect(tf.memory().numTensors).toBe(tensors);
   });
   test('Ctrl-C: train stops after the iteration, writes checkpoint and model, exits 130; register series keeps the finished frames, exits 143 on SIGTERM and continues', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const out = path.join(t.dir, 'ctrl-c');
-    const args = ['train', series, '--out', out, '--iterations', '100000', '--checkpoint-every', '100000', ...TINY_ARGS.filter((a) => a !== '--quiet'), '--log-level', 'info'];
+    const args = [
+      'train',
+      series,
+      '--out',
+      out,
+      '--iterations',
+      '100000',
+      '--checkpoint-every',
+      '100000',
+      ...TINY_ARGS.filter((a) => a !== '--quiet'),
+      '--log-level',
+      'info',
+    ];
     const r = await runCliSignalled(args, /"training start"/, 'SIGINT');
     expect(r.signalled).toBe(true);
     expect(r.code).toBe(130);
-    const m = r.stderr.match(/^error: interrupted \(SIGINT\) at iteration (\d+) of 100000: the checkpoint and the model as it is are in .*; the same command with --resume continues$/m);
+    const m = r.stderr.match(
+      /^error: interrupted \(SIGINT\) at iteration (\d+) of 100000: the checkpoint and the model as it is are in .*; the same command with --resume continues$/m,
+    );
     expect(m).not.toBeNull();
     expect(r.stdout).toMatch(new RegExp(`iterations   ${m![1]} of 100000 \\(interrupted; --resume continues\\)`));
     expect(JSON.parse(await fs.readFile(path.join(out, 'checkpoint', 'state.json'), 'utf8')).iteration).toBe(Number(m![1]));
     expect(existsSync(path.join(out, 'model.json'))).toBe(true);
     // register series: one frame per batch, refined (slow enough to stop after the first)
     const reg = path.join(t.dir, 'ctrl-c-reg');
-    const rargs = ['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', reg, '--batch', '1', '--refine', '20', '--no-qc', '--log-level', 'info'];
+    const rargs = [
+      'register',
+      'series',
+      series,
+      '--model',
+      path.join(t.dir, 'full'),
+      '--out',
+      reg,
+      '--batch',
+      '1',
+      '--refine',
+      '20',
+      '--no-qc',
+      '--log-level',
+      'info',
+    ];
     const s = await runCliSignalled(rargs, /"frame registered"/, 'SIGTERM');
     expect(s.code).toBe(143);
-    const k = s.stderr.match(/^error: interrupted \(SIGTERM\) after (\d) frame\(s\); their results are kept, and the same command continues with the (\d) left$/m);
+    const k = s.stderr.match(
+      /^error: interrupted \(SIGTERM\) after (\d) frame\(s\); their results are kept, and the same command continues with the (\d) left$/m,
+    );
     expect(k).not.toBeNull();
     expect(Number(k![1]) + Number(k![2])).toBe(5);
     expect(Number(k![2])).toBeGreaterThan(0);
@@ -463,12 +595,18 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`registered   ${k![2]} frame\\(s\\).*; ${k![1]} already done`));
     // baseline bspline runs the same frame loop with its own wiring
-    const bs = await runCliSignalled(['baseline', 'bspline', series, '--out', path.join(t.dir, 'ctrl-c-bs'), '--no-qc', '--log-level', 'info'], /"frame registered"/, 'SIGINT');
+    const bs = await runCliSignalled(
+      ['baseline', 'bspline', series, '--out', path.join(t.dir, 'ctrl-c-bs'), '--no-qc', '--log-level', 'info'],
+      /"frame registered"/,
+      'SIGINT',
+    );
     expect(bs.code).toBe(130);
-    expect(bs.stderr).toMatch(/^error: interrupted \(SIGINT\) after \d frame\(s\); their results are kept, and the same command continues with the [1-4] left$/m);
+    expect(bs.stderr).toMatch(
+      /^error: interrupted \(SIGINT\) after \d frame\(s\); their results are kept, and the same command continues with the [1-4] left$/m,
+    );
     expect(bs.stdout).toMatch(/incomplete: [1-4] frame\(s\) to do/);
   });
-  test('--loss-size: the loss at the frames\' size; resumes bit-for-bit; the network\'s size is the plain run; a bad size is refused', async () => {
+  test("--loss-size: the loss at the frames' size; resumes bit-for-bit; the network's size is the plain run; a bad size is refused", async () => {
     const series = path.join(data, 'series-01', 'frames');
     const args = ['--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS];
     const plain = await fs.readFile(path.join(t.dir, 'full', 'weights.bin'));
@@ -486,7 +624,22 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(r.stdout).toMatch(/resumed at 3/);
     expect((await fs.readFile(path.join(t.dir, 'ls64p', 'weights.bin'))).equals(ls)).toBe(true);
     // a checkpoint of another loss size is not resumed
-    const other = runCli(['train', series, '--out', path.join(t.dir, 'ls64p'), '--loss-size', '48', '--shift', '1', '--resume', '--iterations', '9', '--checkpoint-every', '3', ...TINY_ARGS]);
+    const other = runCli([
+      'train',
+      series,
+      '--out',
+      path.join(t.dir, 'ls64p'),
+      '--loss-size',
+      '48',
+      '--shift',
+      '1',
+      '--resume',
+      '--iterations',
+      '9',
+      '--checkpoint-every',
+      '3',
+      ...TINY_ARGS,
+    ]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
     const bad = runCli(['train', series, '--out', path.join(t.dir, 'ls-bad'), '--loss-size', '1.5', ...args]);
@@ -512,7 +665,20 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(r.stdout).toMatch(/resumed at 3/);
     expect((await fs.readFile(path.join(t.dir, 'shift1p', 'weights.bin'))).equals(shifted)).toBe(true);
     // the plain run's checkpoint is not resumed with shifts
-    const other = runCli(['train', series, '--out', path.join(t.dir, 'shift0'), '--shift', '2', '--resume', '--iterations', '9', '--checkpoint-every', '3', ...TINY_ARGS]);
+    const other = runCli([
+      'train',
+      series,
+      '--out',
+      path.join(t.dir, 'shift0'),
+      '--shift',
+      '2',
+      '--resume',
+      '--iterations',
+      '9',
+      '--checkpoint-every',
+      '3',
+      ...TINY_ARGS,
+    ]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
     const bad = runCli(['train', series, '--out', path.join(t.dir, 'shift-bad'), '--shift', '-1', ...args]);
@@ -528,7 +694,8 @@ describe('r2n2 train and register series (tiny configuration)', () => {
       return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
     };
     const args = ['--from', base, '--lr', '1e-2', '--checkpoint-every', '1', '--steps', '2', '--quiet'];
-    const run = (out: string, its: string, extra: string[] = []) => runCli(['train', series, '--out', path.join(t.dir, out), '--iterations', its, ...args, ...extra]);
+    const run = (out: string, its: string, extra: string[] = []) =>
+      runCli(['train', series, '--out', path.join(t.dir, out), '--iterations', its, ...args, ...extra]);
     expect(run('ema1', '1', ['--ema', '0.9']).code).toBe(0);
     expect(run('ema2', '2', ['--ema', '0.9']).code).toBe(0);
     expect(run('noema2', '2').code).toBe(0);
@@ -610,15 +777,36 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(g.code).toBe(0);
     const w = runCli([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']);
     expect(w.code).toBe(0);
-    const lg = (await fs.readFile(path.join(t.dir, 'gpu', 'loss.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
-    const lw = (await fs.readFile(path.join(t.dir, 'cpu', 'loss.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+    const lg = (await fs.readFile(path.join(t.dir, 'gpu', 'loss.csv'), 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => Number(l.split(',')[1]));
+    const lw = (await fs.readFile(path.join(t.dir, 'cpu', 'loss.csv'), 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => Number(l.split(',')[1]));
     expect(lg).toHaveLength(3);
     lg.forEach((x, i) => expect(Math.abs(x - lw[i])).toBeLessThan(1e-3 * lw[i]));
     expect(JSON.parse(g.stdout).backend).toBe('webgpu');
   });
   test('validation reports loss and, with landmarks beside the series, TRE before and after', async () => {
     const series = path.join(data, 'series-01', 'frames');
-    const r = runCli(['train', series, '--val', series, '--out', path.join(t.dir, 'val'), '--iterations', '2', '--checkpoint-every', '1', '--json', ...TINY_ARGS]);
+    const r = runCli([
+      'train',
+      series,
+      '--val',
+      series,
+      '--out',
+      path.join(t.dir, 'val'),
+      '--iterations',
+      '2',
+      '--checkpoint-every',
+      '1',
+      '--json',
+      ...TINY_ARGS,
+    ]);
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout);
     expect(rep.validation).toHaveLength(2);
@@ -646,20 +834,58 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(e.code).toBe(0);
     // frames one at a time give the same parameters as the default batch of 8 (float tolerance)
     const one = path.join(t.dir, 'reg1');
-    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', one, '--steps', '3', '--batch', '1', '--no-qc', '--no-stop-when-worse', '--quiet']).code).toBe(0);
+    expect(
+      runCli([
+        'register',
+        'series',
+        series,
+        '--model',
+        path.join(t.dir, 'full'),
+        '--out',
+        one,
+        '--steps',
+        '3',
+        '--batch',
+        '1',
+        '--no-qc',
+        '--no-stop-when-worse',
+        '--quiet',
+      ]).code,
+    ).toBe(0);
     const q = JSON.parse(await fs.readFile(path.join(one, s.frames[0].params), 'utf8'));
     expect(q.batch).toBe(1);
     expect(p.batch).toBe(5);
     // the default batch is the backend's: 8 on CPU backends, 64 on webgpu (dispatch-bound)
-    expect([defaultRegisterBatch('wasm'), defaultRegisterBatch('cpu'), defaultRegisterBatch('tensorflow'), defaultRegisterBatch('webgpu')]).toEqual([8, 8, 8, 64]);
+    expect([defaultRegisterBatch('wasm'), defaultRegisterBatch('cpu'), defaultRegisterBatch('tensorflow'), defaultRegisterBatch('webgpu')]).toEqual([
+      8, 8, 8, 64,
+    ]);
     q.sequence.flat().forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
     // without --steps: the steps the model was trained with (2)
     const dflt = path.join(t.dir, 'reg-default-steps');
-    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', dflt, '--no-qc', '--no-stop-when-worse', '--quiet']).code).toBe(0);
+    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', dflt, '--no-qc', '--no-stop-when-worse', '--quiet']).code).toBe(
+      0,
+    );
     expect(JSON.parse(await fs.readFile(path.join(dflt, 'summary.json'), 'utf8')).frames[0].parameters).toBe(14);
     // pre-alignment: the rigid matrix in params, 3 more parameters
     const pre = path.join(t.dir, 'reg-rigid');
-    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', pre, '--steps', '2', '--init', 'rigid', '--no-qc', '--no-stop-when-worse', '--quiet']).code).toBe(0);
+    expect(
+      runCli([
+        'register',
+        'series',
+        series,
+        '--model',
+        path.join(t.dir, 'full'),
+        '--out',
+        pre,
+        '--steps',
+        '2',
+        '--init',
+        'rigid',
+        '--no-qc',
+        '--no-stop-when-worse',
+        '--quiet',
+      ]).code,
+    ).toBe(0);
     const ps = JSON.parse(await fs.readFile(path.join(pre, 'summary.json'), 'utf8'));
     expect(ps.frames[0].parameters).toBe(2 * 7 + 3);
     const pp = JSON.parse(await fs.readFile(path.join(pre, ps.frames[0].params), 'utf8'));
@@ -667,7 +893,24 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(pp.affine.matrix).toHaveLength(4);
     // --flip-average x: two passes (as is, mirrored) of 3 steps, weights halved; the first pass is the plain run's
     const fa = path.join(t.dir, 'reg-flip');
-    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', fa, '--steps', '3', '--flip-average', 'x', '--no-qc', '--no-stop-when-worse', '--quiet']).code).toBe(0);
+    expect(
+      runCli([
+        'register',
+        'series',
+        series,
+        '--model',
+        path.join(t.dir, 'full'),
+        '--out',
+        fa,
+        '--steps',
+        '3',
+        '--flip-average',
+        'x',
+        '--no-qc',
+        '--no-stop-when-worse',
+        '--quiet',
+      ]).code,
+    ).toBe(0);
     const fs2 = JSON.parse(await fs.readFile(path.join(fa, 'summary.json'), 'utf8'));
     expect(fs2.frames[0].parameters).toBe(2 * 3 * 7);
     expect(fs2.settings.flipAverage).toBe('x');
@@ -679,7 +922,22 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(s.settings.flipAverage).toBeUndefined(); // results written without the option keep their settings key
     // --refine 3: the same number of Gaussians, refined from the network's (kept in params.refine)
     const rf = path.join(t.dir, 'reg-refine');
-    const rr = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', rf, '--steps', '3', '--refine', '3', '--no-qc', '--no-stop-when-worse', '--quiet']);
+    const rr = runCli([
+      'register',
+      'series',
+      series,
+      '--model',
+      path.join(t.dir, 'full'),
+      '--out',
+      rf,
+      '--steps',
+      '3',
+      '--refine',
+      '3',
+      '--no-qc',
+      '--no-stop-when-worse',
+      '--quiet',
+    ]);
     expect(rr.stderr).toBe('');
     expect(rr.code).toBe(0);
     const rs = JSON.parse(await fs.readFile(path.join(rf, 'summary.json'), 'utf8'));
@@ -694,7 +952,11 @@ describe('r2n2 train and register series (tiny configuration)', () => {
       if (f.name === s.frames[0].name) rp.refine.network.forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
     }
     expect(s.settings.refine).toBeUndefined();
-    for (const [flag, value, msg] of [['--refine', '-1', /--refine must be a whole number/], ['--refine-size', '8', /--refine-size must be/], ['--refine-stride', '0', /--refine-stride must be a whole number/]] as const) {
+    for (const [flag, value, msg] of [
+      ['--refine', '-1', /--refine must be a whole number/],
+      ['--refine-size', '8', /--refine-size must be/],
+      ['--refine-stride', '0', /--refine-stride must be a whole number/],
+    ] as const) {
       const bad = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', path.join(t.dir, 'reg-bad'), flag, value]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toMatch(msg);
@@ -709,7 +971,11 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const s = makePhantomSeries({ size: 48, frames: 3, seed: 3 });
     const n = 48;
     const img = (t: number, f: Flip) => ({ geometry: s.geometry, data: flipImage(s.renderFrame(t), n, n, f) });
-    for (const [fa, f] of [['x', 'x'], ['all', 'y'], ['xy', 'xy']] as const) {
+    for (const [fa, f] of [
+      ['x', 'x'],
+      ['all', 'y'],
+      ['xy', 'xy'],
+    ] as const) {
       const reg = r2n2Registrar(model, { steps: 2, stopThreshold: 0, flipAverage: fa, stopWhenWorse: false });
       const [a] = await reg.registerBatch!(img(0, 'none'), [img(2, 'none')], () => undefined);
       const [b] = await reg.registerBatch!(img(0, f), [img(2, f)], () => undefined);
@@ -753,7 +1019,21 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(clash.stderr).toMatch(/takes the model's architecture \(only --net-size and --input-block may change\); drop --hidden$/m);
     expect(clash.stderr.trim().split('\n')).toHaveLength(1);
     // another input size: the weights carry over (they do not depend on it)
-    const big = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft48'), '--net-size', '48', '--iterations', '1', '--steps', '2', '--quiet']);
+    const big = runCli([
+      'train',
+      series,
+      '--from',
+      base,
+      '--out',
+      path.join(t.dir, 'ft48'),
+      '--net-size',
+      '48',
+      '--iterations',
+      '1',
+      '--steps',
+      '2',
+      '--quiet',
+    ]);
     expect(big.stderr).toBe('');
     expect(big.code).toBe(0);
     expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ft48', 'model.json'), 'utf8')).config.netSize).toBe(48);
@@ -772,11 +1052,29 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(m2.config).toEqual({ ...m1.config, inputBlock: 2 });
     const k1 = m1.tensors.get('input/kernel')!.arraySync() as number[][][][];
     const k2 = m2.tensors.get('input/kernel')!.arraySync() as number[][][][];
-    for (const [y, x, ch, o] of [[0, 0, 0, 0], [3, 4, 2, 1], [6, 6, 3, 3]]) for (let p = 0; p < 4; p++) expect(k2[y][x][p * 4 + ch][o]).toBeCloseTo(k1[y][x][ch][o] / 4, 6);
+    for (const [y, x, ch, o] of [
+      [0, 0, 0, 0],
+      [3, 4, 2, 1],
+      [6, 6, 3, 3],
+    ])
+      for (let p = 0; p < 4; p++) expect(k2[y][x][p * 4 + ch][o]).toBeCloseTo(k1[y][x][ch][o] / 4, 6);
     for (const [name, v] of m1.tensors) if (name !== 'input/kernel') expect(tf.max(tf.abs(tf.sub(v, m2.tensors.get(name)!))).dataSync()[0]).toBeLessThan(1e-6);
     [...m1.tensors.values(), ...m2.tensors.values()].forEach((x) => x.dispose());
     // it registers a series (fields at the frames' size) and resumes its own block
-    const rr = runCli(['register', 'series', series, '--model', blk, '--out', path.join(t.dir, 'reg-b2'), '--steps', '2', '--no-qc', '--no-stop-when-worse', '--quiet']);
+    const rr = runCli([
+      'register',
+      'series',
+      series,
+      '--model',
+      blk,
+      '--out',
+      path.join(t.dir, 'reg-b2'),
+      '--steps',
+      '2',
+      '--no-qc',
+      '--no-stop-when-worse',
+      '--quiet',
+    ]);
     expect(rr.stderr).toBe('');
     expect(rr.code).toBe(0);
     const summ = JSON.parse(await fs.readFile(path.join(t.dir, 'reg-b2', 'summary.json'), 'utf8'));
@@ -787,7 +1085,23 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(back.stderr).toMatch(/has input block 2; --input-block 1 can start only from a block-1 model/);
     expect(back.stderr.trim().split('\n')).toHaveLength(1);
     // batch 2 with a cosine schedule: killed after the checkpoint at 2 and resumed = uninterrupted
-    const args = ['--from', base, '--batch', '2', '--lr', '1e-3', '--lr-final', '1e-4', '--decay-iterations', '4', '--checkpoint-every', '2', '--steps', '2', '--quiet'];
+    const args = [
+      '--from',
+      base,
+      '--batch',
+      '2',
+      '--lr',
+      '1e-3',
+      '--lr-final',
+      '1e-4',
+      '--decay-iterations',
+      '4',
+      '--checkpoint-every',
+      '2',
+      '--steps',
+      '2',
+      '--quiet',
+    ];
     expect(runCli(['train', series, '--out', path.join(t.dir, 'c-full'), '--iterations', '4', ...args]).code).toBe(0);
     expect(runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '2', ...args]).code).toBe(0);
     const res = runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '4', '--resume', ...args]);
@@ -797,7 +1111,16 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect((await fs.readFile(path.join(t.dir, 'c-part', 'weights.bin'))).equals(wa)).toBe(true);
     expect((await fs.readFile(path.join(base, 'weights.bin'))).equals(wa)).toBe(false);
     // another schedule cannot resume that checkpoint
-    const other = runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '6', '--resume', ...args.filter((x, i, all) => x !== '--decay-iterations' && all[i - 1] !== '--decay-iterations')]);
+    const other = runCli([
+      'train',
+      series,
+      '--out',
+      path.join(t.dir, 'c-part'),
+      '--iterations',
+      '6',
+      '--resume',
+      ...args.filter((x, i, all) => x !== '--decay-iterations' && all[i - 1] !== '--decay-iterations'),
+    ]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
   });

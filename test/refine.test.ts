@@ -94,7 +94,10 @@ describe('refineSequence (Levenberg–Marquardt on the Gaussian sequence)', () =
     expect(r.accepted).toBeGreaterThan(3);
     expect(before).toBeGreaterThan(0.2); // pixels, mean over the image
     expect(fieldError(r.sequence, TRUE)).toBeLessThan(before / 10);
-    for (let k = 6; k < 14; k += 7) expect(r.sequence[k]).toBeGreaterThanOrEqual(0), expect(r.sequence[k]).toBeLessThan(Math.PI);
+    for (let k = 6; k < 14; k += 7) {
+      expect(r.sequence[k]).toBeGreaterThanOrEqual(0);
+      expect(r.sequence[k]).toBeLessThan(Math.PI);
+    }
     // fewer iterations: never a higher cost than where it started, and no better than more
     for (const it of [1, 3, 10]) {
       const q = refineSequence(F, M, N, N, start, { iterations: it });
@@ -187,7 +190,11 @@ describe('refineSequence (Levenberg–Marquardt on the Gaussian sequence)', () =
     expect(minDetOf(r.sequence, 201)).toBeGreaterThan(0);
     const t2 = toTh(TRUE);
     expect(limitFolding(t2, 0.5)).toBe(0);
-    expect(fromTh(t2).map((v, i) => v - TRUE[i]).every((d) => Math.abs(d) < 1e-12)).toBe(true);
+    expect(
+      fromTh(t2)
+        .map((v, i) => v - TRUE[i])
+        .every((d) => Math.abs(d) < 1e-12),
+    ).toBe(true);
   });
 
   test('helpers: Cholesky solve and the central-difference gradient', () => {

@@ -64,10 +64,42 @@ const CASES: Case[] = [
   // ---- series and images ----
   { name: 'series directory missing', args: (o) => bspline(d('nope'), o), stderr: /nope.*(does not exist|not found|no such)/i },
   { name: 'series directory empty', args: (o) => (mkdirSync(d('empty')), bspline(d('empty'), o)), stderr: /empty.*(no image|holds no|empty)/i },
-  { name: 'a truncated .nii.gz frame', args: (o) => bspline(seriesWith('trunc-niigz', 'nii.gz', (s, f) => truncate(path.join(s, f[2]))), o), stderr: /frame_002\.nii\.gz is truncated \(its compressed data ends early\)/ },
-  { name: 'a truncated .nii frame', args: (o) => bspline(seriesWith('trunc-nii', 'nii', (s, f) => truncate(path.join(s, f[3]))), o), stderr: /frame_003\.nii is incomplete/ },
-  { name: 'a truncated .mha frame', args: (o) => bspline(seriesWith('trunc-mha', 'mha', (s, f) => truncate(path.join(s, f[1]))), o), stderr: /frame_001\.mha.*(not read completely|cannot read)/ },
-  { name: 'a truncated .nrrd frame', args: (o) => bspline(seriesWith('trunc-nrrd', 'nrrd', (s, f) => truncate(path.join(s, f[4]))), o), stderr: /frame_004\.nrrd/ },
+  {
+    name: 'a truncated .nii.gz frame',
+    args: (o) =>
+      bspline(
+        seriesWith('trunc-niigz', 'nii.gz', (s, f) => truncate(path.join(s, f[2]))),
+        o,
+      ),
+    stderr: /frame_002\.nii\.gz is truncated \(its compressed data ends early\)/,
+  },
+  {
+    name: 'a truncated .nii frame',
+    args: (o) =>
+      bspline(
+        seriesWith('trunc-nii', 'nii', (s, f) => truncate(path.join(s, f[3]))),
+        o,
+      ),
+    stderr: /frame_003\.nii is incomplete/,
+  },
+  {
+    name: 'a truncated .mha frame',
+    args: (o) =>
+      bspline(
+        seriesWith('trunc-mha', 'mha', (s, f) => truncate(path.join(s, f[1]))),
+        o,
+      ),
+    stderr: /frame_001\.mha.*(not read completely|cannot read)/,
+  },
+  {
+    name: 'a truncated .nrrd frame',
+    args: (o) =>
+      bspline(
+        seriesWith('trunc-nrrd', 'nrrd', (s, f) => truncate(path.join(s, f[4]))),
+        o,
+      ),
+    stderr: /frame_004\.nrrd/,
+  },
   {
     name: 'a truncated .jpg frame',
     args: async (o) => {
@@ -103,9 +135,33 @@ const CASES: Case[] = [
         } as Case,
       ]
     : []),
-  { name: 'a frame of zero bytes', args: (o) => bspline(seriesWith('zero', 'nii.gz', (s, f) => writeFileSync(path.join(s, f[0]), '')), o), stderr: /frame_000\.nii\.gz/ },
-  { name: 'a frame that is not an image', args: (o) => bspline(seriesWith('garbage', 'nii.gz', (s, f) => writeFileSync(path.join(s, f[1]), 'hello, not an image\n'.repeat(40))), o), stderr: /frame_001\.nii\.gz/ },
-  { name: 'a broken symbolic link among the frames', args: (o) => bspline(seriesWith('link', 'nii.gz', (s) => symlinkSync(d('nowhere.nii.gz'), path.join(s, 'frame_009.nii.gz'))), o), stderr: /frame_009\.nii\.gz is a broken symbolic link/ },
+  {
+    name: 'a frame of zero bytes',
+    args: (o) =>
+      bspline(
+        seriesWith('zero', 'nii.gz', (s, f) => writeFileSync(path.join(s, f[0]), '')),
+        o,
+      ),
+    stderr: /frame_000\.nii\.gz/,
+  },
+  {
+    name: 'a frame that is not an image',
+    args: (o) =>
+      bspline(
+        seriesWith('garbage', 'nii.gz', (s, f) => writeFileSync(path.join(s, f[1]), 'hello, not an image\n'.repeat(40))),
+        o,
+      ),
+    stderr: /frame_001\.nii\.gz/,
+  },
+  {
+    name: 'a broken symbolic link among the frames',
+    args: (o) =>
+      bspline(
+        seriesWith('link', 'nii.gz', (s) => symlinkSync(d('nowhere.nii.gz'), path.join(s, 'frame_009.nii.gz'))),
+        o,
+      ),
+    stderr: /frame_009\.nii\.gz is a broken symbolic link/,
+  },
   {
     name: 'frames of different sizes',
     args: async (o) => {
@@ -138,15 +194,41 @@ const CASES: Case[] = [
   },
   { name: '--fixed-frame names no frame', args: (o) => [...bspline(frames(), o), '--fixed-frame', 'frame_777'], stderr: /frame_777/ },
   { name: '--fixed-frame index out of range', args: (o) => [...bspline(frames(), o), '--fixed-frame', '99'], stderr: /99/ },
-  { name: 'pair mode: --fixed missing', args: (o) => ['baseline', 'bspline', '--fixed', d('nope.nii.gz'), '--moving', path.join(frames(), 'frame_001.nrrd'), '--out', o, ...FAST], stderr: /nope\.nii\.gz/ },
-  { name: 'pair mode: --moving without --fixed', args: (o) => ['baseline', 'bspline', '--moving', path.join(frames(), 'frame_001.nrrd'), '--out', o, ...FAST], stderr: /pair mode needs both --fixed/ },
+  {
+    name: 'pair mode: --fixed missing',
+    args: (o) => ['baseline', 'bspline', '--fixed', d('nope.nii.gz'), '--moving', path.join(frames(), 'frame_001.nrrd'), '--out', o, ...FAST],
+    stderr: /nope\.nii\.gz/,
+  },
+  {
+    name: 'pair mode: --moving without --fixed',
+    args: (o) => ['baseline', 'bspline', '--moving', path.join(frames(), 'frame_001.nrrd'), '--out', o, ...FAST],
+    stderr: /pair mode needs both --fixed/,
+  },
   {
     name: 'pair mode: a 2D+t file as --fixed',
     args: (o) => ['baseline', 'bspline', '--fixed', d('res', 'warped.nii.gz'), '--moving', path.join(frames(), 'frame_001.nrrd'), '--out', o, ...FAST],
     stderr: /warped\.nii\.gz is 3D .*not a 2D image/,
   },
-  { name: 'pair mode: moving on another grid', args: (o) => ['baseline', 'bspline', '--fixed', path.join(frames(), 'frame_000.nrrd'), '--moving', d('case-sizes', 'frame_001.nii.gz'), '--out', o, ...FAST], stderr: /not on the grid of the fixed image/ },
-  { name: 'a fixed mask on another grid', args: (o) => [...bspline(frames(), o), '--fixed-mask', d('case-sizes', 'frame_001.nii.gz')], stderr: /mask .*not on the grid/ },
+  {
+    name: 'pair mode: moving on another grid',
+    args: (o) => [
+      'baseline',
+      'bspline',
+      '--fixed',
+      path.join(frames(), 'frame_000.nrrd'),
+      '--moving',
+      d('case-sizes', 'frame_001.nii.gz'),
+      '--out',
+      o,
+      ...FAST,
+    ],
+    stderr: /not on the grid of the fixed image/,
+  },
+  {
+    name: 'a fixed mask on another grid',
+    args: (o) => [...bspline(frames(), o), '--fixed-mask', d('case-sizes', 'frame_001.nii.gz')],
+    stderr: /mask .*not on the grid/,
+  },
   { name: 'a mask file missing', args: (o) => [...bspline(frames(), o), '--fixed-mask', d('nomask.nii.gz')], stderr: /mask .*nomask\.nii\.gz does not exist/ },
   // ---- options ----
   { name: '--iterations not a whole number', args: (o) => ['baseline', 'bspline', frames(), '--out', o, '--iterations', '1.5'], stderr: /integers/ },
@@ -156,12 +238,28 @@ const CASES: Case[] = [
   { name: '--jobs 0', args: (o) => [...bspline(frames(), o), '--jobs', '0'], stderr: /--jobs/ },
   { name: '--shard malformed', args: (o) => [...bspline(frames(), o), '--shard', '3'], stderr: /--shard/ },
   { name: 'an unknown option', args: (o) => [...bspline(frames(), o), '--iteratoins', '3'], stderr: /Unknown argument/i },
-  { name: 'register series without the series', args: (o) => ['register', 'series', '--model', MODEL, '--out', o], stderr: /r2n2 register series needs the series/ },
+  {
+    name: 'register series without the series',
+    args: (o) => ['register', 'series', '--model', MODEL, '--out', o],
+    stderr: /r2n2 register series needs the series/,
+  },
   { name: 'train without a series', args: (o) => ['train', '--out', o], stderr: /r2n2 train needs the training series/ },
   { name: 'evaluate without what', args: () => ['evaluate'], stderr: /r2n2 evaluate needs what to evaluate/ },
-  { name: '--uncertainty 1', args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--uncertainty', '1'], stderr: /--uncertainty takes a whole number of passes ≥ 2/ },
-  { name: '--adapt negative', args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--adapt', '-2'], stderr: /--adapt takes a whole number/ },
-  { name: '--steps 0', args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--steps', '0'], stderr: /--steps must be a positive integer/ },
+  {
+    name: '--uncertainty 1',
+    args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--uncertainty', '1'],
+    stderr: /--uncertainty takes a whole number of passes ≥ 2/,
+  },
+  {
+    name: '--adapt negative',
+    args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--adapt', '-2'],
+    stderr: /--adapt takes a whole number/,
+  },
+  {
+    name: '--steps 0',
+    args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--steps', '0'],
+    stderr: /--steps must be a positive integer/,
+  },
   // ---- models ----
   { name: '--model missing', args: (o) => ['register', 'series', frames(), '--model', d('nomodel'), '--out', o], stderr: /nomodel/ },
   {
@@ -183,9 +281,35 @@ const CASES: Case[] = [
     stderr: /m-weights.*weights\.bin/,
   },
   { name: 'train --from a missing model', args: (o) => ['train', frames(), '--from', d('nomodel2'), '--out', o, '--iterations', '1'], stderr: /nomodel2/ },
-  { name: 'train --resume without a checkpoint', args: (o) => ['train', frames(), '--out', o, '--iterations', '1', '--resume', '--net-size', '32', '--channels', '4', '4', '4', '--param-channels', '4', '--hidden', '8'], stderr: /--resume: .*holds no checkpoint to continue/ },
+  {
+    name: 'train --resume without a checkpoint',
+    args: (o) => [
+      'train',
+      frames(),
+      '--out',
+      o,
+      '--iterations',
+      '1',
+      '--resume',
+      '--net-size',
+      '32',
+      '--channels',
+      '4',
+      '4',
+      '4',
+      '--param-channels',
+      '4',
+      '--hidden',
+      '8',
+    ],
+    stderr: /--resume: .*holds no checkpoint to continue/,
+  },
   // ---- landmarks and results ----
-  { name: 'evaluate tre: landmark directory missing', args: () => ['evaluate', 'tre', '--result', d('res'), '--landmarks', d('nolm')], stderr: /landmark directory .*nolm does not exist/ },
+  {
+    name: 'evaluate tre: landmark directory missing',
+    args: () => ['evaluate', 'tre', '--result', d('res'), '--landmarks', d('nolm')],
+    stderr: /landmark directory .*nolm does not exist/,
+  },
   {
     name: 'evaluate tre: a frame with another number of landmarks',
     args: async () => {
@@ -233,7 +357,18 @@ const CASES: Case[] = [
       mkdirSync(d('lm-far'));
       for (const f of readdirSync(landmarks())) {
         const lines = readFileSync(path.join(landmarks(), f), 'utf8').trim().split('\n');
-        writeFileSync(d('lm-far', f), [lines[0], ...lines.slice(1).map((l) => l.split(',').map((v) => Number(v) + 5000).join(','))].join('\n') + '\n');
+        writeFileSync(
+          d('lm-far', f),
+          [
+            lines[0],
+            ...lines.slice(1).map((l) =>
+              l
+                .split(',')
+                .map((v) => Number(v) + 5000)
+                .join(','),
+            ),
+          ].join('\n') + '\n',
+        );
       }
       return ['evaluate', 'tre', '--result', d('res'), '--landmarks', d('lm-far'), '--no-per-frame'];
     },
@@ -277,7 +412,11 @@ const CASES: Case[] = [
   },
   { name: 'evaluate dice: labels directory missing', args: () => ['evaluate', 'dice', '--result', d('res'), '--labels', d('nolabels')], stderr: /nolabels/ },
   { name: 'apply: nothing to apply', args: (o) => ['apply', '--result', d('res'), '--out', o], stderr: /nothing to apply/ },
-  { name: 'apply: a result directory missing', args: (o) => ['apply', '--result', d('nores'), '--labels', d('ph', 'series-01', 'labels'), '--out', o], stderr: /summary\.json not found/ },
+  {
+    name: 'apply: a result directory missing',
+    args: (o) => ['apply', '--result', d('nores'), '--labels', d('ph', 'series-01', 'labels'), '--out', o],
+    stderr: /summary\.json not found/,
+  },
   {
     name: 'apply: labels that match no frame',
     args: (o) => {
@@ -287,15 +426,49 @@ const CASES: Case[] = [
     },
     stderr: /odd-labels.*none named as the 5 registered ones/,
   },
-  { name: 'apply: --points file missing', args: (o) => ['apply', '--result', d('res'), '--points', d('nopoints.csv'), '--out', o], stderr: /nopoints\.csv does not exist/ },
+  {
+    name: 'apply: --points file missing',
+    args: (o) => ['apply', '--result', d('res'), '--points', d('nopoints.csv'), '--out', o],
+    stderr: /nopoints\.csv does not exist/,
+  },
   // ---- output paths ----
-  { name: '--out is an existing file (bspline)', args: () => (writeFileSync(d('afile'), 'x'), bspline(frames(), d('afile'))), stderr: /afile: a file is in the way where a directory is needed/, outMayExist: true },
+  {
+    name: '--out is an existing file (bspline)',
+    args: () => (writeFileSync(d('afile'), 'x'), bspline(frames(), d('afile'))),
+    stderr: /afile: a file is in the way where a directory is needed/,
+    outMayExist: true,
+  },
   { name: '--out below a file', args: () => bspline(frames(), d('afile', 'sub')), stderr: /afile\/sub: a part of the path is a file/, outMayExist: true },
-  { name: '--out is a file (phantom)', args: () => ['phantom', '--out', d('afile'), '--series', '1', '--frames', '2', '--size', '32'], stderr: /afile: a file is in the way/, outMayExist: true },
-  { name: '--out is a file (train)', args: () => ['train', frames(), '--out', d('afile'), '--iterations', '1'], stderr: /afile.*(a file is in the way|a part of the path is a file)/, outMayExist: true },
-  { name: '--out is a file (report)', args: () => ['evaluate', 'report', d('res'), '--landmarks', landmarks(), '--out', d('afile')], stderr: /afile.*(a file is in the way|a part of the path is a file)/, outMayExist: true },
-  { name: '--out is a file (apply)', args: () => ['apply', '--result', d('res'), '--write-inverse', '--out', d('afile')], stderr: /afile: a file is in the way/, outMayExist: true },
-  { name: '--out holds a result of other settings', args: () => [...bspline(frames(), d('res')), '--lambda', '0.5'], stderr: /already holds a result computed with other settings; pass --force/, outMayExist: true },
+  {
+    name: '--out is a file (phantom)',
+    args: () => ['phantom', '--out', d('afile'), '--series', '1', '--frames', '2', '--size', '32'],
+    stderr: /afile: a file is in the way/,
+    outMayExist: true,
+  },
+  {
+    name: '--out is a file (train)',
+    args: () => ['train', frames(), '--out', d('afile'), '--iterations', '1'],
+    stderr: /afile.*(a file is in the way|a part of the path is a file)/,
+    outMayExist: true,
+  },
+  {
+    name: '--out is a file (report)',
+    args: () => ['evaluate', 'report', d('res'), '--landmarks', landmarks(), '--out', d('afile')],
+    stderr: /afile.*(a file is in the way|a part of the path is a file)/,
+    outMayExist: true,
+  },
+  {
+    name: '--out is a file (apply)',
+    args: () => ['apply', '--result', d('res'), '--write-inverse', '--out', d('afile')],
+    stderr: /afile: a file is in the way/,
+    outMayExist: true,
+  },
+  {
+    name: '--out holds a result of other settings',
+    args: () => [...bspline(frames(), d('res')), '--lambda', '0.5'],
+    stderr: /already holds a result computed with other settings; pass --force/,
+    outMayExist: true,
+  },
   {
     name: 'another run is writing into --out',
     args: () => {
@@ -387,8 +560,10 @@ describe('faults: killed runs, stale temporaries, locks, full disks', () => {
     const reference = d('res');
     for (const delay of [900, 1400, 2100]) {
       await killAfter(['baseline', 'bspline', frames(), '--out', out, ...FAST, '--jobs', '1'], delay);
-      for (const f of existsSync(path.join(out, 'fields')) ? readdirSync(path.join(out, 'fields')).filter((n) => !n.startsWith('.')) : []) await readField(path.join(out, 'fields', f));
-      for (const f of existsSync(path.join(out, 'warped')) ? readdirSync(path.join(out, 'warped')).filter((n) => !n.startsWith('.')) : []) await readImage2D(path.join(out, 'warped', f));
+      for (const f of existsSync(path.join(out, 'fields')) ? readdirSync(path.join(out, 'fields')).filter((n) => !n.startsWith('.')) : [])
+        await readField(path.join(out, 'fields', f));
+      for (const f of existsSync(path.join(out, 'warped')) ? readdirSync(path.join(out, 'warped')).filter((n) => !n.startsWith('.')) : [])
+        await readImage2D(path.join(out, 'warped', f));
     }
     const r = runCli(bspline(frames(), out));
     expect(r.code).toBe(0);
@@ -399,7 +574,23 @@ describe('faults: killed runs, stale temporaries, locks, full disks', () => {
   }, 120_000);
 
   test('train: a checkpoint swap cut short by a kill resumes from the complete checkpoint; --resume works from another directory', async () => {
-    const tiny = ['--net-size', '32', '--channels', '4', '4', '4', '--param-channels', '4', '--hidden', '8', '--steps', '2', '--checkpoint-every', '2', '--quiet'];
+    const tiny = [
+      '--net-size',
+      '32',
+      '--channels',
+      '4',
+      '4',
+      '4',
+      '--param-channels',
+      '4',
+      '--hidden',
+      '8',
+      '--steps',
+      '2',
+      '--checkpoint-every',
+      '2',
+      '--quiet',
+    ];
     const out = d('tr');
     expect(runCli(['train', frames(), '--out', out, '--iterations', '2', ...tiny]).code).toBe(0);
     // a kill between the two renames of a swap: no checkpoint/, the complete one beside it

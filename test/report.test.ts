@@ -5,7 +5,16 @@ import { tmpDir, runCli } from './helpers.js';
 import { readImage2D } from '../src/io/image.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 describe('r2n2 evaluate report', () => {
   const t = tmpDir('r2n2-report-');
@@ -15,7 +24,9 @@ describe('r2n2 evaluate report', () => {
     expect(runCli(['phantom', '--out', t.dir, '--series', '1', '--frames', '5', '--size', '64', '--truth']).code).toBe(0);
     const frames = path.join(t.dir, 'series-01', 'frames');
     const bs = path.join(t.dir, 'bspline');
-    expect(runCli(['baseline', 'bspline', frames, '--out', bs, '--fixed-frame', 'frame_001', '--iterations', '20', '10', '5', '--quiet', '--no-qc']).code).toBe(0);
+    expect(runCli(['baseline', 'bspline', frames, '--out', bs, '--fixed-frame', 'frame_001', '--iterations', '20', '10', '5', '--quiet', '--no-qc']).code).toBe(
+      0,
+    );
     report = path.join(t.dir, 'report');
     const r = runCli(['evaluate', 'report', bs, path.join(t.dir, 'series-01', 'truth'), '--out', report, '--frames', 'frame_004', '--json']);
     expect(r.stderr).toBe('');
@@ -33,10 +44,18 @@ describe('r2n2 evaluate report', () => {
     expect(html).not.toMatch(/src="(?!data:)/); // self-contained: no external sources
   });
   (CHROMIUM ? test : test.skip)('opens in headless Chromium without errors, every picture loads, the screenshot shows the page', async () => {
-    const dom = spawnSync(CHROMIUM as string, [...FLAGS, `--user-data-dir=${path.join(t.dir, 'ud1')}`, '--virtual-time-budget=5000', '--dump-dom', `file://${path.join(report, 'index.html')}`], { encoding: 'utf8', timeout: 90_000 });
+    const dom = spawnSync(
+      CHROMIUM as string,
+      [...FLAGS, `--user-data-dir=${path.join(t.dir, 'ud1')}`, '--virtual-time-budget=5000', '--dump-dom', `file://${path.join(report, 'index.html')}`],
+      { encoding: 'utf8', timeout: 90_000 },
+    );
     expect(dom.stdout).toMatch(/data-images="11\/11"/);
     const shot = path.join(t.dir, 'shot.png');
-    spawnSync(CHROMIUM as string, [...FLAGS, `--user-data-dir=${path.join(t.dir, 'ud2')}`, '--window-size=1200,1600', `--screenshot=${shot}`, `file://${path.join(report, 'index.html')}`], { timeout: 90_000 });
+    spawnSync(
+      CHROMIUM as string,
+      [...FLAGS, `--user-data-dir=${path.join(t.dir, 'ud2')}`, '--window-size=1200,1600', `--screenshot=${shot}`, `file://${path.join(report, 'index.html')}`],
+      { timeout: 90_000 },
+    );
     const img = await readImage2D(shot);
     expect(img.geometry.size).toEqual([1200, 1600]);
     // not blank: the page has dark text and pictures on white

@@ -11,12 +11,19 @@ import { physicalToIndex, type Geometry, type Point } from '../src/core/geometry
 import { tmpDir, runCli, describeWithSunnybrook, SUNNYBROOK } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
-beforeAll(() => { t = tmpDir('r2n2-simulate-'); });
+beforeAll(() => {
+  t = tmpDir('r2n2-simulate-');
+});
 afterAll(() => t.cleanup());
 
 /** A 96×80 test image: smooth background, a bright horizontal band (an "edge") and Gaussian blobs. */
 const G: Geometry = { size: [96, 80], spacing: [1.5, 1.25], origin: [-20, 10], direction: [1, 0, 0, 1] };
-const BLOBS: Point[] = [[20, 20], [50, 30], [70, 55], [30, 60]]; // [col, row]
+const BLOBS: Point[] = [
+  [20, 20],
+  [50, 30],
+  [70, 55],
+  [30, 60],
+]; // [col, row]
 function testImage(): Float32Array {
   const [W, H] = G.size;
   const d = new Float32Array(W * H);
@@ -65,12 +72,17 @@ describe('simulate (core)', () => {
         const j0 = Math.round(cj);
         let bg = Infinity;
         for (let jj = j0 - 4; jj <= j0 + 4; jj++) for (let ii = i0 - 4; ii <= i0 + 4; ii++) bg = Math.min(bg, data[jj * W + ii]);
-        let sw = 0, si = 0, sj = 0;
-        for (let jj = j0 - 4; jj <= j0 + 4; jj++) for (let ii = i0 - 4; ii <= i0 + 4; ii++) {
-          if (ii < 0 || jj < 0 || ii >= W || jj >= H) continue;
-          const v = data[jj * W + ii] - bg;
-          sw += v; si += v * ii; sj += v * jj;
-        }
+        let sw = 0,
+          si = 0,
+          sj = 0;
+        for (let jj = j0 - 4; jj <= j0 + 4; jj++)
+          for (let ii = i0 - 4; ii <= i0 + 4; ii++) {
+            if (ii < 0 || jj < 0 || ii >= W || jj >= H) continue;
+            const v = data[jj * W + ii] - bg;
+            sw += v;
+            si += v * ii;
+            sj += v * jj;
+          }
         // (a deformed blob's centroid is not exactly its mapped centre: a loose bound)
         expect(Math.hypot(si / sw - ci, sj / sw - cj)).toBeLessThan(0.75);
       }

@@ -10,7 +10,8 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 
-const H = 12, W = 15;
+const H = 12,
+  W = 15;
 const image = Float32Array.from(rand(H * W, 11, 0, 10));
 
 describe('bilinear warp', () => {
@@ -30,10 +31,16 @@ describe('bilinear warp', () => {
     const { warped, mask } = warpBilinear(image, H, W, u);
     const w = warped.dataSync();
     const m = mask.dataSync();
-    for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-      if (j < W - 1) { expect(w[i * W + j]).toBeCloseTo(image[i * W + j + 1], 4); expect(m[i * W + j]).toBe(1); }
-      else { expect(w[i * W + j]).toBe(0); expect(m[i * W + j]).toBe(0); }
-    }
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) {
+        if (j < W - 1) {
+          expect(w[i * W + j]).toBeCloseTo(image[i * W + j + 1], 4);
+          expect(m[i * W + j]).toBe(1);
+        } else {
+          expect(w[i * W + j]).toBe(0);
+          expect(m[i * W + j]).toBe(0);
+        }
+      }
     tf.dispose([u, warped, mask]);
   });
 
@@ -57,8 +64,10 @@ describe('bilinear warp', () => {
     const eps = 1e-7;
     let checked = 0;
     for (let k = 0; k < 2 * H * W; k += 7) {
-      const up = Float64Array.from(ud); up[k] += eps;
-      const dn = Float64Array.from(ud); dn[k] -= eps;
+      const up = Float64Array.from(ud);
+      up[k] += eps;
+      const dn = Float64Array.from(ud);
+      dn[k] -= eps;
       const fd = (loss(up) - loss(dn)) / (2 * eps);
       expect(Math.abs(ga[k] - fd)).toBeLessThan(1e-3 * Math.max(1, Math.abs(fd)));
       checked++;
@@ -68,9 +77,18 @@ describe('bilinear warp', () => {
   });
 
   test('masked MSE leaves out samples outside the image', () => {
-    const F = tf.tensor2d([[1, 2], [3, 4]]);
-    const Wp = tf.tensor2d([[1, 0], [5, 4]]);
-    const M = tf.tensor2d([[1, 0], [1, 1]]);
+    const F = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const Wp = tf.tensor2d([
+      [1, 0],
+      [5, 4],
+    ]);
+    const M = tf.tensor2d([
+      [1, 0],
+      [1, 1],
+    ]);
     expect(maskedMse(F, Wp, M).dataSync()[0]).toBeCloseTo(4 / 3, 6); // (0 + 4 + 0) / 3
     expect(maskedMse(F, Wp, tf.zerosLike(M)).dataSync()[0]).toBe(0);
     tf.dispose([F, Wp, M]);
@@ -82,7 +100,8 @@ describe('bilinear warp', () => {
     // up to ±4 px: many samples fall outside; one NaN and one exactly on the last pixel centre
     const ud = Float32Array.from(rand(B * 2 * H * W, 6, -0.6, 0.6));
     ud[17] = NaN;
-    ud[H * W + 4] = 0; ud[4] = (2 * (W - 1 - 4)) / (W - 1); // (row 0, col 4) → x = W − 1
+    ud[H * W + 4] = 0;
+    ud[4] = (2 * (W - 1 - 4)) / (W - 1); // (row 0, col 4) → x = W − 1
     const weights = tf.tensor3d(Float32Array.from(rand(B * H * W, 14)), [B, H, W]);
     const u = tf.tensor4d(ud, [B, 2, H, W]);
     const host = tf.grads((x: tf.Tensor) => {
@@ -98,17 +117,23 @@ describe('bilinear warp', () => {
       mask.dispose();
       return tf.sum(tf.mul(warped, weights));
     })([u])[0];
-    const hv = tf.tidy(() => images.map((img, b) => { const r = warpBilinear(img, H, W, tf.reshape(tf.slice(u, [b, 0, 0, 0], [1, 2, H, W]), [2, H, W]) as tf.Tensor3D); return [Array.from(r.warped.dataSync()), Array.from(r.mask.dataSync())]; }));
+    const hv = tf.tidy(() =>
+      images.map((img, b) => {
+        const r = warpBilinear(img, H, W, tf.reshape(tf.slice(u, [b, 0, 0, 0], [1, 2, H, W]), [2, H, W]) as tf.Tensor3D);
+        return [Array.from(r.warped.dataSync()), Array.from(r.mask.dataSync())];
+      }),
+    );
     const Mt = tf.tensor3d(Float32Array.from(images.flatMap((i) => Array.from(i))), [B, H, W]);
     const r = warpBilinearBatch(Mt, u);
     const dw = r.warped.dataSync();
     const dm = r.mask.dataSync();
     let outside = 0;
-    for (let b = 0; b < B; b++) for (let p = 0; p < H * W; p++) {
-      expect(dm[b * H * W + p]).toBe(hv[b][1][p]);
-      expect(Math.abs(dw[b * H * W + p] - hv[b][0][p])).toBeLessThan(1e-4);
-      if (hv[b][1][p] === 0) outside++;
-    }
+    for (let b = 0; b < B; b++)
+      for (let p = 0; p < H * W; p++) {
+        expect(dm[b * H * W + p]).toBe(hv[b][1][p]);
+        expect(Math.abs(dw[b * H * W + p] - hv[b][0][p])).toBeLessThan(1e-4);
+        if (hv[b][1][p] === 0) outside++;
+      }
     expect(outside).toBeGreaterThan(50);
     expect(hv[0][1][17]).toBe(0);
     expect(hv[0][1][4]).toBe(1);

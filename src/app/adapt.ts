@@ -78,7 +78,13 @@ export function adaptSettings(model: LoadedModel, o: Pick<AdaptOptions, 'iterati
 }
 
 /** Mean image loss of `model` over every frame of `series` against its fixed frame (network size, normalised). */
-export async function seriesLoss(model: LoadedModel, series: string, steps: number, fixedFrame?: string, criterion: FixedFrameCriterion = 'image'): Promise<number> {
+export async function seriesLoss(
+  model: LoadedModel,
+  series: string,
+  steps: number,
+  fixedFrame?: string,
+  criterion: FixedFrameCriterion = 'image',
+): Promise<number> {
   const s = await openSeries(series, { checkAll: false });
   const names = s.frames.map((f) => f.name);
   const fixedIndex = fixedFrame && fixedFrame !== 'auto' ? resolveFrame(names, fixedFrame, s.source) : (await autoFixedFrame(s, criterion)).index;
@@ -93,7 +99,13 @@ export async function seriesLoss(model: LoadedModel, series: string, steps: numb
     for (let k = 0; k < others.length; k += 8) {
       const chunk = others.slice(k, k + 8);
       const moving = await Promise.all(chunk.map(async (i) => networkImage((await s.readFrame(i)).data, H, W, n)));
-      const ps = await inferSequence(model.config, weights, moving.map(() => fixed), moving, { steps, stopThreshold: 0 });
+      const ps = await inferSequence(
+        model.config,
+        weights,
+        moving.map(() => fixed),
+        moving,
+        { steps, stopThreshold: 0 },
+      );
       ps.forEach((p, b) => {
         const w = warpSamples(moving[b], n, n, sequenceField(p, n, n));
         total += maskedMseArrays(fixed, w.out, w.mask);
@@ -112,9 +124,21 @@ const MARKER = 'adaptation.json';
 export async function adaptModel(o: AdaptOptions): Promise<{ report: AdaptReport; model: LoadedModel }> {
   const started = performance.now();
   const settings = adaptSettings(o.model, o);
-  const key = { from: path.resolve(o.model.dir), fromCreated: o.model.json.created ?? null, series: path.resolve(o.series), iterations: o.iterations, seconds: o.seconds ?? null, learningRate: settings.learningRate, steps: o.steps, fixedFrame: o.fixedFrame ?? 'auto' };
+  const key = {
+    from: path.resolve(o.model.dir),
+    fromCreated: o.model.json.created ?? null,
+    series: path.resolve(o.series),
+    iterations: o.iterations,
+    seconds: o.seconds ?? null,
+    learningRate: settings.learningRate,
+    steps: o.steps,
+    fixedFrame: o.fixedFrame ?? 'auto',
+  };
   // the same adaptation finished before: the model as it is (a registration resumed with it stays the same)
-  const marker = await fs.readFile(path.join(o.out, MARKER), 'utf8').then((t) => JSON.parse(t) as { key: unknown; report: AdaptReport }, () => null);
+  const marker = await fs.readFile(path.join(o.out, MARKER), 'utf8').then(
+    (t) => JSON.parse(t) as { key: unknown; report: AdaptReport },
+    () => null,
+  );
   if (marker && JSON.stringify(marker.key) === JSON.stringify(key) && existsSync(path.join(o.out, 'model.json'))) {
     return { model: await loadModel(o.out), report: { ...marker.report, reused: true } };
   }

@@ -79,7 +79,11 @@ export interface ApplyReport {
 }
 
 export const APPLY_FILE = 'apply.json';
-const exists = (file: string) => fs.access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  fs.access(file).then(
+    () => true,
+    () => false,
+  );
 
 /** The result's frames in series order (the fixed frame included). */
 async function resultOrder(result: string, summary: Awaited<ReturnType<typeof readSummary>>): Promise<string[]> {
@@ -154,7 +158,10 @@ export async function applyResult(o: ApplyOptions): Promise<ApplyReport> {
       const dir = await listLandmarkDir(o.points);
       if (pointsFrom === 'fixed') {
         const f = dir.get(fixedName);
-        if (!f) throw new UserError(`${o.points} has no landmark file for the fixed frame "${fixedName}"; with --points-from fixed, the fixed frame's points are mapped into every frame`);
+        if (!f)
+          throw new UserError(
+            `${o.points} has no landmark file for the fixed frame "${fixedName}"; with --points-from fixed, the fixed frame's points are mapped into every frame`,
+          );
         pointFile = () => f;
       } else pointFile = (frame) => dir.get(frame) ?? null;
     } else {
@@ -187,7 +194,8 @@ export async function applyResult(o: ApplyOptions): Promise<ApplyReport> {
     for (const name of order) {
       const isFixed = name === fixedName;
       const entry = registered.get(name);
-      if (!isFixed && !entry) throw new UserError(`${o.result}/summary.json has no field for frame "${name}"; finish that registration first (the same command continues it)`);
+      if (!isFixed && !entry)
+        throw new UserError(`${o.result}/summary.json has no field for frame "${name}"; finish that registration first (the same command continues it)`);
       const outs = {
         images: imageMatch?.index.has(name) ? `images/${name}.nii.gz` : undefined,
         labels: labelMatch?.index.has(name) ? `labels/${name}.nii.gz` : undefined,
@@ -240,7 +248,11 @@ export async function applyResult(o: ApplyOptions): Promise<ApplyReport> {
       if (!done && outs.points && pointFile) {
         const lf = await readLandmarkFile(pointFile(name) as string);
         const pts = landmarksMm(lf, grid, 'they are taken on the fixed grid');
-        const mapped: Point[] = isFixed ? pts : pointsFrom === 'fixed' ? mapPointsForward(pts, field) : pts.map((q) => mapPoint(inverse as DisplacementField, q));
+        const mapped: Point[] = isFixed
+          ? pts
+          : pointsFrom === 'fixed'
+            ? mapPointsForward(pts, field)
+            : pts.map((q) => mapPoint(inverse as DisplacementField, q));
         await writeLandmarkCsv(path.join(o.out, outs.points), mapped);
       }
       if (!done && outs.inverse && inverse) await writeField(path.join(o.out, outs.inverse), inverse);

@@ -46,16 +46,37 @@ export function bsplineRegistrar(options: BsplineOptions, masks: { fixed?: MaskS
           ...options,
           fixedMask,
           movingMask,
-          onIteration: ({ level, iteration, loss }) => tick(`${level < 0 ? options.init : `level ${level + 1}/${options.levels}`} it ${iteration + 1} loss ${loss.toPrecision(4)}`),
+          onIteration: ({ level, iteration, loss }) =>
+            tick(`${level < 0 ? options.init : `level ${level + 1}/${options.levels}`} it ${iteration + 1} loss ${loss.toPrecision(4)}`),
         },
         fixed.geometry,
       );
       const levels = r.levels.map((l) => {
         const n = l.controlGrid[0] * l.controlGrid[1];
-        return { size: l.size, factor: l.factor, spacing: l.spacing, controlGrid: l.controlGrid, iterations: l.iterations, finalLoss: l.finalLoss, x: Array.from(l.params.subarray(0, n)), y: Array.from(l.params.subarray(n, 2 * n)) };
+        return {
+          size: l.size,
+          factor: l.factor,
+          spacing: l.spacing,
+          controlGrid: l.controlGrid,
+          iterations: l.iterations,
+          finalLoss: l.finalLoss,
+          x: Array.from(l.params.subarray(0, n)),
+          y: Array.from(l.params.subarray(n, 2 * n)),
+        };
       });
-      const affine = r.affine ? { ...r.affine, parameters: AFFINE_PARAMETERS[r.affine.kind], convention: 'T(p) = matrix·(p − centre) + centre + translation, p in mm (fixed → moving); the B-spline levels add to its field' } : null;
-      return { field: r.field, parameters: r.parameters, finalLoss: r.finalLoss, params: { order: options.order, finestSigma: options.finestSigma ?? autoFinestSigma(W, H), units: BSPLINE_PARAMS_UNITS, affine, levels } };
+      const affine = r.affine
+        ? {
+            ...r.affine,
+            parameters: AFFINE_PARAMETERS[r.affine.kind],
+            convention: 'T(p) = matrix·(p − centre) + centre + translation, p in mm (fixed → moving); the B-spline levels add to its field',
+          }
+        : null;
+      return {
+        field: r.field,
+        parameters: r.parameters,
+        finalLoss: r.finalLoss,
+        params: { order: options.order, finestSigma: options.finestSigma ?? autoFinestSigma(W, H), units: BSPLINE_PARAMS_UNITS, affine, levels },
+      };
     },
   };
 }

@@ -73,7 +73,8 @@ export async function compareResults(results: string[], landmarks?: string, onRe
     let lm = landmarks;
     if (!lm) {
       const guess = series ? path.join(path.dirname(series), 'landmarks') : '';
-      if (!guess || !existsSync(guess)) throw new UserError(`no landmarks for ${r}: pass --landmarks DIR (looked for ${guess || 'the series in its summary.json'})`);
+      if (!guess || !existsSync(guess))
+        throw new UserError(`no landmarks for ${r}: pass --landmarks DIR (looked for ${guess || 'the series in its summary.json'})`);
       lm = guess;
     }
     const tre = await evaluateTre({ landmarks: lm, result: r });
@@ -103,7 +104,8 @@ export async function compareResults(results: string[], landmarks?: string, onRe
   const ambiguous = new Set(entries.filter((e) => (count.get(key(e)) ?? 0) > 1).map((e) => e.method));
   for (const e of entries) if (ambiguous.has(e.method)) e.method = `${e.method} (${path.basename(path.resolve(e.result))})`;
   // every landmark's TRE after, pooled per method; before, once per series
-  const pool = (m: string, pick: (f: FrameTre) => number[] | null) => entries.filter((e) => e.method === m).flatMap((e) => e.treFrames.flatMap((f) => pick(f) ?? []));
+  const pool = (m: string, pick: (f: FrameTre) => number[] | null) =>
+    entries.filter((e) => e.method === m).flatMap((e) => e.treFrames.flatMap((f) => pick(f) ?? []));
   const firstOfSeries = new Map<string, CompareEntry>();
   for (const e of entries) if (!firstOfSeries.has(e.series || e.result)) firstOfSeries.set(e.series || e.result, e);
   const beforeValues = [...firstOfSeries.values()].flatMap((e) => e.treFrames.flatMap((f) => f.beforeMm));
@@ -135,7 +137,12 @@ export async function compareResults(results: string[], landmarks?: string, onRe
   });
   const first = rows[0];
   const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? a / b : null);
-  for (const r of rows) r.ratio = { tre: ratio(r.meanMm, first.meanMm), seconds: ratio(r.secondsPerFrame, first.secondsPerFrame), parameters: ratio(r.parameters, first.parameters) };
+  for (const r of rows)
+    r.ratio = {
+      tre: ratio(r.meanMm, first.meanMm),
+      seconds: ratio(r.secondsPerFrame, first.secondsPerFrame),
+      parameters: ratio(r.parameters, first.parameters),
+    };
   const identity = labels.map((l) => entries.find((e) => e.label === l)?.tre.before.mean_mm ?? null);
   const treValues: Record<string, number[]> = { identity: beforeValues };
   for (const m of methods) treValues[m] = pool(m, (f) => f.afterMm);

@@ -67,8 +67,12 @@ export async function evaluateDice(result: string, labelsDir: string, o: { mask?
     if (!file) continue;
     const moving = await readImage2D(file);
     const field = await readField(resultFile(result, f.field));
-    for (const [img, name] of [[moving, file], [fixed, fixedFile]] as const) {
-      if (!sameGeometry(img.geometry, field.geometry)) throw new UserError(`${name} (${describeGeometry(img.geometry)}) is not on the grid of the field ${f.field} (${describeGeometry(field.geometry)})`);
+    for (const [img, name] of [
+      [moving, file],
+      [fixed, fixedFile],
+    ] as const) {
+      if (!sameGeometry(img.geometry, field.geometry))
+        throw new UserError(`${name} (${describeGeometry(img.geometry)}) is not on the grid of the field ${f.field} (${describeGeometry(field.geometry)})`);
     }
     const mask = maskSet ? maskFor(maskSet, summary.fixedFrame, field.geometry, 'evaluation') : null;
     const only = (a: ArrayLike<number>) => (mask ? Float32Array.from(a, (v, k) => (mask[k] ? v : 0)) : a);
@@ -76,7 +80,8 @@ export async function evaluateDice(result: string, labelsDir: string, o: { mask?
     const fixedIn = only(fixed.data);
     const movingIn = only(moving.data);
     const [W, H] = field.geometry.size;
-    const hd = (m: ArrayLike<number>) => Object.fromEntries([...hd95PerLabel(fixedIn, m, W, H, field.geometry.spacing)].map(([l, v]) => [l, Number.isFinite(v) ? v : null]));
+    const hd = (m: ArrayLike<number>) =>
+      Object.fromEntries([...hd95PerLabel(fixedIn, m, W, H, field.geometry.spacing)].map(([l, v]) => [l, Number.isFinite(v) ? v : null]));
     frames.push({
       name: f.name,
       before: Object.fromEntries(dicePerLabel(fixedIn, movingIn)),
@@ -85,7 +90,8 @@ export async function evaluateDice(result: string, labelsDir: string, o: { mask?
       hd95After: hd(warped),
     });
   }
-  if (frames.length === 0) throw new UserError(`no frame of ${result} has a label map in ${labelsDir} (files named like the frames, e.g. ${summary.frames[0]?.name}.nii.gz)`);
+  if (frames.length === 0)
+    throw new UserError(`no frame of ${result} has a label map in ${labelsDir} (files named like the frames, e.g. ${summary.frames[0]?.name}.nii.gz)`);
   const labels = [...new Set(frames.flatMap((f) => Object.keys(f.after)))].map(Number).sort((a, b) => a - b);
   const q30 = (v: number[]) => percentileSorted(Float64Array.from(v).sort(), 30);
   const meanHd = (v: (number | null | undefined)[]) => (v.every((x) => typeof x === 'number') ? summarize(v as number[]).mean : null);

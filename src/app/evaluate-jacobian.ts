@@ -21,11 +21,19 @@ export interface JacobianEvaluation {
 }
 
 /** `mask`: a label image on the fixed grid (nonzero = in): the statistics count only there. */
-export async function evaluateJacobian(result: string, o: { write?: boolean; mask?: string; onFrame?: (name: string) => void } = {}): Promise<JacobianEvaluation> {
+export async function evaluateJacobian(
+  result: string,
+  o: { write?: boolean; mask?: string; onFrame?: (name: string) => void } = {},
+): Promise<JacobianEvaluation> {
   const summary = await readSummary(result);
   const maskSet = o.mask ? await readMaskSet(o.mask) : null;
   const frames: JacobianFrame[] = [];
-  let fold = 0, n = 0, sumsq = 0, sum = 0, min = Infinity, max = -Infinity;
+  let fold = 0,
+    n = 0,
+    sumsq = 0,
+    sum = 0,
+    min = Infinity,
+    max = -Infinity;
   for (const f of summary.frames) {
     const field = await readField(resultFile(result, f.field));
     const full = jacobianDeterminant(field);
@@ -51,7 +59,14 @@ export async function evaluateJacobian(result: string, o: { write?: boolean; mas
     method: summary.method,
     fixedFrame: summary.fixedFrame,
     frames,
-    overall: { folding: fold / Math.max(n, 1), foldingPixels: fold, sdLogJ: Math.sqrt(Math.max(0, sumsq / Math.max(n, 1) - mean * mean)), min, max, framesWithFolding: frames.filter((f) => f.foldingPixels > 0).length },
+    overall: {
+      folding: fold / Math.max(n, 1),
+      foldingPixels: fold,
+      sdLogJ: Math.sqrt(Math.max(0, sumsq / Math.max(n, 1) - mean * mean)),
+      min,
+      max,
+      framesWithFolding: frames.filter((f) => f.foldingPixels > 0).length,
+    },
     written: o.write ? path.join(result, 'jacobian') : undefined,
     ...(maskSet ? { mask: maskSet.file } : {}),
   };

@@ -76,7 +76,9 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
     fixedFrame = names[resolveFrame(names, o.fixedFrame, series ? series.source : summary ? (o.result as string) : o.landmarks)];
     fixedFrameSource = 'option';
     if (summary && summary.fixedFrame !== fixedFrame) {
-      throw new UserError(`--fixed-frame ${o.fixedFrame} is not the fixed frame of ${o.result} ("${summary.fixedFrame}"); drop --fixed-frame or evaluate another result`);
+      throw new UserError(
+        `--fixed-frame ${o.fixedFrame} is not the fixed frame of ${o.result} ("${summary.fixedFrame}"); drop --fixed-frame or evaluate another result`,
+      );
     }
   } else if (summary) {
     fixedFrame = summary.fixedFrame;
@@ -89,12 +91,13 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
     throw new UserError('no fixed frame known: pass --fixed-frame NAME|INDEX, or --result DIR, or --series DIR to choose it automatically');
   }
   const fixedFile = lmFiles.get(fixedFrame);
-  if (!fixedFile) throw new UserError(`no landmarks for the fixed frame "${fixedFrame}" in ${o.landmarks} (expected ${path.join(o.landmarks, fixedFrame + '.csv')})`);
+  if (!fixedFile)
+    throw new UserError(`no landmarks for the fixed frame "${fixedFrame}" in ${o.landmarks} (expected ${path.join(o.landmarks, fixedFrame + '.csv')})`);
   const allFixed = landmarksMm(await readLandmarkFile(fixedFile), geometry);
   let keep: boolean[] = allFixed.map(() => true);
   let maskFile: string | undefined;
   if (o.mask) {
-    if (!geometry) throw new UserError('--mask needs the frames\' grid: pass --series or --result');
+    if (!geometry) throw new UserError("--mask needs the frames' grid: pass --series or --result");
     const set = await readMaskSet(o.mask);
     const mask = maskFor(set, fixedFrame, geometry, 'evaluation');
     const [W, H] = geometry.size;
@@ -102,7 +105,10 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
       const [x, y] = physicalToIndex(geometry as Geometry, p).map(Math.round);
       return x >= 0 && y >= 0 && x < W && y < H && mask[y * W + x] === 1;
     });
-    if (!keep.some(Boolean)) throw new UserError(`none of the ${allFixed.length} landmarks of ${fixedFile} lies inside the mask ${o.mask}; check that the mask is on the fixed frame's grid`);
+    if (!keep.some(Boolean))
+      throw new UserError(
+        `none of the ${allFixed.length} landmarks of ${fixedFile} lies inside the mask ${o.mask}; check that the mask is on the fixed frame's grid`,
+      );
     maskFile = set.file;
   }
   const fixedPts = allFixed.filter((_, k) => keep[k]);
@@ -112,7 +118,8 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
   if (summary) {
     for (const f of summary.frames) {
       if (f.name === fixedFrame) continue;
-      if (!lmFiles.has(f.name)) warn(`frame ${f.name} of ${o.result} has no landmark file in ${o.landmarks} (expected ${path.join(o.landmarks, f.name + '.csv')}): skipped`);
+      if (!lmFiles.has(f.name))
+        warn(`frame ${f.name} of ${o.result} has no landmark file in ${o.landmarks} (expected ${path.join(o.landmarks, f.name + '.csv')}): skipped`);
       else todo.push({ name: f.name, field: f.field });
     }
   } else {
@@ -125,21 +132,28 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
   if (geometry) {
     const g = geometry;
     const far = fixedPts.filter((p) => !insideGrid(g, p)).length;
-    if (far > 0) warn(`${fixedFile}: ${far} of ${fixedPts.length} landmark(s) lie outside the image (${describeGeometry(g)}); check their units (mm) and that they belong to this series`);
+    if (far > 0)
+      warn(
+        `${fixedFile}: ${far} of ${fixedPts.length} landmark(s) lie outside the image (${describeGeometry(g)}); check their units (mm) and that they belong to this series`,
+      );
   }
   let outside = 0;
   for (const item of todo) {
     const file = lmFiles.get(item.name) as string;
     const movingAll = landmarksMm(await readLandmarkFile(file), geometry);
     if (movingAll.length !== allFixed.length) {
-      throw new UserError(`${fixedFile} has ${allFixed.length} landmarks but ${file} has ${movingAll.length}; every frame needs the same landmarks in the same order`);
+      throw new UserError(
+        `${fixedFile} has ${allFixed.length} landmarks but ${file} has ${movingAll.length}; every frame needs the same landmarks in the same order`,
+      );
     }
     const moving = movingAll.filter((_, k) => keep[k]);
     let map: ((p: Point) => Point) | undefined;
     if (item.field) {
       const { file: ffile, field } = await loadField(item.field);
       if (geometry && !sameGeometry(geometry, field.geometry)) {
-        throw new UserError(`${ffile} (${describeGeometry(field.geometry)}) is not on the grid of the series (${describeGeometry(geometry)}); was it computed for another series?`);
+        throw new UserError(
+          `${ffile} (${describeGeometry(field.geometry)}) is not on the grid of the series (${describeGeometry(geometry)}); was it computed for another series?`,
+        );
       }
       outside += fixedPts.filter((p) => !insideGrid(field.geometry, p)).length;
       map = (p) => mapPoint(field, p);

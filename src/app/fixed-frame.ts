@@ -7,7 +7,12 @@ import type { Image2D } from '../io/image.js';
  * while the series fits in `cacheBytes` (default 1 GiB), else streamed twice. Pass `keep` to
  * receive the frames read (when they fitted), so that the caller need not read them again.
  */
-export async function autoFixedFrame(series: Series, criterion: FixedFrameCriterion = 'image', cacheBytes = 2 ** 30, keep?: Map<number, Image2D>): Promise<FixedFrameChoice> {
+export async function autoFixedFrame(
+  series: Series,
+  criterion: FixedFrameCriterion = 'image',
+  cacheBytes = 2 ** 30,
+  keep?: Map<number, Image2D>,
+): Promise<FixedFrameChoice> {
   const [w, h] = series.geometry.size;
   const fits = series.frames.length * w * h * 4 <= cacheBytes;
   const cache = keep ?? new Map<number, Image2D>();

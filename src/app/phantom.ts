@@ -48,10 +48,23 @@ export async function generatePhantoms(o: PhantomJobOptions): Promise<PhantomSer
     const name = `series-${String(k).padStart(2, '0')}`;
     const dir = path.join(o.out, name);
     const meta = path.join(dir, 'phantom.json');
-    const exists = await fs.stat(meta).then(() => true, () => false);
+    const exists = await fs.stat(meta).then(
+      () => true,
+      () => false,
+    );
     if (exists && !o.force) {
       const m = JSON.parse(await fs.readFile(meta, 'utf8'));
-      infos.push({ dir, name, skipped: true, frames: m.frames, size: m.size, spacingMm: m.spacingMm, diaphragmMm: m.diaphragmMm, landmarks: m.landmarkNames.length, fixedFrame: m.fixedFrame ?? null });
+      infos.push({
+        dir,
+        name,
+        skipped: true,
+        frames: m.frames,
+        size: m.size,
+        spacingMm: m.spacingMm,
+        diaphragmMm: m.diaphragmMm,
+        landmarks: m.landmarkNames.length,
+        fixedFrame: m.fixedFrame ?? null,
+      });
       for (let t = 0; t < m.frames; t++) o.onFrame?.(k, t);
       continue;
     }
@@ -86,18 +99,47 @@ export async function generatePhantoms(o: PhantomJobOptions): Promise<PhantomSer
         frames.push({ name: names[t], field: p.field, seconds: 0, parameters: 0 });
       }
       await writeSummary(path.join(tmp, 'truth'), {
-        format: 'r2n2-result', version: 1, method: 'ground-truth', backend: 'none', fixedFrame, series: '../frames', seriesFrames: names, created: new Date().toISOString(), frames,
+        format: 'r2n2-result',
+        version: 1,
+        method: 'ground-truth',
+        backend: 'none',
+        fixedFrame,
+        series: '../frames',
+        seriesFrames: names,
+        created: new Date().toISOString(),
+        frames,
       });
     }
     const info = {
-      format: 'r2n2-phantom', version: 1, seed: o.seed, seriesSeed, size: o.size, frames: o.frames, fovMm: s.options.fovMm,
-      spacingMm: s.geometry.spacing[0], frameSeconds: s.options.frameSeconds, diaphragmMm: s.diaphragmMm,
-      fixedFrame, landmarkNames: s.landmarkNames, referenceLandmarksMm: s.referenceLandmarks, motion: s.motion,
+      format: 'r2n2-phantom',
+      version: 1,
+      seed: o.seed,
+      seriesSeed,
+      size: o.size,
+      frames: o.frames,
+      fovMm: s.options.fovMm,
+      spacingMm: s.geometry.spacing[0],
+      frameSeconds: s.options.frameSeconds,
+      diaphragmMm: s.diaphragmMm,
+      fixedFrame,
+      landmarkNames: s.landmarkNames,
+      referenceLandmarksMm: s.referenceLandmarks,
+      motion: s.motion,
     };
     await writeTextAtomic(path.join(tmp, 'phantom.json'), JSON.stringify(info, null, 1) + '\n');
     await fs.rm(dir, { recursive: true, force: true });
     await fs.rename(tmp, dir);
-    infos.push({ dir, name, skipped: false, frames: o.frames, size: o.size, spacingMm: s.geometry.spacing[0], diaphragmMm: s.diaphragmMm, landmarks: s.landmarkNames.length, fixedFrame });
+    infos.push({
+      dir,
+      name,
+      skipped: false,
+      frames: o.frames,
+      size: o.size,
+      spacingMm: s.geometry.spacing[0],
+      diaphragmMm: s.diaphragmMm,
+      landmarks: s.landmarkNames.length,
+      fixedFrame,
+    });
   }
   return infos;
 }

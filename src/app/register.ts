@@ -110,7 +110,18 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   return {
     method: 'r2n2',
     // flipAverage only when used, so results written before the option existed still resume
-    settings: { model: path.resolve(model.dir), modelCreated: model.json.created ?? null, config: c, steps: o.steps, stopThreshold: o.stopThreshold, init: o.init ?? 'none', ...(fa !== 'none' ? { flipAverage: fa } : {}), ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}), ...(guard ? { stopWhenWorse: true } : {}), ...(K > 0 ? { uncertainty: K, uncertaintyKeep: keep, uncertaintySeed: o.uncertaintySeed ?? 0 } : {}) },
+    settings: {
+      model: path.resolve(model.dir),
+      modelCreated: model.json.created ?? null,
+      config: c,
+      steps: o.steps,
+      stopThreshold: o.stopThreshold,
+      init: o.init ?? 'none',
+      ...(fa !== 'none' ? { flipAverage: fa } : {}),
+      ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}),
+      ...(guard ? { stopWhenWorse: true } : {}),
+      ...(K > 0 ? { uncertainty: K, uncertaintyKeep: keep, uncertaintySeed: o.uncertaintySeed ?? 0 } : {}),
+    },
     // progress units: one per network step (and per step of each uncertainty pass), one for the refinement
     unitsPerFrame: o.steps * (1 + K) + (refine > 0 ? 1 : 0),
     batchSize: o.batchSize ?? defaultRegisterBatch(tf.getBackend()),
@@ -132,21 +143,28 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     const net = fixedCache.net;
     const [W, H] = fixed.geometry.size;
     const init = o.init ?? 'none';
-    const affines = init === 'none' ? moving.map(() => null) : moving.map((m) => registerAffine(fixed.data, m.data, fixed.geometry, { ...AFFINE_DEFAULTS, kind: init }));
+    const affines =
+      init === 'none' ? moving.map(() => null) : moving.map((m) => registerAffine(fixed.data, m.data, fixed.geometry, { ...AFFINE_DEFAULTS, kind: init }));
     const seen = moving.map((m, b) => {
       const a = affines[b];
       return a ? { ...m, data: warpSamples(m.data, H, W, affineField(a, fixed.geometry)).out as Float32Array } : m;
     });
     const seenNet = seen.map((m) => netImage(m, n));
     // one network batch: pass v of frame b at v·B + b
-    const ps = await inferSequence(c, weights, flips.flatMap((_, v) => moving.map(() => net[v])), flips.flatMap((v) => seenNet.map((m) => flipImage(m, n, n, v))), {
-      steps: o.steps,
-      stopThreshold: o.stopThreshold,
-      // with --refine the refinement fits every Gaussian the network gave: the sequence runs whole,
-      // and the full-resolution check below keeps the result from being worse than none
-      stopWhenWorse: guard && refine === 0,
-      onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
-    });
+    const ps = await inferSequence(
+      c,
+      weights,
+      flips.flatMap((_, v) => moving.map(() => net[v])),
+      flips.flatMap((v) => seenNet.map((m) => flipImage(m, n, n, v))),
+      {
+        steps: o.steps,
+        stopThreshold: o.stopThreshold,
+        // with --refine the refinement fits every Gaussian the network gave: the sequence runs whole,
+        // and the full-resolution check below keeps the result from being worse than none
+        stopWhenWorse: guard && refine === 0,
+        onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
+      },
+    );
     const B = moving.length;
     // --uncertainty: K noisy passes (no mirroring), each frame's field per pass; the noise of pass
     // k is seeded by (seed, k), so a frame's passes do not depend on its batch
@@ -155,7 +173,19 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       const rng = seedrandom(`r2n2-uncertainty-${o.uncertaintySeed ?? 0}-${k}`);
       const noise = sampleWeightNoise(c, keep, rng);
       try {
-        const pk = await inferSequence(c, weights, moving.map(() => net[0]), seenNet, { steps: o.steps, stopThreshold: o.stopThreshold, stopWhenWorse: guard && refine === 0, noise, onStep: (t) => tick(`uncertainty pass ${k + 1}/${K}, step ${t + 1}`) });
+        const pk = await inferSequence(
+          c,
+          weights,
+          moving.map(() => net[0]),
+          seenNet,
+          {
+            steps: o.steps,
+            stopThreshold: o.stopThreshold,
+            stopWhenWorse: guard && refine === 0,
+            noise,
+            onStep: (t) => tick(`uncertainty pass ${k + 1}/${K}, step ${t + 1}`),
+          },
+        );
         passes.push(pk.map((p, b) => (affines[b] ? composeAfterAffine(affines[b]!, fixed.geometry, sequenceField(p, H, W)) : sequenceField(p, H, W))));
       } finally {
         for (const t of noise.values()) t.dispose();
@@ -169,7 +199,14 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     const norm = fixedCache.norm;
     return merged.map(({ all: net, passSteps }, b) => {
       // refined against the frame the sequence acts on (after any affine pre-alignment)
-      const rf = norm && refine > 0 ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, { iterations: refine, normalStride: refineStride, ...(o.refineSize ? { maxSize: o.refineSize } : {}) }) : null;
+      const rf =
+        norm && refine > 0
+          ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, {
+              iterations: refine,
+              normalStride: refineStride,
+              ...(o.refineSize ? { maxSize: o.refineSize } : {}),
+            })
+          : null;
       if (rf) tick(`refined frame ${b + 1}/${moving.length} (${rf.accepted}/${rf.iterations} steps accepted)`, 1);
       const p = rf ? rf.sequence : net;
       const sequence: number[][] = [];
@@ -180,9 +217,53 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       // the full-resolution check: worse than the unregistered pair → the identity
       const fallback = guard && norm ? worseThanNone(norm, normaliseIntensity(moving[b].data), H, W, field) : null;
       if (fallback) field = new Float32Array(2 * H * W);
-      const spread = K > 0 ? displacementSpread(passes.map((ps) => ps[b]), fixed.geometry) : null;
-      const affine = a ? { ...a, parameters: AFFINE_PARAMETERS[a.kind], convention: 'T(p) = T_A(p + u_gauss(p)), T_A(p) = matrix·(p − centre) + centre + translation (mm)' } : null;
-      return { field, parameters: fallback ? 0 : p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0), ...(fallback ? { fallback: 'identity' as const } : {}), ...(spread ? { images: [{ dir: 'uncertainty', data: spread.std }] } : {}), params: { ...(spread ? { uncertainty: { meanStdMm: spread.meanMm, passes: K, keep, definition: 'per pixel sqrt(var_x + var_y) of the displacement (mm) over the noisy passes' } } : {}), ...(fallback ? { fallback: 'identity', fallbackReason: `the registered frame's MSE ${fallback.mseRegistered.toPrecision(4)} was above the unregistered pair's ${fallback.mseIdentity.toPrecision(4)} (normalised intensities)` } : {}), steps: sequence.length, units: R2N2_PARAMS_UNITS, ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}), ...(fa !== 'none' ? { flipAverage: fa, passes: flips, passSteps, passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes' } : {}), affine, sequence } };
+      const spread =
+        K > 0
+          ? displacementSpread(
+              passes.map((ps) => ps[b]),
+              fixed.geometry,
+            )
+          : null;
+      const affine = a
+        ? { ...a, parameters: AFFINE_PARAMETERS[a.kind], convention: 'T(p) = T_A(p + u_gauss(p)), T_A(p) = matrix·(p − centre) + centre + translation (mm)' }
+        : null;
+      return {
+        field,
+        parameters: fallback ? 0 : p.length + (a ? AFFINE_PARAMETERS[a.kind] : 0),
+        ...(fallback ? { fallback: 'identity' as const } : {}),
+        ...(spread ? { images: [{ dir: 'uncertainty', data: spread.std }] } : {}),
+        params: {
+          ...(spread
+            ? {
+                uncertainty: {
+                  meanStdMm: spread.meanMm,
+                  passes: K,
+                  keep,
+                  definition: 'per pixel sqrt(var_x + var_y) of the displacement (mm) over the noisy passes',
+                },
+              }
+            : {}),
+          ...(fallback
+            ? {
+                fallback: 'identity',
+                fallbackReason: `the registered frame's MSE ${fallback.mseRegistered.toPrecision(4)} was above the unregistered pair's ${fallback.mseIdentity.toPrecision(4)} (normalised intensities)`,
+              }
+            : {}),
+          steps: sequence.length,
+          units: R2N2_PARAMS_UNITS,
+          ...(rf ? { refine: { iterations: rf.iterations, accepted: rf.accepted, mseBefore: rf.before, mseAfter: rf.after, network: Array.from(net) } } : {}),
+          ...(fa !== 'none'
+            ? {
+                flipAverage: fa,
+                passes: flips,
+                passSteps,
+                passesNote: 'rows are the passes one after another, mapped back to this image, weights divided by the number of passes',
+              }
+            : {}),
+          affine,
+          sequence,
+        },
+      };
     });
   }
 }
@@ -197,7 +278,10 @@ export function displacementSpread(fields: Float32Array[], g: Geometry): { std: 
   const std = new Float32Array(N);
   let total = 0;
   for (let p = 0; p < N; p++) {
-    let sx = 0, sy = 0, qx = 0, qy = 0;
+    let sx = 0,
+      sy = 0,
+      qx = 0,
+      qy = 0;
     for (const d of phys) {
       sx += d[2 * p];
       sy += d[2 * p + 1];
@@ -218,7 +302,13 @@ export function displacementSpread(fields: Float32Array[], g: Geometry): { std: 
  * unwarped moving frame (every pixel); both frames normalised. Returns the two when the
  * registered one is larger (the frame is then written as the identity), else null.
  */
-export function worseThanNone(fixed: Float32Array, moving: Float32Array, H: number, W: number, field: Float32Array): { mseIdentity: number; mseRegistered: number } | null {
+export function worseThanNone(
+  fixed: Float32Array,
+  moving: Float32Array,
+  H: number,
+  W: number,
+  field: Float32Array,
+): { mseIdentity: number; mseRegistered: number } | null {
   const w = warpSamples(moving, H, W, field);
   const after = maskedMseArrays(fixed, w.out, w.mask);
   const before = maskedMseArrays(fixed, moving, null);

@@ -37,7 +37,11 @@ async function motionRows(results: { result: string; method: string }[]): Promis
   for (const e of results) {
     const text = await fs.readFile(path.join(e.result, 'motion.csv'), 'utf8').catch(() => null);
     if (!text) continue;
-    const lines = text.trim().split('\n').slice(1).map((l) => l.split(','));
+    const lines = text
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','));
     for (const c of lines) {
       const index = Number(c[1]);
       rows.push({ method: e.method, frame: index, what: 'mean displacement (mm)', value: Number(c[3]) });
@@ -64,7 +68,11 @@ async function motionSvg(rows: { method: string; frame: number; what: string; va
       color: { field: 'method', type: 'nominal' },
     },
   });
-  const spec = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', data: { values: unique }, hconcat: [chart('mean displacement (mm)'), chart('NCC to the fixed frame')] };
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values: unique },
+    hconcat: [chart('mean displacement (mm)'), chart('NCC to the fixed frame')],
+  };
   const view = new vega.View(vega.parse(compile(spec as never).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
@@ -99,7 +107,10 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
   const spreads: string[] = [];
   for (const e of c.entries) {
     const u = (await readSummary(e.result)).frames.map((f) => f.uncertaintyMm).filter((v): v is number => typeof v === 'number');
-    if (u.length) spreads.push(`<tr><td>${esc(e.method)}</td><td>${u.length}</td><td>${num(u.reduce((a, b) => a + b, 0) / u.length, 4)}</td><td>${num(Math.max(...u), 4)}</td></tr>`);
+    if (u.length)
+      spreads.push(
+        `<tr><td>${esc(e.method)}</td><td>${u.length}</td><td>${num(u.reduce((a, b) => a + b, 0) / u.length, 4)}</td><td>${num(Math.max(...u), 4)}</td></tr>`,
+      );
   }
   const uncertainty = spreads.length
     ? `<h2>Uncertainty</h2><p>From <code>register series --uncertainty K</code>: the per-pixel standard deviation of the displacement over K passes with weight noise, averaged over the pixels of each frame (mm); the images are in each result's uncertainty/.</p><table><tr><th>method</th><th>frames</th><th>mean std (mm)</th><th>largest frame (mm)</th></tr>${spreads.join('')}</table>`
@@ -162,12 +173,19 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
         html += fig(await png(`${tag}-diff`, greyPicture(d, H, W, [0, span / 2])), '|fixed − warped| (0 where T(p) leaves the moving frame)');
       }
       const mag = o.magnify ?? 5;
-      html += fig(await png(`${tag}-grid`, deformationGrid(fixed.data, field, Math.max(6, Math.round(Math.min(W, H) / 16)), mag)), `deformed grid (displacement ×${mag})`);
+      html += fig(
+        await png(`${tag}-grid`, deformationGrid(fixed.data, field, Math.max(6, Math.round(Math.min(W, H) / 16)), mag)),
+        `deformed grid (displacement ×${mag})`,
+      );
       html += fig(await png(`${tag}-detj`, determinantPicture(jacobianDeterminant(field), H, W)), 'det J (black 0, grey 1, white ≥ 2)');
       if (rf.params) {
         try {
           const p = JSON.parse(await fs.readFile(resultFile(e.result, rf.params), 'utf8'));
-          if (Array.isArray(p.sequence)) html += fig(await png(`${tag}-gaussians`, gaussianOverlay(fixed.data, H, W, p.sequence)), `Gaussian sequence (${p.sequence.length} steps; weights ×10)`);
+          if (Array.isArray(p.sequence))
+            html += fig(
+              await png(`${tag}-gaussians`, gaussianOverlay(fixed.data, H, W, p.sequence)),
+              `Gaussian sequence (${p.sequence.length} steps; weights ×10)`,
+            );
         } catch {
           /* no params: no overlay */
         }

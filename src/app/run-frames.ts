@@ -62,8 +62,7 @@ export interface Registrar {
 }
 
 export type JobInput =
-  | { kind: 'series'; series: string; fixedFrame?: string; criterion?: FixedFrameCriterion }
-  | { kind: 'pair'; fixed: string; moving: string[] };
+  { kind: 'series'; series: string; fixedFrame?: string; criterion?: FixedFrameCriterion } | { kind: 'pair'; fixed: string; moving: string[] };
 
 export interface RunOptions {
   out: string;
@@ -162,7 +161,11 @@ async function openInput(input: JobInput): Promise<FrameSource> {
   const fixed = await readImage2D(input.fixed);
   const files = [input.fixed, ...input.moving];
   const fixedName = imageStem(input.fixed);
-  const frames = files.map((file, index) => ({ name: index > 0 && imageStem(file) === fixedName ? `${imageStem(file)}-moving` : imageStem(file), file, index }));
+  const frames = files.map((file, index) => ({
+    name: index > 0 && imageStem(file) === fixedName ? `${imageStem(file)}-moving` : imageStem(file),
+    file,
+    index,
+  }));
   const seen = new Map<string, string>();
   for (const f of frames) {
     if (seen.has(f.name)) throw new UserError(`${seen.get(f.name)} and ${f.file} would both be written as "${f.name}"; rename one of them`);
@@ -215,7 +218,11 @@ async function readParams(file: string): Promise<ParamsFile | null> {
   }
 }
 
-const exists = (file: string) => fs.access(file).then(() => true, () => false);
+const exists = (file: string) =>
+  fs.access(file).then(
+    () => true,
+    () => false,
+  );
 
 export async function runFrames(input: JobInput, registrar: Registrar, o: RunOptions): Promise<RunReport> {
   // a series' workers start while its frames are checked and the fixed frame is chosen
@@ -236,8 +243,7 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
   const fixedName = src.frames[src.fixedIndex].name;
   const key = settingsKey(registrar.settings);
   const out = o.out;
-  const conflict = (what: string) =>
-    new UserError(`${out} already holds a result ${what}; pass --force to overwrite it, or choose another --out`);
+  const conflict = (what: string) => new UserError(`${out} already holds a result ${what}; pass --force to overwrite it, or choose another --out`);
 
   // an existing result must be the same job (method, fixed frame, settings) unless --force
   const summaryFile = path.join(out, SUMMARY_FILE);
@@ -255,10 +261,22 @@ async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, ear
     }
   }
   // one run per output directory (one per shard with --shard: array jobs share it on purpose)
-  return withOutputLock(out, () => runLocked(registrar, o, earlyPool, src, fixedName, key, out), o.shard ? `.r2n2-lock-shard-${o.shard.index}-of-${o.shard.count}` : '.r2n2-lock');
+  return withOutputLock(
+    out,
+    () => runLocked(registrar, o, earlyPool, src, fixedName, key, out),
+    o.shard ? `.r2n2-lock-shard-${o.shard.index}-of-${o.shard.count}` : '.r2n2-lock',
+  );
 }
 
-async function runLocked(registrar: Registrar, o: RunOptions, earlyPool: () => FramePool | null, src: FrameSource, fixedName: string, key: string, out: string): Promise<RunReport> {
+async function runLocked(
+  registrar: Registrar,
+  o: RunOptions,
+  earlyPool: () => FramePool | null,
+  src: FrameSource,
+  fixedName: string,
+  key: string,
+  out: string,
+): Promise<RunReport> {
   const conflict = (what: string) => new UserError(`${out} already holds a result ${what}; pass --force to overwrite it, or choose another --out`);
   for (const sub of ['fields', 'warped', 'params', 'qc', 'inverse', 'uncertainty']) await removeStaleTemps(path.join(out, sub), 10 * 60_000);
   await removeStaleTemps(out, 10 * 60_000);
@@ -272,14 +290,21 @@ async function runLocked(registrar: Registrar, o: RunOptions, earlyPool: () => F
     if (!o.force) {
       const p = await readParams(path.join(out, rp.params));
       if (p && (await exists(path.join(out, rp.field))) && (!o.writeInverse || (await exists(path.join(out, inversePath(f.name)))))) {
-        if (p.settingsKey !== key || p.fixedFrame !== fixedName || p.method !== registrar.method) throw conflict(`whose frame ${f.name} was computed with other settings or another fixed frame`);
+        if (p.settingsKey !== key || p.fixedFrame !== fixedName || p.method !== registrar.method)
+          throw conflict(`whose frame ${f.name} was computed with other settings or another fixed frame`);
         skipped.push(f.name);
         continue;
       }
     }
     todo.push(f);
   }
-  o.onStart?.({ todo: todo.length, skipped: skipped.length, units: todo.length * registrar.unitsPerFrame, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource });
+  o.onStart?.({
+    todo: todo.length,
+    skipped: skipped.length,
+    units: todo.length * registrar.unitsPerFrame,
+    fixedFrame: fixedName,
+    fixedFrameSource: src.fixedFrameSource,
+  });
 
   const registered: FrameDone[] = [];
   let interrupted: string | null = null;
@@ -441,7 +466,26 @@ async function runLocked(registrar: Registrar, o: RunOptions, earlyPool: () => F
   const products = [MOTION_FILE, ...(stack ? [STACK_FILES.warped, STACK_FILES.fields] : [])];
   if (missing.length === 0 && !interrupted && (registered.length > 0 || !(await Promise.all(products.map((f) => exists(path.join(out, f))))).every(Boolean))) {
     const fixed = await src.read(src.fixedIndex);
-    await writeSeriesProducts({ out, frames: src.frames, fixedName, fixed, read: (i) => src.read(i), fallbacks: new Set(frames.filter((f) => f.fallback).map((f) => f.name)), stack, cache });
+    await writeSeriesProducts({
+      out,
+      frames: src.frames,
+      fixedName,
+      fixed,
+      read: (i) => src.read(i),
+      fallbacks: new Set(frames.filter((f) => f.fallback).map((f) => f.name)),
+      stack,
+      cache,
+    });
   }
-  return { out, method: registrar.method, fixedFrame: fixedName, fixedFrameSource: src.fixedFrameSource, registered, skipped, missing, complete: missing.length === 0, interrupted };
+  return {
+    out,
+    method: registrar.method,
+    fixedFrame: fixedName,
+    fixedFrameSource: src.fixedFrameSource,
+    registered,
+    skipped,
+    missing,
+    complete: missing.length === 0,
+    interrupted,
+  };
 }

@@ -80,14 +80,28 @@ function sameJob(a: Record<string, unknown>, b: Record<string, unknown>): boolea
 export async function simulate(job: SimulateJob): Promise<SimulateInfo> {
   const { img, label } = await readSource(job.image, job.frame);
   const opts: SimulateOptions = {
-    motion: job.motion, frames: job.frames, seed: job.seed, amplitudeMm: job.amplitudeMm, cycles: job.cycles, noise: job.noise, drift: job.drift,
-    landmarks: job.landmarks, centre: job.centre, edgeY: job.edgeY, halfWidthMm: job.halfWidthMm, radiusMm: job.radiusMm, twistDeg: job.twistDeg,
+    motion: job.motion,
+    frames: job.frames,
+    seed: job.seed,
+    amplitudeMm: job.amplitudeMm,
+    cycles: job.cycles,
+    noise: job.noise,
+    drift: job.drift,
+    landmarks: job.landmarks,
+    centre: job.centre,
+    edgeY: job.edgeY,
+    halfWidthMm: job.halfWidthMm,
+    radiusMm: job.radiusMm,
+    twistDeg: job.twistDeg,
   };
   const s = makeSimulatedSeries(img, opts);
   const request = { source: path.resolve(job.image), frame: job.frame ?? null, options: s.options };
   const meta = path.join(job.out, 'simulate.json');
 
-  const existing = await fs.readFile(meta, 'utf8').then((t) => JSON.parse(t) as Record<string, unknown>, () => null);
+  const existing = await fs.readFile(meta, 'utf8').then(
+    (t) => JSON.parse(t) as Record<string, unknown>,
+    () => null,
+  );
   if (existing && !job.force) {
     if (sameJob(existing.request as Record<string, unknown>, request)) {
       for (let t = 0; t < job.frames; t++) job.onFrame?.(t);
@@ -101,12 +115,15 @@ export async function simulate(job: SimulateJob): Promise<SimulateInfo> {
       if (err.code === 'ENOTDIR') throw new UserError(`--out ${job.out} is a file; give a directory`);
       throw err;
     });
-    if (entries.filter((e) => !e.startsWith('.r2n2-tmp-')).length > 0) throw new UserError(`--out ${job.out} exists and is not a simulated series; choose another directory or pass --force to replace it`);
+    if (entries.filter((e) => !e.startsWith('.r2n2-tmp-')).length > 0)
+      throw new UserError(`--out ${job.out} exists and is not a simulated series; choose another directory or pass --force to replace it`);
   }
 
   const minDet = s.minJacobian();
   if (!(minDet > 0.1)) {
-    throw new UserError(`--amplitude ${s.options.amplitudeMm} mm folds the ${s.options.motion} motion on this image (smallest det of the map's Jacobian ${minDet.toFixed(3)}); lower --amplitude or widen the motion (--radius, --half-width)`);
+    throw new UserError(
+      `--amplitude ${s.options.amplitudeMm} mm folds the ${s.options.motion} motion on this image (smallest det of the map's Jacobian ${minDet.toFixed(3)}); lower --amplitude or widen the motion (--radius, --half-width)`,
+    );
   }
 
   const parent = path.dirname(path.resolve(job.out));
@@ -151,7 +168,15 @@ export async function simulate(job: SimulateJob): Promise<SimulateInfo> {
       });
     }
     await writeSummary(path.join(tmp, 'truth'), {
-      format: 'r2n2-result', version: 1, method: 'ground-truth', backend: 'none', fixedFrame: names[fixed], series: '../frames', seriesFrames: names, created: new Date().toISOString(), frames,
+      format: 'r2n2-result',
+      version: 1,
+      method: 'ground-truth',
+      backend: 'none',
+      fixedFrame: names[fixed],
+      series: '../frames',
+      seriesFrames: names,
+      created: new Date().toISOString(),
+      frames,
     });
     const info: SimulateInfo = {
       out: job.out,
@@ -168,7 +193,14 @@ export async function simulate(job: SimulateJob): Promise<SimulateInfo> {
       maxMotionMm: max,
     };
     const record = {
-      format: 'r2n2-simulate', version: 1, request, source: label, info, params: s.params, waveform: s.waveform, drift: s.drift,
+      format: 'r2n2-simulate',
+      version: 1,
+      request,
+      source: label,
+      info,
+      params: s.params,
+      waveform: s.waveform,
+      drift: s.drift,
       referenceLandmarksMm: s.referenceLandmarks,
     };
     await writeTextAtomic(path.join(tmp, 'simulate.json'), JSON.stringify(record, null, 1) + '\n');

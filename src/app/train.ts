@@ -11,7 +11,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { UserError, signalExitCode } from '../errors.js';
 import { AmsGrad, clipByGlobalNorm } from '../core/optim.js';
-import { type R2N2Config, type Weights, checkConfig, expandInputKernel, imageSize, inputBlock, initWeights, sampleWeightNoise, weightShapes, disposeWeights } from '../core/r2n2/network.js';
+import {
+  type R2N2Config,
+  type Weights,
+  checkConfig,
+  expandInputKernel,
+  imageSize,
+  inputBlock,
+  initWeights,
+  sampleWeightNoise,
+  weightShapes,
+  disposeWeights,
+} from '../core/r2n2/network.js';
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point } from '../core/geometry.js';
 import { sequenceMapPoint } from '../core/gaussian.js';
@@ -153,16 +164,22 @@ async function attachTeachers(dirs: string[], data: SeriesData[], n: number): Pr
   const bySeries = new Map<string, { dir: string; summary: Awaited<ReturnType<typeof readSummary>> }>();
   for (const dir of dirs) {
     const summary = await readSummary(dir);
-    if (typeof summary.series !== 'string') throw new UserError(`${path.join(dir, 'summary.json')} names no series; a teacher must be a result directory of register series or baseline bspline`);
+    if (typeof summary.series !== 'string')
+      throw new UserError(`${path.join(dir, 'summary.json')} names no series; a teacher must be a result directory of register series or baseline bspline`);
     const key = path.resolve(summary.series);
     if (bySeries.has(key)) throw new UserError(`--teacher ${dir} and ${bySeries.get(key)?.dir} register the same series ${key}; give one teacher per series`);
     bySeries.set(key, { dir, summary });
   }
   for (const d of data) {
     const t = bySeries.get(path.resolve(d.source));
-    if (!t) throw new UserError(`no --teacher registers the training series ${d.source}; run r2n2 register series (e.g. with --refine 20) or baseline bspline on it and add its --out directory`);
+    if (!t)
+      throw new UserError(
+        `no --teacher registers the training series ${d.source}; run r2n2 register series (e.g. with --refine 20) or baseline bspline on it and add its --out directory`,
+      );
     if (t.summary.fixedFrame !== d.names[d.fixed]) {
-      throw new UserError(`--teacher ${t.dir} registered ${d.source} to frame ${t.summary.fixedFrame}, but training uses ${d.names[d.fixed]} (--fixed-frame-criterion); register it again with the training's fixed frame`);
+      throw new UserError(
+        `--teacher ${t.dir} registered ${d.source} to frame ${t.summary.fixedFrame}, but training uses ${d.names[d.fixed]} (--fixed-frame-criterion); register it again with the training's fixed frame`,
+      );
     }
     const byName = new Map(t.summary.frames.map((f) => [f.name, f]));
     d.teacher = [];
@@ -176,7 +193,8 @@ async function attachTeachers(dirs: string[], data: SeriesData[], n: number): Pr
       const file = resultFile(t.dir, f.field);
       const field = await readField(file);
       const [W, H] = field.geometry.size;
-      if (W !== d.geometry.size[0] || H !== d.geometry.size[1]) throw new UserError(`${file} is ${W}×${H}, but the frames of ${d.source} are ${d.geometry.size.join('×')}; the teacher must register these frames`);
+      if (W !== d.geometry.size[0] || H !== d.geometry.size[1])
+        throw new UserError(`${file} is ${W}×${H}, but the frames of ${d.source} are ${d.geometry.size.join('×')}; the teacher must register these frames`);
       const u = fieldToNormalised(field);
       if (!u.every(Number.isFinite)) throw new UserError(`${file} holds NaN or infinite displacements; redo that registration`);
       d.teacher.push(resampleAligned(u, 2, H, W, n, n));
@@ -246,7 +264,9 @@ async function recoverCheckpoint(ckpt: string): Promise<void> {
   if (side.length === 0) return;
   if (!existsSync(path.join(ckpt, 'state.json'))) {
     // a complete new one is newer than an old one
-    const pick = [...side.filter((n) => n.includes('.new-')), ...side.filter((n) => n.includes('.old-'))].find((n) => existsSync(path.join(dir, n, 'state.json')));
+    const pick = [...side.filter((n) => n.includes('.new-')), ...side.filter((n) => n.includes('.old-'))].find((n) =>
+      existsSync(path.join(dir, n, 'state.json')),
+    );
     if (pick) {
       await fs.rm(ckpt, { recursive: true, force: true });
       await fs.rename(path.join(dir, pick), ckpt);
@@ -290,12 +310,18 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
-  if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2)) throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
+  if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2))
+    throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
   if (st.augment) {
     const a = st.augment;
     if (!(a.randomConv >= 0 && a.randomConv <= 1)) throw new UserError(`--augment-conv is a probability in [0, 1], got ${a.randomConv}`);
-    for (const [k, v] of [['--augment-bias', a.bias], ['--augment-gamma', a.gamma], ['--augment-noise', a.noise]] as const) if (!(v >= 0 && Number.isFinite(v))) throw new UserError(`${k} must be a number ≥ 0 (0 = off), got ${v}`);
-    if (augmentOn(a) && st.lossSize !== undefined) throw new UserError('the --augment-* options act at the network\'s size: drop --loss-size to use them');
+    for (const [k, v] of [
+      ['--augment-bias', a.bias],
+      ['--augment-gamma', a.gamma],
+      ['--augment-noise', a.noise],
+    ] as const)
+      if (!(v >= 0 && Number.isFinite(v))) throw new UserError(`${k} must be a number ≥ 0 (0 = off), got ${v}`);
+    if (augmentOn(a) && st.lossSize !== undefined) throw new UserError("the --augment-* options act at the network's size: drop --loss-size to use them");
   }
   /** The side of the pair as the network takes it (netSize, or inputBlock·netSize). */
   const n = imageSize(c);
@@ -305,7 +331,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   for (const s of o.series) data.push(await loadSeries(s, n, st.criterion, false, ls));
   const teacherDirs = o.teacher && o.teacher.length ? o.teacher.map((d) => path.resolve(d)) : null;
   /** The teacher settings as recorded (resume key, model.json): absent without --teacher. */
-  const teacherSettings = teacherDirs ? { teacherWeight: st.teacherWeight, teacherSteps: st.teacherSteps } : { teacherWeight: undefined, teacherSteps: undefined };
+  const teacherSettings = teacherDirs
+    ? { teacherWeight: st.teacherWeight, teacherSteps: st.teacherSteps }
+    : { teacherWeight: undefined, teacherSteps: undefined };
   if (teacherDirs) {
     if (!(st.teacherWeight >= 0 && Number.isFinite(st.teacherWeight))) throw new UserError(`--teacher-weight must be a number ≥ 0, got ${st.teacherWeight}`);
     await attachTeachers(teacherDirs, data, n);
@@ -320,7 +348,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     // a block-1 model's input kernel, copied to the b² channels of each input channel
     if (fromBlock !== 1) {
       fromModel.tensors.forEach((t) => t.dispose());
-      throw new UserError(`--from ${o.from} has input block ${fromBlock}; --input-block ${block} can start only from a block-1 model (or drop --input-block to keep ${fromBlock})`);
+      throw new UserError(
+        `--from ${o.from} has input block ${fromBlock}; --input-block ${block} can start only from a block-1 model (or drop --input-block to keep ${fromBlock})`,
+      );
     }
     const k = fromModel.tensors.get('input/kernel') as tf.Tensor4D; // loadModel checked every weight
     fromModel.tensors.set('input/kernel', expandInputKernel(k, block));
@@ -329,11 +359,29 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   }
   if (fromModel && JSON.stringify(weightShapes(fromModel.config)) !== JSON.stringify(weightShapes(c))) {
     fromModel.tensors.forEach((t) => t.dispose());
-    throw new UserError(`--from ${o.from} has another architecture (${JSON.stringify(fromModel.config)}) than the one asked for; drop the architecture options to take the model's`);
+    throw new UserError(
+      `--from ${o.from} has another architecture (${JSON.stringify(fromModel.config)}) than the one asked for; drop the architecture options to take the model's`,
+    );
   }
-  if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1)) throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
-  const decay = st.learningRateFinal !== undefined ? st.decayIterations ?? st.iterations : undefined;
-  const key = JSON.stringify({ config: c, settings: { ...st, decayIterations: decay, iterations: undefined, checkpointEvery: undefined, shift: st.shift || undefined, ema: st.ema || undefined, lossSize: ls, ...teacherSettings }, teacher: teacherDirs ?? undefined, series: await Promise.all(data.map(async (d) => [await fs.realpath(d.source).catch(() => path.resolve(d.source)), d.frames.length])), from: fromModel ? [await fs.realpath(fromModel.dir).catch(() => path.resolve(fromModel.dir)), fromModel.json.created ?? null] : null });
+  if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1))
+    throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
+  const decay = st.learningRateFinal !== undefined ? (st.decayIterations ?? st.iterations) : undefined;
+  const key = JSON.stringify({
+    config: c,
+    settings: {
+      ...st,
+      decayIterations: decay,
+      iterations: undefined,
+      checkpointEvery: undefined,
+      shift: st.shift || undefined,
+      ema: st.ema || undefined,
+      lossSize: ls,
+      ...teacherSettings,
+    },
+    teacher: teacherDirs ?? undefined,
+    series: await Promise.all(data.map(async (d) => [await fs.realpath(d.source).catch(() => path.resolve(d.source)), d.frames.length])),
+    from: fromModel ? [await fs.realpath(fromModel.dir).catch(() => path.resolve(fromModel.dir)), fromModel.json.created ?? null] : null,
+  });
 
   // ---- state: fresh or from the checkpoint ----
   const ckpt = path.join(o.out, CKPT);
@@ -349,7 +397,10 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const names = weightShapes(c).map(([name]) => name);
   if (o.signal?.aborted) {
     fromModel?.tensors.forEach((t) => t.dispose());
-    throw new UserError(`interrupted (${String(o.signal.reason)}) while loading the series, before the first iteration; ${o.out} was not touched`, signalExitCode(o.signal.reason));
+    throw new UserError(
+      `interrupted (${String(o.signal.reason)}) while loading the series, before the first iteration; ${o.out} was not touched`,
+      signalExitCode(o.signal.reason),
+    );
   }
   // one run per model directory
   return withOutputLock(o.out, trainLocked, '.r2n2-lock', 'model directory');
@@ -368,7 +419,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       } catch (err) {
         throw new UserError(`${stateFile} is unreadable (${(err as Error).message}); remove ${ckpt} to start over`);
       }
-      if (s.key !== key) throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
+      if (s.key !== key)
+        throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
       const m = await loadModel(ckpt);
       weights = toVariables(m, true);
       m.tensors.forEach((t) => t.dispose());
@@ -376,7 +428,12 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
       const specs = JSON.parse(await fs.readFile(path.join(ckpt, 'optimizer.json'), 'utf8'));
       const dec = tf.io.decodeWeights(Uint8Array.from(ob).buffer, specs);
-      opt.importState(vars, { t: s.optimizerT, m: names.map((k) => dec[`m/${k}`]), v: names.map((k) => dec[`v/${k}`]), vmax: names.map((k) => dec[`vmax/${k}`]) });
+      opt.importState(vars, {
+        t: s.optimizerT,
+        m: names.map((k) => dec[`m/${k}`]),
+        v: names.map((k) => dec[`v/${k}`]),
+        vmax: names.map((k) => dec[`vmax/${k}`]),
+      });
       if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.variable(dec[`ema/${k}`], false)]));
       Object.values(dec).forEach((t) => t.dispose());
       rng = seedrandom('', { state: s.rng as never });
@@ -410,7 +467,16 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const { data: buf, specs } = await encodeTensors(named);
       await writeAtomic(path.join(fresh, 'optimizer.bin'), (tmp) => fs.writeFile(tmp, buf));
       await writeTextAtomic(path.join(fresh, 'optimizer.json'), JSON.stringify(specs));
-      const s: TrainState = { format: 'r2n2-checkpoint', iteration, rng: (rng as unknown as { state(): object }).state(), losses, validation, key, optimizerT: opt.t, seconds };
+      const s: TrainState = {
+        format: 'r2n2-checkpoint',
+        iteration,
+        rng: (rng as unknown as { state(): object }).state(),
+        losses,
+        validation,
+        key,
+        optimizerT: opt.t,
+        seconds,
+      };
       await writeTextAtomic(path.join(fresh, 'state.json'), JSON.stringify(s));
       const old = `${ckpt}.old-${process.pid}`;
       if (existsSync(ckpt)) await fs.rename(ckpt, old);
@@ -488,7 +554,10 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
             if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
             return [F, M];
           };
-          const [F, M] = st.augment && augmentOn(st.augment) ? augmentPair(...pair(d.frames[d.fixed], d.frames[m], n), n, rng, st.augment) : pair(d.frames[d.fixed], d.frames[m], n);
+          const [F, M] =
+            st.augment && augmentOn(st.augment)
+              ? augmentPair(...pair(d.frames[d.fixed], d.frames[m], n), n, rng, st.augment)
+              : pair(d.frames[d.fixed], d.frames[m], n);
           Fs.push(F);
           Ms.push(M);
           if (d.teacher) {
@@ -515,16 +584,22 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
         const noise = sampleWeightNoise(c, st.keep, rng);
         const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined;
-        const { value, grads } = tf.variableGrads(() => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher }), vars);
+        const { value, grads } = tf.variableGrads(
+          () => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher }),
+          vars,
+        );
         const clipped = await clipByGlobalNorm(grads, st.clip);
         opt.apply(vars, clipped.grads);
         if (ema) {
           const [d, e] = [st.ema, ema];
-          tf.tidy(() => names.forEach((k) => (e.get(k) as tf.Variable).assign(tf.add(tf.mul(e.get(k) as tf.Variable, d), tf.mul(weights.get(k) as tf.Variable, 1 - d)))));
+          tf.tidy(() =>
+            names.forEach((k) => (e.get(k) as tf.Variable).assign(tf.add(tf.mul(e.get(k) as tf.Variable, d), tf.mul(weights.get(k) as tf.Variable, 1 - d)))),
+          );
         }
         const loss = (await value.data())[0];
         tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
-        if (!Number.isFinite(loss)) throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
+        if (!Number.isFinite(loss))
+          throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
         losses.push(loss);
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         const secs = (performance.now() - t0) / 1000;
@@ -546,8 +621,24 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       }
       const seconds = secondsBefore + (performance.now() - t0) / 1000;
       await saveModel(o.out, c, kept, {
-        training: { ...st, lossSize: ls, ...teacherSettings, teacher: teacherDirs ?? undefined, decayIterations: decay, from: fromModel ? path.resolve(fromModel.dir) : null, iterationsDone: it, seconds, finalLoss: losses[losses.length - 1], itPerSecond: seconds > 0 ? it / seconds : null, peakRssMbLastRun: peakRss / 2 ** 20 },
-        data: { series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })), validation: val.map((d) => path.resolve(d.source)), statistics: statisticsRange(data.map((d) => d.stats)) },
+        training: {
+          ...st,
+          lossSize: ls,
+          ...teacherSettings,
+          teacher: teacherDirs ?? undefined,
+          decayIterations: decay,
+          from: fromModel ? path.resolve(fromModel.dir) : null,
+          iterationsDone: it,
+          seconds,
+          finalLoss: losses[losses.length - 1],
+          itPerSecond: seconds > 0 ? it / seconds : null,
+          peakRssMbLastRun: peakRss / 2 ** 20,
+        },
+        data: {
+          series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })),
+          validation: val.map((d) => path.resolve(d.source)),
+          statistics: statisticsRange(data.map((d) => d.stats)),
+        },
       });
       const smooth = losses.map((_, i) => {
         const w = losses.slice(Math.max(0, i - 24), i + 1);
@@ -562,8 +653,22 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
       await writeGreyPng(path.join(o.out, 'loss.png'), plot, [0, 255]);
       const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
-      await writeTextAtomic(path.join(o.out, 'loss.csv'), 'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n');
-      return { out: o.out, iterations: it, resumedFrom: start || null, finalLoss: losses[losses.length - 1], validation, seconds, itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1), peakRssMb: peakRss / 2 ** 20, timeLimited, interrupted };
+      await writeTextAtomic(
+        path.join(o.out, 'loss.csv'),
+        'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n',
+      );
+      return {
+        out: o.out,
+        iterations: it,
+        resumedFrom: start || null,
+        finalLoss: losses[losses.length - 1],
+        validation,
+        seconds,
+        itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1),
+        peakRssMb: peakRss / 2 ** 20,
+        timeLimited,
+        interrupted,
+      };
     } finally {
       opt.dispose();
       disposeWeights(weights);

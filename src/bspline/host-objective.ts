@@ -39,7 +39,8 @@ export function bsplineObjectiveHost(d: HostObjectiveData): (P: tf.Tensor3D) => 
   const N = h * w;
   const cpH = d.sparse.y.cp;
   const cpW = d.sparse.x.cp;
-  if (d.moving.length !== N || d.fixed.length !== N || (d.prev && d.prev.length !== 2 * N) || (d.weight && d.weight.length !== N)) throw new Error(`internal: the level's arrays do not hold ${h}×${w} values`);
+  if (d.moving.length !== N || d.fixed.length !== N || (d.prev && d.prev.length !== 2 * N) || (d.weight && d.weight.length !== N))
+    throw new Error(`internal: the level's arrays do not hold ${h}×${w} values`);
   const prev = d.prev;
   const b = new Float32Array(2 * N);
   const u = prev ? new Float32Array(2 * N) : b;

@@ -109,7 +109,10 @@ export function bsplineGrid(H: number, W: number, spacing: [number, number], ord
 export function basisTensors(g: BsplineGrid): { By: tf.Tensor3D; BxT: tf.Tensor3D } {
   const by = basisMatrix(g.y);
   const bx = basisMatrix(g.x);
-  const H = g.y.n, cpH = g.y.cp, W = g.x.n, cpW = g.x.cp;
+  const H = g.y.n,
+    cpH = g.y.cp,
+    W = g.x.n,
+    cpW = g.x.cp;
   const By = new Float32Array(2 * H * cpH);
   By.set(by);
   By.set(by, H * cpH);
@@ -189,8 +192,12 @@ export function bsplineFieldArrays(p: ArrayLike<number>, s: { y: SparseBasis; x:
   const W = s.x.n;
   const cpH = s.y.cp;
   const cpW = s.x.cp;
-  const yi = s.y.idx, yw = s.y.w, xi = s.x.idx, xw = s.x.w;
-  const ky = s.y.width, kx = s.x.width;
+  const yi = s.y.idx,
+    yw = s.y.w,
+    xi = s.x.idx,
+    xw = s.x.w;
+  const ky = s.y.width,
+    kx = s.x.width;
   if (into && into.length !== 2 * H * W) throw new Error(`internal: the field buffer does not hold 2×${H}×${W} values`);
   const out = into ?? new Float32Array(2 * H * W);
   const T = new Float64Array(cpH * W);
@@ -229,8 +236,12 @@ export function bsplineFieldGradArrays(G: ArrayLike<number>, s: { y: SparseBasis
   const W = s.x.n;
   const cpH = s.y.cp;
   const cpW = s.x.cp;
-  const yi = s.y.idx, yw = s.y.w, xi = s.x.idx, xw = s.x.w;
-  const ky = s.y.width, kx = s.x.width;
+  const yi = s.y.idx,
+    yw = s.y.w,
+    xi = s.x.idx,
+    xw = s.x.w;
+  const ky = s.y.width,
+    kx = s.x.width;
   const grad = new Float32Array(2 * cpH * cpW);
   const dT = new Float64Array(cpH * W);
   for (let c = 0; c < 2; c++) {

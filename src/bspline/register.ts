@@ -146,7 +146,12 @@ export function perLevel<T>(list: T[], level: number, name: string): T {
 
 export function checkOptions(o: BsplineOptions): void {
   if (!(Number.isInteger(o.levels) && o.levels >= 1 && o.levels <= 8)) throw new Error(`levels must be 1..8, got ${o.levels}`);
-  const lists: [string, number[]][] = [['spacing', o.spacing], ['iterations', o.iterations], ['learning rate', o.learningRate], ['lambda', o.lambda]];
+  const lists: [string, number[]][] = [
+    ['spacing', o.spacing],
+    ['iterations', o.iterations],
+    ['learning rate', o.learningRate],
+    ['lambda', o.lambda],
+  ];
   for (const [name, list] of lists) {
     if (list.length !== 1 && list.length !== o.levels) throw new Error(`${name} needs 1 value or ${o.levels} (one per level), got ${list.length}`);
     if (list.some((v) => !Number.isFinite(v) || v < 0)) throw new Error(`${name} values must be finite and ≥ 0, got ${list.join(',')}`);
@@ -154,19 +159,33 @@ export function checkOptions(o: BsplineOptions): void {
   if (o.spacing.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`spacing values must be positive integers (pixels), got ${o.spacing.join(',')}`);
   if (o.iterations.some((s) => !Number.isInteger(s))) throw new Error(`iterations must be integers, got ${o.iterations.join(',')}`);
   if (o.spacingMm !== undefined) {
-    if (o.spacingMm.length !== 1 && o.spacingMm.length !== o.levels) throw new Error(`spacing in mm needs 1 value or ${o.levels} (one per level), got ${o.spacingMm.length}`);
+    if (o.spacingMm.length !== 1 && o.spacingMm.length !== o.levels)
+      throw new Error(`spacing in mm needs 1 value or ${o.levels} (one per level), got ${o.spacingMm.length}`);
     if (o.spacingMm.some((v) => !(Number.isFinite(v) && v > 0))) throw new Error(`spacing in mm must be > 0, got ${o.spacingMm.join(',')}`);
   }
-  if (o.samples !== undefined && !(Number.isInteger(o.samples) && o.samples >= 0)) throw new Error(`samples must be a whole number ≥ 0 (0 = every pixel), got ${o.samples}`);
-  if (o.samples && !SAMPLED_LOSSES.includes(o.loss)) throw new Error(`sampling (samples ${o.samples}) works with the ${SAMPLED_LOSSES.join(' and ')} losses; use samples 0 with ${o.loss}`);
-  if (o.samples && !SAMPLED_REGULARISERS.includes(o.regulariser)) throw new Error(`sampling (samples ${o.samples}) works with the ${SAMPLED_REGULARISERS.join(', ')} regularisers; use samples 0 with ${o.regulariser}`);
-  if (o.convergence !== undefined && !(o.convergence >= 0 && o.convergence < 1)) throw new Error(`convergence must be a relative loss change in [0, 1), got ${o.convergence}`);
-  if (o.convergenceWindow !== undefined && !(Number.isInteger(o.convergenceWindow) && o.convergenceWindow >= 1)) throw new Error(`convergence window must be a whole number of iterations ≥ 1, got ${o.convergenceWindow}`);
-  if (o.maxSize !== undefined && !(Number.isInteger(o.maxSize) && o.maxSize >= 0)) throw new Error(`max size must be a whole number of pixels ≥ 0 (0 = full resolution), got ${o.maxSize}`);
+  if (o.samples !== undefined && !(Number.isInteger(o.samples) && o.samples >= 0))
+    throw new Error(`samples must be a whole number ≥ 0 (0 = every pixel), got ${o.samples}`);
+  if (o.samples && !SAMPLED_LOSSES.includes(o.loss))
+    throw new Error(`sampling (samples ${o.samples}) works with the ${SAMPLED_LOSSES.join(' and ')} losses; use samples 0 with ${o.loss}`);
+  if (o.samples && !SAMPLED_REGULARISERS.includes(o.regulariser))
+    throw new Error(`sampling (samples ${o.samples}) works with the ${SAMPLED_REGULARISERS.join(', ')} regularisers; use samples 0 with ${o.regulariser}`);
+  if (o.convergence !== undefined && !(o.convergence >= 0 && o.convergence < 1))
+    throw new Error(`convergence must be a relative loss change in [0, 1), got ${o.convergence}`);
+  if (o.convergenceWindow !== undefined && !(Number.isInteger(o.convergenceWindow) && o.convergenceWindow >= 1))
+    throw new Error(`convergence window must be a whole number of iterations ≥ 1, got ${o.convergenceWindow}`);
+  if (o.maxSize !== undefined && !(Number.isInteger(o.maxSize) && o.maxSize >= 0))
+    throw new Error(`max size must be a whole number of pixels ≥ 0 (0 = full resolution), got ${o.maxSize}`);
   if (o.finestSigma !== undefined && !(o.finestSigma >= 0 && o.finestSigma <= 50)) throw new Error(`finest sigma must be 0..50 pixels, got ${o.finestSigma}`);
 }
 
-export function registerBspline(fixed: Float32Array, moving: Float32Array, H: number, W: number, options: BsplineOptions, geometry: Geometry = identityGeometry(W, H)): BsplineResult {
+export function registerBspline(
+  fixed: Float32Array,
+  moving: Float32Array,
+  H: number,
+  W: number,
+  options: BsplineOptions,
+  geometry: Geometry = identityGeometry(W, H),
+): BsplineResult {
   const o = options;
   checkOptions(o);
   if (fixed.length !== H * W || moving.length !== H * W) throw new Error(`images must hold ${H}×${W} values`);
@@ -228,7 +247,21 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
     const fixedMaskT = fixedMask ? tf.tensor2d(Float32Array.from(fixedMask), [h, w]) : null;
     const sampled =
       o.samples && o.samples > 0 && h * w > o.samples
-        ? sampledLevel({ fixed: fl.data, moving: ml.data, h, w, grid, prev, samples: o.samples, rng: mulberry32(((o.seed ?? 0) * 1000003 + l * 7919 + 1) >>> 0), loss: o.loss, regulariser: o.regulariser, regulariserSpacing: regSpacing, fixedMask, movingMask })
+        ? sampledLevel({
+            fixed: fl.data,
+            moving: ml.data,
+            h,
+            w,
+            grid,
+            prev,
+            samples: o.samples,
+            rng: mulberry32(((o.seed ?? 0) * 1000003 + l * 7919 + 1) >>> 0),
+            loss: o.loss,
+            regulariser: o.regulariser,
+            regulariserSpacing: regSpacing,
+            fixedMask,
+            movingMask,
+          })
         : null;
     const sparse = host ? sparseGrid(grid) : null;
     // MSE without a moving mask: warp and loss fused into one host op
@@ -243,13 +276,23 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
     // …and with TV (or no regulariser) the whole objective as one host op (host-objective.ts)
     const whole =
       fused && sparse && (lambda === 0 || o.regulariser === 'none' || o.regulariser === 'tv')
-        ? bsplineObjectiveHost({ sparse, moving: ml.data, fixed: fl.data, prev, weight: fixedMask, lambda: o.regulariser === 'none' ? 0 : lambda, spacing: regSpacing })
+        ? bsplineObjectiveHost({
+            sparse,
+            moving: ml.data,
+            fixed: fl.data,
+            prev,
+            weight: fixedMask,
+            lambda: o.regulariser === 'none' ? 0 : lambda,
+            spacing: regSpacing,
+          })
         : null;
     const denseObjective = () => {
       if (whole) return whole(P);
       const b = sparse ? denseFieldHost(P, sparse) : denseField(P, By, BxT);
       const sim = similarity(prevT ? (tf.add(prevT, b) as tf.Tensor3D) : b);
-      return lambda > 0 && o.regulariser !== 'none' ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, host), tf.scalar(lambda))) as tf.Scalar) : sim;
+      return lambda > 0 && o.regulariser !== 'none'
+        ? (tf.add(sim, tf.mul(regulariser(o.regulariser, b, regSpacing, host), tf.scalar(lambda))) as tf.Scalar)
+        : sim;
     };
     const stop = convergenceStop(o.convergence ?? 0, o.convergenceWindow ?? 10);
     let last = NaN;
@@ -277,7 +320,15 @@ export function registerBspline(fixed: Float32Array, moving: Float32Array, H: nu
       field.dispose();
       prevH = h;
       prevW = w;
-      levels.push({ size: [w, h], factor, spacing: [grid.x.s, grid.y.s], controlGrid: [grid.x.cp, grid.y.cp], params: Float32Array.from(params), iterations: ran, finalLoss: last });
+      levels.push({
+        size: [w, h],
+        factor,
+        spacing: [grid.x.s, grid.y.s],
+        controlGrid: [grid.x.cp, grid.y.cp],
+        params: Float32Array.from(params),
+        iterations: ran,
+        finalLoss: last,
+      });
       finalLoss = last;
     } finally {
       P.dispose();
@@ -344,7 +395,15 @@ export function convergenceStop(tolerance: number, window: number): (loss: numbe
  * image): `spacingMm` through the level's pixel size (aligned corners), else `spacing`; at most
  * the level's size.
  */
-export function levelSpacing(o: Pick<BsplineOptions, 'spacing' | 'spacingMm'>, l: number, geometry: Geometry, W: number, H: number, w: number, h: number): [number, number] {
+export function levelSpacing(
+  o: Pick<BsplineOptions, 'spacing' | 'spacingMm'>,
+  l: number,
+  geometry: Geometry,
+  W: number,
+  H: number,
+  w: number,
+  h: number,
+): [number, number] {
   if (o.spacingMm) {
     const mm = perLevel(o.spacingMm, l, 'spacing in mm');
     const px = geometry.spacing[0] * (w > 1 ? (W - 1) / (w - 1) : 1);

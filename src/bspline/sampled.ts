@@ -54,7 +54,17 @@ export function samplePoints(image: ArrayLike<number>, H: number, W: number, X: 
     const x = X[k];
     const y = Y[k];
     // the moving mask at the nearest pixel of the clamped position
-    if (movingMask && !(x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL && movingMask[Math.round(Math.min(Math.max(y, 0), H - 1)) * W + Math.round(Math.min(Math.max(x, 0), W - 1))])) continue;
+    if (
+      movingMask &&
+      !(
+        x >= -EDGE_TOL &&
+        y >= -EDGE_TOL &&
+        x <= W - 1 + EDGE_TOL &&
+        y <= H - 1 + EDGE_TOL &&
+        movingMask[Math.round(Math.min(Math.max(y, 0), H - 1)) * W + Math.round(Math.min(Math.max(x, 0), W - 1))]
+      )
+    )
+      continue;
     if (bilinearInto(image, H, W, x, y, k, out, gx, gy, 1, 1)) mask[k] = 1;
   }
   return { out, mask, gx, gy };
@@ -146,7 +156,8 @@ export function applySparse(P: tf.Tensor3D, r: SparseRows, S: number): tf.Tensor
  */
 export function sampledLevel(o: SampledLevelInput) {
   if (!SAMPLED_LOSSES.includes(o.loss)) throw new Error(`sampling works with the ${SAMPLED_LOSSES.join(' and ')} losses, not ${o.loss}`);
-  if (!SAMPLED_REGULARISERS.includes(o.regulariser)) throw new Error(`sampling works with the ${SAMPLED_REGULARISERS.join(', ')} regularisers, not ${o.regulariser}`);
+  if (!SAMPLED_REGULARISERS.includes(o.regulariser))
+    throw new Error(`sampling works with the ${SAMPLED_REGULARISERS.join(', ')} regularisers, not ${o.regulariser}`);
   const { h, w, grid } = o;
   const cpH = grid.y.cp;
   const cpW = grid.x.cp;

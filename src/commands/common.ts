@@ -80,7 +80,8 @@ export function backendOption<T>(y: Argv<T>) {
       type: 'string',
       choices: BACKEND_CHOICES,
       default: 'auto',
-      describe: 'compute backend: auto tries tensorflow (tfjs-node-gpu, tfjs-node), then webgpu on a GPU (r2n2 train and register series only), then wasm, then cpu',
+      describe:
+        'compute backend: auto tries tensorflow (tfjs-node-gpu, tfjs-node), then webgpu on a GPU (r2n2 train and register series only), then wasm, then cpu',
     })
     .option('threads', {
       type: 'string',
@@ -130,7 +131,10 @@ export async function startBackend(args: BackendArgs, ctx: Context, o: { webgpu?
   } catch (err) {
     throw new UserError((err as Error).message);
   }
-  ctx.log.info({ backend: info.name, provider: info.provider, adapter: info.adapter, simd: info.simd, threads: info.threads, skipped: info.skipped }, 'compute backend');
+  ctx.log.info(
+    { backend: info.name, provider: info.provider, adapter: info.adapter, simd: info.simd, threads: info.threads, skipped: info.skipped },
+    'compute backend',
+  );
   if (info.warning && !ctx.quiet) process.stderr.write(`warning: ${info.warning}\n`);
   return info;
 }
@@ -178,5 +182,8 @@ export function stopOnSignals(done: string): { signal: AbortSignal; dispose(): v
 /** The one-line error that ends an interrupted run of frames (after its report is printed). */
 export function framesInterrupted(report: { interrupted: string | null; registered: unknown[]; missing: string[] }): UserError | null {
   if (!report.interrupted) return null;
-  return new UserError(`interrupted (${report.interrupted}) after ${report.registered.length} frame(s); their results are kept, and the same command continues with the ${report.missing.length} left`, signalExitCode(report.interrupted));
+  return new UserError(
+    `interrupted (${report.interrupted}) after ${report.registered.length} frame(s); their results are kept, and the same command continues with the ${report.missing.length} left`,
+    signalExitCode(report.interrupted),
+  );
 }

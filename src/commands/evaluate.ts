@@ -29,12 +29,16 @@ export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
   const r = ev.report;
   const hasAfter = r.after !== null;
   const out: string[] = [];
-  out.push(`fixed frame: ${ev.fixedFrame} (${ev.fixedFrameSource})${ev.method ? `   method: ${ev.method}` : ''}   landmarks: ${r.before.n} in ${r.frames.length} frames`);
+  out.push(
+    `fixed frame: ${ev.fixedFrame} (${ev.fixedFrameSource})${ev.method ? `   method: ${ev.method}` : ''}   landmarks: ${r.before.n} in ${r.frames.length} frames`,
+  );
   if (ev.mask) out.push(`mask: ${ev.mask} (${ev.landmarksInMask} of ${ev.landmarksTotal} landmarks inside)`);
   const w = Math.max(16, ...r.frames.map((f) => f.name.length));
   if (perFrame) {
     out.push('');
-    out.push(`${'frame'.padEnd(w)} ${'n'.padStart(3)}  ${'before mm'.padStart(16)}${hasAfter ? `  ${'after mm'.padStart(16)}` : ''}  ${'before px'.padStart(9)}${hasAfter ? `  ${'after px'.padStart(9)}` : ''}`);
+    out.push(
+      `${'frame'.padEnd(w)} ${'n'.padStart(3)}  ${'before mm'.padStart(16)}${hasAfter ? `  ${'after mm'.padStart(16)}` : ''}  ${'before px'.padStart(9)}${hasAfter ? `  ${'after px'.padStart(9)}` : ''}`,
+    );
     for (const f of r.frames) {
       const b = `${fmt(f.before.mean_mm)} ± ${fmt(f.before.std_mm)}`;
       const a = f.after ? `${fmt(f.after.mean_mm)} ± ${fmt(f.after.std_mm)}` : '';
@@ -45,7 +49,13 @@ export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
   }
   out.push('');
   out.push(`overall    ${'before mm'.padStart(10)}${hasAfter ? '   after mm' : ''}  ${'before px'.padStart(9)}${hasAfter ? '   after px' : ''}`);
-  for (const [label, key] of [['mean', 'mean'], ['std', 'std'], ['median', 'median'], ['p90', 'p90'], ['max', 'max']] as const) {
+  for (const [label, key] of [
+    ['mean', 'mean'],
+    ['std', 'std'],
+    ['median', 'median'],
+    ['p90', 'p90'],
+    ['max', 'max'],
+  ] as const) {
     const mm = `${key}_mm` as keyof TreStats;
     const px = `${key}_px` as keyof TreStats;
     out.push(
@@ -60,7 +70,8 @@ export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
 export function formatTreCsv(ev: TreEvaluation): string {
   const lines = ['frame,landmark,before_mm,after_mm,before_px,after_px'];
   const v = (a: number[] | null, i: number) => (a ? String(a[i]) : '');
-  for (const f of ev.frames) for (let i = 0; i < f.beforeMm.length; i++) lines.push([f.name, i + 1, v(f.beforeMm, i), v(f.afterMm, i), v(f.beforePx, i), v(f.afterPx, i)].join(','));
+  for (const f of ev.frames)
+    for (let i = 0; i < f.beforeMm.length; i++) lines.push([f.name, i + 1, v(f.beforeMm, i), v(f.afterMm, i), v(f.beforePx, i), v(f.afterPx, i)].join(','));
   return lines.join('\n') + '\n';
 }
 
@@ -72,13 +83,25 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
       .option('landmarks', { type: 'string', demandOption: true, describe: 'directory with one landmark file per frame (frame stem + .csv/.txt/.pts)' })
       .option('result', { type: 'string', describe: 'result directory (summary.json + fields/) to evaluate after registration' })
       .option('series', { type: 'string', describe: 'the series (for pixel landmarks, pixel figures and an automatic fixed frame)' })
-      .option('fixed-frame', { type: 'string', describe: 'fixed frame NAME or 0-based INDEX (default: the result\'s, else auto from --series)' })
-      .option('fixed-frame-criterion', { choices: ['image', 'intensity'] as const, default: 'image' as const, describe: 'auto fixed frame: closest image to the mean image, or closest mean intensity' })
+      .option('fixed-frame', { type: 'string', describe: "fixed frame NAME or 0-based INDEX (default: the result's, else auto from --series)" })
+      .option('fixed-frame-criterion', {
+        choices: ['image', 'intensity'] as const,
+        default: 'image' as const,
+        describe: 'auto fixed frame: closest image to the mean image, or closest mean intensity',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (before, after, frames)' })
       .option('csv', { type: 'string', describe: 'also write per-landmark errors to this CSV file' })
       .option('per-frame', { type: 'boolean', default: true, describe: 'print the per-frame table (--no-per-frame: overall only)' })
-      .option('strict', { type: 'boolean', default: false, describe: 'make the warnings errors: a registered frame without a landmark file, landmarks outside the image' })
-      .option('mask', { type: 'string', describe: 'label image on the fixed frame\'s grid (nonzero = in), or a series of them named as the frames: only landmarks whose fixed position falls in it count' })
+      .option('strict', {
+        type: 'boolean',
+        default: false,
+        describe: 'make the warnings errors: a registered frame without a landmark file, landmarks outside the image',
+      })
+      .option('mask', {
+        type: 'string',
+        describe:
+          "label image on the fixed frame's grid (nonzero = in), or a series of them named as the frames: only landmarks whose fixed position falls in it count",
+      })
       .example('$0 evaluate tre --landmarks s/landmarks --series s/frames', 'identity TRE, fixed frame chosen automatically')
       .example('$0 evaluate tre --landmarks s/landmarks --result out --json', 'TRE before/after a registration, as JSON') as never,
   handler: async (argv) => {
@@ -131,18 +154,35 @@ const jacobianCommand: CommandModule<GlobalArgs, JacobianArgs> = {
       .option('result', { type: 'string', demandOption: true, describe: 'result directory (summary.json + fields/)' })
       .option('json', { type: 'boolean', default: false, describe: 'print as JSON' })
       .option('write', { type: 'boolean', default: false, describe: 'also write det J images to RESULT/jacobian/<frame>.nii.gz' })
-      .option('mask', { type: 'string', describe: 'label image on the fixed frame\'s grid (nonzero = in), or a series of them named as the frames: the statistics count only there' })
+      .option('mask', {
+        type: 'string',
+        describe: "label image on the fixed frame's grid (nonzero = in), or a series of them named as the frames: the statistics count only there",
+      })
       .example('$0 evaluate jacobian --result results/bspline-01', 'folding and SDlogJ per frame') as never,
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const bar = ctx.progress('jacobian', 1);
     const ev = await evaluateJacobian(argv.result, { write: argv.write, mask: argv.mask }).finally(() => bar.stop());
-    if (argv.json) return printJson({ ...ev, definition: 'det J of T(p) = p + u(p), central differences in mm; folding = det J <= 0; SDlogJ = std of log(clip(det J, 1e-9, 1e9))' });
+    if (argv.json)
+      return printJson({
+        ...ev,
+        definition: 'det J of T(p) = p + u(p), central differences in mm; folding = det J <= 0; SDlogJ = std of log(clip(det J, 1e-9, 1e9))',
+      });
     const w = Math.max(16, ...ev.frames.map((f) => f.name.length));
-    const lines = [`method: ${ev.method}   fixed frame: ${ev.fixedFrame}   frames: ${ev.frames.length}${ev.mask ? `   mask: ${ev.mask}` : ''}`, '', `${'frame'.padEnd(w)}  folding %   SDlogJ   min detJ   max detJ`];
-    for (const f of ev.frames) lines.push(`${f.name.padEnd(w)}  ${fmt(100 * f.folding, 3).padStart(9)}  ${fmt(f.sdLogJ, 4).padStart(7)}  ${fmt(f.min, 3).padStart(9)}  ${fmt(f.max, 3).padStart(9)}`);
+    const lines = [
+      `method: ${ev.method}   fixed frame: ${ev.fixedFrame}   frames: ${ev.frames.length}${ev.mask ? `   mask: ${ev.mask}` : ''}`,
+      '',
+      `${'frame'.padEnd(w)}  folding %   SDlogJ   min detJ   max detJ`,
+    ];
+    for (const f of ev.frames)
+      lines.push(
+        `${f.name.padEnd(w)}  ${fmt(100 * f.folding, 3).padStart(9)}  ${fmt(f.sdLogJ, 4).padStart(7)}  ${fmt(f.min, 3).padStart(9)}  ${fmt(f.max, 3).padStart(9)}`,
+      );
     const o = ev.overall;
-    lines.push('', `overall: folding ${fmt(100 * o.folding, 4)} % (${o.foldingPixels} px in ${o.framesWithFolding} frame(s)), SDlogJ ${fmt(o.sdLogJ, 4)}, det J ${fmt(o.min, 3)}..${fmt(o.max, 3)}`);
+    lines.push(
+      '',
+      `overall: folding ${fmt(100 * o.folding, 4)} % (${o.foldingPixels} px in ${o.framesWithFolding} frame(s)), SDlogJ ${fmt(o.sdLogJ, 4)}, det J ${fmt(o.min, 3)}..${fmt(o.max, 3)}`,
+    );
     if (ev.written) lines.push(`det J images: ${ev.written}`);
     process.stdout.write(lines.join('\n') + '\n');
   },
@@ -173,7 +213,10 @@ const compareCommand: CommandModule<GlobalArgs, CompareArgs> = {
     const lines = ['mean TRE (mm) per series', `${'method'.padEnd(mw)}  ${c.labels.map((l) => l.padStart(cw)).join('  ')}  ${'all'.padStart(7)}`];
     lines.push(`${'identity'.padEnd(mw)}  ${c.identity.map((v) => fmt(v, 3).padStart(cw)).join('  ')}  ${''.padStart(7)}`);
     for (const r of c.rows) lines.push(`${r.method.padEnd(mw)}  ${r.perSeries.map((v) => fmt(v, 3).padStart(cw)).join('  ')}  ${fmt(r.meanMm, 3).padStart(7)}`);
-    lines.push('', `${'method'.padEnd(mw)}  TRE mean ± std mm   median    p90    max   folding %  SDlogJ   s/frame  parameters   TRE ratio  time ratio  param ratio`);
+    lines.push(
+      '',
+      `${'method'.padEnd(mw)}  TRE mean ± std mm   median    p90    max   folding %  SDlogJ   s/frame  parameters   TRE ratio  time ratio  param ratio`,
+    );
     for (const r of c.rows) {
       lines.push(
         `${r.method.padEnd(mw)}  ${`${fmt(r.meanMm, 3)} ± ${fmt(r.stdMm, 3)}`.padStart(17)}  ${fmt(r.medianMm, 3).padStart(7)} ${fmt(r.p90Mm, 3).padStart(6)} ${fmt(r.maxMm, 3).padStart(6)}  ${fmt(100 * r.folding, 3).padStart(9)}  ${fmt(r.sdLogJ, 4).padStart(6)}  ${fmt(r.secondsPerFrame, 3).padStart(8)}  ${fmt(r.parameters, 0).padStart(10)}  ${fmt(r.ratio.tre, 2).padStart(10)}  ${fmt(r.ratio.seconds, 2).padStart(10)}  ${fmt(r.ratio.parameters, 3).padStart(11)}`,
@@ -206,7 +249,14 @@ const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .example('$0 evaluate report res/r2n2-01 res/bspline-01 --out report-01', 'open report-01/index.html in a browser') as never,
   handler: async (argv) => {
     const ctx = makeContext(argv);
-    const r = await writeReport({ results: argv.results.map(String), landmarks: argv.landmarks, out: argv.out, frames: argv.frames?.map(String), magnify: argv.magnify, onStep: (w) => ctx.log.info({ step: w }, 'report') });
+    const r = await writeReport({
+      results: argv.results.map(String),
+      landmarks: argv.landmarks,
+      out: argv.out,
+      frames: argv.frames?.map(String),
+      magnify: argv.magnify,
+      onStep: (w) => ctx.log.info({ step: w }, 'report'),
+    });
     if (argv.json) return printJson(r);
     process.stdout.write(`report  ${r.file} (${r.images} pictures of ${r.frames.join(', ')})\n`);
   },
@@ -226,12 +276,19 @@ const diceCommand: CommandModule<GlobalArgs, DiceArgs> = {
     y
       .option('result', { type: 'string', demandOption: true, describe: 'result directory' })
       .option('labels', { type: 'string', demandOption: true, describe: 'directory of label maps, one per frame, named like the frames' })
-      .option('mask', { type: 'string', describe: 'label image on the fixed frame\'s grid (nonzero = in), or a series of them named as the frames: labels outside it are not counted' })
+      .option('mask', {
+        type: 'string',
+        describe: "label image on the fixed frame's grid (nonzero = in), or a series of them named as the frames: labels outside it are not counted",
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print as JSON' }) as never,
   handler: async (argv) => {
     const ev = await evaluateDice(argv.result, argv.labels, { mask: argv.mask });
     if (argv.json) return printJson(ev);
-    const lines = [`fixed frame: ${ev.fixedFrame}   frames with labels: ${ev.frames.length}${ev.mask ? `   mask: ${ev.mask}` : ''}`, '', 'label   Dice before   Dice after   DSC30 before   DSC30 after   HD95 before   HD95 after (mm)'];
+    const lines = [
+      `fixed frame: ${ev.fixedFrame}   frames with labels: ${ev.frames.length}${ev.mask ? `   mask: ${ev.mask}` : ''}`,
+      '',
+      'label   Dice before   Dice after   DSC30 before   DSC30 after   HD95 before   HD95 after (mm)',
+    ];
     const mm = (v: number | null) => (v === null ? 'n/a' : fmt(v, 2));
     for (const p of ev.perLabel) {
       lines.push(
@@ -247,6 +304,13 @@ const diceCommand: CommandModule<GlobalArgs, DiceArgs> = {
 export const evaluateCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'evaluate <what>',
   describe: 'accuracy and plausibility figures of a registration (tre, jacobian, compare, report, dice)',
-  builder: (y) => y.command(treCommand as never).command(jacobianCommand as never).command(compareCommand as never).command(reportCommand as never).command(diceCommand as never).demandCommand(1, 'name what to evaluate: tre, jacobian, compare, report, dice') as never,
+  builder: (y) =>
+    y
+      .command(treCommand as never)
+      .command(jacobianCommand as never)
+      .command(compareCommand as never)
+      .command(reportCommand as never)
+      .command(diceCommand as never)
+      .demandCommand(1, 'name what to evaluate: tre, jacobian, compare, report, dice') as never,
   handler: () => undefined,
 };

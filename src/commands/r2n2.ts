@@ -16,7 +16,22 @@ import { openSeries } from '../io/series.js';
 import { type StatisticsRange, imageStatistics, unlikeTraining } from '../core/intensity.js';
 import { imageSize } from '../core/r2n2/network.js';
 import { INIT_KINDS, type InitKind } from '../core/affine.js';
-import { type BackendArgs, type GlobalArgs, type JobsArgs, backendDetail, backendOption, fmt, framesInterrupted, jobsOption, makeContext, parseShard, printJson, resolveJobs, startBackend, stopOnSignals } from './common.js';
+import {
+  type BackendArgs,
+  type GlobalArgs,
+  type JobsArgs,
+  backendDetail,
+  backendOption,
+  fmt,
+  framesInterrupted,
+  jobsOption,
+  makeContext,
+  parseShard,
+  printJson,
+  resolveJobs,
+  startBackend,
+  stopOnSignals,
+} from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs {
   series: string[];
@@ -81,26 +96,78 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('seed', { type: 'number', default: T.seed, describe: 'random seed (weights, pairs, augmentation, noise)' })
       .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
       .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
-      .option('augment-conv', { type: 'number', default: 0, describe: 'probability of filtering a pair with one random 3×3 kernel (a new contrast, the same geometry; 0 = off)' })
+      .option('augment-conv', {
+        type: 'number',
+        default: 0,
+        describe: 'probability of filtering a pair with one random 3×3 kernel (a new contrast, the same geometry; 0 = off)',
+      })
       .option('augment-bias', { type: 'number', default: 0, describe: 'largest amplitude of a smooth multiplicative bias field per frame (e.g. 0.3; 0 = off)' })
       .option('augment-gamma', { type: 'number', default: 0, describe: 'largest |log γ| of a random gamma per frame (e.g. 0.3; 0 = off)' })
-      .option('augment-noise', { type: 'number', default: 0, describe: 'std of Gaussian noise added to each frame, normalised intensity units (e.g. 0.05; 0 = off)' })
-      .option('ema', { type: 'number', default: T.ema, describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights' })
-      .option('shift', { type: 'number', default: T.shift, describe: 'random sub-pixel translation of each pair (both frames alike), up to this many pixels of the network\'s image (net-size·input-block) per axis (0 = off)' })
-      .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: T.criterion, describe: 'fixed frame of each series: closest to the mean image, or mean intensity' })
+      .option('augment-noise', {
+        type: 'number',
+        default: 0,
+        describe: 'std of Gaussian noise added to each frame, normalised intensity units (e.g. 0.05; 0 = off)',
+      })
+      .option('ema', {
+        type: 'number',
+        default: T.ema,
+        describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights',
+      })
+      .option('shift', {
+        type: 'number',
+        default: T.shift,
+        describe:
+          "random sub-pixel translation of each pair (both frames alike), up to this many pixels of the network's image (net-size·input-block) per axis (0 = off)",
+      })
+      .option('fixed-frame-criterion', {
+        type: 'string',
+        choices: ['image', 'intensity'],
+        default: T.criterion,
+        describe: 'fixed frame of each series: closest to the mean image, or mean intensity',
+      })
       .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
       .option('batch', { type: 'number', default: T.batch, describe: 'pairs per iteration (one gradient step on their mean loss)' })
       .option('lr-final', { type: 'number', describe: 'learning rate at the end: cosine decay from --lr over --decay-iterations (default: constant --lr)' })
-      .option('decay-iterations', { type: 'number', describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)' })
+      .option('decay-iterations', {
+        type: 'number',
+        describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)',
+      })
       .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
-      .option('loss-size', { type: 'number', describe: 'side of the images the training loss compares (e.g. the frames\' size, 128): the Gaussians are evaluated and the moving frame warped at that size; the network still observes --net-size (default: the network\'s size)' })
-      .option('teacher', { type: 'string', array: true, describe: 'distil these registrations into the network: result directories (register series, e.g. with --refine 20, or baseline bspline), one per training series, matched by the series each registered; adds --teacher-weight × the mean squared difference (network pixels²) between the network\'s final field and the teacher\'s (--teacher-steps)' })
+      .option('loss-size', {
+        type: 'number',
+        describe:
+          "side of the images the training loss compares (e.g. the frames' size, 128): the Gaussians are evaluated and the moving frame warped at that size; the network still observes --net-size (default: the network's size)",
+      })
+      .option('teacher', {
+        type: 'string',
+        array: true,
+        describe:
+          "distil these registrations into the network: result directories (register series, e.g. with --refine 20, or baseline bspline), one per training series, matched by the series each registered; adds --teacher-weight × the mean squared difference (network pixels²) between the network's final field and the teacher's (--teacher-steps)",
+      })
       .option('teacher-weight', { type: 'number', default: T.teacherWeight, describe: 'weight μ of the --teacher term' })
-      .option('teacher-steps', { choices: ['all', 'final'] as const, default: T.teacherSteps, describe: 'the --teacher term compares the final field (final) or every step\'s (all: the mean over steps; measured worse, see docs/cli.md)' })
-      .option('time-limit', { type: 'number', describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues' })
-      .option('from', { type: 'string', describe: 'start from this model directory\'s weights (fine-tuning; its architecture is used, --net-size and --input-block may differ: a block-1 model\'s input kernel is copied to each block pixel, divided by b²)' })
-      .option('net-size', { type: 'number', describe: `side of the network's grid (multiple of 16); the pair is observed at net-size·input-block [default: ${C.netSize}]` })
-      .option('input-block', { type: 'number', describe: 'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame on a 64² grid, only the input conv grows, e.g. --net-size 64 --input-block 2 [default: 1]' })
+      .option('teacher-steps', {
+        choices: ['all', 'final'] as const,
+        default: T.teacherSteps,
+        describe: "the --teacher term compares the final field (final) or every step's (all: the mean over steps; measured worse, see docs/cli.md)",
+      })
+      .option('time-limit', {
+        type: 'number',
+        describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues',
+      })
+      .option('from', {
+        type: 'string',
+        describe:
+          "start from this model directory's weights (fine-tuning; its architecture is used, --net-size and --input-block may differ: a block-1 model's input kernel is copied to each block pixel, divided by b²)",
+      })
+      .option('net-size', {
+        type: 'number',
+        describe: `side of the network's grid (multiple of 16); the pair is observed at net-size·input-block [default: ${C.netSize}]`,
+      })
+      .option('input-block', {
+        type: 'number',
+        describe:
+          'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame on a 64² grid, only the input conv grows, e.g. --net-size 64 --input-block 2 [default: 1]',
+      })
       .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
       .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
       .option('residual-blocks', { type: 'number', describe: `residual blocks per GR2U [default: ${C.residualBlocks}]` })
@@ -124,7 +191,10 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     if (argv.from) {
       // the weights do not depend on the input size, so --net-size may change, and --input-block (the input kernel is expanded); nothing else may
       const clash = Object.keys(given).filter((k) => k !== 'netSize' && k !== 'inputBlock');
-      if (clash.length) throw new UserError(`--from ${argv.from} takes the model's architecture (only --net-size and --input-block may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`);
+      if (clash.length)
+        throw new UserError(
+          `--from ${argv.from} takes the model's architecture (only --net-size and --input-block may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`,
+        );
       base = (await readModelJson(argv.from).catch((err: Error) => Promise.reject(new UserError(`--from: ${err.message}`)))).config;
     }
     const config: R2N2Config = { ...base, ...given };
@@ -158,7 +228,9 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         flip: argv.flip,
         intensityAugment: argv['intensity-augment'],
         // recorded (and part of the resume key) only when on
-        ...(argv['augment-conv'] || argv['augment-bias'] || argv['augment-gamma'] || argv['augment-noise'] ? { augment: { randomConv: argv['augment-conv'], bias: argv['augment-bias'], gamma: argv['augment-gamma'], noise: argv['augment-noise'] } } : {}),
+        ...(argv['augment-conv'] || argv['augment-bias'] || argv['augment-gamma'] || argv['augment-noise']
+          ? { augment: { randomConv: argv['augment-conv'], bias: argv['augment-bias'], gamma: argv['augment-gamma'], noise: argv['augment-noise'] } }
+          : {}),
         shift: argv.shift,
         ema: argv.ema,
         criterion: argv['fixed-frame-criterion'],
@@ -184,7 +256,10 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       stop.dispose();
     });
     const interrupted = report.interrupted
-      ? new UserError(`interrupted (${report.interrupted}) at iteration ${report.iterations} of ${argv.iterations}: the checkpoint and the model as it is are in ${report.out}; the same command with --resume continues`, signalExitCode(report.interrupted))
+      ? new UserError(
+          `interrupted (${report.interrupted}) at iteration ${report.iterations} of ${argv.iterations}: the checkpoint and the model as it is are in ${report.out}; the same command with --resume continues`,
+          signalExitCode(report.interrupted),
+        )
       : null;
     if (argv.json) {
       printJson({ ...report, backend: backend.name });
@@ -256,33 +331,103 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('fixed-frame', { type: 'string', default: 'auto', describe: 'auto (closest to the series mean), a frame name or a 0-based index' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame criterion' })
       .option('steps', { type: 'number', describe: 'Gaussian steps per frame (default: the steps the model was trained with, else 25)' })
-      .option('stop-threshold', { type: 'number', default: 0, describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)' })
+      .option('stop-threshold', {
+        type: 'number',
+        default: 0,
+        describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)',
+      })
       .option('batch', { type: 'number', describe: 'frames per network batch (default 8; 64 on webgpu, where larger batches are faster per frame)' })
-      .option('flip-average', { type: 'string', choices: Object.keys(FLIP_AVERAGES), default: 'none', describe: 'also register mirrored copies of each pair (x: left–right, y: up–down, xy: both at once, all: the four) and average: more accurate, one network pass per copy' })
-      .option('refine', { type: 'number', default: 0, describe: 'then refine each frame\'s Gaussians by this many Levenberg–Marquardt iterations on the pair (the same number of Gaussians; more accurate, much slower: see docs/cli.md; 0 = off)' })
-      .option('refine-size', { type: 'number', describe: 'refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames\' size)' })
-      .option('refine-stride', { type: 'number', default: REFINE_DEFAULTS.normalStride, describe: 'the refinement\'s Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (docs/cli.md)' })
-      .option('init', { type: 'string', choices: INIT_KINDS, default: 'none', describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence' })
-      .option('adapt', { type: 'number', default: 0, describe: 'first fine-tune the model on this series\' own pairs for N iterations (unsupervised, the model\'s recipe, 4 pairs each), then register with it (0 = off)' })
+      .option('flip-average', {
+        type: 'string',
+        choices: Object.keys(FLIP_AVERAGES),
+        default: 'none',
+        describe:
+          'also register mirrored copies of each pair (x: left–right, y: up–down, xy: both at once, all: the four) and average: more accurate, one network pass per copy',
+      })
+      .option('refine', {
+        type: 'number',
+        default: 0,
+        describe:
+          "then refine each frame's Gaussians by this many Levenberg–Marquardt iterations on the pair (the same number of Gaussians; more accurate, much slower: see docs/cli.md; 0 = off)",
+      })
+      .option('refine-size', {
+        type: 'number',
+        describe:
+          "refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames' size)",
+      })
+      .option('refine-stride', {
+        type: 'number',
+        default: REFINE_DEFAULTS.normalStride,
+        describe:
+          "the refinement's Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (docs/cli.md)",
+      })
+      .option('init', {
+        type: 'string',
+        choices: INIT_KINDS,
+        default: 'none',
+        describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence',
+      })
+      .option('adapt', {
+        type: 'number',
+        default: 0,
+        describe:
+          "first fine-tune the model on this series' own pairs for N iterations (unsupervised, the model's recipe, 4 pairs each), then register with it (0 = off)",
+      })
       .option('adapt-seconds', { type: 'number', describe: 'stop adapting after this many seconds (alone: adapt until then, at most 1000 iterations)' })
       .option('adapt-lr', { type: 'number', default: 1e-4, describe: 'learning rate of the adaptation' })
-      .option('save-adapted', { type: 'string', describe: 'where the adapted model goes (default: OUT/adapted-model); start the next series of the same scanner --model from it' })
-      .option('uncertainty', { type: 'number', default: 0, describe: 'K ≥ 2 more passes with weight noise (MC DropConnect): uncertainty/<frame>.nii.gz, the per-pixel std of the displacement (mm), and its mean per frame in summary.json (0 = off)' })
-      .option('uncertainty-keep', { type: 'number', describe: 'keep rate of the uncertainty passes\' weight noise (1 = no noise) [default: the model\'s training keep, else 0.9]' })
-      .option('stop-when-worse', { type: 'boolean', default: true, describe: 'never worse than none: stop a frame\'s sequence at the first step that does not lower its image loss, and write the identity (with a warning) for a frame the registration made worse (--no-stop-when-worse: run every step, keep every result)' })
+      .option('save-adapted', {
+        type: 'string',
+        describe: 'where the adapted model goes (default: OUT/adapted-model); start the next series of the same scanner --model from it',
+      })
+      .option('uncertainty', {
+        type: 'number',
+        default: 0,
+        describe:
+          'K ≥ 2 more passes with weight noise (MC DropConnect): uncertainty/<frame>.nii.gz, the per-pixel std of the displacement (mm), and its mean per frame in summary.json (0 = off)',
+      })
+      .option('uncertainty-keep', {
+        type: 'number',
+        describe: "keep rate of the uncertainty passes' weight noise (1 = no noise) [default: the model's training keep, else 0.9]",
+      })
+      .option('stop-when-worse', {
+        type: 'boolean',
+        default: true,
+        describe:
+          "never worse than none: stop a frame's sequence at the first step that does not lower its image loss, and write the identity (with a warning) for a frame the registration made worse (--no-stop-when-worse: run every step, keep every result)",
+      })
       .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
       .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
-      .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)' })
-      .option('write-inverse', { type: 'boolean', default: false, describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)' })
-      .option('stack', { type: 'boolean', default: true, describe: 'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)' })
+      .option('qc', {
+        type: 'boolean',
+        default: true,
+        describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)',
+      })
+      .option('write-inverse', {
+        type: 'boolean',
+        default: false,
+        describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
+      })
+      .option('stack', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
+      })
       .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }) as never,
   handler: async (argv) => {
-    if (argv.steps !== undefined && !(Number.isInteger(argv.steps) && argv.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
+    if (argv.steps !== undefined && !(Number.isInteger(argv.steps) && argv.steps >= 1))
+      throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
     if (!(argv['stop-threshold'] >= 0)) throw new UserError(`--stop-threshold must be ≥ 0, got ${argv['stop-threshold']}`);
-    if (argv.batch !== undefined && !(Number.isInteger(argv.batch) && argv.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${argv.batch}`);
-    if (!(Number.isInteger(argv.refine) && argv.refine >= 0)) throw new UserError(`--refine must be a whole number of iterations ≥ 0 (e.g. 20), got ${argv.refine}`);
-    if (argv['refine-size'] !== undefined && !(Number.isInteger(argv['refine-size']) && argv['refine-size'] >= 16)) throw new UserError(`--refine-size must be a whole number of pixels ≥ 16 (e.g. 128), got ${argv['refine-size']}`);
-    if (!(Number.isInteger(argv['refine-stride']) && argv['refine-stride'] >= 1)) throw new UserError(`--refine-stride must be a whole number ≥ 1 (1 = every pixel, default ${REFINE_DEFAULTS.normalStride}), got ${argv['refine-stride']}`);
+    if (argv.batch !== undefined && !(Number.isInteger(argv.batch) && argv.batch >= 1))
+      throw new UserError(`--batch must be a positive integer, got ${argv.batch}`);
+    if (!(Number.isInteger(argv.refine) && argv.refine >= 0))
+      throw new UserError(`--refine must be a whole number of iterations ≥ 0 (e.g. 20), got ${argv.refine}`);
+    if (argv['refine-size'] !== undefined && !(Number.isInteger(argv['refine-size']) && argv['refine-size'] >= 16))
+      throw new UserError(`--refine-size must be a whole number of pixels ≥ 16 (e.g. 128), got ${argv['refine-size']}`);
+    if (!(Number.isInteger(argv['refine-stride']) && argv['refine-stride'] >= 1))
+      throw new UserError(
+        `--refine-stride must be a whole number ≥ 1 (1 = every pixel, default ${REFINE_DEFAULTS.normalStride}), got ${argv['refine-stride']}`,
+      );
     const shard = parseShard(argv.shard);
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only
@@ -302,10 +447,26 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       let abar = ctx.progress('adapt', iterations);
       const astop = stopOnSignals('stopping the adaptation after this iteration: the same command continues it');
       try {
-        const a = await adaptModel({ model: original, series: argv.series, iterations, seconds: adaptSeconds, out: dir, learningRate: argv['adapt-lr'], steps, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] as FixedFrameCriterion, signal: astop.signal, onIteration: (i) => abar.tick(1, `loss ${i.loss.toFixed(4)}`) });
+        const a = await adaptModel({
+          model: original,
+          series: argv.series,
+          iterations,
+          seconds: adaptSeconds,
+          out: dir,
+          learningRate: argv['adapt-lr'],
+          steps,
+          fixedFrame: argv['fixed-frame'],
+          criterion: argv['fixed-frame-criterion'] as FixedFrameCriterion,
+          signal: astop.signal,
+          onIteration: (i) => abar.tick(1, `loss ${i.loss.toFixed(4)}`),
+        });
         abar.stop();
         abar = ctx.progress('adapt', 1);
-        if (a.report.interrupted) throw new UserError(`interrupted (${a.report.interrupted}) while adapting, at iteration ${a.report.iterations}: the checkpoint is in ${dir}; the same command continues`, signalExitCode(a.report.interrupted));
+        if (a.report.interrupted)
+          throw new UserError(
+            `interrupted (${a.report.interrupted}) while adapting, at iteration ${a.report.iterations}: the checkpoint is in ${dir}; the same command continues`,
+            signalExitCode(a.report.interrupted),
+          );
         model = a.model;
         adaptation = a.report;
         ctx.log.info(adaptation, 'adapted');
@@ -316,37 +477,66 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     }
     // does the series look like what the model was trained on? (model.json data.statistics)
     const unlike = await seriesUnlikeModel(argv.series, model);
-    if (unlike.length && !ctx.quiet) process.stderr.write(`warning: ${argv.series} looks unlike the data ${model.dir} was trained on: ${unlike.join('; ')}; expect little from the network alone (try --adapt N or --refine N, or train on such series)\n`);
-    if (!(Number.isInteger(argv.uncertainty) && (argv.uncertainty === 0 || argv.uncertainty >= 2))) throw new UserError(`--uncertainty takes a whole number of passes ≥ 2 (0 = off), got ${argv.uncertainty}`);
+    if (unlike.length && !ctx.quiet)
+      process.stderr.write(
+        `warning: ${argv.series} looks unlike the data ${model.dir} was trained on: ${unlike.join('; ')}; expect little from the network alone (try --adapt N or --refine N, or train on such series)\n`,
+      );
+    if (!(Number.isInteger(argv.uncertainty) && (argv.uncertainty === 0 || argv.uncertainty >= 2)))
+      throw new UserError(`--uncertainty takes a whole number of passes ≥ 2 (0 = off), got ${argv.uncertainty}`);
     const uk = argv['uncertainty-keep'];
     if (uk !== undefined && !(uk > 0 && uk <= 1)) throw new UserError(`--uncertainty-keep must be in (0, 1] (1 = no noise), got ${uk}`);
-    const options: R2N2RegisterOptions = { steps, stopThreshold: argv['stop-threshold'], batchSize: argv.batch, init: argv.init, flipAverage: argv['flip-average'], refine: argv.refine, refineSize: argv['refine-size'], refineStride: argv['refine-stride'], stopWhenWorse: argv['stop-when-worse'], uncertainty: argv.uncertainty, ...(argv['uncertainty-keep'] !== undefined ? { uncertaintyKeep: argv['uncertainty-keep'] } : {}) };
+    const options: R2N2RegisterOptions = {
+      steps,
+      stopThreshold: argv['stop-threshold'],
+      batchSize: argv.batch,
+      init: argv.init,
+      flipAverage: argv['flip-average'],
+      refine: argv.refine,
+      refineSize: argv['refine-size'],
+      refineStride: argv['refine-stride'],
+      stopWhenWorse: argv['stop-when-worse'],
+      uncertainty: argv.uncertainty,
+      ...(argv['uncertainty-keep'] !== undefined ? { uncertaintyKeep: argv['uncertainty-keep'] } : {}),
+    };
     const registrar = r2n2Registrar(model, options);
     const jobs = resolveJobs(argv, backend, ctx);
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
     let bar = ctx.progress('r2n2', 1);
     const stop = stopOnSignals('stopping after this batch of frames: the results so far are kept, the same command continues');
-    const report = await runFrames({ kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] }, registrar, {
-      out: argv.out,
-      force: argv.force,
-      shard,
-      qc: argv.qc,
-      stack: argv.stack,
-      writeInverse: argv['write-inverse'],
-      backend: backend.name,
-      jobs: { count: jobs, spec: { kind: 'r2n2', modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } }, backend: backend.name as BackendChoice },
-      summaryExtra: { model: model.dir, backendDetail: backendDetail(backend), ...(adaptation ? { adaptation } : {}), ...(unlike.length ? { unlikeTraining: unlike } : {}) },
-      onStart: (s) => {
-        bar.stop();
-        bar = ctx.progress('r2n2', Math.max(1, s.units));
+    const report = await runFrames(
+      { kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] },
+      registrar,
+      {
+        out: argv.out,
+        force: argv.force,
+        shard,
+        qc: argv.qc,
+        stack: argv.stack,
+        writeInverse: argv['write-inverse'],
+        backend: backend.name,
+        jobs: {
+          count: jobs,
+          spec: { kind: 'r2n2', modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } },
+          backend: backend.name as BackendChoice,
+        },
+        summaryExtra: {
+          model: model.dir,
+          backendDetail: backendDetail(backend),
+          ...(adaptation ? { adaptation } : {}),
+          ...(unlike.length ? { unlikeTraining: unlike } : {}),
+        },
+        onStart: (s) => {
+          bar.stop();
+          bar = ctx.progress('r2n2', Math.max(1, s.units));
+        },
+        onTick: (info, by) => bar.tick(by ?? 1, info),
+        onFrame: (f) => {
+          ctx.log.info(f, 'frame registered');
+          if (f.fallback) ctx.log.warn({ frame: f.name }, 'the registration made this frame worse than none: the identity was written');
+        },
+        signal: stop.signal,
       },
-      onTick: (info, by) => bar.tick(by ?? 1, info),
-      onFrame: (f) => {
-        ctx.log.info(f, 'frame registered');
-        if (f.fallback) ctx.log.warn({ frame: f.name }, 'the registration made this frame worse than none: the identity was written');
-      },
-      signal: stop.signal,
-    }).finally(() => {
+    ).finally(() => {
       bar.stop();
       stop.dispose();
     });
@@ -360,21 +550,41 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const mean = (k: 'seconds' | 'madBefore' | 'madAfter' | 'parameters') => report.registered.reduce((a, f) => a + f[k], 0) / Math.max(n, 1);
     const lines = [
       `method       r2n2 (${backend.name}), model ${model.dir}`,
-      ...(adaptation ? [`adapted      from ${adaptation.from}: ${adaptation.iterations} iterations${adaptation.reused ? ' (done before, kept)' : adaptation.resumed ? ' (resumed)' : ''} in ${fmt(adaptation.seconds, 1)} s; image loss on this series ${fmt(adaptation.lossBefore, 5)} → ${fmt(adaptation.lossAfter, 5)}${adaptation.timeLimited ? ' (stopped by --adapt-seconds)' : ''}`] : []),
+      ...(adaptation
+        ? [
+            `adapted      from ${adaptation.from}: ${adaptation.iterations} iterations${adaptation.reused ? ' (done before, kept)' : adaptation.resumed ? ' (resumed)' : ''} in ${fmt(adaptation.seconds, 1)} s; image loss on this series ${fmt(adaptation.lossBefore, 5)} → ${fmt(adaptation.lossAfter, 5)}${adaptation.timeLimited ? ' (stopped by --adapt-seconds)' : ''}`,
+          ]
+        : []),
       `fixed frame  ${report.fixedFrame} (${report.fixedFrameSource})`,
       `registered   ${n} frame(s)${n ? `, ${fmt(mean('seconds'), 3)} s per frame` : ''}${report.skipped.length ? `; ${report.skipped.length} already done (kept; --force to redo)` : ''}`,
     ];
-    if (n) lines.push(`mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`, `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step${argv['flip-average'] !== 'none' ? ', every pass' : ''})`);
+    if (n)
+      lines.push(
+        `mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`,
+        `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step${argv['flip-average'] !== 'none' ? ', every pass' : ''})`,
+      );
     const fell = report.registered.filter((f) => f.fallback).map((f) => f.name);
-    if (fell.length) lines.push(`fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`);
+    if (fell.length)
+      lines.push(
+        `fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`,
+      );
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
-    if (report.complete) lines.push(`series       ${argv.stack ? 'warped.nii.gz, fields.nii.gz (every frame, time last), ' : ''}motion.csv, qc/motion.png${argv['write-inverse'] ? ', inverse/' : ''}`);
+    if (report.complete)
+      lines.push(
+        `series       ${argv.stack ? 'warped.nii.gz, fields.nii.gz (every frame, time last), ' : ''}motion.csv, qc/motion.png${argv['write-inverse'] ? ', inverse/' : ''}`,
+      );
     if (argv.uncertainty > 0) {
       const u = (await readSummary(report.out)).frames.map((f) => f.uncertaintyMm).filter((v): v is number => typeof v === 'number');
-      if (u.length) lines.push(`uncertainty  ${argv.uncertainty} noisy passes (keep ${fmt(options.uncertaintyKeep ?? uncertaintyKeepFor(model), 2)}): displacement std ${fmt(u.reduce((a, b) => a + b, 0) / u.length, 4)} mm mean, ${fmt(Math.max(...u), 4)} mm in the worst frame (uncertainty/)`);
+      if (u.length)
+        lines.push(
+          `uncertainty  ${argv.uncertainty} noisy passes (keep ${fmt(options.uncertaintyKeep ?? uncertaintyKeepFor(model), 2)}): displacement std ${fmt(u.reduce((a, b) => a + b, 0) / u.length, 4)} mm mean, ${fmt(Math.max(...u), 4)} mm in the worst frame (uncertainty/)`,
+        );
     }
     process.stdout.write(lines.join('\n') + '\n');
-    if (fell.length && !ctx.quiet) process.stderr.write(`warning: ${fell.length} of ${n} frame(s) fell back to the identity (the model made them worse than none): the model may not suit these images (try --refine, or train on such series)\n`);
+    if (fell.length && !ctx.quiet)
+      process.stderr.write(
+        `warning: ${fell.length} of ${n} frame(s) fell back to the identity (the model made them worse than none): the model may not suit these images (try --refine, or train on such series)\n`,
+      );
     const e = framesInterrupted(report);
     if (e) throw e;
   },

@@ -40,11 +40,16 @@ export const simulateCommand: CommandModule<GlobalArgs, Args> = {
       .positional('image', { type: 'string', describe: 'a 2D image, or a series (directory or 3D file) with --frame' })
       .option('out', { type: 'string', demandOption: true, describe: 'output directory (frames/, landmarks/, truth/, simulate.json)' })
       .option('frame', { type: 'string', describe: 'the frame of a series to animate: name or 0-based index [default: 0]' })
-      .option('motion', { choices: MOTION_KINDS, default: 'breathing' as MotionKind, describe: 'breathing: cranio-caudal, largest at a diaphragm-like edge, sliding at the sides; cardiac: radial contraction and twist about --centre; random: smooth random field' })
+      .option('motion', {
+        choices: MOTION_KINDS,
+        default: 'breathing' as MotionKind,
+        describe:
+          'breathing: cranio-caudal, largest at a diaphragm-like edge, sliding at the sides; cardiac: radial contraction and twist about --centre; random: smooth random field',
+      })
       .option('frames', { type: 'number', default: 20, describe: 'frames in the series' })
       .option('amplitude', { type: 'number', describe: 'peak displacement, mm [default: breathing 12, cardiac 6, random 4]' })
       .option('cycles', { type: 'number', describe: 'motion cycles over the series [default: breathing 2, cardiac 1, random 1]' })
-      .option('noise', { type: 'number', default: 0.01, describe: 'Gaussian noise std, fraction of the image\'s 1st–99th percentile range' })
+      .option('noise', { type: 'number', default: 0.01, describe: "Gaussian noise std, fraction of the image's 1st–99th percentile range" })
       .option('drift', { type: 'number', default: 0.03, describe: 'slow intensity drift, fraction of the intensity' })
       .option('seed', { type: 'number', default: 1, describe: 'random seed (waveform, random field, noise)' })
       .option('landmarks', { type: 'number', default: 40, describe: 'landmarks at salient points (Shi–Tomasi corners)' })
@@ -71,10 +76,22 @@ export const simulateCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const bar = ctx.progress('simulate', argv.frames);
     const info = await simulate({
-      image: argv.image, out: argv.out, frame: argv.frame, motion: argv.motion, frames: argv.frames, seed: argv.seed, amplitudeMm: argv.amplitude,
-      cycles: argv.cycles, noise: argv.noise, drift: argv.drift, landmarks: argv.landmarks,
+      image: argv.image,
+      out: argv.out,
+      frame: argv.frame,
+      motion: argv.motion,
+      frames: argv.frames,
+      seed: argv.seed,
+      amplitudeMm: argv.amplitude,
+      cycles: argv.cycles,
+      noise: argv.noise,
+      drift: argv.drift,
+      landmarks: argv.landmarks,
       centre: argv.centre ? parsePoint(argv.centre, '--centre') : undefined,
-      edgeY: argv['edge-y'], halfWidthMm: argv['half-width'], radiusMm: argv.radius, twistDeg: argv.twist,
+      edgeY: argv['edge-y'],
+      halfWidthMm: argv['half-width'],
+      radiusMm: argv.radius,
+      twistDeg: argv.twist,
       force: argv.force,
       onFrame: (t) => bar.tick(1, `frame ${t}`),
     }).finally(() => bar.stop());

@@ -104,7 +104,9 @@ export function centreOfMass(data: ArrayLike<number>, g: Geometry): [number, num
   for (let i = 0; i < H; i++) border.push(data[i * W], data[i * W + W - 1]);
   border.sort((a, b) => a - b);
   const bg = border[Math.floor(border.length / 2)];
-  let s = 0, sx = 0, sy = 0;
+  let s = 0,
+    sx = 0,
+    sy = 0;
   for (let i = 0; i < H; i++) {
     for (let j = 0; j < W; j++) {
       const m = Math.abs(data[i * W + j] - bg);
@@ -159,12 +161,12 @@ function matrixOf(kind: AffineKind, v: tf.Tensor1D): tf.Tensor2D {
  */
 export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geometry, o: AffineOptions): AffineTransform & { finalLoss: number } {
   const [W, H] = g.size;
-  const F = o.normalise ?? true ? normaliseIntensity(fixed) : fixed;
-  const M = o.normalise ?? true ? normaliseIntensity(moving) : moving;
+  const F = (o.normalise ?? true) ? normaliseIntensity(fixed) : fixed;
+  const M = (o.normalise ?? true) ? normaliseIntensity(moving) : moving;
   const c = gridCentre(g);
   const extent = Math.max((W - 1) * g.spacing[0], (H - 1) * g.spacing[1]) / 2 || 1;
   const nA = o.kind === 'affine' ? 4 : o.kind === 'similarity' ? 2 : 1;
-  const t0 = o.moments ?? true ? ((cf, cm) => [cm[0] - cf[0], cm[1] - cf[1]])(centreOfMass(fixed, g), centreOfMass(moving, g)) : [0, 0];
+  const t0 = (o.moments ?? true) ? ((cf, cm) => [cm[0] - cf[0], cm[1] - cf[1]])(centreOfMass(fixed, g), centreOfMass(moving, g)) : [0, 0];
   const initA = tf.zeros([nA]);
   const initT = tf.tensor2d([[t0[0] / extent], [t0[1] / extent]]);
   const vA = tf.variable(initA, true, `affine-A-${Math.random()}`);

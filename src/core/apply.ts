@@ -59,7 +59,13 @@ export function sampleLinear(data: ArrayLike<number>, W: number, H: number, x: n
  * nearest, bilinear, or Keys cubic (a = −0.5, interpolating; may overshoot at edges as any
  * cubic does). Returns the image on the field's grid and the inside mask.
  */
-export function resampleThroughField(image: ArrayLike<number>, source: Geometry, field: DisplacementField, interp: Interpolation, fill = 0): { data: Float32Array; inside: Uint8Array } {
+export function resampleThroughField(
+  image: ArrayLike<number>,
+  source: Geometry,
+  field: DisplacementField,
+  interp: Interpolation,
+  fill = 0,
+): { data: Float32Array; inside: Uint8Array } {
   const [W, H] = source.size;
   if (image.length !== W * H) throw new Error(`image holds ${image.length} values for a ${W}×${H} grid`);
   const idx = mappedIndices(field, source);

@@ -34,7 +34,8 @@ export function dicePerLabel(a: ArrayLike<number>, b: ArrayLike<number>): Map<nu
     if (la && la === lb) inter.set(la, (inter.get(la) ?? 0) + 1);
   }
   const out = new Map<number, number>();
-  for (const l of [...new Set([...na.keys(), ...nb.keys()])].sort((x, y) => x - y)) out.set(l, (2 * (inter.get(l) ?? 0)) / ((na.get(l) ?? 0) + (nb.get(l) ?? 0)));
+  for (const l of [...new Set([...na.keys(), ...nb.keys()])].sort((x, y) => x - y))
+    out.set(l, (2 * (inter.get(l) ?? 0)) / ((na.get(l) ?? 0) + (nb.get(l) ?? 0)));
   return out;
 }
 

@@ -88,7 +88,7 @@ export function fieldToNormalised(field: DisplacementField): Float32Array {
   if (field.data.length !== 2 * N) throw new Error(`field holds ${field.data.length} values, expected 2×${H}×${W}`);
   if (W < 2 || H < 2) throw new Error(`a field of ${W}×${H} pixels has no normalised units (needs ≥ 2 per axis)`);
   const [d00, d01, d10, d11] = g.direction;
-  if (!(Math.abs(d00 * d11 - d01 * d10) > 1e-12)) throw new Error('the field\'s direction matrix is singular');
+  if (!(Math.abs(d00 * d11 - d01 * d10) > 1e-12)) throw new Error("the field's direction matrix is singular");
   // a displacement is a point relative to the origin: physicalToIndex of it, origin zero, is its index displacement
   const g0: Geometry = { ...g, origin: [0, 0] };
   const [cx, cy] = [(W - 1) / 2, (H - 1) / 2];

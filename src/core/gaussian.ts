@@ -85,7 +85,11 @@ export function gaussianCoefficients(sx: number, sy: number, phi: number): [numb
 }
 
 /** The same in plain double-precision JS for one step (tests, fields from a sequence): `[2, H, W]`. */
-export function gaussianDisplacementJs(p: { cx: number; cy: number; sx: number; sy: number; wx: number; wy: number; phi: number }, H: number, W: number): Float64Array {
+export function gaussianDisplacementJs(
+  p: { cx: number; cy: number; sx: number; sy: number; wx: number; wy: number; phi: number },
+  H: number,
+  W: number,
+): Float64Array {
   const out = new Float64Array(2 * H * W);
   const [a, b, c] = gaussianCoefficients(p.sx, p.sy, p.phi);
   for (let i = 0; i < H; i++) {

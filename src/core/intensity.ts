@@ -67,7 +67,8 @@ export function unlikeTraining(s: ImageStatistics, range: StatisticsRange): stri
   const [p0, p1] = range.mmPerNetPixel;
   if (s.mmPerNetPixel < p0 / 1.5 || s.mmPerNetPixel > p1 * 1.5) out.push(`${f(s.mmPerNetPixel)} mm per network pixel (trained ${f(p0)}–${f(p1)})`);
   const [c0, c1] = range.clampedFraction;
-  if (s.clampedFraction < c0 - 0.05 || s.clampedFraction > c1 + 0.05) out.push(`${f(100 * s.clampedFraction)}% of the pixels at the intensity clamp (trained ${f(100 * c0)}–${f(100 * c1)}%)`);
+  if (s.clampedFraction < c0 - 0.05 || s.clampedFraction > c1 + 0.05)
+    out.push(`${f(100 * s.clampedFraction)}% of the pixels at the intensity clamp (trained ${f(100 * c0)}–${f(100 * c1)}%)`);
   const [k0, k1] = range.skewness;
   if (s.skewness < k0 - 0.75 || s.skewness > k1 + 0.75) out.push(`intensity skewness ${f(s.skewness)} (trained ${f(k0)}–${f(k1)})`);
   return out;

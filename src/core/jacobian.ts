@@ -16,8 +16,10 @@ export function jacobianDeterminant(f: DisplacementField): Float32Array {
   const at = (i: number, j: number, c: number) => u[2 * (i * W + j) + c];
   for (let i = 0; i < H; i++) {
     for (let j = 0; j < W; j++) {
-      const jl = Math.max(j - 1, 0), jr = Math.min(j + 1, W - 1);
-      const iu = Math.max(i - 1, 0), id = Math.min(i + 1, H - 1);
+      const jl = Math.max(j - 1, 0),
+        jr = Math.min(j + 1, W - 1);
+      const iu = Math.max(i - 1, 0),
+        id = Math.min(i + 1, H - 1);
       const dj = jr - jl || 1;
       const di = id - iu || 1;
       // ∂u_c/∂(col) and ∂u_c/∂(row), per index step
@@ -26,7 +28,10 @@ export function jacobianDeterminant(f: DisplacementField): Float32Array {
       const ux_r = (at(id, j, 0) - at(iu, j, 0)) / di;
       const uy_r = (at(id, j, 1) - at(iu, j, 1)) / di;
       // G = [∂u/∂idx] · S⁻¹ · Dᵀ ; idx = S⁻¹Dᵀ(p − o) so ∂idx/∂p = S⁻¹Dᵀ
-      const a00 = ux_c / sx, a01 = ux_r / sy, a10 = uy_c / sx, a11 = uy_r / sy;
+      const a00 = ux_c / sx,
+        a01 = ux_r / sy,
+        a10 = uy_c / sx,
+        a11 = uy_r / sy;
       const g00 = a00 * d00 + a01 * d01;
       const g01 = a00 * d10 + a01 * d11;
       const g10 = a10 * d00 + a11 * d01;
@@ -51,7 +56,9 @@ export interface JacobianStats {
 export function jacobianStats(det: ArrayLike<number>): JacobianStats {
   let fold = 0;
   const logs = new Array<number>(det.length);
-  let min = Infinity, max = -Infinity, sum = 0;
+  let min = Infinity,
+    max = -Infinity,
+    sum = 0;
   for (let k = 0; k < det.length; k++) {
     const d = det[k];
     if (d <= 0) fold++;

@@ -128,10 +128,12 @@ function forwardGrad(x: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
 
 /** NGF's default ε: mean |∇F| (|dx| + |dy|, forward differences) of the fixed image, as AirLab. */
 export function ngfEpsilon(fixed: tf.Tensor2D): number {
-  return tf.tidy(() => {
-    const [dx, dy] = forwardGrad(fixed);
-    return tf.mean(tf.add(tf.abs(dx), tf.abs(dy)));
-  }).arraySync() as number;
+  return tf
+    .tidy(() => {
+      const [dx, dy] = forwardGrad(fixed);
+      return tf.mean(tf.add(tf.abs(dx), tf.abs(dy)));
+    })
+    .arraySync() as number;
 }
 
 /**

@@ -74,6 +74,18 @@ const fmt = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : '');
 /** motion.csv: a header and one line per frame, series order. */
 export function motionCsv(rows: MotionRow[]): string {
   const head = 'frame,index,fixed,mean_displacement_mm,max_displacement_mm,change_from_previous_mm,ncc_before,ncc_after,fallback';
-  const lines = rows.map((r) => [r.frame, r.index, r.fixed ? 1 : 0, fmt(r.meanMm, 4), fmt(r.maxMm, 4), fmt(r.changeMm, 4), fmt(r.nccBefore, 4), fmt(r.nccAfter, 4), r.fallback ? 1 : 0].join(','));
+  const lines = rows.map((r) =>
+    [
+      r.frame,
+      r.index,
+      r.fixed ? 1 : 0,
+      fmt(r.meanMm, 4),
+      fmt(r.maxMm, 4),
+      fmt(r.changeMm, 4),
+      fmt(r.nccBefore, 4),
+      fmt(r.nccAfter, 4),
+      r.fallback ? 1 : 0,
+    ].join(','),
+  );
   return [head, ...lines].join('\n') + '\n';
 }

@@ -86,7 +86,15 @@ export interface PhantomSeries {
 }
 
 /** The phantom's label map values (painter's order: the last shape covering a point wins). */
-export const PHANTOM_LABELS: Record<number, string> = { 1: 'right lung', 2: 'left lung', 3: 'liver', 4: 'spleen', 5: 'myocardium', 6: 'blood pool', 7: 'aorta' };
+export const PHANTOM_LABELS: Record<number, string> = {
+  1: 'right lung',
+  2: 'left lung',
+  3: 'liver',
+  4: 'spleen',
+  5: 'myocardium',
+  6: 'blood pool',
+  7: 'aorta',
+};
 
 const EDGE_MM = 0.7;
 
@@ -197,7 +205,15 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
   };
 
   // organs as labels: inside an ellipse = membership above one half
-  const labelled: [Ellipse, number][] = [[lungR, 1], [lungL, 2], [liver, 3], [spleen, 4], [myocardium, 5], [bloodPool, 6], [aorta, 7]];
+  const labelled: [Ellipse, number][] = [
+    [lungR, 1],
+    [lungL, 2],
+    [liver, 3],
+    [spleen, 4],
+    [myocardium, 5],
+    [bloodPool, 6],
+    [aorta, 7],
+  ];
   const paintOrder = shapes.filter((e) => labelled.some(([l]) => l === e) || e === bodyOuter || e === bodyInner || ribs.includes(e));
   const label = (r: Point): number => {
     let v = 0;

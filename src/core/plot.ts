@@ -10,7 +10,11 @@ export function linePlot(series: number[][], W = 640, H = 360, opts: { log?: boo
   const data = new Float32Array(W * H).fill(255);
   const m = 20;
   const f = (v: number) => (opts.log ? Math.log10(Math.max(v, 1e-12)) : v);
-  const all = series.flat().filter(Number.isFinite).map(f).sort((a, b) => a - b);
+  const all = series
+    .flat()
+    .filter(Number.isFinite)
+    .map(f)
+    .sort((a, b) => a - b);
   const n = Math.max(...series.map((s) => s.length), 2);
   for (let x = m; x < W - m; x++) data[(H - m) * W + x] = 0;
   for (let y = m; y < H - m; y++) data[y * W + m] = 0;

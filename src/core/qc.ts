@@ -29,12 +29,31 @@ export function tile(images: Float32Array[], H: number, W: number, cols: number,
 }
 
 /** `inside` (optional, 1/0): where the warp sampled inside the moving frame; differences are 0 elsewhere. */
-export function registrationQc(fixed: Float32Array, moving: Float32Array, warped: Float32Array, H: number, W: number, inside?: ArrayLike<number>, checker = 8): Mosaic {
+export function registrationQc(
+  fixed: Float32Array,
+  moving: Float32Array,
+  warped: Float32Array,
+  H: number,
+  W: number,
+  inside?: ArrayLike<number>,
+  checker = 8,
+): Mosaic {
   const window = percentileWindow(fixed);
   const half: [number, number] = [0, (window[1] > window[0] ? window[1] - window[0] : 1) / 2];
   const grey = (x: Float32Array) => toGrey(x, window);
-  const diff = (a: Float32Array, b: Float32Array) => toGrey(Float32Array.from(a, (v, i) => (inside && !inside[i] ? 0 : Math.abs(v - b[i]))), half);
-  return tile([grey(fixed), grey(moving), grey(warped), diff(fixed, moving), diff(fixed, warped), grey(checkerboard(fixed, warped, H, W, checker))], H, W, 3, 2, 128);
+  const diff = (a: Float32Array, b: Float32Array) =>
+    toGrey(
+      Float32Array.from(a, (v, i) => (inside && !inside[i] ? 0 : Math.abs(v - b[i]))),
+      half,
+    );
+  return tile(
+    [grey(fixed), grey(moving), grey(warped), diff(fixed, moving), diff(fixed, warped), grey(checkerboard(fixed, warped, H, W, checker))],
+    H,
+    W,
+    3,
+    2,
+    128,
+  );
 }
 
 /** Mean absolute difference of two images over the pixels where `mask` is 1 (all when absent). */

@@ -68,7 +68,17 @@ export interface RefineResult {
   normalPasses: number;
 }
 
-export const REFINE_DEFAULTS: Required<RefineOptions> = { iterations: 20, damping: 10, tolerance: 1e-4, sigmaMin: 1e-3, sigmaMax: 2, reach: 1e-3, maxSize: Infinity, minDet: 0.5, normalStride: 2 };
+export const REFINE_DEFAULTS: Required<RefineOptions> = {
+  iterations: 20,
+  damping: 10,
+  tolerance: 1e-4,
+  sigmaMin: 1e-3,
+  sigmaMax: 2,
+  reach: 1e-3,
+  maxSize: Infinity,
+  minDet: 0.5,
+  normalStride: 2,
+};
 
 /**
  * Keeps each Gaussian of θ (solver parameters, in place) from folding the field on its own. One
@@ -157,7 +167,17 @@ interface Pass {
 type PassMode = 'cost' | 'both' | 'normal';
 
 /** One pass over the pixels (see `PassMode`) for the residuals r = M(p + u(p)) − F(p). */
-function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array; gy: Float32Array }, H: number, W: number, th: Float64Array, mode: PassMode, qMax: number, stride = 1): Pass {
+function pass(
+  F: ArrayLike<number>,
+  M: ArrayLike<number>,
+  G: { gx: Float32Array; gy: Float32Array },
+  H: number,
+  W: number,
+  th: Float64Array,
+  mode: PassMode,
+  qMax: number,
+  stride = 1,
+): Pass {
   const normal = mode !== 'cost';
   const sampledOnly = mode === 'normal';
   const T = th.length / PARAMS_PER_STEP;
@@ -316,7 +336,15 @@ function pass(F: ArrayLike<number>, M: ArrayLike<number>, G: { gx: Float32Array;
  * matrix `JᵀJ/N` (P×P, row-major; over every `normalStride`-th pixel per axis). For tests and
  * diagnostics.
  */
-export function refineObjective(fixed: ArrayLike<number>, moving: ArrayLike<number>, H: number, W: number, sequence: ArrayLike<number>, reach = REFINE_DEFAULTS.reach, normalStride = 1): { cost: number; gradient: Float64Array; normal: Float64Array } {
+export function refineObjective(
+  fixed: ArrayLike<number>,
+  moving: ArrayLike<number>,
+  H: number,
+  W: number,
+  sequence: ArrayLike<number>,
+  reach = REFINE_DEFAULTS.reach,
+  normalStride = 1,
+): { cost: number; gradient: Float64Array; normal: Float64Array } {
   const th = toTheta(sequence, { sigmaMin: 0, sigmaMax: Infinity });
   const r = pass(fixed, moving, imageGradient(moving, H, W), H, W, th, 'both', -Math.log(reach), normalStride);
   return { cost: r.cost, gradient: r.g.map((v) => 2 * v), normal: r.A ?? new Float64Array(th.length * th.length) };
@@ -358,7 +386,14 @@ export function solveSpd(S: Float64Array, b: Float64Array, P: number): Float64Ar
  * leaves the network's Gaussians as they are in practice): a step that would raise it is rejected
  * and the damping raised. `before` is the cost of the sequence as given.
  */
-export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<number>, H: number, W: number, sequence: ArrayLike<number>, options: RefineOptions = {}): RefineResult {
+export function refineSequence(
+  fixed: ArrayLike<number>,
+  moving: ArrayLike<number>,
+  H: number,
+  W: number,
+  sequence: ArrayLike<number>,
+  options: RefineOptions = {},
+): RefineResult {
   const o = { ...REFINE_DEFAULTS, ...options };
   if (sequence.length % PARAMS_PER_STEP !== 0) throw new Error(`sequence length ${sequence.length} is not a multiple of ${PARAMS_PER_STEP}`);
   if (fixed.length !== H * W || moving.length !== H * W) throw new Error(`images are not ${H}×${W}`);
@@ -398,7 +433,11 @@ export function refineSequence(fixed: ArrayLike<number>, moving: ArrayLike<numbe
     const floor = 1e-9 * (trace / P) + 1e-12;
     const S = Float64Array.from(A);
     for (let u = 0; u < P; u++) S[u * P + u] += lambda * A[u * P + u] + floor;
-    const d = solveSpd(S, cur.g.map((v) => -v), P);
+    const d = solveSpd(
+      S,
+      cur.g.map((v) => -v),
+      P,
+    );
     if (!d) {
       lambda *= 10;
       continue;

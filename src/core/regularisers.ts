@@ -77,7 +77,15 @@ export function isoTvArrays(d: ArrayLike<number>, C: number, H: number, W: numbe
 }
 
 /** Adds `scale` × the gradient of `isoTvArrays` at `d` into `grad` (`[C, H, W]`); 0 where the root is 0. */
-export function isoTvGradArrays(d: ArrayLike<number>, C: number, H: number, W: number, spacing: [number, number], scale: number, grad: { [i: number]: number }): void {
+export function isoTvGradArrays(
+  d: ArrayLike<number>,
+  C: number,
+  H: number,
+  W: number,
+  spacing: [number, number],
+  scale: number,
+  grad: { [i: number]: number },
+): void {
   const [sx, sy] = spacing;
   const g = scale / (C * H * W);
   for (let c = 0; c < C; c++) {
@@ -123,7 +131,10 @@ export function bending(u: tf.Tensor3D, spacing: [number, number] = [1, 1]): tf.
     const uyy = tf.add(tf.sub(s(2, 1), tf.mul(two, c)), s(0, 1));
     const uxy = tf.mul(tf.sub(tf.add(s(2, 2), s(0, 0)), tf.add(s(2, 0), s(0, 2))), tf.scalar(0.25));
     const [sx, sy] = spacing;
-    const e = tf.add(tf.add(tf.mul(tf.square(uxx), tf.scalar(sy * sy)), tf.mul(tf.square(uyy), tf.scalar(sx * sx))), tf.mul(tf.square(uxy), tf.scalar(2 * sx * sy)));
+    const e = tf.add(
+      tf.add(tf.mul(tf.square(uxx), tf.scalar(sy * sy)), tf.mul(tf.square(uyy), tf.scalar(sx * sx))),
+      tf.mul(tf.square(uxy), tf.scalar(2 * sx * sy)),
+    );
     return tf.div(tf.sum(e), tf.scalar(C * H * W)) as tf.Scalar;
   });
 }

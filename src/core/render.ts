@@ -27,12 +27,17 @@ export function toGrey(img: ArrayLike<number>, window: [number, number]): Float3
  */
 export function deformationGrid(fixed: Float32Array, f: DisplacementField, step = 8, magnify = 1): Mosaic {
   const [W, H] = f.geometry.size;
-  let lo = Infinity, hi = -Infinity;
-  for (const v of fixed) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  let lo = Infinity,
+    hi = -Infinity;
+  for (const v of fixed) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   const span = hi > lo ? hi - lo : 1;
   const data = Float32Array.from(fixed, (v) => ((v - lo) / span) * 110);
   const put = (x: number, y: number) => {
-    const i = Math.round(y), j = Math.round(x);
+    const i = Math.round(y),
+      j = Math.round(x);
     if (i >= 0 && j >= 0 && i < H && j < W) data[i * W + j] = 255;
   };
   const draw = (i: number, j: number) => {

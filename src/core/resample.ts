@@ -102,7 +102,14 @@ function sampleSeparable(data: ArrayLike<number>, C: number, h: number, w: numbe
 export function resampleAligned(data: ArrayLike<number>, C: number, h: number, w: number, H: number, W: number): Float32Array {
   const ry = H > 1 ? (h - 1) / (H - 1) : 0;
   const rx = W > 1 ? (w - 1) / (W - 1) : 0;
-  return sampleSeparable(data, C, h, w, Float64Array.from({ length: H }, (_, i) => i * ry), Float64Array.from({ length: W }, (_, j) => j * rx));
+  return sampleSeparable(
+    data,
+    C,
+    h,
+    w,
+    Float64Array.from({ length: H }, (_, i) => i * ry),
+    Float64Array.from({ length: W }, (_, j) => j * rx),
+  );
 }
 
 /** Size of a pyramid level at down-sampling `factor`: `ceil(n/factor)` per axis (AirLab's stride). */
@@ -168,5 +175,12 @@ export function flipImage(data: ArrayLike<number>, H: number, W: number, flip: F
  */
 export function shiftImage(data: ArrayLike<number>, H: number, W: number, dx: number, dy: number): Float32Array {
   const clamp = (v: number, hi: number) => Math.min(Math.max(v, 0), hi);
-  return sampleSeparable(data, 1, H, W, Float64Array.from({ length: H }, (_, i) => clamp(i - dy, H - 1)), Float64Array.from({ length: W }, (_, j) => clamp(j - dx, W - 1)));
+  return sampleSeparable(
+    data,
+    1,
+    H,
+    W,
+    Float64Array.from({ length: H }, (_, i) => clamp(i - dy, H - 1)),
+    Float64Array.from({ length: W }, (_, j) => clamp(j - dx, W - 1)),
+  );
 }

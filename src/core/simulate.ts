@@ -157,7 +157,17 @@ export function salientPoints(data: ArrayLike<number>, W: number, H: number, cou
       const r = resp[k];
       if (r <= 0.01 * best) continue;
       // a local maximum in its 3×3 neighbourhood
-      if (r < resp[k - 1] || r < resp[k + 1] || r < resp[k - W] || r < resp[k + W] || r < resp[k - W - 1] || r < resp[k - W + 1] || r < resp[k + W - 1] || r < resp[k + W + 1]) continue;
+      if (
+        r < resp[k - 1] ||
+        r < resp[k + 1] ||
+        r < resp[k - W] ||
+        r < resp[k + W] ||
+        r < resp[k - W - 1] ||
+        r < resp[k - W + 1] ||
+        r < resp[k + W - 1] ||
+        r < resp[k + W + 1]
+      )
+        continue;
       cands.push({ k, r });
     }
   }
@@ -231,7 +241,8 @@ export function makeSimulatedSeries(reference: { geometry: Geometry; data: Float
     const [p1, p2] = [U(0, 6.3), U(0, 6.3)];
     let theta = 0;
     for (let t = 0; t < frames; t++) {
-      if (t > 0) theta += ((2 * Math.PI * cycles) / frames) * (1 + 0.1 * Math.sin((2 * Math.PI * t) / frames + p1) + 0.05 * Math.sin((5 * Math.PI * t) / frames + p2));
+      if (t > 0)
+        theta += ((2 * Math.PI * cycles) / frames) * (1 + 0.1 * Math.sin((2 * Math.PI * t) / frames + p1) + 0.05 * Math.sin((5 * Math.PI * t) / frames + p2));
       const cyc = theta / (2 * Math.PI);
       const c0 = Math.floor(cyc);
       const mix = 0.5 - 0.5 * Math.cos(Math.PI * (cyc - c0));
@@ -277,7 +288,7 @@ export function makeSimulatedSeries(reference: { geometry: Geometry; data: Float
       const dx = x - cx;
       const dy = y - cy;
       const rho2 = (dx * dx + dy * dy) / (R * R);
-      const radial = -A * w * Math.exp(0.5 * (1 - rho2)) / R; // × (dx, dy): A·w at rho = R
+      const radial = (-A * w * Math.exp(0.5 * (1 - rho2))) / R; // × (dx, dy): A·w at rho = R
       const ang = twist * w * Math.exp(-0.5 * rho2);
       const c = Math.cos(ang) - 1;
       const s = Math.sin(ang);
@@ -285,8 +296,7 @@ export function makeSimulatedSeries(reference: { geometry: Geometry; data: Float
     };
   } else {
     const sigma = Math.min(fovX, fovY) / 5;
-    const bumps = (n: number) =>
-      Array.from({ length: n }, () => ({ x: U(0, fovX), y: U(0, fovY), vx: U(-1, 1), vy: U(-1, 1) }));
+    const bumps = (n: number) => Array.from({ length: n }, () => ({ x: U(0, fovX), y: U(0, fovY), vx: U(-1, 1), vy: U(-1, 1) }));
     const fields = [bumps(12), bumps(12)];
     const weights = [0, 1].map(() => {
       const [a1, p1, a2, p2] = [U(0.5, 1), U(0, 6.3), U(0.2, 0.5), U(0, 6.3)];
@@ -311,7 +321,8 @@ export function makeSimulatedSeries(reference: { geometry: Geometry; data: Float
     };
     // scale: the largest |d| over a coarse grid and all frames is A
     let peak = 0;
-    for (let t = 0; t < frames; t++) for (let i = 0; i <= 16; i++) for (let j = 0; j <= 16; j++) peak = Math.max(peak, Math.hypot(...raw(t, (j / 16) * fovX, (i / 16) * fovY)));
+    for (let t = 0; t < frames; t++)
+      for (let i = 0; i <= 16; i++) for (let j = 0; j <= 16; j++) peak = Math.max(peak, Math.hypot(...raw(t, (j / 16) * fovX, (i / 16) * fovY)));
     const scale = peak > 0 ? A / peak : 0;
     params.bumpSigmaMm = sigma;
     for (let t = 0; t < frames; t++) waveform.push(Math.hypot(weights[0][t], weights[1][t]));

@@ -44,13 +44,7 @@ function pxDistance(g: Geometry, a: Point, b: Point): number {
  * TRE of one frame. `map` is the transformation (fixed → moving) or undefined for identity
  * only. Throws if the two landmark lists differ in length (callers name the files).
  */
-export function frameTre(
-  name: string,
-  fixed: Point[],
-  moving: Point[],
-  geometry: Geometry | null,
-  map?: (p: Point) => Point,
-): FrameTre {
+export function frameTre(name: string, fixed: Point[], moving: Point[], geometry: Geometry | null, map?: (p: Point) => Point): FrameTre {
   if (fixed.length !== moving.length) throw new Error(`landmark counts differ: ${fixed.length} vs ${moving.length}`);
   const beforeMm = fixed.map((f, i) => dist(f, moving[i]));
   const beforePx = geometry ? fixed.map((f, i) => pxDistance(geometry, f, moving[i])) : null;
@@ -101,8 +95,16 @@ export function treReport(frames: FrameTre[]): TreReport {
   };
   const hasAfter = frames.length > 0 && frames.every((f) => f.afterMm !== null);
   return {
-    before: toStats(all((f) => f.beforeMm) ?? [], all((f) => f.beforePx)),
-    after: hasAfter ? toStats(all((f) => f.afterMm) ?? [], all((f) => f.afterPx)) : null,
+    before: toStats(
+      all((f) => f.beforeMm) ?? [],
+      all((f) => f.beforePx),
+    ),
+    after: hasAfter
+      ? toStats(
+          all((f) => f.afterMm) ?? [],
+          all((f) => f.afterPx),
+        )
+      : null,
     frames: frames.map((f) => ({
       name: f.name,
       before: toStats(f.beforeMm, f.beforePx),

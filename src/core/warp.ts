@@ -70,7 +70,8 @@ export function bilinearInto(
 export function warpSamples(image: ArrayLike<number>, H: number, W: number, ud: ArrayLike<number>, precise = false, into?: WarpSamples): WarpSamples {
   const N = H * W;
   const Arr = precise ? Float64Array : Float32Array;
-  if (into && !(into.out.length === N && into.dx.length === N && into.dy.length === N && into.mask.length === N)) throw new Error(`internal: warp buffers do not hold ${H}×${W} values`);
+  if (into && !(into.out.length === N && into.dx.length === N && into.dy.length === N && into.mask.length === N))
+    throw new Error(`internal: warp buffers do not hold ${H}×${W} values`);
   into?.out.fill(0);
   into?.dx.fill(0);
   into?.dy.fill(0);
@@ -148,7 +149,14 @@ export function warpBilinear(image: Float32Array, H: number, W: number, u: tf.Te
  * host memory, where the warped image, the mask and the loss's elementwise ops as tensors cost
  * more than the arithmetic. Equal to the unfused form to float rounding (tested).
  */
-export function warpMseHost(moving: ArrayLike<number>, fixed: ArrayLike<number>, H: number, W: number, u: tf.Tensor3D, weight?: ArrayLike<number> | null): tf.Scalar {
+export function warpMseHost(
+  moving: ArrayLike<number>,
+  fixed: ArrayLike<number>,
+  H: number,
+  W: number,
+  u: tf.Tensor3D,
+  weight?: ArrayLike<number> | null,
+): tf.Scalar {
   if (u.shape[0] !== 2 || u.shape[1] !== H || u.shape[2] !== W) throw new Error(`field shape ${u.shape} is not [2, ${H}, ${W}]`);
   const op = tf.customGrad(((x: tf.Tensor) => {
     const r = warpMseArrays(moving, fixed, H, W, x.dataSync(), weight);
@@ -169,7 +177,15 @@ export function warpMseHost(moving: ArrayLike<number>, fixed: ArrayLike<number>,
  * its value, and `gradInto(scale, grad)`, which writes `scale` × ∂value/∂u into `grad`
  * (`[2, H, W]`; entries outside the mask are left as they are). `into`: warpSamples's buffers.
  */
-export function warpMseArrays(moving: ArrayLike<number>, fixed: ArrayLike<number>, H: number, W: number, ud: ArrayLike<number>, weight?: ArrayLike<number> | null, into?: WarpSamples): { value: number; gradInto: (scale: number, grad: { [i: number]: number }) => void } {
+export function warpMseArrays(
+  moving: ArrayLike<number>,
+  fixed: ArrayLike<number>,
+  H: number,
+  W: number,
+  ud: ArrayLike<number>,
+  weight?: ArrayLike<number> | null,
+  into?: WarpSamples,
+): { value: number; gradInto: (scale: number, grad: { [i: number]: number }) => void } {
   const N = H * W;
   const s = warpSamples(moving, H, W, ud, false, into);
   let sum = 0;
@@ -230,11 +246,17 @@ export function warpBilinearBatch(images: tf.Tensor3D, u: tf.Tensor4D): { warped
       tf.logicalAnd(tf.lessEqual(X, W - 1 + EDGE_TOL), tf.lessEqual(Y, H - 1 + EDGE_TOL)),
     );
     const zero = tf.zerosLike(X);
-    return { X: tf.where(inside, tf.clipByValue(X, 0, W - 1), zero), Y: tf.where(inside, tf.clipByValue(Y, 0, H - 1), zero), mask: tf.cast(inside, 'float32') as tf.Tensor3D };
+    return {
+      X: tf.where(inside, tf.clipByValue(X, 0, W - 1), zero),
+      Y: tf.where(inside, tf.clipByValue(Y, 0, H - 1), zero),
+      mask: tf.cast(inside, 'float32') as tf.Tensor3D,
+    };
   };
   // the mask is a constant: computed inside a custom op with a zero gradient, so the tape never
   // reaches the comparisons (which have no gradient)
-  const maskOp = tf.customGrad(((ut: tf.Tensor4D) => ({ value: tf.tidy(() => geometry(ut).mask), gradFunc: () => tf.zerosLike(ut) })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const maskOp = tf.customGrad(((ut: tf.Tensor4D) => ({ value: tf.tidy(() => geometry(ut).mask), gradFunc: () => tf.zerosLike(ut) })) as unknown as Parameters<
+    typeof tf.customGrad
+  >[0]);
   const mask = maskOp(u) as tf.Tensor3D;
   const op = tf.customGrad(((ut: tf.Tensor4D, save: (ts: tf.Tensor[]) => void) => {
     const [out, dx, dy] = tf.tidy(() => {

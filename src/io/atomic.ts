@@ -127,12 +127,19 @@ export async function acquireLock(dir: string, name = '.r2n2-lock', what = 'outp
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const held = await fs.readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid: number; host: string; hostname?: string; started?: string }, () => null);
+      const held = await fs.readFile(file, 'utf8').then(
+        (t) => JSON.parse(t) as { pid: number; host: string; hostname?: string; started?: string },
+        () => null,
+      );
       if (held && held.host === HOST && held.pid !== process.pid && processAlive(held.pid)) {
-        throw new UserError(`another r2n2 run (pid ${held.pid}, started ${held.started ?? '?'}) is writing into the ${what} ${dir}; wait for it to finish, or choose another --out`);
+        throw new UserError(
+          `another r2n2 run (pid ${held.pid}, started ${held.started ?? '?'}) is writing into the ${what} ${dir}; wait for it to finish, or choose another --out`,
+        );
       }
       if (held && held.host !== HOST) {
-        throw new UserError(`an r2n2 run on ${held.hostname ?? 'another machine'} (pid ${held.pid}) holds ${file}; if no run is active there, remove that file`);
+        throw new UserError(
+          `an r2n2 run on ${held.hostname ?? 'another machine'} (pid ${held.pid}) holds ${file}; if no run is active there, remove that file`,
+        );
       }
       // a dead run's lock (or an unreadable one): take it over
       await fs.rm(file, { force: true });
@@ -158,7 +165,10 @@ export async function removeIfEmpty(dir: string): Promise<void> {
  * removed if it holds no file: a run that fails before writing anything leaves nothing behind.
  */
 export async function withOutputLock<T>(dir: string, fn: () => Promise<T>, name = '.r2n2-lock', what = 'output directory'): Promise<T> {
-  const created = !(await fs.stat(dir).then(() => true, () => false));
+  const created = !(await fs.stat(dir).then(
+    () => true,
+    () => false,
+  ));
   const release = await acquireLock(dir, name, what);
   let failed = false;
   try {

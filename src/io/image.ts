@@ -59,7 +59,8 @@ async function checkOtherComplete(file: string, ext: string): Promise<void> {
     return;
   }
   if (ext === '.bmp') {
-    if (buf.length >= 6 && buf.toString('latin1', 0, 2) === 'BM' && buf.length < buf.readUInt32LE(2)) throw cut(`${buf.length} of ${buf.readUInt32LE(2)} bytes`);
+    if (buf.length >= 6 && buf.toString('latin1', 0, 2) === 'BM' && buf.length < buf.readUInt32LE(2))
+      throw cut(`${buf.length} of ${buf.readUInt32LE(2)} bytes`);
     return;
   }
   // DICOM (Part 10): the last Pixel Data element (7FE0,0010), little endian
@@ -92,7 +93,10 @@ async function writeVerified(image: Image, tmp: string): Promise<void> {
   const pixels = image.size.reduce((a, b) => a * b, 1) * image.imageType.components * (COMPONENT_BYTES[String(image.imageType.componentType)] ?? 4);
   // a full disk shows as any failure here: then say so
   const diskFull = async (): Promise<NodeJS.ErrnoException | null> => {
-    const free = await fs.statfs(path.dirname(tmp)).then((st) => st.bavail * st.bsize, () => null);
+    const free = await fs.statfs(path.dirname(tmp)).then(
+      (st) => st.bavail * st.bsize,
+      () => null,
+    );
     if (free === null || free > Math.max(pixels, 2 ** 20)) return null;
     const e = new Error('no space left on the device') as NodeJS.ErrnoException;
     e.code = 'ENOSPC';
@@ -180,7 +184,8 @@ async function checkComplete(file: string, img: Image, values = true): Promise<v
   const le = buf.readInt32LE(0);
   const little = le === 348 || le === 540;
   const sizeofHdr = little ? le : buf.readInt32BE(0);
-  const voxOffset = sizeofHdr === 540 ? Number(little ? buf.readBigInt64LE(168) : buf.readBigInt64BE(168)) : little ? buf.readFloatLE(108) : buf.readFloatBE(108);
+  const voxOffset =
+    sizeofHdr === 540 ? Number(little ? buf.readBigInt64LE(168) : buf.readBigInt64BE(168)) : little ? buf.readFloatLE(108) : buf.readFloatBE(108);
   const per = COMPONENT_BYTES[String(img.imageType.componentType)] ?? 0;
   const expected = img.size.reduce((a, b) => a * b, 1) * img.imageType.components * per;
   if (per > 0 && buf.length < voxOffset + expected) throw bad(`incomplete (${buf.length - voxOffset} of ${expected} pixel bytes)`);
@@ -329,7 +334,11 @@ export function toUint8(data: Float32Array, window?: [number, number]): Uint8Arr
   let lo = Infinity;
   let hi = -Infinity;
   if (window) [lo, hi] = window;
-  else for (const v of data) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  else
+    for (const v of data) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
   const scale = hi > lo ? 255 / (hi - lo) : 0;
   const out = new Uint8Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = Math.max(0, Math.min(255, Math.round((data[i] - lo) * scale)));
@@ -449,7 +458,8 @@ export async function readField(file: string): Promise<DisplacementField> {
       squeezed = true;
     }
   }
-  if (comps !== 2 && !(comps === 3 && (dim === 3 || squeezed))) throw new UserError(`${file} has ${comps} component(s) per pixel; a 2D displacement field has 2 (x, y in mm)`);
+  if (comps !== 2 && !(comps === 3 && (dim === 3 || squeezed)))
+    throw new UserError(`${file} has ${comps} component(s) per pixel; a 2D displacement field has 2 (x, y in mm)`);
   const n = geometry.size[0] * geometry.size[1];
   const data = new Float32Array(2 * n);
   const src = img.data as ArrayLike<number>;

@@ -133,7 +133,13 @@ function keptRunner(): Promise<Kept | null> {
         open(ioDist, 'extension-to-image-io.js'),
       ]);
       if (typeof loader.default !== 'function' || typeof runner.default !== 'function' || !(ext.default instanceof Map)) return null;
-      return { ioDir: path.join(ioDist, 'pipelines'), dicomDir: path.join(dicomDist, 'pipelines'), extensionToIo: ext.default, load: loader.default, run: runner.default };
+      return {
+        ioDir: path.join(ioDist, 'pipelines'),
+        dicomDir: path.join(dicomDist, 'pipelines'),
+        extensionToIo: ext.default,
+        load: loader.default,
+        run: runner.default,
+      };
     } catch {
       return null;
     }
@@ -142,7 +148,14 @@ function keptRunner(): Promise<Kept | null> {
 }
 
 /** Runs a pipeline with its kept module, as itk-wasm's `runPipelineNode` would with `file`'s directory mounted. */
-async function runKept(k: Kept, pipelinePath: string, file: string, args: string[], outputs: { type: string }[], inputs: { type: string; data: unknown }[]): Promise<PipelineResult> {
+async function runKept(
+  k: Kept,
+  pipelinePath: string,
+  file: string,
+  args: string[],
+  outputs: { type: string }[],
+  inputs: { type: string; data: unknown }[],
+): Promise<PipelineResult> {
   let loading = modules.get(pipelinePath);
   if (!loading) {
     loading = k.load(pipelinePath);
@@ -216,7 +229,14 @@ async function writeWithKept(image: Image, file: string, useCompression: boolean
 async function dicomTagsWithKept(file: string, tags: string[]): Promise<[string, string][]> {
   const k = await keptRunner();
   if (!k) return (await readDicomTagsNode(file, { tagsToRead: { tags } })).tags as [string, string][];
-  const r = await runKept(k, path.join(k.dicomDir, 'read-dicom-tags'), file, [file, '0', '--memory-io', '--tags-to-read', '0'], [{ type: InterfaceTypes.JsonCompatible }], [{ type: InterfaceTypes.JsonCompatible, data: { tags } }]);
+  const r = await runKept(
+    k,
+    path.join(k.dicomDir, 'read-dicom-tags'),
+    file,
+    [file, '0', '--memory-io', '--tags-to-read', '0'],
+    [{ type: InterfaceTypes.JsonCompatible }],
+    [{ type: InterfaceTypes.JsonCompatible, data: { tags } }],
+  );
   if (r.returnValue !== 0) throw new Error(r.stderr);
   return r.outputs[0].data as [string, string][];
 }

@@ -47,7 +47,10 @@ function parseElastix(file: string, text: string): LandmarkFile {
   const kind = lines[0].toLowerCase();
   const count = Number(lines[1]);
   if (!Number.isInteger(count) || count < 0) throw new UserError(`${file}:2: expected the number of points after "${lines[0]}", got "${lines[1] ?? ''}"`);
-  const rows = lines.slice(2).map((l, k) => ({ l, line: k + 3 })).filter((r) => r.l !== '');
+  const rows = lines
+    .slice(2)
+    .map((l, k) => ({ l, line: k + 3 }))
+    .filter((r) => r.l !== '');
   if (rows.length !== count) throw new UserError(`${file} announces ${count} points but holds ${rows.length}; fix the count on line 2`);
   const points = rows.map(({ l, line }) => {
     const c = l.split(/[\s,;]+/);
@@ -82,9 +85,7 @@ function parseCsv(file: string, text: string): LandmarkFile {
     format = 'csv';
     units = 'px';
   } else {
-    throw new UserError(
-      `${file}: header "${header.join(',')}" names no coordinates; use "x,y" (mm), BIRL ",X,Y" (pixels) or "x_px,y_px"`,
-    );
+    throw new UserError(`${file}: header "${header.join(',')}" names no coordinates; use "x,y" (mm), BIRL ",X,Y" (pixels) or "x_px,y_px"`);
   }
   const points = rows.slice(1).map((r, k) => [num(file, k + 2, r[ix], 'x'), num(file, k + 2, r[iy], 'y')] as Point);
   return { file, format, units, points };
@@ -99,7 +100,11 @@ export async function readLandmarkFile(file: string): Promise<LandmarkFile> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message}`);
   }
-  const first = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0].trim().toLowerCase();
+  const first = text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/, 1)[0]
+    .trim()
+    .toLowerCase();
   const lf = first === 'point' || first === 'index' ? parseElastix(file, text.replace(/^\uFEFF/, '')) : parseCsv(file, text);
   if (lf.points.length === 0) throw new UserError(`${file} holds no landmarks`);
   return lf;

@@ -67,9 +67,14 @@ export async function readMaskSet(source: string): Promise<MaskSet> {
 /** The mask of frame `name` on `geometry`; a UserError naming the file when it is missing or on another grid. */
 export function maskFor(set: MaskSet, name: string, geometry: Geometry, what: string): Uint8Array {
   const m = set.single ?? set.frames[name];
-  if (!m) throw new UserError(`${set.file} has no mask for frame "${name}" (it has ${Object.keys(set.frames).slice(0, 5).join(', ')}${Object.keys(set.frames).length > 5 ? ', …' : ''}); name the ${what} masks as the frames, or give one mask image for all`);
+  if (!m)
+    throw new UserError(
+      `${set.file} has no mask for frame "${name}" (it has ${Object.keys(set.frames).slice(0, 5).join(', ')}${Object.keys(set.frames).length > 5 ? ', …' : ''}); name the ${what} masks as the frames, or give one mask image for all`,
+    );
   if (!sameGeometry(m.geometry, geometry)) {
-    throw new UserError(`${what} mask ${m.file} (${describeGeometry(m.geometry)}) is not on the grid of the frames (${describeGeometry(geometry)}); resample it onto the frames' grid`);
+    throw new UserError(
+      `${what} mask ${m.file} (${describeGeometry(m.geometry)}) is not on the grid of the frames (${describeGeometry(geometry)}); resample it onto the frames' grid`,
+    );
   }
   return m.data;
 }

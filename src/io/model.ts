@@ -42,7 +42,14 @@ export async function saveModel(dir: string, config: R2N2Config, weights: Weight
   const named = weightShapes(config).map(([name]) => [name, weights.get(name) as tf.Tensor] as [string, tf.Tensor]);
   const { data, specs } = await encodeTensors(named);
   await writeAtomic(path.join(dir, WEIGHTS_FILE), (tmp) => fs.writeFile(tmp, data));
-  const json: ModelJson = { format: 'r2n2-model', version: 1, config, ...extra, created: new Date().toISOString(), weightsManifest: [{ paths: [WEIGHTS_FILE], weights: specs }] };
+  const json: ModelJson = {
+    format: 'r2n2-model',
+    version: 1,
+    config,
+    ...extra,
+    created: new Date().toISOString(),
+    weightsManifest: [{ paths: [WEIGHTS_FILE], weights: specs }],
+  };
   await writeTextAtomic(path.join(dir, MODEL_FILE), JSON.stringify(json, null, 1) + '\n');
 }
 
@@ -73,7 +80,8 @@ export async function readModelJson(dir: string): Promise<ModelJson> {
     throw new UserError(`${file} is not valid JSON (${(err as Error).message}); it is truncated or not a model: ${fix}`);
   }
   if (!json || json.format !== 'r2n2-model') throw new UserError(`${file} is not an r2n2 model (no "format": "r2n2-model"); ${fix}`);
-  if (json.version !== 1) throw new UserError(`${file} has model format version ${json.version}; this r2n2 reads version 1: use the r2n2 version that wrote it or retrain`);
+  if (json.version !== 1)
+    throw new UserError(`${file} has model format version ${json.version}; this r2n2 reads version 1: use the r2n2 version that wrote it or retrain`);
   try {
     checkConfig(json.config);
   } catch (err) {
@@ -88,10 +96,20 @@ export async function readModelJson(dir: string): Promise<ModelJson> {
  * checked (one-line errors naming `file`; `again` is what to do about a truncated file). Other
  * tensors in the buffer are disposed.
  */
-async function decodeChecked(buf: Buffer, specs: tf.io.WeightsManifestEntry[], config: R2N2Config, prefix: string, file: string, specsFile: string, again: string): Promise<Map<string, tf.Tensor>> {
+async function decodeChecked(
+  buf: Buffer,
+  specs: tf.io.WeightsManifestEntry[],
+  config: R2N2Config,
+  prefix: string,
+  file: string,
+  specsFile: string,
+  again: string,
+): Promise<Map<string, tf.Tensor>> {
   const expectedBytes = specs.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1) * 4, 0);
   if (buf.byteLength !== expectedBytes) {
-    throw new UserError(`${file} holds ${buf.byteLength} bytes but ${specsFile} describes ${expectedBytes}; the file is truncated or from another model: ${again}`);
+    throw new UserError(
+      `${file} holds ${buf.byteLength} bytes but ${specsFile} describes ${expectedBytes}; the file is truncated or from another model: ${again}`,
+    );
   }
   const decoded = tf.io.decodeWeights(Uint8Array.from(buf).buffer, specs);
   const fail = (msg: string): never => {
@@ -105,9 +123,11 @@ async function decodeChecked(buf: Buffer, specs: tf.io.WeightsManifestEntry[], c
       Object.values(decoded).forEach((x) => x.dispose());
       throw new UserError(`${file} lacks weight "${prefix + name}" that the config in ${specsFile} needs; the model does not match its config: retrain`);
     }
-    if (t.shape.join('x') !== shape.join('x')) fail(`weight "${prefix + name}" has shape [${t.shape}] but the config needs [${shape}]; the model does not match its config: retrain`);
+    if (t.shape.join('x') !== shape.join('x'))
+      fail(`weight "${prefix + name}" has shape [${t.shape}] but the config needs [${shape}]; the model does not match its config: retrain`);
     const d = await t.data(); // asynchronous: WebGPU has no synchronous read-back in Node
-    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) fail(`weight "${prefix + name}" holds NaN or infinite values; the training diverged: retrain with a lower learning rate`);
+    for (let i = 0; i < d.length; i++)
+      if (!Number.isFinite(d[i])) fail(`weight "${prefix + name}" holds NaN or infinite values; the training diverged: retrain with a lower learning rate`);
     tensors.set(name, t);
   }
   const kept = new Set([...tensors.values()]);

@@ -59,7 +59,10 @@ async function loadWebGpu(auto: boolean): Promise<void> {
   // On Linux a GPU shows as a device node; without one, `auto` does not load Dawn at all (a
   // software adapter would only be refused, after its driver printed warnings to stderr).
   if (auto && process.platform === 'linux' && !linuxGpuPresent()) throw new Error('no GPU device (/dev/nvidia*, /dev/dri/renderD*)');
-  const dawn = (await import('webgpu' as string)) as { create: (opts: string[]) => { requestAdapter: (o?: object) => Promise<GpuAdapter | null> }; globals: object };
+  const dawn = (await import('webgpu' as string)) as {
+    create: (opts: string[]) => { requestAdapter: (o?: object) => Promise<GpuAdapter | null> };
+    globals: object;
+  };
   const gpu = dawn.create([]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('no WebGPU adapter (no Vulkan/Metal/D3D12 driver for a GPU was found)');
@@ -75,7 +78,10 @@ async function loadWebGpu(auto: boolean): Promise<void> {
 
 function linuxGpuPresent(): boolean {
   try {
-    return fs.readdirSync('/dev').some((f) => /^nvidia\d+$/.test(f)) || (fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD')));
+    return (
+      fs.readdirSync('/dev').some((f) => /^nvidia\d+$/.test(f)) ||
+      (fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD')))
+    );
   } catch {
     return false;
   }
@@ -131,12 +137,15 @@ function short(err: unknown): string {
  */
 export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu?: boolean; what?: string; threads?: number } = {}): Promise<BackendInfo> {
   const threads = o.threads ?? 1;
-  if (!(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) throw new Error(`threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`);
+  if (!(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS))
+    throw new Error(`threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`);
   // prod mode: no debug checks, and tfjs's console banners ("install our node backend") stay off
   tf.enableProdMode();
   // webgpu has no synchronous read-back in Node; only the code paths written for it take it
-  if (requested === 'webgpu' && !o.webgpu) throw new Error(`${o.what ?? 'this computation'} does not run on the webgpu backend yet: use --backend auto, wasm or tensorflow`);
-  const order: Candidate[] = requested === 'auto' ? [...CANDIDATES.tensorflow, ...(o.webgpu ? CANDIDATES.webgpu : []), ...CANDIDATES.wasm, ...CANDIDATES.cpu] : CANDIDATES[requested];
+  if (requested === 'webgpu' && !o.webgpu)
+    throw new Error(`${o.what ?? 'this computation'} does not run on the webgpu backend yet: use --backend auto, wasm or tensorflow`);
+  const order: Candidate[] =
+    requested === 'auto' ? [...CANDIDATES.tensorflow, ...(o.webgpu ? CANDIDATES.webgpu : []), ...CANDIDATES.wasm, ...CANDIDATES.cpu] : CANDIDATES[requested];
   const skipped: BackendInfo['skipped'] = [];
   for (const c of order) {
     try {
@@ -178,5 +187,7 @@ export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu
     }
   }
   const why = skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ');
-  throw new Error(`backend "${requested}" is not available (${why})${requested === 'tensorflow' ? '; install @tensorflow/tfjs-node (needs a libtensorflow download) or use --backend wasm' : ''}`);
+  throw new Error(
+    `backend "${requested}" is not available (${why})${requested === 'tensorflow' ? '; install @tensorflow/tfjs-node (needs a libtensorflow download) or use --backend wasm' : ''}`,
+  );
 }

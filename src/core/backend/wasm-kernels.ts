@@ -90,7 +90,15 @@ export function conv2dBackpropFilterViaConv(backendName: string): void {
         const { top, bottom, left, right } = info.padInfo;
         const X = alias(inputs.x) as tf.Tensor4D;
         const DY = alias(inputs.dy) as tf.Tensor4D;
-        const xt = tf.transpose(tf.pad(X, [[0, 0], [top, bottom], [left, right], [0, 0]]), [3, 1, 2, 0]); // [Ci,Hp,Wp,B]
+        const xt = tf.transpose(
+          tf.pad(X, [
+            [0, 0],
+            [top, bottom],
+            [left, right],
+            [0, 0],
+          ]),
+          [3, 1, 2, 0],
+        ); // [Ci,Hp,Wp,B]
         const f = tf.transpose(DY, [1, 2, 0, 3]); // [Ho,Wo,B,Co]
         let out = tf.conv2d(xt as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid', 'NHWC', [info.strideHeight, info.strideWidth]); // [Ci,≥KH,≥KW,Co]
         if (out.shape[1] !== KH || out.shape[2] !== KW) out = tf.slice(out, [0, 0, 0, 0], [Ci, KH, KW, Co]);
@@ -125,7 +133,12 @@ function conv2dBackpropInputStride1(backendName: string): void {
         const b = inputShape[1] - info.outHeight + KH - 1 - t;
         const r = inputShape[2] - info.outWidth + KW - 1 - l;
         const wf = tf.transpose(tf.reverse(W, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-        return tf.conv2d(DY, wf, 1, [[0, 0], [t, b], [l, r], [0, 0]]);
+        return tf.conv2d(DY, wf, 1, [
+          [0, 0],
+          [t, b],
+          [l, r],
+          [0, 0],
+        ]);
       });
     }) as unknown as tf.KernelFunc,
   });

@@ -36,7 +36,8 @@ import * as tf from '@tensorflow/tfjs-core';
 export const MAX_THREADS = 8;
 
 /** The bundle's names for the Node modules it requires (tf-backend-wasm.node.js, rollup). */
-const PROLOGUE = "var require$$0=require('fs'),require$$1=require('path'),require$$3=require('perf_hooks'),require$$4=require('os'),commonjsGlobal=globalThis;\n";
+const PROLOGUE =
+  "var require$$0=require('fs'),require$$1=require('path'),require$$3=require('perf_hooks'),require$$4=require('os'),commonjsGlobal=globalThis;\n";
 
 interface EmscriptenWorker {
   unref?: () => void;
@@ -52,7 +53,8 @@ interface PThreadPool {
  * the patched globals even when `init` throws. Returns `init`'s result.
  */
 export async function withWasmThreads<T>(threads: number, init: () => Promise<T>): Promise<T> {
-  if (!(Number.isInteger(threads) && threads >= 2 && threads <= MAX_THREADS)) throw new Error(`wasm threads must be an integer in [2, ${MAX_THREADS}], got ${threads}`);
+  if (!(Number.isInteger(threads) && threads >= 2 && threads <= MAX_THREADS))
+    throw new Error(`wasm threads must be an integer in [2, ${MAX_THREADS}], got ${threads}`);
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r2n2-wasm-'));
   const texts = new WeakMap<Blob, string>();

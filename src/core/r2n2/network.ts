@@ -52,9 +52,12 @@ export const DEFAULT_CONFIG: R2N2Config = {
 
 export function checkConfig(c: R2N2Config): void {
   if (!(Number.isInteger(c.netSize) && c.netSize >= 32 && c.netSize % 16 === 0)) throw new Error(`net size must be a multiple of 16, ≥ 32; got ${c.netSize}`);
-  if (c.inputBlock !== undefined && !(Number.isInteger(c.inputBlock) && c.inputBlock >= 1 && c.inputBlock <= 4)) throw new Error(`input block must be 1, 2, 3 or 4, got ${c.inputBlock}`);
-  if (c.channels.length !== 3 || c.channels.some((x) => !(Number.isInteger(x) && x >= 2))) throw new Error(`channels must be 3 integers ≥ 2, got ${c.channels}`);
-  if (!(Number.isInteger(c.paramChannels) && c.paramChannels >= 2 && c.paramChannels % 2 === 0)) throw new Error(`param channels must be an even integer ≥ 2, got ${c.paramChannels}`);
+  if (c.inputBlock !== undefined && !(Number.isInteger(c.inputBlock) && c.inputBlock >= 1 && c.inputBlock <= 4))
+    throw new Error(`input block must be 1, 2, 3 or 4, got ${c.inputBlock}`);
+  if (c.channels.length !== 3 || c.channels.some((x) => !(Number.isInteger(x) && x >= 2)))
+    throw new Error(`channels must be 3 integers ≥ 2, got ${c.channels}`);
+  if (!(Number.isInteger(c.paramChannels) && c.paramChannels >= 2 && c.paramChannels % 2 === 0))
+    throw new Error(`param channels must be an even integer ≥ 2, got ${c.paramChannels}`);
   if (!(Number.isInteger(c.residualBlocks) && c.residualBlocks >= 0)) throw new Error(`residual blocks must be an integer ≥ 0, got ${c.residualBlocks}`);
   if (!(Number.isInteger(c.hidden) && c.hidden >= 1)) throw new Error(`hidden units must be a positive integer, got ${c.hidden}`);
   if (!(c.sigmaMax > 0 && c.sigmaMax <= 2)) throw new Error(`sigma max must be in (0, 2], got ${c.sigmaMax}`);
@@ -96,7 +99,16 @@ export function spaceToDepth(x: tf.Tensor4D, b: number): tf.Tensor4D {
  * b×b box-averaged pair (fine-tuning from a block-1 model).
  */
 export function expandInputKernel(kernel: tf.Tensor4D, b: number): tf.Tensor4D {
-  return tf.tidy(() => tf.div(tf.concat(Array.from({ length: b * b }, () => kernel), 2), tf.scalar(b * b)) as tf.Tensor4D);
+  return tf.tidy(
+    () =>
+      tf.div(
+        tf.concat(
+          Array.from({ length: b * b }, () => kernel),
+          2,
+        ),
+        tf.scalar(b * b),
+      ) as tf.Tensor4D,
+  );
 }
 
 /** Every weight's name and shape, in a fixed order (the order of the weights file). */
@@ -214,10 +226,11 @@ function coords(h: number, w: number): Float32Array {
   let c = coordCache.get(key);
   if (!c) {
     c = new Float32Array(h * w * 2);
-    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
-      c[2 * (i * w + j)] = w > 1 ? -1 + (2 * j) / (w - 1) : 0;
-      c[2 * (i * w + j) + 1] = h > 1 ? -1 + (2 * i) / (h - 1) : 0;
-    }
+    for (let i = 0; i < h; i++)
+      for (let j = 0; j < w; j++) {
+        c[2 * (i * w + j)] = w > 1 ? -1 + (2 * j) / (w - 1) : 0;
+        c[2 * (i * w + j) + 1] = h > 1 ? -1 + (2 * i) / (h - 1) : 0;
+      }
     coordCache.set(key, c);
   }
   return c;
@@ -256,7 +269,9 @@ export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state:
     const ch = c.channels[l];
     const gates = tf.sigmoid(tf.add(conv(r, `block${l}/gru/gates_x`), tf.conv2d(h, W(`block${l}/gru/gates_h/kernel`) as tf.Tensor4D, 1, 'same')));
     const [rg, zg] = tf.split(gates, [ch, ch], 3);
-    const cand = tanh(tf.add(conv(r, `block${l}/gru/cand_x`), tf.conv2d(tf.mul(rg, h) as tf.Tensor4D, W(`block${l}/gru/cand_h/kernel`) as tf.Tensor4D, 1, 'same')));
+    const cand = tanh(
+      tf.add(conv(r, `block${l}/gru/cand_x`), tf.conv2d(tf.mul(rg, h) as tf.Tensor4D, W(`block${l}/gru/cand_h/kernel`) as tf.Tensor4D, 1, 'same')),
+    );
     const hNew = tf.add(tf.mul(tf.sub(tf.scalar(1), zg), h), tf.mul(zg, cand)) as tf.Tensor4D;
     next.push(hNew);
     const s = tf.add(act(hNew, a), r) as tf.Tensor4D;

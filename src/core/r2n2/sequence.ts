@@ -121,7 +121,10 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? warped : null;
   const input = inputBase(F, grids);
   const L = o.lossImages;
-  if (L && (L.fixed.length !== B || L.moving.length !== B || L.fixed.some((x) => x.length !== L.size * L.size) || L.moving.some((x) => x.length !== L.size * L.size))) {
+  if (
+    L &&
+    (L.fixed.length !== B || L.moving.length !== B || L.fixed.some((x) => x.length !== L.size * L.size) || L.moving.some((x) => x.length !== L.size * L.size))
+  ) {
     throw new Error(`lossImages must hold ${B} fixed and ${B} moving images of ${L?.size}×${L?.size}`);
   }
   const gridsL = L ? coordinateGrids(L.size, L.size) : null;
@@ -206,7 +209,13 @@ export function maskedMseArrays(a: ArrayLike<number>, b: ArrayLike<number>, mask
  * (docs/cli.md, "--input-block"). The field is float32 either way; the Gaussian is evaluated in double
  * precision here (float32 in tfjs), so results agree to float32 rounding, not bit for bit.
  */
-export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Float32Array[], moving: Float32Array[], o: InferenceOptions): Promise<Float32Array[]> {
+export async function inferSequence(
+  c: R2N2Config,
+  weights: Weights,
+  fixed: Float32Array[],
+  moving: Float32Array[],
+  o: InferenceOptions,
+): Promise<Float32Array[]> {
   const n = imageSize(c);
   const B = fixed.length;
   const params: number[][] = fixed.map(() => []);
@@ -274,7 +283,10 @@ export async function inferSequence(c: R2N2Config, weights: Weights, fixed: Floa
           else lossNow[b] = losses[b];
         });
         if (keep.some(Boolean)) {
-          const k = tf.tensor1d(keep.map((x) => (x ? 1 : 0)), 'bool');
+          const k = tf.tensor1d(
+            keep.map((x) => (x ? 1 : 0)),
+            'bool',
+          );
           const [u3, w3] = tf.tidy(() => [tf.where(tf.reshape(k, [B, 1, 1, 1]), u!, next.u!), tf.where(tf.reshape(k, [B, 1, 1]), warped, next.warped!)]);
           tf.dispose([k, next.u!, next.warped!]);
           next.u = u3 as tf.Tensor4D;
