@@ -35,7 +35,9 @@ export interface Progress {
 export function makeContext(argv: GlobalArgs): Context {
   const quiet = Boolean(argv.quiet);
   const level = quiet && ['trace', 'debug', 'info'].includes(argv['log-level']) ? 'warn' : argv['log-level'];
-  const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+  // through process.stderr (synchronous for files, pipes and terminals on Linux and macOS), so that
+  // whoever runs the CLI in-process (the tests) sees the logs with the other messages
+  const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, process.stderr);
   const draw = !quiet && Boolean(process.stderr.isTTY);
   return {
     log,
