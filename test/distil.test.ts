@@ -13,7 +13,7 @@ import type { Flip } from '../src/core/resample.js';
 import { type R2N2Config, initWeights, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { AmsGrad } from '../src/core/optim.js';
-import { tmpDir, runCli, seededUniform } from './helpers.js';
+import { tmpDir, runCli, runCliHere, seededUniform } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -140,9 +140,9 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
   let model: string;
   let teach1: string;
   let teach2: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     data = path.join(t.dir, 'data');
-    expect(runCli(['phantom', '--out', data, '--series', '2', '--frames', '5', '--size', '48', '--seed', '9']).code).toBe(0);
+    expect((await runCliHere(['phantom', '--out', data, '--series', '2', '--frames', '5', '--size', '48', '--seed', '9'])).code).toBe(0);
     s1 = path.join(data, 'series-01', 'frames');
     s2 = path.join(data, 'series-02', 'frames');
     model = path.join(t.dir, 'model');
@@ -159,14 +159,14 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
 
   test('μ = 0 is the plain run; μ > 0 changes it, is recorded, and resumes bit-for-bit with flips and shifts', async () => {
     const args = ['--iterations', '6', '--checkpoint-every', '3', '--seed', '5', ...TINY_ARGS];
-    expect(runCli(['train', s1, s2, '--out', path.join(t.dir, 'plain'), ...args]).code).toBe(0);
-    const z = runCli(['train', s1, s2, '--out', path.join(t.dir, 'mu0'), '--teacher', teach2, teach1, '--teacher-weight', '0', ...args]);
+    expect((await runCliHere(['train', s1, s2, '--out', path.join(t.dir, 'plain'), ...args])).code).toBe(0);
+    const z = await runCliHere(['train', s1, s2, '--out', path.join(t.dir, 'mu0'), '--teacher', teach2, teach1, '--teacher-weight', '0', ...args]);
     expect(z.stderr).toBe('');
     expect(z.code).toBe(0);
     const plain = await fs.readFile(path.join(t.dir, 'plain', 'weights.bin'));
     expect((await fs.readFile(path.join(t.dir, 'mu0', 'weights.bin'))).equals(plain)).toBe(true);
     const withT = ['--teacher', teach1, teach2, '--teacher-weight', '5', '--shift', '1'];
-    expect(runCli(['train', s1, s2, '--out', path.join(t.dir, 'mu5'), ...withT, ...args]).code).toBe(0);
+    expect((await runCliHere(['train', s1, s2, '--out', path.join(t.dir, 'mu5'), ...withT, ...args])).code).toBe(0);
     const full = await fs.readFile(path.join(t.dir, 'mu5', 'weights.bin'));
     expect(full.equals(plain)).toBe(false);
     const tr = JSON.parse(await fs.readFile(path.join(t.dir, 'mu5', 'model.json'), 'utf8')).training;
@@ -174,13 +174,13 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     expect(tr.teacher).toEqual([path.resolve(teach1), path.resolve(teach2)]);
     // killed after the checkpoint at 3, resumed: the uninterrupted run's weights
     const part = path.join(t.dir, 'mu5p');
-    expect(runCli(['train', s1, s2, '--out', part, ...withT, ...args.map((a) => (a === '6' ? '3' : a))]).code).toBe(0);
-    const r = runCli(['train', s1, s2, '--out', part, ...withT, '--resume', ...args]);
+    expect((await runCliHere(['train', s1, s2, '--out', part, ...withT, ...args.map((a) => (a === '6' ? '3' : a))])).code).toBe(0);
+    const r = await runCliHere(['train', s1, s2, '--out', part, ...withT, '--resume', ...args]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/resumed at 3/);
     expect((await fs.readFile(path.join(part, 'weights.bin'))).equals(full)).toBe(true);
     // another weight does not resume that checkpoint
-    const other = runCli([
+    const other = await runCliHere([
       'train',
       s1,
       s2,
@@ -225,14 +225,14 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
       '--json',
       ...TINY_ARGS,
     ];
-    const g = runCli([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
+    const g = await runCliHere([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
     if (g.code !== 0 && /not available/.test(g.stderr)) {
       console.warn(`webgpu teacher check skipped: ${g.stderr.trim().split('\n').pop()}`);
       return;
     }
     expect(g.code).toBe(0);
     expect(JSON.parse(g.stdout).backend).toBe('webgpu');
-    expect(runCli([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']).code).toBe(0);
+    expect((await runCliHere([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm'])).code).toBe(0);
     const losses = async (d: string) =>
       (await fs.readFile(path.join(t.dir, d, 'loss.csv'), 'utf8'))
         .trim()
@@ -260,7 +260,7 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     const summary = JSON.parse(await fs.readFile(path.join(teach1, 'summary.json'), 'utf8'));
     const otherFixed = summary.frames[0].name;
     const moved = path.join(t.dir, 'teach-fixed');
-    expect(runCli(['register', 'series', s1, '--model', model, '--out', moved, '--fixed-frame', otherFixed, '--no-qc', '--quiet']).code).toBe(0);
+    expect((await runCliHere(['register', 'series', s1, '--model', model, '--out', moved, '--fixed-frame', otherFixed, '--no-qc', '--quiet'])).code).toBe(0);
     check([s1, '--teacher', moved], new RegExp(`to frame ${otherFixed}, but training uses ${summary.fixedFrame}`));
     // a frame's field missing
     const partial = path.join(t.dir, 'teach-partial');

@@ -31,7 +31,7 @@ import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss }
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/warp.js';
 import { saveModel, loadModel, loadCheckpointAverage, toVariables } from '../src/io/model.js';
-import { tmpDir, runCli, runCliSignalled, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
+import { tmpDir, runCli, runCliHere, runCliSignalled, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
 import { TRAIN_DEFAULTS, learningRateAt, train } from '../src/app/train.js';
 
 beforeAll(async () => {
@@ -408,16 +408,30 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
   test('register series keeps TRE at or below identity by default; --no-stop-when-worse makes it worse', async () => {
     const sim = path.join(t.dir, 'sunny-sim');
     const image = path.join(SUNNYBROOK, 'series', 'SCD0000101', 'slice_06', 'frames', 'phase_01.mha');
-    expect(runCli(['simulate', image, '--out', sim, '--motion', 'breathing', '--frames', '5', '--seed', '2', '--quiet']).code).toBe(0);
+    expect((await runCliHere(['simulate', image, '--out', sim, '--motion', 'breathing', '--frames', '5', '--seed', '2', '--quiet'])).code).toBe(0);
     const tre = (res: string) => JSON.parse(runCli(['evaluate', 'tre', '--result', res, '--landmarks', path.join(sim, 'landmarks'), '--json']).stdout);
     const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
     const guarded = path.join(t.dir, 'sunny-guarded');
-    const r = runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
+    const r = await runCliHere(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
     expect(r.code).toBe(0);
     const free = path.join(t.dir, 'sunny-free');
     expect(
-      runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', free, '--no-qc', '--quiet', '--jobs', '1', '--no-stop-when-worse'])
-        .code,
+      (
+        await runCliHere([
+          'register',
+          'series',
+          path.join(sim, 'frames'),
+          '--model',
+          model,
+          '--out',
+          free,
+          '--no-qc',
+          '--quiet',
+          '--jobs',
+          '1',
+          '--no-stop-when-worse',
+        ])
+      ).code,
     ).toBe(0);
     const g = tre(guarded);
     const f = tre(free);
@@ -429,7 +443,23 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
     // with --refine the network's whole sequence is refined (7 steps), or the frame falls back
     const refined = path.join(t.dir, 'sunny-refined');
     expect(
-      runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', refined, '--refine', '5', '--no-qc', '--quiet', '--jobs', '1']).code,
+      (
+        await runCliHere([
+          'register',
+          'series',
+          path.join(sim, 'frames'),
+          '--model',
+          model,
+          '--out',
+          refined,
+          '--refine',
+          '5',
+          '--no-qc',
+          '--quiet',
+          '--jobs',
+          '1',
+        ])
+      ).code,
     ).toBe(0);
     const rs = JSON.parse(await fs.readFile(path.join(refined, 'summary.json'), 'utf8'));
     for (const f of rs.frames) {
@@ -479,20 +509,20 @@ describe('model directory', () => {
 describe('r2n2 train and register series (tiny configuration)', () => {
   const TINY_ARGS = ['--net-size', '32', '--channels', '4', '4', '4', '--param-channels', '4', '--hidden', '8', '--steps', '2', '--quiet'];
   let data: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     data = path.join(t.dir, 'data');
-    expect(runCli(['phantom', '--out', data, '--series', '1', '--frames', '6', '--size', '64', '--seed', '5']).code).toBe(0);
+    expect((await runCliHere(['phantom', '--out', data, '--series', '1', '--frames', '6', '--size', '64', '--seed', '5'])).code).toBe(0);
   });
   test('a run killed mid-way and resumed ends with the same weights as an uninterrupted run', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const full = path.join(t.dir, 'full');
     const part = path.join(t.dir, 'part');
-    const a = runCli(['train', series, '--out', full, '--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS]);
+    const a = await runCliHere(['train', series, '--out', full, '--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS]);
     expect(a.stderr).toBe('');
     expect(a.code).toBe(0);
     // "killed" after the checkpoint at 3: train to 3, then resume to 6
-    expect(runCli(['train', series, '--out', part, '--iterations', '3', '--checkpoint-every', '3', ...TINY_ARGS]).code).toBe(0);
-    const r = runCli(['train', series, '--out', part, '--iterations', '6', '--checkpoint-every', '3', '--resume', ...TINY_ARGS]);
+    expect((await runCliHere(['train', series, '--out', part, '--iterations', '3', '--checkpoint-every', '3', ...TINY_ARGS])).code).toBe(0);
+    const r = await runCliHere(['train', series, '--out', part, '--iterations', '6', '--checkpoint-every', '3', '--resume', ...TINY_ARGS]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/resumed at 3/);
     const wa = await fs.readFile(path.join(full, 'weights.bin'));
@@ -500,7 +530,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(wb.equals(wa)).toBe(true);
     for (const f of ['loss.png', 'loss.csv', 'model.json']) expect(existsSync(path.join(full, f))).toBe(true);
     // other settings cannot resume that checkpoint
-    const other = runCli(['train', series, '--out', part, '--iterations', '9', '--resume', '--lr', '0.01', ...TINY_ARGS]);
+    const other = await runCliHere(['train', series, '--out', part, '--iterations', '9', '--resume', '--lr', '0.01', ...TINY_ARGS]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
   });
@@ -591,7 +621,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const summary = JSON.parse(await fs.readFile(path.join(reg, 'summary.json'), 'utf8'));
     expect(summary).toMatchObject({ complete: false });
     expect(summary.missing).toHaveLength(Number(k![2]));
-    const again = runCli(rargs.filter((a) => a !== '--log-level' && a !== 'info').concat('--quiet'));
+    const again = await runCliHere(rargs.filter((a) => a !== '--log-level' && a !== 'info').concat('--quiet'));
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(new RegExp(`registered   ${k![2]} frame\\(s\\).*; ${k![1]} already done`));
     // baseline bspline runs the same frame loop with its own wiring
@@ -610,21 +640,21 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const series = path.join(data, 'series-01', 'frames');
     const args = ['--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS];
     const plain = await fs.readFile(path.join(t.dir, 'full', 'weights.bin'));
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'ls32'), '--loss-size', '32', ...args]).code).toBe(0);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'ls32'), '--loss-size', '32', ...args])).code).toBe(0);
     expect((await fs.readFile(path.join(t.dir, 'ls32', 'weights.bin'))).equals(plain)).toBe(true);
     // with flips, intensity augmentation and shifts, all applied alike at both sizes
     const full = ['--loss-size', '64', '--shift', '1'];
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'ls64'), ...full, ...args]).code).toBe(0);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'ls64'), ...full, ...args])).code).toBe(0);
     const ls = await fs.readFile(path.join(t.dir, 'ls64', 'weights.bin'));
     expect(ls.equals(plain)).toBe(false);
     expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ls64', 'model.json'), 'utf8')).training.lossSize).toBe(64);
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'ls64p'), ...full, ...args.map((a) => (a === '6' ? '3' : a))]).code).toBe(0);
-    const r = runCli(['train', series, '--out', path.join(t.dir, 'ls64p'), ...full, '--resume', ...args]);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'ls64p'), ...full, ...args.map((a) => (a === '6' ? '3' : a))])).code).toBe(0);
+    const r = await runCliHere(['train', series, '--out', path.join(t.dir, 'ls64p'), ...full, '--resume', ...args]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/resumed at 3/);
     expect((await fs.readFile(path.join(t.dir, 'ls64p', 'weights.bin'))).equals(ls)).toBe(true);
     // a checkpoint of another loss size is not resumed
-    const other = runCli([
+    const other = await runCliHere([
       'train',
       series,
       '--out',
@@ -642,7 +672,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     ]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
-    const bad = runCli(['train', series, '--out', path.join(t.dir, 'ls-bad'), '--loss-size', '1.5', ...args]);
+    const bad = await runCliHere(['train', series, '--out', path.join(t.dir, 'ls-bad'), '--loss-size', '1.5', ...args]);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toMatch(/^error: --loss-size must be an integer ≥ 2/);
     expect(existsSync(path.join(t.dir, 'ls-bad'))).toBe(false);
@@ -650,22 +680,22 @@ describe('r2n2 train and register series (tiny configuration)', () => {
   test('--shift: random sub-pixel translations of the pairs; resumes bit-for-bit; 0 is the plain run; a negative shift is refused', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const args = ['--iterations', '6', '--checkpoint-every', '3', ...TINY_ARGS];
-    const zero = runCli(['train', series, '--out', path.join(t.dir, 'shift0'), '--shift', '0', ...args]);
+    const zero = await runCliHere(['train', series, '--out', path.join(t.dir, 'shift0'), '--shift', '0', ...args]);
     expect(zero.code).toBe(0);
     const plain = await fs.readFile(path.join(t.dir, 'full', 'weights.bin'));
     expect((await fs.readFile(path.join(t.dir, 'shift0', 'weights.bin'))).equals(plain)).toBe(true);
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'shift1'), '--shift', '1', ...args]).code).toBe(0);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'shift1'), '--shift', '1', ...args])).code).toBe(0);
     const shifted = await fs.readFile(path.join(t.dir, 'shift1', 'weights.bin'));
     expect(shifted.equals(plain)).toBe(false);
     expect(JSON.parse(await fs.readFile(path.join(t.dir, 'shift1', 'model.json'), 'utf8')).training.shift).toBe(1);
     // killed after the checkpoint at 3 and resumed = uninterrupted
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'shift1p'), '--shift', '1', ...args.map((a) => (a === '6' ? '3' : a))]).code).toBe(0);
-    const r = runCli(['train', series, '--out', path.join(t.dir, 'shift1p'), '--shift', '1', '--resume', ...args]);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'shift1p'), '--shift', '1', ...args.map((a) => (a === '6' ? '3' : a))])).code).toBe(0);
+    const r = await runCliHere(['train', series, '--out', path.join(t.dir, 'shift1p'), '--shift', '1', '--resume', ...args]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/resumed at 3/);
     expect((await fs.readFile(path.join(t.dir, 'shift1p', 'weights.bin'))).equals(shifted)).toBe(true);
     // the plain run's checkpoint is not resumed with shifts
-    const other = runCli([
+    const other = await runCliHere([
       'train',
       series,
       '--out',
@@ -681,7 +711,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     ]);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
-    const bad = runCli(['train', series, '--out', path.join(t.dir, 'shift-bad'), '--shift', '-1', ...args]);
+    const bad = await runCliHere(['train', series, '--out', path.join(t.dir, 'shift-bad'), '--shift', '-1', ...args]);
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toMatch(/^error: --shift must be a number ≥ 0/);
     expect(existsSync(path.join(t.dir, 'shift-bad'))).toBe(false);
@@ -729,12 +759,12 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     await fs.truncate(path.join(cut, 'optimizer.bin'), 1000);
     await expect(loadCheckpointAverage(cut)).rejects.toThrow(/optimizer\.bin holds 1000 bytes .* truncated/);
     // stopped after iteration 1 and resumed = uninterrupted (the average is in the checkpoint)
-    const r = runCli(['train', series, '--out', path.join(t.dir, 'ema1'), '--iterations', '2', '--resume', ...args, '--ema', '0.9']);
+    const r = await runCliHere(['train', series, '--out', path.join(t.dir, 'ema1'), '--iterations', '2', '--resume', ...args, '--ema', '0.9']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/resumed at 1/);
     expect((await fs.readFile(path.join(t.dir, 'ema1', 'weights.bin'))).equals(await fs.readFile(path.join(t.dir, 'ema2', 'weights.bin')))).toBe(true);
     // a checkpoint is resumed only with the average it was written with
-    const other = runCli(['train', series, '--out', path.join(t.dir, 'noema2'), '--iterations', '3', '--resume', ...args, '--ema', '0.5']);
+    const other = await runCliHere(['train', series, '--out', path.join(t.dir, 'noema2'), '--iterations', '3', '--resume', ...args, '--ema', '0.5']);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written with other settings/);
     const bad = run('ema-bad', '1', ['--ema', '1']);
@@ -746,36 +776,49 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const series = path.join(data, 'series-01', 'frames');
     const out = path.join(t.dir, 'timed');
     // a vanishing limit: the run stops after its first iteration (checkpoint-every 3 is not reached)
-    const a = runCli(['train', series, '--out', out, '--iterations', '6', '--checkpoint-every', '3', '--time-limit', '0.001', '--json', ...TINY_ARGS]);
+    const a = await runCliHere([
+      'train',
+      series,
+      '--out',
+      out,
+      '--iterations',
+      '6',
+      '--checkpoint-every',
+      '3',
+      '--time-limit',
+      '0.001',
+      '--json',
+      ...TINY_ARGS,
+    ]);
     expect(a.code).toBe(0);
     const rep = JSON.parse(a.stdout);
     expect(rep.timeLimited).toBe(true);
     expect(rep.iterations).toBe(1);
     expect(existsSync(path.join(out, 'weights.bin'))).toBe(true);
     expect(JSON.parse(await fs.readFile(path.join(out, 'checkpoint', 'state.json'), 'utf8')).iteration).toBe(1);
-    const r = runCli(['train', series, '--out', out, '--iterations', '6', '--checkpoint-every', '3', '--resume', ...TINY_ARGS]);
+    const r = await runCliHere(['train', series, '--out', out, '--iterations', '6', '--checkpoint-every', '3', '--resume', ...TINY_ARGS]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/resumed at 1/);
     expect((await fs.readFile(path.join(out, 'weights.bin'))).equals(await fs.readFile(path.join(t.dir, 'full', 'weights.bin')))).toBe(true);
-    const bad = runCli(['train', series, '--out', path.join(t.dir, 'timed2'), '--time-limit', '0', ...TINY_ARGS]);
+    const bad = await runCliHere(['train', series, '--out', path.join(t.dir, 'timed2'), '--time-limit', '0', ...TINY_ARGS]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--time-limit must be > 0/);
   });
   test('webgpu: training gives the wasm losses (skips without a WebGPU adapter); commands without a webgpu path refuse it', async () => {
     const series = path.join(data, 'series-01', 'frames');
-    const bs = runCli(['baseline', 'bspline', series, '--out', path.join(t.dir, 'bs-gpu'), '--backend', 'webgpu', '--quiet']);
+    const bs = await runCliHere(['baseline', 'bspline', series, '--out', path.join(t.dir, 'bs-gpu'), '--backend', 'webgpu', '--quiet']);
     expect(bs.code).toBe(1);
     expect(bs.stderr.trim().split('\n')).toHaveLength(1);
     expect(bs.stderr).toMatch(/baseline bspline does not run on the webgpu backend yet: use --backend auto, wasm or tensorflow/);
     expect(existsSync(path.join(t.dir, 'bs-gpu'))).toBe(false);
     const args = ['train', series, '--iterations', '3', '--checkpoint-every', '3', '--batch', '2', '--json', ...TINY_ARGS];
-    const g = runCli([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
+    const g = await runCliHere([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
     if (g.code !== 0 && /not available/.test(g.stderr)) {
       console.warn(`webgpu training check skipped: ${g.stderr.trim().split('\n').pop()}`);
       return;
     }
     expect(g.code).toBe(0);
-    const w = runCli([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']);
+    const w = await runCliHere([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']);
     expect(w.code).toBe(0);
     const lg = (await fs.readFile(path.join(t.dir, 'gpu', 'loss.csv'), 'utf8'))
       .trim()
@@ -793,7 +836,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
   });
   test('validation reports loss and, with landmarks beside the series, TRE before and after', async () => {
     const series = path.join(data, 'series-01', 'frames');
-    const r = runCli([
+    const r = await runCliHere([
       'train',
       series,
       '--val',
@@ -819,7 +862,19 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const series = path.join(data, 'series-01', 'frames');
     const out = path.join(t.dir, 'reg');
     // every step kept (the tiny model is barely trained: the never-worse guard would drop steps)
-    const r = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', out, '--steps', '3', '--no-stop-when-worse', '--quiet']);
+    const r = await runCliHere([
+      'register',
+      'series',
+      series,
+      '--model',
+      path.join(t.dir, 'full'),
+      '--out',
+      out,
+      '--steps',
+      '3',
+      '--no-stop-when-worse',
+      '--quiet',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const s = JSON.parse(await fs.readFile(path.join(out, 'summary.json'), 'utf8'));
@@ -830,27 +885,29 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(p.sequence).toHaveLength(3);
     expect(p.sequence[0]).toHaveLength(7);
     expect(existsSync(path.join(out, 'qc', `${s.frames[0].name}-gaussians.png`))).toBe(true);
-    const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', path.join(data, 'series-01', 'landmarks')]);
+    const e = await runCliHere(['evaluate', 'tre', '--result', out, '--landmarks', path.join(data, 'series-01', 'landmarks')]);
     expect(e.code).toBe(0);
     // frames one at a time give the same parameters as the default batch of 8 (float tolerance)
     const one = path.join(t.dir, 'reg1');
     expect(
-      runCli([
-        'register',
-        'series',
-        series,
-        '--model',
-        path.join(t.dir, 'full'),
-        '--out',
-        one,
-        '--steps',
-        '3',
-        '--batch',
-        '1',
-        '--no-qc',
-        '--no-stop-when-worse',
-        '--quiet',
-      ]).code,
+      (
+        await runCliHere([
+          'register',
+          'series',
+          series,
+          '--model',
+          path.join(t.dir, 'full'),
+          '--out',
+          one,
+          '--steps',
+          '3',
+          '--batch',
+          '1',
+          '--no-qc',
+          '--no-stop-when-worse',
+          '--quiet',
+        ])
+      ).code,
     ).toBe(0);
     const q = JSON.parse(await fs.readFile(path.join(one, s.frames[0].params), 'utf8'));
     expect(q.batch).toBe(1);
@@ -862,29 +919,31 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     q.sequence.flat().forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
     // without --steps: the steps the model was trained with (2)
     const dflt = path.join(t.dir, 'reg-default-steps');
-    expect(runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', dflt, '--no-qc', '--no-stop-when-worse', '--quiet']).code).toBe(
-      0,
-    );
+    expect(
+      (await runCliHere(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', dflt, '--no-qc', '--no-stop-when-worse', '--quiet'])).code,
+    ).toBe(0);
     expect(JSON.parse(await fs.readFile(path.join(dflt, 'summary.json'), 'utf8')).frames[0].parameters).toBe(14);
     // pre-alignment: the rigid matrix in params, 3 more parameters
     const pre = path.join(t.dir, 'reg-rigid');
     expect(
-      runCli([
-        'register',
-        'series',
-        series,
-        '--model',
-        path.join(t.dir, 'full'),
-        '--out',
-        pre,
-        '--steps',
-        '2',
-        '--init',
-        'rigid',
-        '--no-qc',
-        '--no-stop-when-worse',
-        '--quiet',
-      ]).code,
+      (
+        await runCliHere([
+          'register',
+          'series',
+          series,
+          '--model',
+          path.join(t.dir, 'full'),
+          '--out',
+          pre,
+          '--steps',
+          '2',
+          '--init',
+          'rigid',
+          '--no-qc',
+          '--no-stop-when-worse',
+          '--quiet',
+        ])
+      ).code,
     ).toBe(0);
     const ps = JSON.parse(await fs.readFile(path.join(pre, 'summary.json'), 'utf8'));
     expect(ps.frames[0].parameters).toBe(2 * 7 + 3);
@@ -894,22 +953,24 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     // --flip-average x: two passes (as is, mirrored) of 3 steps, weights halved; the first pass is the plain run's
     const fa = path.join(t.dir, 'reg-flip');
     expect(
-      runCli([
-        'register',
-        'series',
-        series,
-        '--model',
-        path.join(t.dir, 'full'),
-        '--out',
-        fa,
-        '--steps',
-        '3',
-        '--flip-average',
-        'x',
-        '--no-qc',
-        '--no-stop-when-worse',
-        '--quiet',
-      ]).code,
+      (
+        await runCliHere([
+          'register',
+          'series',
+          series,
+          '--model',
+          path.join(t.dir, 'full'),
+          '--out',
+          fa,
+          '--steps',
+          '3',
+          '--flip-average',
+          'x',
+          '--no-qc',
+          '--no-stop-when-worse',
+          '--quiet',
+        ])
+      ).code,
     ).toBe(0);
     const fs2 = JSON.parse(await fs.readFile(path.join(fa, 'summary.json'), 'utf8'));
     expect(fs2.frames[0].parameters).toBe(2 * 3 * 7);
@@ -922,7 +983,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(s.settings.flipAverage).toBeUndefined(); // results written without the option keep their settings key
     // --refine 3: the same number of Gaussians, refined from the network's (kept in params.refine)
     const rf = path.join(t.dir, 'reg-refine');
-    const rr = runCli([
+    const rr = await runCliHere([
       'register',
       'series',
       series,
@@ -957,12 +1018,12 @@ describe('r2n2 train and register series (tiny configuration)', () => {
       ['--refine-size', '8', /--refine-size must be/],
       ['--refine-stride', '0', /--refine-stride must be a whole number/],
     ] as const) {
-      const bad = runCli(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', path.join(t.dir, 'reg-bad'), flag, value]);
+      const bad = await runCliHere(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', path.join(t.dir, 'reg-bad'), flag, value]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toMatch(msg);
       expect(existsSync(path.join(t.dir, 'reg-bad'))).toBe(false);
     }
-    const missing = runCli(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
+    const missing = await runCliHere(['register', 'series', series, '--model', path.join(t.dir, 'nope'), '--out', path.join(t.dir, 'reg2')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/model\.json not found/);
   });
@@ -1000,7 +1061,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const base = path.join(t.dir, 'full');
     const ft = path.join(t.dir, 'ft');
     // a vanishing learning rate: the result is the starting model's weights (to 1e-6)
-    const r = runCli(['train', series, '--from', base, '--out', ft, '--iterations', '1', '--lr', '1e-12', '--batch', '2', '--steps', '2', '--quiet']);
+    const r = await runCliHere(['train', series, '--from', base, '--out', ft, '--iterations', '1', '--lr', '1e-12', '--batch', '2', '--steps', '2', '--quiet']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const a = await loadModel(base);
@@ -1014,12 +1075,12 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(mj.training.from).toBe(path.resolve(base));
     expect(mj.training.batch).toBe(2);
     // architecture options cannot be mixed with --from
-    const clash = runCli(['train', series, '--from', base, '--out', path.join(t.dir, 'ft2'), '--hidden', '16', '--net-size', '48', '--quiet']);
+    const clash = await runCliHere(['train', series, '--from', base, '--out', path.join(t.dir, 'ft2'), '--hidden', '16', '--net-size', '48', '--quiet']);
     expect(clash.code).toBe(1);
     expect(clash.stderr).toMatch(/takes the model's architecture \(only --net-size and --input-block may change\); drop --hidden$/m);
     expect(clash.stderr.trim().split('\n')).toHaveLength(1);
     // another input size: the weights carry over (they do not depend on it)
-    const big = runCli([
+    const big = await runCliHere([
       'train',
       series,
       '--from',
@@ -1039,12 +1100,28 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ft48', 'model.json'), 'utf8')).config.netSize).toBe(48);
     // --input-block 1 is the default run, bit for bit, and is not written into model.json
     const b1 = path.join(t.dir, 'b1');
-    expect(runCli(['train', series, '--out', b1, '--iterations', '6', '--checkpoint-every', '3', '--input-block', '1', ...TINY_ARGS]).code).toBe(0);
+    expect((await runCliHere(['train', series, '--out', b1, '--iterations', '6', '--checkpoint-every', '3', '--input-block', '1', ...TINY_ARGS])).code).toBe(0);
     expect((await fs.readFile(path.join(b1, 'weights.bin'))).equals(await fs.readFile(path.join(base, 'weights.bin')))).toBe(true);
     expect(JSON.parse(await fs.readFile(path.join(b1, 'model.json'), 'utf8')).config).not.toHaveProperty('inputBlock');
     // --input-block 2 from a block-1 model: the input kernel copied to the 4 pixels of each block, / 4; the rest as it was
     const blk = path.join(t.dir, 'ft-b2');
-    const rb = runCli(['train', series, '--from', base, '--out', blk, '--input-block', '2', '--iterations', '1', '--lr', '1e-12', '--steps', '2', '--quiet']);
+    const rb = await runCliHere([
+      'train',
+      series,
+      '--from',
+      base,
+      '--out',
+      blk,
+      '--input-block',
+      '2',
+      '--iterations',
+      '1',
+      '--lr',
+      '1e-12',
+      '--steps',
+      '2',
+      '--quiet',
+    ]);
     expect(rb.stderr).toBe('');
     expect(rb.code).toBe(0);
     const m2 = await loadModel(blk);
@@ -1061,7 +1138,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     for (const [name, v] of m1.tensors) if (name !== 'input/kernel') expect(tf.max(tf.abs(tf.sub(v, m2.tensors.get(name)!))).dataSync()[0]).toBeLessThan(1e-6);
     [...m1.tensors.values(), ...m2.tensors.values()].forEach((x) => x.dispose());
     // it registers a series (fields at the frames' size) and resumes its own block
-    const rr = runCli([
+    const rr = await runCliHere([
       'register',
       'series',
       series,
@@ -1080,7 +1157,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     const summ = JSON.parse(await fs.readFile(path.join(t.dir, 'reg-b2', 'summary.json'), 'utf8'));
     expect(summ.frames).toHaveLength(5);
     for (const f of summ.frames) expect(f.parameters).toBe(14);
-    const back = runCli(['train', series, '--from', blk, '--out', path.join(t.dir, 'ft-b1'), '--input-block', '1', '--iterations', '1', '--quiet']);
+    const back = await runCliHere(['train', series, '--from', blk, '--out', path.join(t.dir, 'ft-b1'), '--input-block', '1', '--iterations', '1', '--quiet']);
     expect(back.code).toBe(1);
     expect(back.stderr).toMatch(/has input block 2; --input-block 1 can start only from a block-1 model/);
     expect(back.stderr.trim().split('\n')).toHaveLength(1);
@@ -1102,16 +1179,16 @@ describe('r2n2 train and register series (tiny configuration)', () => {
       '2',
       '--quiet',
     ];
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'c-full'), '--iterations', '4', ...args]).code).toBe(0);
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '2', ...args]).code).toBe(0);
-    const res = runCli(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '4', '--resume', ...args]);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'c-full'), '--iterations', '4', ...args])).code).toBe(0);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '2', ...args])).code).toBe(0);
+    const res = await runCliHere(['train', series, '--out', path.join(t.dir, 'c-part'), '--iterations', '4', '--resume', ...args]);
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(/resumed at 2/);
     const wa = await fs.readFile(path.join(t.dir, 'c-full', 'weights.bin'));
     expect((await fs.readFile(path.join(t.dir, 'c-part', 'weights.bin'))).equals(wa)).toBe(true);
     expect((await fs.readFile(path.join(base, 'weights.bin'))).equals(wa)).toBe(false);
     // another schedule cannot resume that checkpoint
-    const other = runCli([
+    const other = await runCliHere([
       'train',
       series,
       '--out',
