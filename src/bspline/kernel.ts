@@ -181,6 +181,11 @@ export function sparseGrid(g: BsplineGrid): { y: SparseBasis; x: SparseBasis } {
   return { y: sparseBasis(basisMatrix(g.y), g.y.n, g.y.cp, wy), x: sparseBasis(basisMatrix(g.x), g.x.n, g.x.cp, wx) };
 }
 
+/** The sizes, indices and weights of both sparse bases as locals for the loops below. */
+function unpackGrid(s: { y: SparseBasis; x: SparseBasis }) {
+  return { H: s.y.n, W: s.x.n, cpH: s.y.cp, cpW: s.x.cp, yi: s.y.idx, yw: s.y.w, xi: s.x.idx, xw: s.x.w, ky: s.y.width, kx: s.x.width };
+}
+
 /**
  * The dense field `[2, H, W]` = `By · P · Bxᵀ` on plain arrays over the sparse basis rows
  * (order+1 nonzero weights each): (order+1)·(cpH·W + H·W) multiply-adds per channel instead of
@@ -188,16 +193,7 @@ export function sparseGrid(g: BsplineGrid): { y: SparseBasis; x: SparseBasis } {
  * `into`: a buffer of 2·H·W values to overwrite instead of a new one.
  */
 export function bsplineFieldArrays(p: ArrayLike<number>, s: { y: SparseBasis; x: SparseBasis }, into?: Float32Array): Float32Array {
-  const H = s.y.n;
-  const W = s.x.n;
-  const cpH = s.y.cp;
-  const cpW = s.x.cp;
-  const yi = s.y.idx,
-    yw = s.y.w,
-    xi = s.x.idx,
-    xw = s.x.w;
-  const ky = s.y.width,
-    kx = s.x.width;
+  const { H, W, cpH, cpW, yi, yw, xi, xw, ky, kx } = unpackGrid(s);
   if (into && into.length !== 2 * H * W) throw new Error(`internal: the field buffer does not hold 2×${H}×${W} values`);
   const out = into ?? new Float32Array(2 * H * W);
   const T = new Float64Array(cpH * W);
@@ -232,16 +228,7 @@ export function bsplineFieldArrays(p: ArrayLike<number>, s: { y: SparseBasis; x:
 
 /** The gradient of `bsplineFieldArrays`: `dP = Byᵀ · G · Bx` for `G` `[2, H, W]`; returns `[2, cpH, cpW]`. */
 export function bsplineFieldGradArrays(G: ArrayLike<number>, s: { y: SparseBasis; x: SparseBasis }): Float32Array {
-  const H = s.y.n;
-  const W = s.x.n;
-  const cpH = s.y.cp;
-  const cpW = s.x.cp;
-  const yi = s.y.idx,
-    yw = s.y.w,
-    xi = s.x.idx,
-    xw = s.x.w;
-  const ky = s.y.width,
-    kx = s.x.width;
+  const { H, W, cpH, cpW, yi, yw, xi, xw, ky, kx } = unpackGrid(s);
   const grad = new Float32Array(2 * cpH * cpW);
   const dT = new Float64Array(cpH * W);
   for (let c = 0; c < 2; c++) {
