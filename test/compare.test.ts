@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { tmpDir, runCli } from './helpers.js';
+import { tmpDir, runCliHere } from './helpers.js';
 import { readSummary, writeSummary, writeField, readField } from '../src/io/index.js';
 
 describe('r2n2 evaluate compare', () => {
   const t = tmpDir('r2n2-cmp-');
   afterAll(() => t.cleanup());
   test('the true fields beat the identity; rows per method, columns per series, ratios to the first', async () => {
-    expect(runCli(['phantom', '--out', t.dir, '--series', '2', '--frames', '4', '--size', '64', '--truth']).code).toBe(0);
+    expect((await runCliHere(['phantom', '--out', t.dir, '--series', '2', '--frames', '4', '--size', '64', '--truth'])).code).toBe(0);
     const results: string[] = [];
     for (const s of ['series-01', 'series-02']) {
       const truth = path.join(t.dir, s, 'truth');
@@ -24,7 +24,7 @@ describe('r2n2 evaluate compare', () => {
       await fs.writeFile(path.join(truth, 'summary.json'), JSON.stringify({ ...sum, frames: sum.frames.map((f) => ({ ...f, seconds: 1, parameters: 5 })) }));
       results.push(id, truth);
     }
-    const r = runCli(['evaluate', 'compare', ...results, '--json']);
+    const r = await runCliHere(['evaluate', 'compare', ...results, '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const c = JSON.parse(r.stdout);
@@ -37,7 +37,7 @@ describe('r2n2 evaluate compare', () => {
     expect(truth.ratio.seconds).toBeCloseTo(0.5, 6);
     expect(truth.ratio.parameters).toBeCloseTo(0.5, 6);
     expect(zero.folding).toBe(0);
-    const text = runCli(['evaluate', 'compare', ...results]);
+    const text = await runCliHere(['evaluate', 'compare', ...results]);
     expect(text.stdout).toMatch(/mean TRE \(mm\) per series/);
     expect(text.stdout).toMatch(/ground-truth/);
   });

@@ -5,7 +5,7 @@ import { writeField } from '../src/io/image.js';
 import { writeSummary } from '../src/io/result.js';
 import { formatLandmarkCsv } from '../src/io/landmarks.js';
 import type { Geometry, Point } from '../src/core/geometry.js';
-import { tmpDir, runCli, lcg, HAVE_BIRL, BIRL } from './helpers.js';
+import { tmpDir, runCliHere, lcg, HAVE_BIRL, BIRL } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
 beforeAll(() => {
@@ -40,7 +40,7 @@ describe('evaluate tre', () => {
     const median = (sorted[22] + sorted[21]) / 2 === sorted[22] ? sorted[22] : sorted[22]; // 45 values: index 22
     const pos = 0.9 * 44;
     const p90 = sorted[Math.floor(pos)] + (sorted[Math.floor(pos) + 1] - sorted[Math.floor(pos)]) * (pos - Math.floor(pos));
-    const r = runCli(['evaluate', 'tre', '--landmarks', dir, '--fixed-frame', '0', '--json']);
+    const r = await runCliHere(['evaluate', 'tre', '--landmarks', dir, '--fixed-frame', '0', '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
@@ -112,10 +112,10 @@ describe('evaluate tre', () => {
     expect(ev.frames[0].afterPx![0]).toBeCloseTo(Math.hypot(0.3 / 1.25, 0.4 / 0.8), 4);
 
     // the CLI prints the same, as a table and as JSON
-    const r = runCli(['evaluate', 'tre', '--landmarks', lm, '--result', res, '--json']);
+    const r = await runCliHere(['evaluate', 'tre', '--landmarks', lm, '--result', res, '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).after.mean_mm).toBeCloseTo(0.625, 4);
-    const table = runCli(['evaluate', 'tre', '--landmarks', lm, '--result', res, '--csv', path.join(dir, 'tre.csv')]);
+    const table = await runCliHere(['evaluate', 'tre', '--landmarks', lm, '--result', res, '--csv', path.join(dir, 'tre.csv')]);
     expect(table.stdout).toMatch(/fixed frame: fix \(result\)\s+method: test-affine/);
     expect(table.stdout).toMatch(/mean\s+\S+\s+0\.6[23]\s/);
     const csv = (await fs.readFile(path.join(dir, 'tre.csv'), 'utf8')).trim().split('\n');
@@ -129,7 +129,7 @@ describe('evaluate tre', () => {
     await fs.mkdir(dir);
     await fs.writeFile(path.join(dir, 'a.csv'), 'x,y\n0,0\n1,1\n');
     await fs.writeFile(path.join(dir, 'b.csv'), 'x,y\n0,0\n');
-    const r = runCli(['evaluate', 'tre', '--landmarks', dir, '--fixed-frame', 'a']);
+    const r = await runCliHere(['evaluate', 'tre', '--landmarks', dir, '--fixed-frame', 'a']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -142,16 +142,16 @@ describe('evaluate tre', () => {
     await fs.writeFile(path.join(dir, 'lm', 'a.csv'), 'x,y\n0,0\n');
     await fs.writeFile(path.join(dir, 'lm', 'b.csv'), 'x,y\n1,0\n');
     await fs.writeFile(path.join(dir, 'summary.json'), '{"fixedFrame": "a", "frames": [');
-    let r = runCli(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm'), '--result', dir]);
+    let r = await runCliHere(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm'), '--result', dir]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^error: .*summary\.json is not valid JSON/);
     await fs.writeFile(path.join(dir, 'summary.json'), JSON.stringify({ fixedFrame: 'a', frames: [{ name: 'b', field: 'fields/b.nii.gz' }] }));
-    r = runCli(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm'), '--result', dir]);
+    r = await runCliHere(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm'), '--result', dir]);
     expect(r.stderr).toMatch(/^error: cannot read .*b\.nii\.gz: no such file/);
     expect(r.stdout).toBe('');
-    r = runCli(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm')]);
+    r = await runCliHere(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm')]);
     expect(r.stderr).toMatch(/no fixed frame known: pass --fixed-frame/);
-    r = runCli(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm'), '--fixed-frame', 'zz']);
+    r = await runCliHere(['evaluate', 'tre', '--landmarks', path.join(dir, 'lm'), '--fixed-frame', 'zz']);
     expect(r.stderr).toMatch(/no frame named "zz"/);
   });
 
@@ -164,7 +164,7 @@ describe('evaluate tre', () => {
       await fs.symlink(path.join(BIRL, `${n}.jpg`), path.join(s, `${n}.jpg`));
       await fs.symlink(path.join(BIRL, `${n}.csv`), path.join(lm, `${n}.csv`));
     }
-    const r = runCli(['evaluate', 'tre', '--landmarks', lm, '--series', s, '--fixed-frame', 'artificial_reference', '--json']);
+    const r = await runCliHere(['evaluate', 'tre', '--landmarks', lm, '--series', s, '--fixed-frame', 'artificial_reference', '--json']);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.before.n).toBe(12);

@@ -5,7 +5,7 @@ import type { DisplacementField } from '../src/core/field.js';
 import type { Geometry } from '../src/core/geometry.js';
 import { indexToPhysical } from '../src/core/geometry.js';
 import { writeField, writeSummary } from '../src/io/index.js';
-import { tmpDir, runCli } from './helpers.js';
+import { tmpDir, runCliHere } from './helpers.js';
 
 const g: Geometry = { size: [30, 20], spacing: [0.8, 1.5], origin: [3, -2], direction: [Math.cos(0.4), -Math.sin(0.4), Math.sin(0.4), Math.cos(0.4)] };
 
@@ -64,7 +64,7 @@ describe('r2n2 evaluate jacobian', () => {
         { name: 'b', field: 'fields/b.nii.gz', seconds: 0, parameters: 6 },
       ],
     });
-    const r = runCli(['evaluate', 'jacobian', '--result', dir, '--json', '--write']);
+    const r = await runCliHere(['evaluate', 'jacobian', '--result', dir, '--json', '--write']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const ev = JSON.parse(r.stdout);
@@ -74,9 +74,9 @@ describe('r2n2 evaluate jacobian', () => {
     expect(ev.overall.framesWithFolding).toBe(1);
     expect(ev.overall.folding).toBeCloseTo(0.5, 6);
     expect(existsSync(path.join(dir, 'jacobian', 'b.nii.gz'))).toBe(true);
-    const text = runCli(['evaluate', 'jacobian', '--result', dir]);
+    const text = await runCliHere(['evaluate', 'jacobian', '--result', dir]);
     expect(text.stdout).toMatch(/overall: folding 50\.0000 % \(600 px in 1 frame\(s\)\)/);
-    const bad = runCli(['evaluate', 'jacobian', '--result', path.join(dir, 'nope')]);
+    const bad = await runCliHere(['evaluate', 'jacobian', '--result', path.join(dir, 'nope')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/summary\.json not found/);
   });
@@ -108,7 +108,7 @@ describe('Dice (r2n2 evaluate dice)', () => {
       fixedFrame: 'f',
       frames: [{ name: 'm', field: 'fields/m.nii.gz', seconds: 0, parameters: 2 }],
     });
-    const r = runCli(['evaluate', 'dice', '--result', path.join(dir, 'res'), '--labels', path.join(dir, 'labels'), '--json']);
+    const r = await runCliHere(['evaluate', 'dice', '--result', path.join(dir, 'res'), '--labels', path.join(dir, 'labels'), '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const ev = JSON.parse(r.stdout);
@@ -123,7 +123,7 @@ describe('Dice (r2n2 evaluate dice)', () => {
     expect(ev.perLabel[0].hd95Before).toBeCloseTo(1.5, 10);
     // one frame: the 30% quantile is its Dice
     expect(ev.perLabel[0].dsc30Before).toBeCloseTo(0.7, 10);
-    const text = runCli(['evaluate', 'dice', '--result', path.join(dir, 'res'), '--labels', path.join(dir, 'labels')]);
+    const text = await runCliHere(['evaluate', 'dice', '--result', path.join(dir, 'res'), '--labels', path.join(dir, 'labels')]);
     expect(text.stdout).toMatch(/DSC30 before .*HD95 before/);
     expect(text.stdout).toMatch(/^\s+1\s+0\.7000\s+1\.0000\s+0\.7000\s+1\.0000\s+1\.50\s+0\.00$/m);
   });

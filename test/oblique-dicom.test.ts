@@ -10,7 +10,7 @@ import { readImage2D, readField, writeImage2D, writeField } from '../src/io/imag
 import { itkRead } from '../src/io/itk.js';
 import { niftiHeader3D } from '../src/io/nifti.js';
 import { sameGeometry, describeGeometry, indexToPhysical, type Geometry } from '../src/core/geometry.js';
-import { describeWithSunnybrook, SUNNYBROOK, tmpDir, runCli } from './helpers.js';
+import { describeWithSunnybrook, SUNNYBROOK, tmpDir, runCli, runCliHere } from './helpers.js';
 
 const PATIENT = 'SCD0000101';
 const SLICE = 3; // ED phase 19, ES phase 8
@@ -111,7 +111,7 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
 
   test("register, then evaluate dice with label maps in the frames' geometry (2D copies and 3D-placed)", async () => {
     const out = path.join(dir, 'bspline');
-    const r = runCli([
+    const r = await runCliHere([
       'baseline',
       'bspline',
       dicomDir,
@@ -166,7 +166,7 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
     await fs.mkdir(bad);
     const geom: Geometry = { size: [256, 256], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] };
     for (const p of [8, 19]) await writeImage2D(path.join(bad, `${instance(p)}.nii.gz`), { geometry: geom, data: new Float32Array(256 * 256) });
-    const e = runCli(['evaluate', 'dice', '--result', out, '--labels', bad]);
+    const e = await runCliHere(['evaluate', 'dice', '--result', out, '--labels', bad]);
     expect(e.code).not.toBe(0);
     expect(e.stderr).toContain(describeGeometry(geom));
     expect(e.stderr).toMatch(/spacing 1\.36719×1\.36719 mm.*direction/);

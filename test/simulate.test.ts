@@ -8,7 +8,7 @@ import { writeImage2D } from '../src/io/image.js';
 import { itkRead } from '../src/io/itk.js';
 import { readLandmarkFile } from '../src/io/landmarks.js';
 import { physicalToIndex, type Geometry, type Point } from '../src/core/geometry.js';
-import { tmpDir, runCli, describeWithSunnybrook, SUNNYBROOK } from './helpers.js';
+import { tmpDir, runCliHere, describeWithSunnybrook, SUNNYBROOK } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;
 beforeAll(() => {
@@ -136,7 +136,22 @@ describe('simulate (files and CLI)', () => {
     const img = path.join(t.dir, 'ref.nrrd');
     await writeImage2D(img, { geometry: G, data: testImage() });
     const out = path.join(t.dir, 'sim');
-    const r = runCli(['simulate', img, '--out', out, '--motion', 'cardiac', '--frames', '8', '--amplitude', '3', '--landmarks', '12', '--centre', '50,60']);
+    const r = await runCliHere([
+      'simulate',
+      img,
+      '--out',
+      out,
+      '--motion',
+      'cardiac',
+      '--frames',
+      '8',
+      '--amplitude',
+      '3',
+      '--landmarks',
+      '12',
+      '--centre',
+      '50,60',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/frames\s+8 of 96×80 px, spacing 1\.500×1\.250 mm/);
@@ -151,11 +166,26 @@ describe('simulate (files and CLI)', () => {
     expect(ev.report.before.mean_mm).toBeGreaterThan(0.2);
     expect(ev.report.after!.max_mm).toBeLessThan(0.05 * ev.report.before.max_mm);
     const stat = await fs.stat(path.join(out, 'simulate.json'));
-    const again = runCli(['simulate', img, '--out', out, '--motion', 'cardiac', '--frames', '8', '--amplitude', '3', '--landmarks', '12', '--centre', '50,60']);
+    const again = await runCliHere([
+      'simulate',
+      img,
+      '--out',
+      out,
+      '--motion',
+      'cardiac',
+      '--frames',
+      '8',
+      '--amplitude',
+      '3',
+      '--landmarks',
+      '12',
+      '--centre',
+      '50,60',
+    ]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/already there, kept/);
     expect((await fs.stat(path.join(out, 'simulate.json'))).mtimeMs).toBe(stat.mtimeMs);
-    const other = runCli(['simulate', img, '--out', out, '--motion', 'random', '--frames', '8']);
+    const other = await runCliHere(['simulate', img, '--out', out, '--motion', 'random', '--frames', '8']);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/^error: .*other settings.*--force/);
     expect((await fs.readdir(t.dir)).filter((n) => n.startsWith('.'))).toEqual([]);
@@ -164,18 +194,18 @@ describe('simulate (files and CLI)', () => {
   test('bad input is a one-line error: missing image, folding amplitude, bad --centre, a directory that is not ours', async () => {
     const img = path.join(t.dir, 'ref2.nrrd');
     await writeImage2D(img, { geometry: G, data: testImage() });
-    const missing = runCli(['simulate', path.join(t.dir, 'nope.nrrd'), '--out', path.join(t.dir, 'x')]);
+    const missing = await runCliHere(['simulate', path.join(t.dir, 'nope.nrrd'), '--out', path.join(t.dir, 'x')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^error: .*nope\.nrrd does not exist/);
-    const fold = runCli(['simulate', img, '--out', path.join(t.dir, 'fold'), '--motion', 'cardiac', '--amplitude', '40', '--radius', '10']);
+    const fold = await runCliHere(['simulate', img, '--out', path.join(t.dir, 'fold'), '--motion', 'cardiac', '--amplitude', '40', '--radius', '10']);
     expect(fold.code).toBe(1);
     expect(fold.stderr).toMatch(/^error: --amplitude 40 mm folds the cardiac motion/);
     await expect(fs.stat(path.join(t.dir, 'fold'))).rejects.toThrow();
-    const centre = runCli(['simulate', img, '--out', path.join(t.dir, 'c'), '--centre', '12']);
+    const centre = await runCliHere(['simulate', img, '--out', path.join(t.dir, 'c'), '--centre', '12']);
     expect(centre.stderr).toMatch(/^error: --centre takes x,y in mm/);
     await fs.mkdir(path.join(t.dir, 'mine'));
     await fs.writeFile(path.join(t.dir, 'mine', 'notes.txt'), 'keep me');
-    const theirs = runCli(['simulate', img, '--out', path.join(t.dir, 'mine')]);
+    const theirs = await runCliHere(['simulate', img, '--out', path.join(t.dir, 'mine')]);
     expect(theirs.code).toBe(1);
     expect(theirs.stderr).toMatch(/exists and is not a simulated series/);
     expect(await fs.readFile(path.join(t.dir, 'mine', 'notes.txt'), 'utf8')).toBe('keep me');
