@@ -33,6 +33,8 @@ describe('docs/cli.md is checked against the CLI', () => {
     for (const c of COMMANDS) {
       const r = runCli([...c, '--help']);
       expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^r2n2 ${c.join(' ')}`, 'm'));
+      expect(r.stdout).toMatch(/--log-level/);
       helps.set(c.join(' '), helpOptions(r.stdout));
     }
   });

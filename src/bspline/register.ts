@@ -217,7 +217,8 @@ export function registerBspline(
   const levels: BsplineLevelResult[] = [];
   let finalLoss = NaN;
   // tensors in host memory (wasm, cpu): the field, warp + MSE and the TV each run as one plain-JS
-  // op with its analytic gradient (kernel.ts, core/warp.ts, core/regularisers.ts)
+  // op with its analytic gradient (kernel.ts, core/warp.ts, core/regularisers.ts); with MSE and TV
+  // (the defaults) the whole objective is one such op (host-objective.ts)
   const host = ['wasm', 'cpu'].includes(tf.getBackend());
   const ff = finestFactor(W, H, o.maxSize);
   for (let l = 0; l < o.levels; l++) {
