@@ -13,7 +13,9 @@ import type { Flip } from '../src/core/resample.js';
 import { type R2N2Config, initWeights, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { AmsGrad } from '../src/core/optim.js';
-import { tmpDir, runCli, runCliHere, seededUniform } from './helpers.js';
+import { tmpDir, runCli, runCliHere, seededUniform, testWithWebGpu } from './helpers.js';
+
+const gpuTest = await testWithWebGpu();
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -206,7 +208,7 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     expect(other.stderr).toMatch(/written with other settings/);
   });
 
-  test('webgpu: training with a teacher gives the wasm losses (skips without a WebGPU adapter)', async () => {
+  gpuTest('webgpu: training with a teacher gives the wasm losses (skipped without a WebGPU adapter)', async () => {
     const args = [
       'train',
       s1,
@@ -226,10 +228,6 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
       ...TINY_ARGS,
     ];
     const g = await runCliHere([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
-    if (g.code !== 0 && /not available/.test(g.stderr)) {
-      console.warn(`webgpu teacher check skipped: ${g.stderr.trim().split('\n').pop()}`);
-      return;
-    }
     expect(g.code).toBe(0);
     expect(JSON.parse(g.stdout).backend).toBe('webgpu');
     expect((await runCliHere([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm'])).code).toBe(0);

@@ -29,6 +29,18 @@ export function describeWithSunnybrook(name: string, fn: () => void): void {
   } else describe(name, fn);
 }
 
+/**
+ * `test`, or `test.skip` with a message when no WebGPU adapter is found here (`--backend webgpu`
+ * needs one; most CI machines and this project's have none), so the check shows as skipped.
+ */
+export async function testWithWebGpu(): Promise<typeof test> {
+  const { webgpuUnavailable } = await import('../src/core/backend/index.js');
+  const why = await webgpuUnavailable();
+  if (why === null) return test;
+  console.warn(`skipping the webgpu checks: ${why}`);
+  return test.skip;
+}
+
 export function tmpDir(prefix = 'r2n2-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

@@ -31,13 +31,14 @@ import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss }
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/warp.js';
 import { saveModel, loadModel, loadCheckpointAverage, toVariables } from '../src/io/model.js';
-import { tmpDir, runCli, runCliHere, runCliSignalled, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
+import { tmpDir, runCli, runCliHere, runCliSignalled, describeWithSunnybrook, SUNNYBROOK, ROOT, testWithWebGpu } from './helpers.js';
 import { TRAIN_DEFAULTS, learningRateAt, train } from '../src/app/train.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
 });
 let t: ReturnType<typeof tmpDir>;
+const gpuTest = await testWithWebGpu();
 beforeAll(() => {
   t = tmpDir('r2n2-net-');
 });
@@ -804,19 +805,18 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--time-limit must be > 0/);
   });
-  test('webgpu: training gives the wasm losses (skips without a WebGPU adapter); commands without a webgpu path refuse it', async () => {
+  test('commands without a webgpu path refuse --backend webgpu', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const bs = await runCliHere(['baseline', 'bspline', series, '--out', path.join(t.dir, 'bs-gpu'), '--backend', 'webgpu', '--quiet']);
     expect(bs.code).toBe(1);
     expect(bs.stderr.trim().split('\n')).toHaveLength(1);
     expect(bs.stderr).toMatch(/baseline bspline does not run on the webgpu backend yet: use --backend auto, wasm or tensorflow/);
     expect(existsSync(path.join(t.dir, 'bs-gpu'))).toBe(false);
+  });
+  gpuTest('webgpu: training gives the wasm losses (skipped without a WebGPU adapter)', async () => {
+    const series = path.join(data, 'series-01', 'frames');
     const args = ['train', series, '--iterations', '3', '--checkpoint-every', '3', '--batch', '2', '--json', ...TINY_ARGS];
     const g = await runCliHere([...args, '--out', path.join(t.dir, 'gpu'), '--backend', 'webgpu']);
-    if (g.code !== 0 && /not available/.test(g.stderr)) {
-      console.warn(`webgpu training check skipped: ${g.stderr.trim().split('\n').pop()}`);
-      return;
-    }
     expect(g.code).toBe(0);
     const w = await runCliHere([...args, '--out', path.join(t.dir, 'cpu'), '--backend', 'wasm']);
     expect(w.code).toBe(0);

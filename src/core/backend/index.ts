@@ -59,12 +59,7 @@ async function loadWebGpu(auto: boolean): Promise<void> {
   // On Linux a GPU shows as a device node; without one, `auto` does not load Dawn at all (a
   // software adapter would only be refused, after its driver printed warnings to stderr).
   if (auto && process.platform === 'linux' && !linuxGpuPresent()) throw new Error('no GPU device (/dev/nvidia*, /dev/dri/renderD*)');
-  const dawn = (await import('webgpu' as string)) as {
-    create: (opts: string[]) => { requestAdapter: (o?: object) => Promise<GpuAdapter | null> };
-    globals: object;
-  };
-  const gpu = dawn.create([]);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  const { dawn, gpu, adapter } = await requestWebGpuAdapter();
   if (!adapter) throw new Error('no WebGPU adapter (no Vulkan/Metal/D3D12 driver for a GPU was found)');
   const info = adapter.info ?? {};
   const software = info.architecture === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(`${info.description ?? ''} ${info.device ?? ''}`);
@@ -74,6 +69,28 @@ async function loadWebGpu(auto: boolean): Promise<void> {
   const nav = (globalThis as { navigator?: object }).navigator;
   Object.defineProperty(globalThis, 'navigator', { value: Object.assign(Object.create(nav ?? null), { gpu }), configurable: true, writable: true });
   await import('@tensorflow/tfjs-backend-webgpu');
+}
+
+/** Dawn's bindings (the optional `webgpu` package) and the adapter they find, or null. */
+async function requestWebGpuAdapter() {
+  const dawn = (await import('webgpu' as string)) as {
+    create: (opts: string[]) => { requestAdapter: (o?: object) => Promise<GpuAdapter | null> };
+    globals: object;
+  };
+  const gpu = dawn.create([]);
+  return { dawn, gpu, adapter: await gpu.requestAdapter({ powerPreference: 'high-performance' }) };
+}
+
+/**
+ * Whether `--backend webgpu` can run here: null when a WebGPU adapter (hardware or software) is
+ * found, else why not. For tests and checks that need one; loads nothing into tfjs.
+ */
+export async function webgpuUnavailable(): Promise<string | null> {
+  try {
+    return (await requestWebGpuAdapter()).adapter ? null : 'no WebGPU adapter';
+  } catch (err) {
+    return short(err);
+  }
 }
 
 function linuxGpuPresent(): boolean {
