@@ -35,8 +35,17 @@ import { writeGreyPng } from '../io/image.js';
 import { openSeries } from '../io/series.js';
 import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/intensity.js';
 import { type AugmentOptions, augmentOn, augmentPair } from '../core/augment.js';
-import { encodeTensors, loadModel, saveModel, toVariables } from '../io/model.js';
-import { withOutputLock, writeAtomic, writeTextAtomic } from '../io/atomic.js';
+import { loadModel, saveModel, toVariables } from '../io/model.js';
+import {
+  CHECKPOINT_DIR,
+  type TrainState,
+  haveCheckpoint,
+  readCheckpointState,
+  readCheckpointTensors,
+  recoverCheckpoint,
+  writeCheckpoint,
+} from '../io/checkpoint.js';
+import { withOutputLock, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { readField, readSummary, resultFile } from '../io/index.js';
 import { fieldToNormalised, flipNormalisedField } from '../core/field.js';
@@ -238,43 +247,6 @@ export interface TrainOptions {
   onCheckpoint?: (iteration: number) => void;
 }
 
-interface TrainState {
-  format: 'r2n2-checkpoint';
-  iteration: number;
-  rng: object;
-  losses: number[];
-  validation: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }[];
-  key: string;
-  optimizerT: number;
-  seconds: number;
-}
-
-const CKPT = 'checkpoint';
-
-/**
- * Finishes or undoes a checkpoint swap a kill interrupted: `checkpoint` missing while a complete
- * `checkpoint.new-<pid>` (state.json written last) or `checkpoint.old-<pid>` is there → that one
- * becomes `checkpoint`; leftovers of dead runs are removed.
- */
-async function recoverCheckpoint(ckpt: string): Promise<void> {
-  const dir = path.dirname(ckpt);
-  const base = path.basename(ckpt);
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  const side = names.filter((n) => n.startsWith(`${base}.new-`) || n.startsWith(`${base}.old-`));
-  if (side.length === 0) return;
-  if (!existsSync(path.join(ckpt, 'state.json'))) {
-    // a complete new one is newer than an old one
-    const pick = [...side.filter((n) => n.includes('.new-')), ...side.filter((n) => n.includes('.old-'))].find((n) =>
-      existsSync(path.join(dir, n, 'state.json')),
-    );
-    if (pick) {
-      await fs.rm(ckpt, { recursive: true, force: true });
-      await fs.rename(path.join(dir, pick), ckpt);
-    }
-  }
-  for (const n of side) await fs.rm(path.join(dir, n), { recursive: true, force: true });
-}
-
 export interface TrainReport {
   out: string;
   iterations: number;
@@ -384,7 +356,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   });
 
   // ---- state: fresh or from the checkpoint ----
-  const ckpt = path.join(o.out, CKPT);
+  const ckpt = path.join(o.out, CHECKPOINT_DIR);
   let weights: Weights;
   let vars: tf.Variable[];
   const opt = new AmsGrad({ learningRate: st.learningRate });
@@ -406,28 +378,20 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   return withOutputLock(o.out, trainLocked, '.r2n2-lock', 'model directory');
   async function trainLocked(): Promise<TrainReport> {
     await recoverCheckpoint(ckpt);
-    const haveCkpt = existsSync(path.join(ckpt, 'state.json'));
+    const haveCkpt = haveCheckpoint(ckpt);
     if (o.resume && !haveCkpt) {
       fromModel?.tensors.forEach((t) => t.dispose());
       throw new UserError(`--resume: ${ckpt} holds no checkpoint to continue; drop --resume to start from scratch (or check --out)`);
     }
     if (o.resume && haveCkpt) {
-      const stateFile = path.join(ckpt, 'state.json');
-      let s: TrainState;
-      try {
-        s = JSON.parse(await fs.readFile(stateFile, 'utf8'));
-      } catch (err) {
-        throw new UserError(`${stateFile} is unreadable (${(err as Error).message}); remove ${ckpt} to start over`);
-      }
+      const s = await readCheckpointState(ckpt);
       if (s.key !== key)
         throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
       const m = await loadModel(ckpt);
       weights = toVariables(m, true);
       m.tensors.forEach((t) => t.dispose());
       vars = names.map((k) => weights.get(k) as tf.Variable);
-      const ob = await fs.readFile(path.join(ckpt, 'optimizer.bin'));
-      const specs = JSON.parse(await fs.readFile(path.join(ckpt, 'optimizer.json'), 'utf8'));
-      const dec = tf.io.decodeWeights(Uint8Array.from(ob).buffer, specs);
+      const dec = await readCheckpointTensors(ckpt);
       opt.importState(vars, {
         t: s.optimizerT,
         m: names.map((k) => dec[`m/${k}`]),
@@ -453,35 +417,23 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     fromModel?.tensors.forEach((t) => t.dispose());
     o.onStart?.({ start, total: st.iterations, pairs });
 
-    // a checkpoint is one unit: written whole into a sibling directory, then swapped in by renames
-    // (recoverCheckpoint finishes a swap a kill interrupted), so a run killed at any moment resumes
-    // from the last complete checkpoint
+    // io/checkpoint.ts: written whole beside the last one, then swapped in
     const checkpoint = async (iteration: number, seconds: number) => {
-      const fresh = `${ckpt}.new-${process.pid}`;
-      await fs.rm(fresh, { recursive: true, force: true });
-      await saveModel(fresh, c, weights, { training: { iteration } });
       const ex = opt.exportState(vars);
       const named: [string, tf.Tensor][] = [];
       names.forEach((k, i) => named.push([`m/${k}`, ex.m[i]], [`v/${k}`, ex.v[i]], [`vmax/${k}`, ex.vmax[i]]));
       if (ema) names.forEach((k) => named.push([`ema/${k}`, ema!.get(k) as tf.Tensor]));
-      const { data: buf, specs } = await encodeTensors(named);
-      await writeAtomic(path.join(fresh, 'optimizer.bin'), (tmp) => fs.writeFile(tmp, buf));
-      await writeTextAtomic(path.join(fresh, 'optimizer.json'), JSON.stringify(specs));
-      const s: TrainState = {
+      const rngState = (rng as unknown as { state(): object }).state();
+      await writeCheckpoint(ckpt, c, weights, named, {
         format: 'r2n2-checkpoint',
         iteration,
-        rng: (rng as unknown as { state(): object }).state(),
+        rng: rngState,
         losses,
         validation,
         key,
         optimizerT: opt.t,
         seconds,
-      };
-      await writeTextAtomic(path.join(fresh, 'state.json'), JSON.stringify(s));
-      const old = `${ckpt}.old-${process.pid}`;
-      if (existsSync(ckpt)) await fs.rename(ckpt, old);
-      await fs.rename(fresh, ckpt);
-      await fs.rm(old, { recursive: true, force: true });
+      });
       o.onCheckpoint?.(iteration);
     };
 
@@ -640,23 +592,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           statistics: statisticsRange(data.map((d) => d.stats)),
         },
       });
-      const smooth = losses.map((_, i) => {
-        const w = losses.slice(Math.max(0, i - 24), i + 1);
-        return w.reduce((a, b) => a + b, 0) / w.length;
-      });
-      const valCurve = losses.map(() => NaN);
-      const valTre = losses.map(() => NaN);
-      for (const v of validation) {
-        valCurve[v.iteration - 1] = v.loss;
-        if (v.treMm !== undefined) valTre[v.iteration - 1] = v.treMm;
-      }
-      const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
-      await writeGreyPng(path.join(o.out, 'loss.png'), plot, [0, 255]);
-      const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
-      await writeTextAtomic(
-        path.join(o.out, 'loss.csv'),
-        'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n',
-      );
+      await writeCurves(o.out, losses, validation);
       return {
         out: o.out,
         iterations: it,
@@ -675,6 +611,27 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       if (ema) disposeWeights(ema);
     }
   }
+}
+
+/** `loss.png` (the loss and its 25-iteration running mean, log scale) and `loss.csv` (with validation). */
+async function writeCurves(out: string, losses: number[], validation: TrainState['validation']): Promise<void> {
+  const smooth = losses.map((_, i) => {
+    const w = losses.slice(Math.max(0, i - 24), i + 1);
+    return w.reduce((a, b) => a + b, 0) / w.length;
+  });
+  const valCurve = losses.map(() => NaN);
+  const valTre = losses.map(() => NaN);
+  for (const v of validation) {
+    valCurve[v.iteration - 1] = v.loss;
+    if (v.treMm !== undefined) valTre[v.iteration - 1] = v.treMm;
+  }
+  const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
+  await writeGreyPng(path.join(out, 'loss.png'), plot, [0, 255]);
+  const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
+  await writeTextAtomic(
+    path.join(out, 'loss.csv'),
+    'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n',
+  );
 }
 
 export { inferSequence };
