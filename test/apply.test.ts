@@ -1,6 +1,6 @@
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
-import { tmpDir, runCli, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
+import { tmpDir, runCli, runCliHere, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
 import { invertField, compositionResidual } from '../src/core/inverse.js';
 import { resampleThroughField, resampleLabels, insideMask } from '../src/core/apply.js';
 import { warpSamples } from '../src/core/warp.js';
@@ -170,24 +170,26 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     const inLungs = Float32Array.from(fixedLabels.data, (v) => (v === 1 || v === 2 ? 1 : 0));
     await writeImage2D(lungs, { geometry: fixedLabels.geometry, data: inLungs });
     const truth = path.join(series, 'truth');
-    const all = JSON.parse(runCli(['evaluate', 'tre', '--result', truth, '--landmarks', path.join(series, 'landmarks'), '--json']).stdout);
-    const tre = runCli(['evaluate', 'tre', '--result', truth, '--landmarks', path.join(series, 'landmarks'), '--mask', lungs, '--json']);
+    const all = JSON.parse((await runCliHere(['evaluate', 'tre', '--result', truth, '--landmarks', path.join(series, 'landmarks'), '--json'])).stdout);
+    const tre = await runCliHere(['evaluate', 'tre', '--result', truth, '--landmarks', path.join(series, 'landmarks'), '--mask', lungs, '--json']);
     expect(tre.code).toBe(0);
     const masked = JSON.parse(tre.stdout);
     // the 8 lung vessels lie in the lungs; the domes, the aortic arch and the liver vessel mostly not
     expect(masked.before.n).toBeLessThan(all.before.n);
     expect(masked.before.n % 7).toBe(0);
     expect(masked.before.n / 7).toBeGreaterThanOrEqual(8);
-    const dice = JSON.parse(runCli(['evaluate', 'dice', '--result', truth, '--labels', path.join(series, 'labels'), '--mask', lungs, '--json']).stdout);
-    const allDice = JSON.parse(runCli(['evaluate', 'dice', '--result', truth, '--labels', path.join(series, 'labels'), '--json']).stdout);
+    const dice = JSON.parse(
+      (await runCliHere(['evaluate', 'dice', '--result', truth, '--labels', path.join(series, 'labels'), '--mask', lungs, '--json'])).stdout,
+    );
+    const allDice = JSON.parse((await runCliHere(['evaluate', 'dice', '--result', truth, '--labels', path.join(series, 'labels'), '--json'])).stdout);
     const labels = dice.perLabel.map((p: { label: number }) => p.label);
     expect(labels).toEqual(expect.arrayContaining([1, 2]));
     // organs away from the lungs (the liver, the spleen) are not counted
     expect(labels.length).toBeLessThan(allDice.perLabel.length);
     expect(labels).not.toContain(4);
-    const jac = JSON.parse(runCli(['evaluate', 'jacobian', '--result', truth, '--mask', lungs, '--json']).stdout);
+    const jac = JSON.parse((await runCliHere(['evaluate', 'jacobian', '--result', truth, '--mask', lungs, '--json'])).stdout);
     expect(jac.frames[0].n).toBe(inLungs.reduce((a, b) => a + b, 0));
-    const bad = runCli(['evaluate', 'jacobian', '--result', truth, '--mask', path.join(t.dir, 'nope.nii.gz')]);
+    const bad = await runCliHere(['evaluate', 'jacobian', '--result', truth, '--mask', path.join(t.dir, 'nope.nii.gz')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/mask .*nope\.nii\.gz does not exist/);
   });

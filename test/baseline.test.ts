@@ -1,12 +1,14 @@
 import { promises as fs, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { tmpDir, runCli, BIRL, describeWithBirl } from './helpers.js';
+import { tmpDir, runCli, runCliHere, BIRL, describeWithBirl } from './helpers.js';
 import { readImage2D, writeImage2D } from '../src/io/image.js';
 
 let t: ReturnType<typeof tmpDir>;
 let frames: string;
 let landmarks: string;
-const FAST = ['--iterations', '40', '30', '20', '--spacing', '8', '--quiet'];
+// short runs: the global stage is cut to 10/5/5 iterations (its default 50/25/10 is checked by the preset test)
+const FAST_BSPLINE = ['--iterations', '40', '30', '20', '--spacing', '8', '--quiet'];
+const FAST = [...FAST_BSPLINE, '--init-iterations', '10', '5', '5'];
 
 beforeAll(() => {
   t = tmpDir('r2n2-bspline-');
@@ -41,7 +43,7 @@ describe('r2n2 baseline bspline, series mode', () => {
     // the automatic full-resolution blur is named in the settings, and the σ used (128 px: 1) in the params
     expect(s.settings.finestSigma).toBe('auto');
     expect(p.finestSigma).toBe(1);
-    const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', landmarks, '--json']);
+    const e = await runCliHere(['evaluate', 'tre', '--result', out, '--landmarks', landmarks, '--json']);
     expect(e.code).toBe(0);
     const tre = JSON.parse(e.stdout);
     expect(tre.after.mean_mm).toBeLessThan(0.4 * tre.before.mean_mm);
@@ -110,7 +112,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
       expect(runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--samples', '2048', '--seed', '7', '--no-qc']).code).toBe(0);
     for (const n of await files(path.join(a, 'fields')))
       expect((await fs.readFile(path.join(b, 'fields', n))).equals(await fs.readFile(path.join(a, 'fields', n)))).toBe(true);
-    const tre = JSON.parse(runCli(['evaluate', 'tre', '--result', a, '--landmarks', landmarks, '--json']).stdout);
+    const tre = JSON.parse((await runCliHere(['evaluate', 'tre', '--result', a, '--landmarks', landmarks, '--json'])).stdout);
     expect(tre.after.mean_mm).toBeLessThan(0.4 * tre.before.mean_mm);
     expect((await summaryOf(a)).settings).toMatchObject({ samples: 2048, seed: 7 });
   });
@@ -155,7 +157,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
 
 describe('r2n2 baseline bspline --preset', () => {
   test('a preset sets its options; options given on the command line win; the defaults are the generic preset', async () => {
-    const pair = ['--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(frames, 'frame_003.nrrd'), ...FAST, '--no-qc'];
+    const pair = ['--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(frames, 'frame_003.nrrd'), ...FAST_BSPLINE, '--no-qc'];
     const run = async (name: string, extra: string[]) => {
       const out = path.join(t.dir, `preset-${name}`);
       const r = runCli(['baseline', 'bspline', ...pair, '--out', out, ...extra]);
@@ -259,7 +261,7 @@ describeWithBirl('r2n2 baseline bspline on the BIRL pair (RGB JPEG, 800×600, la
     ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const e = runCli(['evaluate', 'tre', '--result', out, '--landmarks', lm, '--json']);
+    const e = await runCliHere(['evaluate', 'tre', '--result', out, '--landmarks', lm, '--json']);
     expect(e.code).toBe(0);
     const tre = JSON.parse(e.stdout);
     expect(tre.before.mean_px).toBeCloseTo(68.21, 1);
