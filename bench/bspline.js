@@ -9,18 +9,18 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '../dist/core/backend/index.js';
-import { makePhantomSeries } from '../dist/core/phantom.js';
-import { chooseFixedFrame } from '../dist/core/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/tre.js';
-import { fieldFromNormalised, mapPoint } from '../dist/core/field.js';
+import { initBackend } from '../dist/backend/index.js';
+import { makePhantomSeries } from '../dist/core/phantom/phantom.js';
+import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
+import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field.js';
 import { readImage2D } from '../dist/io/image.js';
 import { readLandmarkFile, landmarksMm } from '../dist/io/landmarks.js';
 import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
 import { affineMap, bsplineMap, elastixRegister } from './elastix.js';
 import * as tf from '@tensorflow/tfjs-core';
-import { warpBilinear, maskedMse } from '../dist/core/warp.js';
-import { isoTv } from '../dist/core/regularisers.js';
+import { warpBilinear, maskedMse } from '../dist/core/transformation/warp.js';
+import { isoTv } from '../dist/core/regulariser/regularisers.js';
 import { bsplineGrid, basisTensors, denseField } from '../dist/bspline/kernel.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

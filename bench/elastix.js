@@ -3,7 +3,7 @@
 // of the moving grid (linear interpolation is exact on them): T(p) at every fixed pixel, u = T(p) − p.
 import { elastixNode, transformixNode, defaultParameterMapNode } from '@itk-wasm/elastix';
 import { image2DToItk } from '../dist/io/image.js';
-import { indexToPhysical } from '../dist/core/geometry.js';
+import { indexToPhysical } from '../dist/core/image/geometry.js';
 
 /** The tuned B-spline map (docs/backends.md): MSE, fixed iterations, random samples, final grid in mm. */
 export async function bsplineMap({ resolutions = 3, gridMm = 16, iterations = 500, samples = 4096 } = {}) {

@@ -6,11 +6,11 @@
 // identity. This bounds what a perfect network with T steps could reach; it uses the true
 // field, so it is not a registration method. Slow (minutes): not part of the default suites.
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../dist/core/backend/index.js';
-import { makePhantomSeries, phantomInverseGrid, phantomTruthField } from '../dist/core/phantom.js';
-import { chooseFixedFrame } from '../dist/core/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/tre.js';
-import { sequenceMapPoint, gaussianDisplacement } from '../dist/core/gaussian.js';
+import { initBackend } from '../dist/backend/index.js';
+import { makePhantomSeries, phantomInverseGrid, phantomTruthField } from '../dist/core/phantom/phantom.js';
+import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
+import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { sequenceMapPoint, gaussianDisplacement } from '../dist/core/transformation/gaussian.js';
 
 /** Fits T Gaussians to a target field `[1, 2, n, n]` (normalised units); returns 7·T numbers. */
 async function fitGaussians(target, n, T, iterations) {

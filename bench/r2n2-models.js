@@ -15,11 +15,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '../dist/core/backend/index.js';
-import { makePhantomSeries } from '../dist/core/phantom.js';
-import { chooseFixedFrame } from '../dist/core/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/tre.js';
-import { fieldFromNormalised, mapPoint } from '../dist/core/field.js';
+import { initBackend } from '../dist/backend/index.js';
+import { makePhantomSeries } from '../dist/core/phantom/phantom.js';
+import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
+import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field.js';
 import { loadCheckpointAverage, loadModel } from '../dist/io/model.js';
 import { r2n2Registrar } from '../dist/app/register.js';
 

@@ -8,19 +8,19 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '../dist/core/backend/index.js';
-import { makePhantomSeries } from '../dist/core/phantom.js';
-import { chooseFixedFrame } from '../dist/core/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/tre.js';
-import { fieldFromNormalised, mapPoint } from '../dist/core/field.js';
+import { initBackend } from '../dist/backend/index.js';
+import { makePhantomSeries } from '../dist/core/phantom/phantom.js';
+import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
+import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field.js';
 import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
 import { loadModel } from '../dist/io/model.js';
 import { r2n2Registrar } from '../dist/app/register.js';
 import { affineMap, bsplineMap, elastixRegister } from './elastix.js';
 import { inferSequence, networkImage } from '../dist/core/r2n2/sequence.js';
-import { sequenceField } from '../dist/core/gaussian.js';
-import { refineSequence } from '../dist/core/refine.js';
-import { normaliseIntensity } from '../dist/core/intensity.js';
+import { sequenceField } from '../dist/core/transformation/gaussian.js';
+import { refineSequence } from '../dist/core/r2n2/refine.js';
+import { normaliseIntensity } from '../dist/core/image/intensity.js';
 import { toVariables } from '../dist/io/model.js';
 
 /** Where one batch of 8 R2N2 registrations spends its time (ms, median of 5). */

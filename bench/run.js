@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makePhantomSeries } from '../dist/core/phantom.js';
+import { makePhantomSeries } from '../dist/core/phantom/phantom.js';
 import { writeImage2D } from '../dist/io/image.js';
 import { itkRead, itkWrite, itkDicomTags, itkKeepsModules } from '../dist/io/itk.js';
 import { readImageNode, writeImageNode } from '@itk-wasm/image-io';

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { initBackend } from '../src/core/backend/index.js';
-import { makePhantomSeries } from '../src/core/phantom.js';
-import { type AffineTransform, applyAffine, affineField, gridCentre, registerAffine, centreOfMass } from '../src/core/affine.js';
-import { fieldFromNormalised, mapPoint } from '../src/core/field.js';
-import { type Geometry, indexToPhysical, physicalToIndex } from '../src/core/geometry.js';
+import { initBackend } from '../src/backend/index.js';
+import { makePhantomSeries } from '../src/core/phantom/phantom.js';
+import { type AffineTransform, applyAffine, affineField, gridCentre, registerAffine, centreOfMass } from '../src/core/transformation/affine.js';
+import { fieldFromNormalised, mapPoint } from '../src/core/transformation/field.js';
+import { type Geometry, indexToPhysical, physicalToIndex } from '../src/core/image/geometry.js';
 import { writeImage2D, readField } from '../src/io/index.js';
 import { tmpDir, runCli } from './helpers.js';
 
@@ -64,7 +64,7 @@ describe('global transformations', () => {
     expect(pxError((p) => mapPoint(u, p))).toBeLessThan(1e-3);
   });
   test('composing after a pre-alignment: T(p) = T_A(p + u(p)) for a field u found on M∘T_A', async () => {
-    const { composeAfterAffine } = await import('../src/core/affine.js');
+    const { composeAfterAffine } = await import('../src/core/transformation/affine.js');
     const [W, H] = g.size;
     const u = new Float32Array(2 * W * H);
     u.fill(2 / (W - 1), 0, W * H); // +1 column everywhere

@@ -1,11 +1,11 @@
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { tmpDir, runCli, runCliHere, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
-import { invertField, compositionResidual } from '../src/core/inverse.js';
-import { resampleThroughField, resampleLabels, insideMask } from '../src/core/apply.js';
-import { warpSamples } from '../src/core/warp.js';
-import { fieldFromNormalised, type DisplacementField } from '../src/core/field.js';
-import { type Geometry, identityGeometry } from '../src/core/geometry.js';
+import { invertField, compositionResidual } from '../src/core/transformation/inverse.js';
+import { resampleThroughField, resampleLabels, insideMask } from '../src/core/transformation/apply.js';
+import { warpSamples } from '../src/core/transformation/warp.js';
+import { fieldFromNormalised, type DisplacementField } from '../src/core/transformation/field.js';
+import { type Geometry, identityGeometry } from '../src/core/image/geometry.js';
 import { readField, readImage2D, writeImage2D } from '../src/io/image.js';
 import { openSeries } from '../src/io/series.js';
 import { readLandmarkFile } from '../src/io/landmarks.js';
@@ -23,7 +23,7 @@ function bumpField(g: Geometry, amp: number): DisplacementField {
   return { geometry: g, data };
 }
 
-describe('inverse fields (core/inverse.ts)', () => {
+describe('inverse fields (core/transformation/inverse.ts)', () => {
   const g: Geometry = { size: [64, 48], spacing: [1.5, 0.8], origin: [-10, 5], direction: [0.8, -0.6, 0.6, 0.8] };
   test('a smooth field: forward ∘ inverse within 0.05 px of identity (Newton converges to 1e-3 px); inverse ∘ forward within the interpolation error of v', () => {
     const f = bumpField(g, 4);
@@ -45,7 +45,7 @@ describe('inverse fields (core/inverse.ts)', () => {
   });
 });
 
-describe('resampling through a field (core/apply.ts)', () => {
+describe('resampling through a field (core/transformation/apply.ts)', () => {
   const g = identityGeometry(32, 24);
   const img = Float32Array.from({ length: 32 * 24 }, (_, k) => Math.sin(k * 0.37) * 10 + (k % 7));
   const zero: DisplacementField = { geometry: g, data: new Float32Array(2 * 32 * 24) };

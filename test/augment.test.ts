@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import seedrandom from 'seedrandom';
-import { AUGMENT_OFF, augmentPair, convolve3 } from '../src/core/augment.js';
+import { AUGMENT_OFF, augmentPair, convolve3 } from '../src/core/r2n2/augment.js';
 import { tmpDir, runCli } from './helpers.js';
 
 const n = 16;
@@ -10,7 +10,7 @@ const img = (seed: number) => {
   return Float32Array.from({ length: n * n }, () => 4 * r() - 2);
 };
 
-describe('training augmentations (core/augment.ts)', () => {
+describe('training augmentations (core/r2n2/augment.ts)', () => {
   test('off: the same arrays back and no random number drawn', () => {
     let draws = 0;
     const rng = () => (draws++, 0.5);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, smokeTest } from '../src/core/backend/index.js';
-import { stopGradient } from '../src/core/backend/wasm-kernels.js';
+import { initBackend, smokeTest } from '../src/backend/index.js';
+import { stopGradient } from '../src/backend/wasm-kernels.js';
 import { rand, onBoth, expectClose } from './tf-helpers.js';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -136,7 +136,7 @@ describe('wasm threads', () => {
   const probe = `
     import * as tf from '@tensorflow/tfjs-core';
     import { createHash } from 'node:crypto';
-    import { initBackend } from './dist/core/backend/index.js';
+    import { initBackend } from './dist/backend/index.js';
     const info = await initBackend('wasm', { threads: Number(process.argv[1]) });
     const x = tf.randomUniform([4, 24, 24, 8], -1, 1, 'float32', 1);
     const k = tf.randomUniform([3, 3, 8, 16], -1, 1, 'float32', 2);

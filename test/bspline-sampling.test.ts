@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/core/backend/index.js';
+import { initBackend } from '../src/backend/index.js';
 import { bsplineGrid, basisTensors, denseField, denseFieldHost, sparseGrid } from '../src/bspline/kernel.js';
 import { registerBspline, BSPLINE_DEFAULTS, checkOptions, convergenceStop, levelMask, levelSpacing, warpedMaskNearest } from '../src/bspline/register.js';
 import { bsplineObjectiveHost } from '../src/bspline/host-objective.js';
 import { mulberry32, samplePoints, sampledLevel } from '../src/bspline/sampled.js';
-import { isoTv, isoTvHost } from '../src/core/regularisers.js';
-import { maskedMse, warpBilinear, warpMseHost, warpSamples } from '../src/core/warp.js';
-import { identityGeometry } from '../src/core/geometry.js';
+import { isoTv, isoTvHost } from '../src/core/regulariser/regularisers.js';
+import { maskedMse, warpBilinear, warpMseHost, warpSamples } from '../src/core/transformation/warp.js';
+import { identityGeometry } from '../src/core/image/geometry.js';
 import { smoothPair as pair } from './tf-helpers.js';
 
 beforeAll(async () => {

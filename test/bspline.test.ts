@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/core/backend/index.js';
+import { initBackend } from '../src/backend/index.js';
 import { bsplineKernel1d, cropWindow, axisGrid, bsplineGrid, basisTensors, denseField, referenceField, basisMatrix } from '../src/bspline/kernel.js';
 import { registerBspline, BSPLINE_DEFAULTS, checkOptions, autoFinestSigma } from '../src/bspline/register.js';
-import { gaussianKernel1d, resampleAligned, pyramidLevel, finestFactor } from '../src/core/resample.js';
-import { warpSamples } from '../src/core/warp.js';
+import { gaussianKernel1d, resampleAligned, pyramidLevel, finestFactor } from '../src/core/image/resample.js';
+import { warpSamples } from '../src/core/transformation/warp.js';
 import { rand, smoothPair as pair } from './tf-helpers.js';
 
 beforeAll(async () => {

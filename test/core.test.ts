@@ -1,8 +1,8 @@
-import { indexToPhysical, physicalToIndex, sameGeometry, identityGeometry, type Geometry } from '../src/core/geometry.js';
-import { summarize, percentileSorted } from '../src/core/stats.js';
-import { sampleVectorBilinear, mapPoint } from '../src/core/field.js';
-import { frameTre, treReport } from '../src/core/tre.js';
-import { chooseFixedFrame } from '../src/core/fixed-frame.js';
+import { indexToPhysical, physicalToIndex, sameGeometry, identityGeometry, type Geometry } from '../src/core/image/geometry.js';
+import { summarize, percentileSorted } from '../src/core/metrics/stats.js';
+import { sampleVectorBilinear, mapPoint } from '../src/core/transformation/field.js';
+import { frameTre, treReport } from '../src/core/metrics/tre.js';
+import { chooseFixedFrame } from '../src/core/image/fixed-frame.js';
 import { autoFixedFrame } from '../src/app/fixed-frame.js';
 import type { Series } from '../src/io/series.js';
 import type { Image2D } from '../src/io/image.js';
@@ -165,7 +165,7 @@ describe('fixed frame', () => {
 
 describe('normalised fields in physical units', () => {
   test('fieldFromNormalised: one pixel along x and two along y, through spacing and a rotated direction', async () => {
-    const { fieldFromNormalised } = await import('../src/core/field.js');
+    const { fieldFromNormalised } = await import('../src/core/transformation/field.js');
     const [W, H] = rotated.size;
     const u = new Float32Array(2 * W * H);
     u.fill(2 / (W - 1), 0, W * H); // +1 column
@@ -183,7 +183,7 @@ describe('normalised fields in physical units', () => {
     expect(q[1]).toBeCloseTo(14, 4);
   });
   test('QC mosaic tiles 6 images 3 across with borders', async () => {
-    const { registrationQc } = await import('../src/core/qc.js');
+    const { registrationQc } = await import('../src/core/qc/qc.js');
     const img = Float32Array.from({ length: 20 * 10 }, (_, i) => i % 7);
     const m = registrationQc(img, img, img, 10, 20);
     expect([m.W, m.H]).toEqual([3 * 20 + 4 * 2, 2 * 10 + 3 * 2]);

@@ -5,11 +5,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
-import { initBackend } from '../src/core/backend/index.js';
-import { type DisplacementField, fieldFromNormalised, fieldToNormalised, flipNormalisedField } from '../src/core/field.js';
+import { initBackend } from '../src/backend/index.js';
+import { type DisplacementField, fieldFromNormalised, fieldToNormalised, flipNormalisedField } from '../src/core/transformation/field.js';
 import { readField, writeField } from '../src/io/image.js';
-import { sequenceField, unflipSequence } from '../src/core/gaussian.js';
-import type { Flip } from '../src/core/resample.js';
+import { sequenceField, unflipSequence } from '../src/core/transformation/gaussian.js';
+import type { Flip } from '../src/core/image/resample.js';
 import { type R2N2Config, initWeights, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { AmsGrad } from '../src/core/optim.js';

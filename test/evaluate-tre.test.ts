@@ -4,7 +4,7 @@ import { evaluateTre } from '../src/app/evaluate-tre.js';
 import { writeField } from '../src/io/image.js';
 import { writeSummary } from '../src/io/result.js';
 import { formatLandmarkCsv } from '../src/io/landmarks.js';
-import type { Geometry, Point } from '../src/core/geometry.js';
+import type { Geometry, Point } from '../src/core/image/geometry.js';
 import { tmpDir, runCliHere, lcg, HAVE_BIRL, BIRL } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;

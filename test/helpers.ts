@@ -34,7 +34,7 @@ export function describeWithSunnybrook(name: string, fn: () => void): void {
  * needs one; most CI machines and this project's have none), so the check shows as skipped.
  */
 export async function testWithWebGpu(): Promise<typeof test> {
-  const { webgpuUnavailable } = await import('../src/core/backend/index.js');
+  const { webgpuUnavailable } = await import('../src/backend/index.js');
   const why = await webgpuUnavailable();
   if (why === null) return test;
   console.warn(`skipping the webgpu checks: ${why}`);

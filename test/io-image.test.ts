@@ -7,7 +7,7 @@ import { readDicomTagsNode } from '@itk-wasm/dicom';
 import { readImageNode, writeImageNode } from '@itk-wasm/image-io';
 import { openSeries } from '../src/io/series.js';
 import { writeAtomic } from '../src/io/atomic.js';
-import type { Geometry } from '../src/core/geometry.js';
+import type { Geometry } from '../src/core/image/geometry.js';
 import { UserError } from '../src/errors.js';
 import { tmpDir, BIRL, HAVE_BIRL } from './helpers.js';
 

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import { jacobianDeterminant, jacobianStats } from '../src/core/jacobian.js';
-import type { DisplacementField } from '../src/core/field.js';
-import type { Geometry } from '../src/core/geometry.js';
-import { indexToPhysical } from '../src/core/geometry.js';
+import { jacobianDeterminant, jacobianStats } from '../src/core/metrics/jacobian.js';
+import type { DisplacementField } from '../src/core/transformation/field.js';
+import type { Geometry } from '../src/core/image/geometry.js';
+import { indexToPhysical } from '../src/core/image/geometry.js';
 import { writeField, writeSummary } from '../src/io/index.js';
 import { tmpDir, runCliHere } from './helpers.js';
 
@@ -129,7 +129,7 @@ describe('Dice (r2n2 evaluate dice)', () => {
   });
 
   test('HD95 ignores the worst 5% of boundary points, is 0 for equal maps and Infinity for a missing label', async () => {
-    const { hd95 } = await import('../src/core/dice.js');
+    const { hd95 } = await import('../src/core/metrics/dice.js');
     const W = 40;
     const H = 40;
     const a = new Float32Array(W * H);

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { readLandmarkFile, landmarksMm, listLandmarkDir, writeLandmarkCsv } from '../src/io/landmarks.js';
-import type { Geometry } from '../src/core/geometry.js';
+import type { Geometry } from '../src/core/image/geometry.js';
 import { tmpDir, BIRL, describeWithBirl } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/core/backend/index.js';
-import { maskedMse, nccLoss, lnccLoss, miLoss, ngfLoss, ngfEpsilon, makeLoss, LOSS_NAMES } from '../src/core/losses.js';
-import { isoTv, diffusion, bending, REGULARISER_NAMES, regulariser } from '../src/core/regularisers.js';
+import { initBackend } from '../src/backend/index.js';
+import { maskedMse, nccLoss, lnccLoss, miLoss, ngfLoss, ngfEpsilon, makeLoss, LOSS_NAMES } from '../src/core/loss/losses.js';
+import { isoTv, diffusion, bending, REGULARISER_NAMES, regulariser } from '../src/core/regulariser/regularisers.js';
 import { AmsGrad, clipByGlobalNorm } from '../src/core/optim.js';
-import { normaliseIntensity } from '../src/core/intensity.js';
+import { normaliseIntensity } from '../src/core/image/intensity.js';
 import { rand, onBoth, expectClose } from './tf-helpers.js';
 
 beforeAll(async () => {

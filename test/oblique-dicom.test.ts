@@ -9,7 +9,7 @@ import { openSeries } from '../src/io/series.js';
 import { readImage2D, readField, writeImage2D, writeField } from '../src/io/image.js';
 import { itkRead } from '../src/io/itk.js';
 import { niftiHeader3D } from '../src/io/nifti.js';
-import { sameGeometry, describeGeometry, indexToPhysical, type Geometry } from '../src/core/geometry.js';
+import { sameGeometry, describeGeometry, indexToPhysical, type Geometry } from '../src/core/image/geometry.js';
 import { describeWithSunnybrook, SUNNYBROOK, tmpDir, runCli, runCliHere } from './helpers.js';
 
 const PATIENT = 'SCD0000101';

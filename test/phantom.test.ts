@@ -1,11 +1,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { makePhantomSeries } from '../src/core/phantom.js';
+import { makePhantomSeries } from '../src/core/phantom/phantom.js';
 import { generatePhantoms } from '../src/app/phantom.js';
 import { evaluateTre } from '../src/app/evaluate-tre.js';
 import { openSeries } from '../src/io/series.js';
 import { readLandmarkFile } from '../src/io/landmarks.js';
-import { physicalToIndex } from '../src/core/geometry.js';
+import { physicalToIndex } from '../src/core/image/geometry.js';
 import { tmpDir, runCli } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
-import { initBackend } from '../src/core/backend/index.js';
+import { initBackend } from '../src/backend/index.js';
 import {
   addGaussianInPlace,
   gaussianDisplacement,
@@ -10,10 +10,10 @@ import {
   sequenceField,
   unflipSequence,
   coordinateGrids,
-} from '../src/core/gaussian.js';
-import { type Flip, flipImage, shiftImage } from '../src/core/resample.js';
+} from '../src/core/transformation/gaussian.js';
+import { type Flip, flipImage, shiftImage } from '../src/core/image/resample.js';
 import { defaultRegisterBatch, r2n2Registrar, worseThanNone } from '../src/app/register.js';
-import { makePhantomSeries } from '../src/core/phantom.js';
+import { makePhantomSeries } from '../src/core/phantom/phantom.js';
 import {
   DEFAULT_CONFIG,
   type R2N2Config,
@@ -29,7 +29,7 @@ import {
 } from '../src/core/r2n2/network.js';
 import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { tanh } from '../src/core/tensors.js';
-import { warpSamples } from '../src/core/warp.js';
+import { warpSamples } from '../src/core/transformation/warp.js';
 import { saveModel, loadModel, loadCheckpointAverage, toVariables } from '../src/io/model.js';
 import { tmpDir, runCli, runCliHere, runCliSignalled, describeWithSunnybrook, SUNNYBROOK, ROOT, testWithWebGpu } from './helpers.js';
 import { TRAIN_DEFAULTS, learningRateAt, train } from '../src/app/train.js';

@@ -1,5 +1,5 @@
-import { refineObjective, refineSequence, solveSpd, imageGradient, limitFolding } from '../src/core/refine.js';
-import { sequenceAt, sequenceField } from '../src/core/gaussian.js';
+import { refineObjective, refineSequence, solveSpd, imageGradient, limitFolding } from '../src/core/r2n2/refine.js';
+import { sequenceAt, sequenceField } from '../src/core/transformation/gaussian.js';
 
 // A smooth analytic image (pixel coordinates) and a pair made from it with a known sequence:
 // F(p) = M(p + u(p)) exactly, M sampled on the grid.

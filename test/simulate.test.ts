@@ -1,13 +1,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { makeSimulatedSeries, sampleCubic, salientPoints } from '../src/core/simulate.js';
+import { makeSimulatedSeries, sampleCubic, salientPoints } from '../src/core/phantom/simulate.js';
 import { simulate } from '../src/app/simulate.js';
 import { evaluateTre } from '../src/app/evaluate-tre.js';
 import { openSeries } from '../src/io/series.js';
 import { writeImage2D } from '../src/io/image.js';
 import { itkRead } from '../src/io/itk.js';
 import { readLandmarkFile } from '../src/io/landmarks.js';
-import { physicalToIndex, type Geometry, type Point } from '../src/core/geometry.js';
+import { physicalToIndex, type Geometry, type Point } from '../src/core/image/geometry.js';
 import { tmpDir, runCliHere, describeWithSunnybrook, SUNNYBROOK } from './helpers.js';
 
 let t: ReturnType<typeof tmpDir>;

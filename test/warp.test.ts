@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/core/backend/index.js';
-import { warpBilinear, warpBilinearBatch, warpSamples, maskedMse, maskedMseBatch } from '../src/core/warp.js';
-import { isoTv } from '../src/core/regularisers.js';
+import { initBackend } from '../src/backend/index.js';
+import { warpBilinear, warpBilinearBatch, warpSamples, maskedMse, maskedMseBatch } from '../src/core/transformation/warp.js';
+import { isoTv } from '../src/core/regulariser/regularisers.js';
 import { seededUniform } from './helpers.js';
 
 const rand = seededUniform;

@@ -18,10 +18,10 @@ import { type LoadedModel, loadModel, toVariables } from '../io/model.js';
 import { openSeries, resolveFrame } from '../io/series.js';
 import { inferSequence, maskedMseArrays, networkImage } from '../core/r2n2/sequence.js';
 import { imageSize, disposeWeights } from '../core/r2n2/network.js';
-import { sequenceField } from '../core/gaussian.js';
-import { warpSamples } from '../core/warp.js';
+import { sequenceField } from '../core/transformation/gaussian.js';
+import { warpSamples } from '../core/transformation/warp.js';
 import { autoFixedFrame } from './fixed-frame.js';
-import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 
 export interface AdaptOptions {
   model: LoadedModel;

@@ -9,7 +9,7 @@
  *   --points PATH    landmark files: `from fixed` maps fixed-frame points into every frame
  *                    (T(p) = p + u(p)); `from moving` maps each frame's points to the fixed frame
  *                    through the inverse field: OUT/points/<frame>.csv (x,y mm)
- *   --write-inverse  OUT/inverse/<frame>.nii.gz, the inverse fields (core/inverse.ts)
+ *   --write-inverse  OUT/inverse/<frame>.nii.gz, the inverse fields (core/transformation/inverse.ts)
  *
  * Frames are matched by name (a series may cover some frames only: labels drawn on a few); a
  * series with other names but as many frames as the registered series is matched by position
@@ -23,10 +23,10 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { type DisplacementField, mapPoint } from '../core/field.js';
-import type { Point } from '../core/geometry.js';
-import { type Interpolation, type LabelInterpolation, mapPointsForward, resampleLabels, resampleThroughField } from '../core/apply.js';
-import { compositionResidual, invertField } from '../core/inverse.js';
+import { type DisplacementField, mapPoint } from '../core/transformation/field.js';
+import type { Point } from '../core/image/geometry.js';
+import { type Interpolation, type LabelInterpolation, mapPointsForward, resampleLabels, resampleThroughField } from '../core/transformation/apply.js';
+import { compositionResidual, invertField } from '../core/transformation/inverse.js';
 import { readField, writeField, writeImage2D, writeLabels2D, writeStack } from '../io/image.js';
 import { type Series, openSeries } from '../io/series.js';
 import { listLandmarkDir, landmarksMm, readLandmarkFile, writeLandmarkCsv } from '../io/landmarks.js';

@@ -4,7 +4,7 @@ import type { Image2D } from '../io/image.js';
 import { type MaskSet, maskFor } from '../io/masks.js';
 import { type BsplineOptions, autoFinestSigma, checkOptions, perLevel, registerBspline } from '../bspline/register.js';
 import type { Registrar } from './run-frames.js';
-import { AFFINE_DEFAULTS, AFFINE_PARAMETERS } from '../core/affine.js';
+import { AFFINE_DEFAULTS, AFFINE_PARAMETERS } from '../core/transformation/affine.js';
 
 export const BSPLINE_PARAMS_UNITS =
   'control-point displacements in normalised units ([-1, 1] across the image, align-corners: one pixel = 2/(n-1)); x and y are [cpH, cpW] row-major per level; the dense field of a level is By·P·Bxᵀ (docs/method.md), levels add up';

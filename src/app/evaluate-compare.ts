@@ -7,8 +7,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import type { FrameTre, TreStats } from '../core/tre.js';
-import { summarize } from '../core/stats.js';
+import type { FrameTre, TreStats } from '../core/metrics/tre.js';
+import { summarize } from '../core/metrics/stats.js';
 import { readSummary } from '../io/result.js';
 import { evaluateTre } from './evaluate-tre.js';
 import { evaluateJacobian } from './evaluate-jacobian.js';

@@ -6,9 +6,9 @@
 import path from 'node:path';
 import { maskFor, readMaskSet } from '../io/masks.js';
 import { UserError } from '../errors.js';
-import { sameGeometry, describeGeometry } from '../core/geometry.js';
-import { dicePerLabel, hd95PerLabel, warpLabelsNearest } from '../core/dice.js';
-import { summarize, percentileSorted } from '../core/stats.js';
+import { sameGeometry, describeGeometry } from '../core/image/geometry.js';
+import { dicePerLabel, hd95PerLabel, warpLabelsNearest } from '../core/metrics/dice.js';
+import { summarize, percentileSorted } from '../core/metrics/stats.js';
 import { readSummary, readField, readImage2D, resultFile, imageStem, IMAGE_EXTENSIONS, imageExtension, listFiles } from '../io/index.js';
 
 export interface DiceFrame {

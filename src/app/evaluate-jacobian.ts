@@ -1,6 +1,6 @@
 /** `evaluate jacobian`: det J statistics per frame of a result directory (and optional det-J images). */
 import path from 'node:path';
-import { jacobianDeterminant, jacobianStats, type JacobianStats } from '../core/jacobian.js';
+import { jacobianDeterminant, jacobianStats, type JacobianStats } from '../core/metrics/jacobian.js';
 import { readSummary, readField, resultFile, writeImage2D } from '../io/index.js';
 import { maskFor, readMaskSet } from '../io/masks.js';
 

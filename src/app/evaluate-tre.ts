@@ -1,14 +1,14 @@
 /**
  * `evaluate tre` as a function: reads the landmark directory (and a result directory and/or
- * series when given), computes identity and after-registration TRE with core/tre.ts.
+ * series when given), computes identity and after-registration TRE with core/metrics/tre.ts.
  */
 import path from 'node:path';
 import { maskFor, readMaskSet } from '../io/masks.js';
 import { UserError } from '../errors.js';
-import { type Geometry, type Point, sameGeometry, describeGeometry, physicalToIndex } from '../core/geometry.js';
-import { type DisplacementField, mapPoint, insideGrid } from '../core/field.js';
-import { type FrameTre, type TreReport, frameTre, treReport } from '../core/tre.js';
-import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import { type Geometry, type Point, sameGeometry, describeGeometry, physicalToIndex } from '../core/image/geometry.js';
+import { type DisplacementField, mapPoint, insideGrid } from '../core/transformation/field.js';
+import { type FrameTre, type TreReport, frameTre, treReport } from '../core/metrics/tre.js';
+import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { openSeries, resolveFrame, type Series } from '../io/series.js';

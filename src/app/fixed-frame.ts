@@ -1,9 +1,9 @@
-import { chooseFixedFrame, type FixedFrameChoice, type FixedFrameCriterion } from '../core/fixed-frame.js';
+import { chooseFixedFrame, type FixedFrameChoice, type FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import type { Series } from '../io/series.js';
 import type { Image2D } from '../io/image.js';
 
 /**
- * The automatic fixed frame of a series (core/fixed-frame.ts). Frames are read once and kept
+ * The automatic fixed frame of a series (core/image/fixed-frame.ts). Frames are read once and kept
  * while the series fits in `cacheBytes` (default 1 GiB), else streamed twice. Pass `keep` to
  * receive the frames read (when they fitted), so that the caller need not read them again.
  */

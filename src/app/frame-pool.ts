@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors.js';
-import type { BackendChoice } from '../core/backend/index.js';
+import type { BackendChoice } from '../backend/index.js';
 import type { Image2D } from '../io/image.js';
 import type { RegistrarSpec } from './registrars.js';
 import type { FrameRegistration } from './run-frames.js';

@@ -7,7 +7,7 @@
  * `{ type: 'error', id: -1, … }` when the backend or the registrar cannot be made.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, type BackendChoice } from '../core/backend/index.js';
+import { initBackend, type BackendChoice } from '../backend/index.js';
 import type { Image2D } from '../io/image.js';
 import { type RegistrarSpec, createRegistrar } from './registrars.js';
 import type { FrameRegistration, Registrar } from './run-frames.js';

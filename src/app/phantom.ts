@@ -1,6 +1,6 @@
 /**
- * `phantom` as a function: renders synthetic series (core/phantom.ts) and writes them as
- * `DIR/series-NN/frames/frame_XXX.nrrd`, `labels/frame_XXX.nrrd` (organ labels, core/phantom.ts
+ * `phantom` as a function: renders synthetic series (core/phantom/phantom.ts) and writes them as
+ * `DIR/series-NN/frames/frame_XXX.nrrd`, `labels/frame_XXX.nrrd` (organ labels, core/phantom/phantom.ts
  * PHANTOM_LABELS), `landmarks/frame_XXX.csv` (mm) and `phantom.json`,
  * optionally `truth/` (a result directory holding the true fields, method "ground-truth").
  * Each series is built in a temporary directory and renamed into place when complete, so an
@@ -8,8 +8,8 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { makePhantomSeries, phantomInverseGrid, phantomTruthField } from '../core/phantom.js';
-import { chooseFixedFrame } from '../core/fixed-frame.js';
+import { makePhantomSeries, phantomInverseGrid, phantomTruthField } from '../core/phantom/phantom.js';
+import { chooseFixedFrame } from '../core/image/fixed-frame.js';
 import { writeImage2D, writeField, writeLabels2D } from '../io/image.js';
 import { formatLandmarkCsv } from '../io/landmarks.js';
 import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';

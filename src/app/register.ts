@@ -7,15 +7,15 @@ import { toVariables } from '../io/model.js';
 import { inferSequence, maskedMseArrays, networkImage } from '../core/r2n2/sequence.js';
 import { imageSize, sampleWeightNoise } from '../core/r2n2/network.js';
 import seedrandom from 'seedrandom';
-import { fieldFromNormalised } from '../core/field.js';
-import type { Geometry } from '../core/geometry.js';
-import { sequenceField, unflipSequence, PARAMS_PER_STEP } from '../core/gaussian.js';
-import { type Flip, flipImage } from '../core/resample.js';
-import { gaussianOverlay } from '../core/qc.js';
-import { type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, composeAfterAffine, registerAffine } from '../core/affine.js';
-import { warpSamples } from '../core/warp.js';
-import { normaliseIntensity } from '../core/intensity.js';
-import { REFINE_DEFAULTS, refineSequence } from '../core/refine.js';
+import { fieldFromNormalised } from '../core/transformation/field.js';
+import type { Geometry } from '../core/image/geometry.js';
+import { sequenceField, unflipSequence, PARAMS_PER_STEP } from '../core/transformation/gaussian.js';
+import { type Flip, flipImage } from '../core/image/resample.js';
+import { gaussianOverlay } from '../core/qc/qc.js';
+import { type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, composeAfterAffine, registerAffine } from '../core/transformation/affine.js';
+import { warpSamples } from '../core/transformation/warp.js';
+import { normaliseIntensity } from '../core/image/intensity.js';
+import { REFINE_DEFAULTS, refineSequence } from '../core/r2n2/refine.js';
 import type { Registrar } from './run-frames.js';
 
 export const R2N2_PARAMS_UNITS =
@@ -31,7 +31,7 @@ export const FLIP_AVERAGES: Record<string, Flip[]> = { none: ['none'], x: ['none
 export type FlipAverage = keyof typeof FLIP_AVERAGES;
 
 export interface R2N2RegisterOptions {
-  /** Global pre-alignment of each frame before the sequence (core/affine.ts), default none. */
+  /** Global pre-alignment of each frame before the sequence (core/transformation/affine.ts), default none. */
   init?: InitKind;
   steps: number;
   stopThreshold: number;
@@ -41,13 +41,13 @@ export interface R2N2RegisterOptions {
   flipAverage?: FlipAverage;
   /**
    * Levenberg–Marquardt iterations that refine each frame's Gaussian sequence on the pair at full
-   * resolution after the network (core/refine.ts), default 0 (off). The result is still the
+   * resolution after the network (core/r2n2/refine.ts), default 0 (off). The result is still the
    * same number of Gaussians.
    */
   refine?: number;
   /** Refine on the pair reduced to at most this many pixels per side (default: full size). */
   refineSize?: number;
-  /** The refinement's JᵀJ from every s-th pixel per axis (core/refine.ts `normalStride`, default 2). */
+  /** The refinement's JᵀJ from every s-th pixel per axis (core/r2n2/refine.ts `normalStride`, default 2). */
   refineStride?: number;
   /**
    * Never worse than none (default true): the sequence stops at the first step that does not

@@ -14,12 +14,12 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { sameGeometry, describeGeometry, type Geometry } from '../core/geometry.js';
-import { fieldFromNormalised } from '../core/field.js';
-import { warpSamples } from '../core/warp.js';
-import { invertField } from '../core/inverse.js';
-import { type Mosaic, registrationQc, meanAbsDiff } from '../core/qc.js';
-import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import { sameGeometry, describeGeometry, type Geometry } from '../core/image/geometry.js';
+import { fieldFromNormalised } from '../core/transformation/field.js';
+import { warpSamples } from '../core/transformation/warp.js';
+import { invertField } from '../core/transformation/inverse.js';
+import { type Mosaic, registrationQc, meanAbsDiff } from '../core/qc/qc.js';
+import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import { type Image2D, readImage2D, writeImage2D, writeGreyPng, writeField, imageStem } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
 import { removeStaleTemps, withOutputLock, writeTextAtomic } from '../io/atomic.js';
@@ -28,7 +28,7 @@ import { autoFixedFrame } from './fixed-frame.js';
 import { FramePool } from './frame-pool.js';
 import { MOTION_FILE, STACK_FILES, writeSeriesProducts } from './series-products.js';
 import type { RegistrarSpec } from './registrars.js';
-import type { BackendChoice } from '../core/backend/index.js';
+import type { BackendChoice } from '../backend/index.js';
 
 /** What a method returns for one moving frame. */
 export interface FrameRegistration {
@@ -69,7 +69,7 @@ export interface RunOptions {
   force?: boolean;
   shard?: { index: number; count: number };
   qc?: boolean;
-  /** Also write inverse/<frame>.nii.gz, each field's inverse (core/inverse.ts), residual in the params and summary. */
+  /** Also write inverse/<frame>.nii.gz, each field's inverse (core/transformation/inverse.ts), residual in the params and summary. */
   writeInverse?: boolean;
   /** Write warped.nii.gz and fields.nii.gz when the result is complete (default true; motion.csv always). */
   stack?: boolean;

@@ -6,17 +6,17 @@
  *                   time as the last axis: one corrected stack (io/image.ts writeStack)
  *   fields.nii.gz   the frames' fields likewise (2 components, mm; the fixed frame's is zero)
  *   motion.csv      per frame: mean / max displacement, change from the previous frame, NCC to
- *                   the fixed frame before and after (core/motion.ts)
+ *                   the fixed frame before and after (core/metrics/motion.ts)
  *   qc/motion.png   mean (black) and max (grey) displacement per frame
  *
  * Memory: the stacks hold every frame at once (3 × 4 bytes per pixel per frame: 140 frames of
  * 256² ≈ 110 MB); `stack: false` writes only motion.csv and its plot.
  */
 import path from 'node:path';
-import { type DisplacementField } from '../core/field.js';
-import { insideMask } from '../core/apply.js';
-import { type MotionRow, displacementStats, fieldChange, motionCsv, ncc } from '../core/motion.js';
-import { linePlot } from '../core/plot.js';
+import { type DisplacementField } from '../core/transformation/field.js';
+import { insideMask } from '../core/transformation/apply.js';
+import { type MotionRow, displacementStats, fieldChange, motionCsv, ncc } from '../core/metrics/motion.js';
+import { linePlot } from '../core/qc/plot.js';
 import type { Image2D } from '../io/image.js';
 import { readField, readImage2D, writeGreyPng, writeStack } from '../io/image.js';
 import { writeTextAtomic } from '../io/atomic.js';

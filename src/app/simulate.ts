@@ -1,6 +1,6 @@
 /**
  * `simulate` as a function: one real image (or one frame of a series) becomes a 2D+t series
- * with known motion (core/simulate.ts), written like a phantom series:
+ * with known motion (core/phantom/simulate.ts), written like a phantom series:
  *
  *   OUT/frames/frame_XXX.nrrd      the frames, on the image's grid (and 3D placement)
  *   OUT/landmarks/frame_XXX.csv    exact landmarks, x,y in mm
@@ -13,8 +13,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { makeSimulatedSeries, type SimulateOptions } from '../core/simulate.js';
-import { chooseFixedFrame } from '../core/fixed-frame.js';
+import { makeSimulatedSeries, type SimulateOptions } from '../core/phantom/simulate.js';
+import { chooseFixedFrame } from '../core/image/fixed-frame.js';
 import { readImage2D, writeImage2D, writeField, type Image2D } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
 import { formatLandmarkCsv } from '../io/landmarks.js';

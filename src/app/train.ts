@@ -24,17 +24,17 @@ import {
   disposeWeights,
 } from '../core/r2n2/network.js';
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
-import { type Geometry, type Point } from '../core/geometry.js';
-import { sequenceMapPoint } from '../core/gaussian.js';
-import { flipImage, resampleAligned, shiftImage } from '../core/resample.js';
+import { type Geometry, type Point } from '../core/image/geometry.js';
+import { sequenceMapPoint } from '../core/transformation/gaussian.js';
+import { flipImage, resampleAligned, shiftImage } from '../core/image/resample.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
-import { linePlot } from '../core/plot.js';
-import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import { linePlot } from '../core/qc/plot.js';
+import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import type { Image2D } from '../io/image.js';
 import { writeGreyPng } from '../io/image.js';
 import { openSeries } from '../io/series.js';
-import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/intensity.js';
-import { type AugmentOptions, augmentOn, augmentPair } from '../core/augment.js';
+import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/image/intensity.js';
+import { type AugmentOptions, augmentOn, augmentPair } from '../core/r2n2/augment.js';
 import { loadModel, saveModel, toVariables } from '../io/model.js';
 import {
   CHECKPOINT_DIR,
@@ -48,7 +48,7 @@ import {
 import { withOutputLock, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { readField, readSummary, resultFile } from '../io/index.js';
-import { fieldToNormalised, flipNormalisedField } from '../core/field.js';
+import { fieldToNormalised, flipNormalisedField } from '../core/transformation/field.js';
 
 /** A frame as the network sees it (core/r2n2/sequence.ts `networkImage`). */
 const netImage = (img: Image2D, n: number): Float32Array => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
@@ -90,7 +90,7 @@ export interface TrainSettings {
   teacherWeight: number;
   /** Which fields the teacher term compares: every step's (`all`) or the final one. */
   teacherSteps: 'all' | 'final';
-  /** Augmentations of each pair at the network's size (core/augment.ts); undefined or all 0 = off. */
+  /** Augmentations of each pair at the network's size (core/r2n2/augment.ts); undefined or all 0 = off. */
   augment?: AugmentOptions;
 }
 

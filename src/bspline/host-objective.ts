@@ -9,8 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { bsplineFieldArrays, bsplineFieldGradArrays, type SparseBasis } from './kernel.js';
-import { type WarpSamples, warpMseArrays } from '../core/warp.js';
-import { isoTvArrays, isoTvGradArrays } from '../core/regularisers.js';
+import { type WarpSamples, warpMseArrays } from '../core/transformation/warp.js';
+import { isoTvArrays, isoTvGradArrays } from '../core/regulariser/regularisers.js';
 
 export interface HostObjectiveData {
   /** The level's sparse bases (kernel.ts `sparseGrid`). */

@@ -1,7 +1,7 @@
 /**
  * Multi-resolution B-spline registration of one image pair on tfjs autograd (AirLab style,
  * docs/method.md). Level l of L (coarse to fine) works on the pair down-sampled by 2^(L−1−l)
- * (Gaussian σ = factor/2, aligned corners, core/resample.ts); each level optimises a new zero
+ * (Gaussian σ = factor/2, aligned corners, core/image/resample.ts); each level optimises a new zero
  * B-spline on top of the previous levels' total field, up-sampled bilinearly (normalised units
  * need no rescaling). Loss = similarity(F, M∘T) + λ·regulariser(this level's B-spline field
  * only: the global stage and the coarser levels are not penalised again, as in AirLab); AMSGrad.
@@ -10,17 +10,17 @@
  * `[2, H, W]` in normalised units and each level's control-point parameters.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { warpBilinear, warpMseHost } from '../core/warp.js';
-import { type LossName, type LossOptions, makeLoss } from '../core/losses.js';
-import { type RegulariserName, regulariser } from '../core/regularisers.js';
+import { warpBilinear, warpMseHost } from '../core/transformation/warp.js';
+import { type LossName, type LossOptions, makeLoss } from '../core/loss/losses.js';
+import { type RegulariserName, regulariser } from '../core/regulariser/regularisers.js';
 import { AmsGrad } from '../core/optim.js';
-import { normaliseIntensity } from '../core/intensity.js';
-import { finestFactor, finestLevel, pyramidLevel, resampleAligned } from '../core/resample.js';
+import { normaliseIntensity } from '../core/image/intensity.js';
+import { finestFactor, finestLevel, pyramidLevel, resampleAligned } from '../core/image/resample.js';
 import { basisTensors, bsplineGrid, denseField, denseFieldHost, sparseGrid } from './kernel.js';
 import { bsplineObjectiveHost } from './host-objective.js';
 import { SAMPLED_LOSSES, SAMPLED_REGULARISERS, mulberry32, sampledLevel } from './sampled.js';
-import { type Geometry, identityGeometry } from '../core/geometry.js';
-import { type AffineTransform, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, registerAffine } from '../core/affine.js';
+import { type Geometry, identityGeometry } from '../core/image/geometry.js';
+import { type AffineTransform, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, registerAffine } from '../core/transformation/affine.js';
 
 export interface BsplineOptions {
   /** Pyramid levels (coarse to fine); level l is down-sampled by 2^(levels−1−l). */
@@ -55,7 +55,7 @@ export interface BsplineOptions {
    * by a power of two; the field is up-sampled to full resolution); 0 = full resolution.
    */
   maxSize?: number;
-  /** Global stage before the B-spline (core/affine.ts), default none. */
+  /** Global stage before the B-spline (core/transformation/affine.ts), default none. */
   init?: InitKind;
   /** Iterations per level of the global stage (default AFFINE_DEFAULTS). */
   initIterations?: number[];
@@ -217,7 +217,7 @@ export function registerBspline(
   const levels: BsplineLevelResult[] = [];
   let finalLoss = NaN;
   // tensors in host memory (wasm, cpu): the field, warp + MSE and the TV each run as one plain-JS
-  // op with its analytic gradient (kernel.ts, core/warp.ts, core/regularisers.ts); with MSE and TV
+  // op with its analytic gradient (kernel.ts, core/transformation/warp.ts, core/regulariser/regularisers.ts); with MSE and TV
   // (the defaults) the whole objective is one such op (host-objective.ts)
   const host = ['wasm', 'cpu'].includes(tf.getBackend());
   const ff = finestFactor(W, H, o.maxSize);

@@ -7,18 +7,18 @@
  * functions reach it (a sparse row, applied in plain JS with its scatter-add gradient).
  *
  * Field at a pixel (i, j): `u_c(i, j) = By[i, :] · P_c · Bx[j, :]ᵀ` (kernel.ts's basis rows).
- * Regulariser at a pixel: the same forward differences as core/regularisers.ts, taken through
+ * Regulariser at a pixel: the same forward differences as core/regulariser/regularisers.ts, taken through
  * the basis (`By[i+1] − By[i]` for the row difference, likewise for columns), so the sampled
  * estimate has the dense regulariser's scale (a mean over pixels and channels).
  *
  * Units: positions in level pixels, fields in normalised units (one pixel = 2/(n−1)).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { EDGE_TOL, bilinearInto } from '../core/warp.js';
-import { stopGradient } from '../core/backend/wasm-kernels.js';
+import { EDGE_TOL, bilinearInto } from '../core/transformation/warp.js';
+import { stopGradient } from '../backend/wasm-kernels.js';
 import { type BsplineGrid, basisMatrix, sparseBasis } from './kernel.js';
-import type { LossName } from '../core/losses.js';
-import type { RegulariserName } from '../core/regularisers.js';
+import type { LossName } from '../core/loss/losses.js';
+import type { RegulariserName } from '../core/regulariser/regularisers.js';
 
 /** Losses that are a mean over independent pixels (no neighbourhood), so sampling applies. */
 export const SAMPLED_LOSSES: LossName[] = ['mse', 'ncc'];

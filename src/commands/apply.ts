@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { applyResult, type PointsFrom } from '../app/apply.js';
-import { INTERPOLATIONS, LABEL_INTERPOLATIONS, type Interpolation, type LabelInterpolation } from '../core/apply.js';
+import { INTERPOLATIONS, LABEL_INTERPOLATIONS, type Interpolation, type LabelInterpolation } from '../core/transformation/apply.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface Args extends GlobalArgs {

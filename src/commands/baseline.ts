@@ -2,13 +2,13 @@
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import { BSPLINE_DEFAULTS, type BsplineOptions } from '../bspline/register.js';
-import { LOSS_NAMES, type LossName } from '../core/losses.js';
-import { REGULARISER_NAMES, type RegulariserName } from '../core/regularisers.js';
+import { LOSS_NAMES, type LossName } from '../core/loss/losses.js';
+import { REGULARISER_NAMES, type RegulariserName } from '../core/regulariser/regularisers.js';
 import { bsplineRegistrar } from '../app/bspline.js';
 import { BSPLINE_PRESETS, PRESET_NAMES, type PresetName } from '../bspline/presets.js';
 import { readMaskSet } from '../io/masks.js';
-import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/affine.js';
-import type { BackendChoice } from '../core/backend/index.js';
+import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/transformation/affine.js';
+import type { BackendChoice } from '../backend/index.js';
 import { type JobInput, runFrames } from '../app/run-frames.js';
 import {
   type BackendArgs,

@@ -3,8 +3,8 @@ import { pino, type Logger } from 'pino';
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
-import { type BackendChoice, type BackendInfo, BACKEND_CHOICES, initBackend } from '../core/backend/index.js';
-import { MAX_THREADS, autoThreads } from '../core/backend/wasm-threads.js';
+import { type BackendChoice, type BackendInfo, BACKEND_CHOICES, initBackend } from '../backend/index.js';
+import { MAX_THREADS, autoThreads } from '../backend/wasm-threads.js';
 import { POOLABLE_BACKENDS, defaultJobs } from '../app/frame-pool.js';
 
 export interface GlobalArgs {

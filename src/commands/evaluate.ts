@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import { evaluateTre, type TreEvaluation } from '../app/evaluate-tre.js';
-import type { TreStats } from '../core/tre.js';
+import type { TreStats } from '../core/metrics/tre.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { evaluateJacobian } from '../app/evaluate-jacobian.js';
 import { compareResults } from '../app/evaluate-compare.js';

@@ -3,19 +3,19 @@ import type { CommandModule } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
-import { REFINE_DEFAULTS } from '../core/refine.js';
+import { REFINE_DEFAULTS } from '../core/r2n2/refine.js';
 import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar, uncertaintyKeepFor } from '../app/register.js';
 import { readSummary } from '../io/result.js';
 import { type AdaptReport, adaptModel } from '../app/adapt.js';
-import type { FixedFrameCriterion } from '../core/fixed-frame.js';
+import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import path from 'node:path';
-import type { BackendChoice } from '../core/backend/index.js';
+import type { BackendChoice } from '../backend/index.js';
 import { runFrames } from '../app/run-frames.js';
 import { type LoadedModel, loadModel, readModelJson } from '../io/model.js';
 import { openSeries } from '../io/series.js';
-import { type StatisticsRange, imageStatistics, unlikeTraining } from '../core/intensity.js';
+import { type StatisticsRange, imageStatistics, unlikeTraining } from '../core/image/intensity.js';
 import { imageSize } from '../core/r2n2/network.js';
-import { INIT_KINDS, type InitKind } from '../core/affine.js';
+import { INIT_KINDS, type InitKind } from '../core/transformation/affine.js';
 import {
   type BackendArgs,
   type GlobalArgs,

@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
 import { simulate } from '../app/simulate.js';
-import { MOTION_KINDS, type MotionKind } from '../core/simulate.js';
-import type { Point } from '../core/geometry.js';
+import { MOTION_KINDS, type MotionKind } from '../core/phantom/simulate.js';
+import type { Point } from '../core/image/geometry.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface Args extends GlobalArgs {

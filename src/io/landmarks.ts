@@ -11,13 +11,13 @@
  *   with unit spacing).
  * Write: CSV `x,y` in mm, full double precision.
  *
- * Pixels ↔ mm use the image geometry (spacing, origin, direction); see core/geometry.ts.
+ * Pixels ↔ mm use the image geometry (spacing, origin, direction); see core/image/geometry.ts.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { UserError } from '../errors.js';
-import { type Geometry, type Point, indexToPhysical } from '../core/geometry.js';
+import { type Geometry, type Point, indexToPhysical } from '../core/image/geometry.js';
 import { listFiles, writeTextAtomic } from './atomic.js';
 import { naturalSort } from './series.js';
 

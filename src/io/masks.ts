@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { type Geometry, describeGeometry, sameGeometry } from '../core/geometry.js';
+import { type Geometry, describeGeometry, sameGeometry } from '../core/image/geometry.js';
 import { readImage2D } from './image.js';
 import { openSeries } from './series.js';
 

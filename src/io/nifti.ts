@@ -11,7 +11,7 @@
 import { promises as fs } from 'node:fs';
 import zlib from 'node:zlib';
 import { isNIFTI1, readHeader, type NIFTI1 } from 'nifti-reader-js';
-import type { Header3D } from '../core/geometry.js';
+import type { Header3D } from '../core/image/geometry.js';
 
 export interface NiftiHeader3D extends Header3D {
   /** `dim[1..3]`: the spatial size. */

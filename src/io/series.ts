@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { orderBy } from 'natural-orderby';
 import { UserError } from '../errors.js';
-import { type Geometry, sameGeometry, describeGeometry } from '../core/geometry.js';
+import { type Geometry, sameGeometry, describeGeometry } from '../core/image/geometry.js';
 import type { Image } from 'itk-wasm';
 import { IMAGE_EXTENSIONS, type Image2D, geometryOf, imageExtension, imageStem, itkToImage2D, readImage2D, readItkImage } from './image.js';
 import { hasDicomMagic, itkDicomTags, itkReadInfo } from './itk.js';

@@ -7,12 +7,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sumTensors } from '../tensors.js';
-import { warpBilinear, warpBilinearBatch, warpSamples } from '../warp.js';
-import { normaliseIntensity } from '../intensity.js';
-import { gaussianBlur, resampleAligned } from '../resample.js';
-import { maskedMseBatch } from '../losses.js';
-import { isoTv } from '../regularisers.js';
-import { addGaussianInPlace, coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../gaussian.js';
+import { warpBilinear, warpBilinearBatch, warpSamples } from '../transformation/warp.js';
+import { normaliseIntensity } from '../image/intensity.js';
+import { gaussianBlur, resampleAligned } from '../image/resample.js';
+import { maskedMseBatch } from '../loss/losses.js';
+import { isoTv } from '../regulariser/regularisers.js';
+import { addGaussianInPlace, coordinateGrids, gaussianDisplacement, mapRawParameters, PARAMS_PER_STEP } from '../transformation/gaussian.js';
 import { type R2N2Config, type Weights, type WeightNoise, type State, imageSize, initialState, step } from './network.js';
 
 /**

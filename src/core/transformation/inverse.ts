@@ -14,7 +14,7 @@
  * defined by the data).
  */
 import type { DisplacementField } from './field.js';
-import type { Geometry } from './geometry.js';
+import type { Geometry } from '../image/geometry.js';
 import { sampleLinear } from './apply.js';
 
 export interface InverseOptions {

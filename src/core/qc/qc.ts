@@ -8,7 +8,7 @@
  * [0, half that window] (0 where the warp left the moving frame), so "darker after" means "better".
  */
 import { type Mosaic, checkerboard, percentileWindow, toGrey } from './render.js';
-import { gaussianCoefficients } from './gaussian.js';
+import { gaussianCoefficients } from '../transformation/gaussian.js';
 
 export type { Mosaic };
 

@@ -4,7 +4,7 @@
  * one-sided at the border; S = diag(spacing), D the direction matrix, orthonormal).
  * det J ≤ 0 is folding; SDlogJ = std of log(clip(det J, 1e-9, 1e9)) (Learn2Reg).
  */
-import type { DisplacementField } from './field.js';
+import type { DisplacementField } from '../transformation/field.js';
 import { summarize } from './stats.js';
 
 export function jacobianDeterminant(f: DisplacementField): Float32Array {

@@ -1,5 +1,5 @@
-import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
-import { type Flip, flipImage } from './resample.js';
+import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../image/geometry.js';
+import { type Flip, flipImage } from '../image/resample.js';
 
 /**
  * A dense 2D displacement field on a grid, in physical units (mm).

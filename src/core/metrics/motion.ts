@@ -3,7 +3,7 @@
  * max |u| over the fixed grid, mm), how much that changes from the previous frame (mean over
  * pixels of |u_t − u_{t−1}|, mm: a jump flags a frame worth checking), and the image similarity
  * to the fixed frame before and after (normalised cross-correlation, over the pixels the field
- * maps inside the moving frame). Fields are physical (mm, pixel-interleaved, core/field.ts).
+ * maps inside the moving frame). Fields are physical (mm, pixel-interleaved, core/transformation/field.ts).
  */
 
 export interface MotionRow {

@@ -3,7 +3,7 @@
  * fixed grid with nearest-neighbour sampling through T(p) = p + u(p) (u physical, mm), then
  * compared label by label with the fixed frame's labels. Label 0 is background.
  */
-import { type DisplacementField, mappedIndex } from './field.js';
+import { type DisplacementField, mappedIndex } from '../transformation/field.js';
 
 /** Nearest-neighbour warp of a label map defined on the same grid as the field; outside → 0. */
 export function warpLabelsNearest(labels: ArrayLike<number>, f: DisplacementField): Int32Array {

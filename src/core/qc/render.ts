@@ -1,5 +1,5 @@
 /** Pictures of images and fields (grey 0..255 arrays, row-major) for QC mosaics and reports. */
-import { type DisplacementField, mappedIndex } from './field.js';
+import { type DisplacementField, mappedIndex } from '../transformation/field.js';
 
 export interface Mosaic {
   data: Float32Array;

@@ -14,7 +14,7 @@
  * Every random number comes from `rng` in a fixed order, and none is drawn for an option that is
  * off, so a run without augmentations draws what it drew before (a resumed run stays bit for bit).
  */
-import { normaliseIntensity } from './intensity.js';
+import { normaliseIntensity } from '../image/intensity.js';
 
 export interface AugmentOptions {
   /** Probability of a random convolution of the pair (0 = off). */

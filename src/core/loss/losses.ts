@@ -4,10 +4,10 @@
  *
  * Shapes: `fixed`, `warped`, `mask` are `[H, W]`; `mask` is a constant of 0/1 and `fixed` a
  * constant. Every loss is 0 for a perfect match (or its minimum, stated per loss) and has
- * gradients w.r.t. `warped` only. Intensities are expected normalised (core/intensity.ts).
+ * gradients w.r.t. `warped` only. Intensities are expected normalised (core/image/intensity.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { maskedMse, maskedMseBatch } from './warp.js';
+import { maskedMse, maskedMseBatch } from '../transformation/warp.js';
 
 export { maskedMse, maskedMseBatch };
 

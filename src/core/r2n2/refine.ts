@@ -20,9 +20,9 @@
  * (one-sided at the border), the usual choice in ITK/elastix, smoother than the bilinear
  * kernel's own piecewise-constant derivative.
  */
-import { PARAMS_PER_STEP, gaussianCoefficients } from './gaussian.js';
-import { EDGE_TOL } from './warp.js';
-import { pyramidLevel } from './resample.js';
+import { PARAMS_PER_STEP, gaussianCoefficients } from '../transformation/gaussian.js';
+import { EDGE_TOL } from '../transformation/warp.js';
+import { pyramidLevel } from '../image/resample.js';
 
 export interface RefineOptions {
   /** Levenberg–Marquardt iterations (each one trial pass over the pixels), default 20. */
@@ -247,7 +247,7 @@ function pass(
         ddy[na] = dy;
         active[na++] = k;
       }
-      // the warp's cell and border convention (core/warp.ts warpSamples), inlined as there: a
+      // the warp's cell and border convention (core/transformation/warp.ts warpSamples), inlined as there: a
       // shared helper filling scratch arrays measured 20–40% slower per warp
       let X = j + ux * sxs;
       let Y = i + uy * sys;

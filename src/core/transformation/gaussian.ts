@@ -10,8 +10,8 @@
  * position (c_x, c_y), shape (σx, σy), weight (w_x, w_y), rotation φ. Batched: `[B, …]`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
-import type { Flip } from './resample.js';
+import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../image/geometry.js';
+import type { Flip } from '../image/resample.js';
 
 export const PARAMS_PER_STEP = 7;
 

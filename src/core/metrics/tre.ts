@@ -1,4 +1,4 @@
-import { type Geometry, type Point, physicalToIndex } from './geometry.js';
+import { type Geometry, type Point, physicalToIndex } from '../image/geometry.js';
 import { type Summary, summarize } from './stats.js';
 
 /**

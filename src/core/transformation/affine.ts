@@ -11,12 +11,12 @@
  * Fields are produced in normalised units `[2, h, w]` on any level's aligned-corner grid.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type Geometry, indexToPhysical } from './geometry.js';
+import { type Geometry, indexToPhysical } from '../image/geometry.js';
 import { warpBilinear, warpMseHost } from './warp.js';
-import { type LossName, type LossOptions, makeLoss } from './losses.js';
-import { AmsGrad } from './optim.js';
-import { normaliseIntensity } from './intensity.js';
-import { finestFactor, finestLevel, pyramidLevel } from './resample.js';
+import { type LossName, type LossOptions, makeLoss } from '../loss/losses.js';
+import { AmsGrad } from '../optim.js';
+import { normaliseIntensity } from '../image/intensity.js';
+import { finestFactor, finestLevel, pyramidLevel } from '../image/resample.js';
 
 export type AffineKind = 'rigid' | 'similarity' | 'affine';
 export type InitKind = 'none' | AffineKind;
@@ -173,7 +173,7 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
   const vT = tf.variable(initT, true, `affine-t-${Math.random()}`);
   tf.dispose([initA, initT]);
   const opt = new AmsGrad({ learningRate: 1 });
-  // MSE on a host-memory backend: warp and loss fused into one op (core/warp.ts warpMseHost)
+  // MSE on a host-memory backend: warp and loss fused into one op (core/transformation/warp.ts warpMseHost)
   const fused = o.loss === 'mse' && ['wasm', 'cpu'].includes(tf.getBackend());
   let last = NaN;
   try {

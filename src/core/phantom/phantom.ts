@@ -15,7 +15,7 @@
  * Landmarks are placed on structures in the reference and moved exactly: m_t = φ_t(r).
  */
 import seedrandom from 'seedrandom';
-import type { Geometry, Point } from './geometry.js';
+import type { Geometry, Point } from '../image/geometry.js';
 
 export interface PhantomOptions {
   /** Image width and height in pixels. */

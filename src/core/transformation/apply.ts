@@ -3,16 +3,16 @@
  * job): a field u on the fixed grid maps a fixed point p to the moving frame at T(p) = p + u(p)
  * (mm). An image on the moving frame's side (same frame, any grid in the same physical space:
  * another contrast, a label map, a different resolution) is pulled onto the fixed grid by
- * sampling it at T(p); points go the other way round (core/inverse.ts for moving → fixed).
+ * sampling it at T(p); points go the other way round (core/transformation/inverse.ts for moving → fixed).
  *
  * Sampling is at the continuous index of T(p) in the image's own geometry. A position counts as
  * inside when it lies within the image's pixel centres (tolerance EDGE_TOL px, as the warped
  * frames of a registration); outside it is `fill` (default 0), label 0.
  */
 import { type DisplacementField, mapPoint } from './field.js';
-import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
+import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../image/geometry.js';
 import { EDGE_TOL } from './warp.js';
-import { sampleCubic } from './simulate.js';
+import { sampleCubic } from '../phantom/simulate.js';
 
 export type Interpolation = 'nearest' | 'linear' | 'cubic';
 export const INTERPOLATIONS: Interpolation[] = ['nearest', 'linear', 'cubic'];

@@ -23,8 +23,8 @@
  * 1e-7 mm; the worst residual over all frames is reported.
  */
 import seedrandom from 'seedrandom';
-import { type Geometry, type Point, indexToPhysical, physicalToIndex } from './geometry.js';
-import { gaussianBlur } from './resample.js';
+import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../image/geometry.js';
+import { gaussianBlur } from '../image/resample.js';
 
 export type MotionKind = 'breathing' | 'cardiac' | 'random';
 export const MOTION_KINDS: MotionKind[] = ['breathing', 'cardiac', 'random'];
