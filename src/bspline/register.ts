@@ -10,6 +10,7 @@
  * `[2, H, W]` in normalised units and each level's control-point parameters.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { tensorsInHostMemory } from '../backend/memory.js';
 import { warpBilinear, warpMseHost } from '../core/transformation/warp.js';
 import { type LossName, type LossOptions, makeLoss } from '../core/loss/losses.js';
 import { type RegulariserName, regulariser } from '../core/regulariser/regularisers.js';
@@ -219,7 +220,7 @@ export function registerBspline(
   // tensors in host memory (wasm, cpu): the field, warp + MSE and the TV each run as one plain-JS
   // op with its analytic gradient (kernel.ts, core/transformation/warp.ts, core/regulariser/regularisers.ts); with MSE and TV
   // (the defaults) the whole objective is one such op (host-objective.ts)
-  const host = ['wasm', 'cpu'].includes(tf.getBackend());
+  const host = tensorsInHostMemory();
   const ff = finestFactor(W, H, o.maxSize);
   for (let l = 0; l < o.levels; l++) {
     const factor = 2 ** (o.levels - 1 - l) * ff;

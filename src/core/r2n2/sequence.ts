@@ -6,6 +6,7 @@
  * `[n, n]` Float32Arrays with normalised intensities.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { tensorsInHostMemory } from '../../backend/memory.js';
 import { sumTensors } from '../tensors.js';
 import { warpBilinear, warpBilinearBatch, warpSamples } from '../transformation/warp.js';
 import { normaliseIntensity } from '../image/intensity.js';
@@ -34,7 +35,7 @@ export function networkImage(data: Float32Array, H: number, W: number, n: number
 export type WarpImpl = 'host' | 'tensor';
 
 export function defaultWarpImpl(): WarpImpl {
-  return ['wasm', 'cpu'].includes(tf.getBackend()) ? 'host' : 'tensor';
+  return tensorsInHostMemory() ? 'host' : 'tensor';
 }
 
 export interface SequenceOptions {

@@ -11,6 +11,7 @@
  * Fields are produced in normalised units `[2, h, w]` on any level's aligned-corner grid.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { tensorsInHostMemory } from '../../backend/memory.js';
 import { type Geometry, indexToPhysical } from '../image/geometry.js';
 import { warpBilinear, warpMseHost } from './warp.js';
 import { type LossName, type LossOptions, makeLoss } from '../loss/losses.js';
@@ -174,7 +175,7 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
   tf.dispose([initA, initT]);
   const opt = new AmsGrad({ learningRate: 1 });
   // MSE on a host-memory backend: warp and loss fused into one op (core/transformation/warp.ts warpMseHost)
-  const fused = o.loss === 'mse' && ['wasm', 'cpu'].includes(tf.getBackend());
+  const fused = o.loss === 'mse' && tensorsInHostMemory();
   let last = NaN;
   try {
     const ff = finestFactor(W, H, o.maxSize);
