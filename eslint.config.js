@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'sample/', 'scratch/', 'coverage/', 'bench/results/', 'fixtures/'] },
+  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'sample/', 'scratch/', 'coverage/', 'bench/results/', 'fixtures/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

@@ -9,24 +9,25 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../dist/backend/index.js';
 import { makePhantomSeries, phantomInverseGrid, phantomTruthField } from '../dist/core/phantom/phantom.js';
 import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { frameTre, type FrameTre } from '../dist/core/metrics/tre.js';
 import { sequenceMapPoint, gaussianDisplacement } from '../dist/core/transformation/gaussian.js';
+import { spreadPicks, type BenchOptions, scoreTre } from './common.js';
 
 /** Fits T Gaussians to a target field `[1, 2, n, n]` (normalised units); returns 7·T numbers. */
-async function fitGaussians(target, n, T, iterations) {
-  const vars = [];
+async function fitGaussians(target: tf.Tensor4D, n: number, T: number, iterations: number): Promise<number[]> {
+  const vars: tf.Variable[] = [];
   const field = () =>
     tf.tidy(() => {
-      let u = tf.zeros([1, 2, n, n]);
+      let u: tf.Tensor = tf.zeros([1, 2, n, n]);
       for (const p of vars)
         u = tf.add(
           u,
           gaussianDisplacement(
             {
-              position: tf.slice(p, [0, 0], [1, 2]),
-              sigma: tf.exp(tf.slice(p, [0, 2], [1, 2])),
-              weight: tf.slice(p, [0, 4], [1, 2]),
-              phi: tf.slice(p, [0, 6], [1, 1]),
+              position: tf.slice(p, [0, 0], [1, 2]) as tf.Tensor2D,
+              sigma: tf.exp(tf.slice(p, [0, 2], [1, 2])) as tf.Tensor2D,
+              weight: tf.slice(p, [0, 4], [1, 2]) as tf.Tensor2D,
+              phi: tf.slice(p, [0, 6], [1, 1]) as tf.Tensor2D,
             },
             n,
             n,
@@ -35,8 +36,8 @@ async function fitGaussians(target, n, T, iterations) {
       return u;
     });
   const opt = tf.train.adam(0.01);
-  const fit = (k) => {
-    for (let it = 0; it < k; it++) opt.minimize(() => tf.mean(tf.square(tf.sub(target, field()))), false, vars);
+  const fit = (k: number) => {
+    for (let it = 0; it < k; it++) opt.minimize(() => tf.mean(tf.square(tf.sub(target, field()))) as tf.Scalar, false, vars);
   };
   for (let k = 0; k < T; k++) {
     const r = tf.tidy(() => tf.sub(target, field()));
@@ -52,7 +53,7 @@ async function fitGaussians(target, n, T, iterations) {
     fit(Math.round((2 * iterations) / T) + 50);
   }
   fit(iterations);
-  const seq = [];
+  const seq: number[] = [];
   for (const v of vars) {
     const d = await v.data();
     seq.push(d[0], d[1], Math.exp(d[2]), Math.exp(d[3]), d[4], d[5], d[6]);
@@ -62,9 +63,9 @@ async function fitGaussians(target, n, T, iterations) {
   return seq;
 }
 
-export async function gaussianBoundSuite() {
+export async function gaussianBoundSuite(opt: BenchOptions) {
   const backend = await initBackend('auto');
-  const Ts = (process.env.R2N2_BOUND_STEPS ?? '5').split(',').map(Number);
+  const Ts = opt.boundSteps;
   const size = 128;
   const iterations = 400;
   const rows = [];
@@ -72,12 +73,12 @@ export async function gaussianBoundSuite() {
     const s = makePhantomSeries({ size, frames: 60, seed });
     const frames = Array.from({ length: 60 }, (_, t) => s.renderFrame(t));
     const { index: f } = await chooseFixedFrame(60, async (t) => frames[t]);
-    const picks = Array.from({ length: 8 }, (_, k) => Math.round(((k + 0.5) * 60) / 8)).map((t) => (t === f ? t + 1 : t));
+    const picks = spreadPicks(8, 60, f);
     const inv = phantomInverseGrid(s, f);
     const g = s.geometry;
     const L = (g.spacing[0] * (size - 1)) / 2; // mm per normalised unit (the phantom's square grid)
     for (const T of Ts) {
-      const tres = [];
+      const tres: FrameTre[] = [];
       for (const t of picks) {
         const tru = phantomTruthField(s, inv, t);
         const target = new Float32Array(2 * size * size);
@@ -91,7 +92,7 @@ export async function gaussianBoundSuite() {
         tres.push(frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), g, (q) => sequenceMapPoint(seq, g, q)));
         process.stderr.write(`  seed ${seed} T ${T} frame ${t}\n`);
       }
-      const r = treReport(tres);
+      const r = scoreTre(tres);
       rows.push({
         case: `phantom seed ${seed} (${size}²)`,
         steps: T,

@@ -2,52 +2,55 @@
 //   Dice  LV (label 1) ES→ED on every contoured slice of the three Sunnybrook patients
 //         (../shared/data/sunnybrook/series): the ES frame registered to the ED frame, its label
 //         warped with nearest neighbour; HD95 (mm) beside it.
-//   series  wall time of a whole simulated series (breathing, REAL_SERIES_FRAMES, default 16):
-//         `baseline bspline` through runFrames with --jobs = the cores (REAL_JOBS) and 1, against
+//   series  wall time of a whole simulated series (breathing, --series-frames, default 16):
+//         `baseline bspline` through runFrames with --jobs = the cores (--jobs) and 1, against
 //         native elastix at its default threads, frame after frame.
 //   TRE   `r2n2 simulate` series made from real images at their own size: a Sunnybrook ED frame
 //         of each patient with breathing and with cardiac motion (centre and radius from the LV
 //         label), and the BIRL reference image (../shared/data/birl_artificial) with random motion;
 //         every k-th frame registered to the series' fixed frame.
-// Methods: our B-spline (defaults), R2N2 (the bundled model or R2N2_MODEL) alone and --refine 20,
+// Methods: our B-spline (defaults), R2N2 (the bundled model or --model) alone and --refine 20,
 // native elastix (Debian's CLI; its default threads and -threads 1; skipped with a message where
-// `elastix` is not on PATH), and the itk-wasm elastix on the first REAL_WASM_PAIRS pairs of each
+// `elastix` is not on PATH), and the itk-wasm elastix on the first --wasm-pairs pairs of each
 // case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
 // 3 resolutions, final grid 16 mm, 500 iterations, 4096 random samples.
-// Options (environment): REAL_CASES=dice,tre,series (default all), REAL_DICE_LIMIT=N (first N slices),
-// REAL_PATIENTS (comma list of Sunnybrook patients for the Dice and TRE cases, default all three),
-// REAL_FRAMES (simulated frames, default 12), REAL_STRIDE (register every k-th, default 2),
-// REAL_METHODS (comma list, default all), REAL_BSPLINE_VARIANTS (JSON {"name": {B-spline options}}:
-// more B-spline methods, bspline:name, to choose defaults on).
+// Flags: --cases dice tre series (default all), --dice-limit N (first N slices), --patients (Sunnybrook
+// patients for the Dice and TRE cases, default all three), --frames (simulated frames, default 12),
+// --stride (register every k-th, default 2), --methods (default all), --bspline-variants (JSON
+// {"name": {B-spline options}}: more B-spline methods, bspline:name, to choose defaults on).
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../dist/backend/index.js';
 import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import type { DisplacementField } from '../dist/core/transformation/field.js';
 import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field.js';
 import { dicePerLabel, hd95, warpLabelsNearest } from '../dist/core/metrics/dice.js';
-import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
+import { registerBspline, BSPLINE_DEFAULTS, type BsplineOptions } from '../dist/bspline/register.js';
 import { loadModel } from '../dist/io/model.js';
 import { r2n2Registrar } from '../dist/app/register.js';
 import { simulate } from '../dist/app/simulate.js';
-import { readImage2D, readField, writeImage2D } from '../dist/io/image.js';
+import { readImage2D, readField, writeImage2D, type Image2D } from '../dist/io/image.js';
 import { readLandmarkFile } from '../dist/io/landmarks.js';
 import { readSummary } from '../dist/io/result.js';
-import { bsplineMap, elastixRegister } from './elastix.js';
+import { bsplineMap, elastixRegister, type ParameterMap } from './elastix.js';
+import { SHARED, mean, type BenchOptions, type MethodResult, scoreTre } from './common.js';
+import type { Point } from '../dist/core/image/geometry.js';
 
 const run = promisify(execFile);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SHARED = path.resolve(here, '..', '..', 'shared', 'data');
 const SUNNY = path.join(SHARED, 'sunnybrook');
 const BIRL = path.join(SHARED, 'birl_artificial');
-const env = (k, d) => process.env[k] ?? d;
+
+/** A method: the fixed image and moving images (labels beside, for the Dice cases) → one result per moving image. */
+type Method = (fixed: Image2D, movings: Image2D[], labels?: Image2D[]) => Promise<MethodResult[]>;
+/** Sunnybrook's index.json: per series key, its ED and ES phases (null where not contoured). */
+type SunnyIndex = Record<string, { ED_phase: number | null; ES_phase: number | null }>;
 
 /** The elastix parameter file text of a parameter map: one `(Key value …)` per line (elastix 5.0 needs that). */
-function parameterFileText(map) {
-  const fmt = (v) => (/^-?\d+(\.\d+)?(e-?\d+)?$/i.test(v) ? v : `"${v}"`);
+function parameterFileText(map: ParameterMap): string {
+  const fmt = (v: string) => (/^-?\d+(\.\d+)?(e-?\d+)?$/i.test(v) ? v : `"${v}"`);
   return (
     Object.entries(map)
       .map(([k, vs]) => `(${k} ${vs.map(fmt).join(' ')})`)
@@ -55,7 +58,7 @@ function parameterFileText(map) {
   );
 }
 
-async function whichElastix() {
+async function whichElastix(): Promise<string | null> {
   try {
     const { stdout } = await run('elastix', ['--version']);
     return stdout.trim();
@@ -69,26 +72,31 @@ async function whichElastix() {
  * ("terminate called … std::system_error") after it has written its outputs and printed
  * "has finished": that run counts when `expected` exists; any other failure is retried once.
  */
-async function elastixTool(cmd, args, expected) {
+async function elastixTool(cmd: string, args: string[], expected: string): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await run(cmd, args, { maxBuffer: 64 * 2 ** 20 });
     } catch (err) {
-      if (/has finished/.test(err.stdout ?? '') && existsSync(expected)) return err;
+      if (/has finished/.test((err as { stdout?: string }).stdout ?? '') && existsSync(expected)) return err;
       if (attempt >= 1) throw err;
     }
   }
 }
 
 /** A plain 2D copy (no 3D placement) for the elastix CLI. */
-const flat = (img) => ({ geometry: { ...img.geometry, placement: undefined }, data: img.data });
+const flat = (img: Image2D): Image2D => ({ geometry: { ...img.geometry, placement: undefined }, data: img.data });
 
 /**
  * Native elastix on one pair: registration wall time (the process), the field from
  * `transformix -def all`, and (with `labels`) the moving label map warped by transformix with
  * nearest neighbour (FinalBSplineInterpolationOrder 0).
  */
-async function elastixNative(fixed, moving, paramText, { threads, labels } = {}) {
+async function elastixNative(
+  fixed: Image2D,
+  moving: Image2D,
+  paramText: string,
+  { threads, labels }: { threads?: number; labels?: Image2D } = {},
+): Promise<MethodResult> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'r2n2-real-elx-'));
   try {
     await writeImage2D(path.join(dir, 'f.mha'), flat(fixed));
@@ -102,8 +110,8 @@ async function elastixNative(fixed, moving, paramText, { threads, labels } = {})
     const tp = path.join(dir, 'TransformParameters.0.txt');
     await elastixTool('transformix', ['-def', 'all', '-tp', tp, '-out', dir], path.join(dir, 'deformationField.mha'));
     const def = await readField(path.join(dir, 'deformationField.mha'));
-    const field = { geometry: fixed.geometry, data: def.data };
-    let warpedLabels = null;
+    const field: DisplacementField = { geometry: fixed.geometry, data: def.data };
+    let warpedLabels: Float32Array | null = null;
     if (labels) {
       const text = (await fs.readFile(tp, 'utf8'))
         .replace(/\(FinalBSplineInterpolationOrder \d+\)/, '(FinalBSplineInterpolationOrder 0)')
@@ -126,37 +134,39 @@ async function elastixNative(fixed, moving, paramText, { threads, labels } = {})
 }
 
 /** The methods, each `(fixed, movings[]) → [{ field: DisplacementField, seconds, parameters, warpedLabels? }]`. */
-async function makeMethods(elastixVersion) {
+async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
   const backend = await initBackend('auto');
-  const modelDir = env('R2N2_MODEL', path.join(here, '..', 'fixtures', 'models', 'phantom'));
+  const modelDir = opt.model;
   const model = await loadModel(modelDir);
-  const steps = Number(env('R2N2_STEPS', model.json.training?.steps ?? 10));
-  const wanted = env('REAL_METHODS', 'bspline,r2n2,r2n2+r20,elastix,elastix-1t,elastix-wasm').split(',');
+  const steps = Number(opt.steps[0] ?? model.json.training?.steps ?? 10);
+  const wanted = [...opt.methods];
   const paramMap = await bsplineMap();
   // the result format only names transformix's output files; the registration is the same map
   const paramText = parameterFileText({ ...paramMap, ResultImageFormat: ['mha'] });
-  const r2n2 = (refine) => {
+  const r2n2 = (refine: number): Method => {
     const reg = r2n2Registrar(model, { steps, stopThreshold: 0, refine });
     return async (fixed, movings) => {
       const t0 = performance.now();
-      const out = await reg.registerBatch(fixed, movings, () => undefined);
+      const out = await reg.registerBatch!(fixed, movings, () => undefined);
       const s = (performance.now() - t0) / 1000 / movings.length;
       return out.map((r) => ({ field: fieldFromNormalised(r.field, fixed.geometry), seconds: s, parameters: r.parameters }));
     };
   };
-  const perPair = (fn) => async (fixed, movings, labels) => {
-    const out = [];
-    for (let k = 0; k < movings.length; k++) out.push(await fn(fixed, movings[k], labels?.[k]));
-    return out;
-  };
-  const bsplineMethod = (opts) =>
+  const perPair =
+    (fn: (fixed: Image2D, moving: Image2D, labels?: Image2D) => Promise<MethodResult>): Method =>
+    async (fixed, movings, labels) => {
+      const out: MethodResult[] = [];
+      for (let k = 0; k < movings.length; k++) out.push(await fn(fixed, movings[k], labels?.[k]));
+      return out;
+    };
+  const bsplineMethod = (opts: BsplineOptions) =>
     perPair(async (fixed, moving) => {
       const [W, H] = fixed.geometry.size;
       const t0 = performance.now();
       const b = registerBspline(fixed.data, moving.data, H, W, opts, fixed.geometry);
       return { field: fieldFromNormalised(b.field, fixed.geometry), seconds: (performance.now() - t0) / 1000, parameters: b.parameters };
     });
-  const all = {
+  const all: Record<string, Method | null> = {
     bspline: bsplineMethod(BSPLINE_DEFAULTS),
     r2n2: r2n2(0),
     'r2n2+r20': r2n2(20),
@@ -167,14 +177,14 @@ async function makeMethods(elastixVersion) {
     ),
   };
   // B-spline variants to compare (choosing defaults): REAL_BSPLINE_VARIANTS='{"name": {options}}', each run as method bspline:name
-  for (const [name, extra] of Object.entries(JSON.parse(env('REAL_BSPLINE_VARIANTS', '{}')))) {
-    const opts = { ...BSPLINE_DEFAULTS, ...extra };
+  for (const [name, extra] of Object.entries(opt.bsplineVariants)) {
+    const opts = { ...BSPLINE_DEFAULTS, ...extra } as BsplineOptions;
     wanted.push(`bspline:${name}`);
     all[`bspline:${name}`] = bsplineMethod(opts);
   }
-  const methods = Object.fromEntries(Object.entries(all).filter(([k, v]) => v && wanted.includes(k)));
+  const methods = Object.fromEntries(Object.entries(all).filter(([k, v]) => v && wanted.includes(k))) as Record<string, Method>;
   // warm-up outside the timings: tfjs/wasm compile on first use
-  const w = {
+  const w: Image2D = {
     geometry: { size: [64, 64], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] },
     data: Float32Array.from({ length: 4096 }, (_, k) => Math.sin(k / 50)),
   };
@@ -182,10 +192,9 @@ async function makeMethods(elastixVersion) {
   return { methods, backend: backend.name, modelDir, steps, paramText };
 }
 
-const wasmPairs = Number(env('REAL_WASM_PAIRS', 2));
 /** Runs every method on the pairs of one case; the itk-wasm elastix on the first `wasmPairs` only. */
-async function runCase(methods, fixed, movings, labels) {
-  const out = {};
+async function runCase(methods: Record<string, Method>, wasmPairs: number, fixed: Image2D, movings: Image2D[], labels?: Image2D[]) {
+  const out: Record<string, MethodResult[]> = {};
   for (const [name, fn] of Object.entries(methods)) {
     const n = name === 'elastix-wasm' ? Math.min(wasmPairs, movings.length) : movings.length;
     out[name] = await fn(fixed, movings.slice(0, n), labels?.slice(0, n));
@@ -193,24 +202,33 @@ async function runCase(methods, fixed, movings, labels) {
   return out;
 }
 
-/** Sunnybrook patients of the Dice and TRE cases: REAL_PATIENTS=SCD0000301 keeps a held-out patient only (a model trained on the others). */
-const PATIENTS = env('REAL_PATIENTS', 'SCD0000101,SCD0000201,SCD0000301').split(',');
+const readIndex = async (): Promise<SunnyIndex> => JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
 
-async function diceCases(methods) {
-  const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
+interface DiceRow {
+  case: string;
+  method: string;
+  dice: number;
+  hd95: number;
+  seconds: number;
+  parameters: number;
+}
+
+/** Sunnybrook patients of the Dice and TRE cases: --patients SCD0000301 keeps a held-out patient only (a model trained on the others). */
+async function diceCases(methods: Record<string, Method>, opt: BenchOptions): Promise<DiceRow[]> {
+  const index = await readIndex();
   const slices = Object.entries(index)
-    .filter(([k, v]) => v.ED_phase != null && v.ES_phase != null && PATIENTS.some((p) => k.startsWith(p)))
-    .slice(0, Number(env('REAL_DICE_LIMIT', 1e9)));
-  const rows = [];
+    .filter(([k, v]) => v.ED_phase != null && v.ES_phase != null && opt.patients.some((p) => k.startsWith(p)))
+    .slice(0, opt.diceLimit);
+  const rows: DiceRow[] = [];
   for (const [key, v] of slices) {
     const dir = path.join(SUNNY, 'series', key);
-    const ph = (p) => `phase_${String(p).padStart(2, '0')}.mha`;
+    const ph = (p: number | null) => `phase_${String(p).padStart(2, '0')}.mha`;
     const ed = await readImage2D(path.join(dir, 'frames', ph(v.ED_phase)));
     const es = await readImage2D(path.join(dir, 'frames', ph(v.ES_phase)));
     const edL = (await readImage2D(path.join(dir, 'labels', ph(v.ED_phase)))).data;
     const esL = await readImage2D(path.join(dir, 'labels', ph(v.ES_phase)));
     const [W, H] = ed.geometry.size;
-    const res = await runCase(methods, ed, [es], [esL]);
+    const res = await runCase(methods, opt.wasmPairs, ed, [es], [esL]);
     const before = { dice: dicePerLabel(edL, esL.data).get(1) ?? 0, hd95: hd95(edL, esL.data, W, H, ed.geometry.spacing, 1) };
     rows.push({ case: key, method: 'none', dice: before.dice, hd95: before.hd95, seconds: 0, parameters: 0 });
     for (const [m, [r]] of Object.entries(res)) {
@@ -236,7 +254,7 @@ async function diceCases(methods) {
 }
 
 /** The centroid (mm) and equivalent radius (mm) of label 1. */
-function labelDisc(img) {
+function labelDisc(img: Image2D): { centre: Point; radius: number } {
   const [W, H] = img.geometry.size;
   let n = 0,
     sx = 0,
@@ -252,12 +270,22 @@ function labelDisc(img) {
   return { centre: [img.geometry.origin[0] + (sx / n) * px, img.geometry.origin[1] + (sy / n) * py], radius: Math.sqrt((n * px * py) / Math.PI) };
 }
 
-async function treCases(methods, tmp) {
-  const frames = Number(env('REAL_FRAMES', 12));
-  const stride = Number(env('REAL_STRIDE', 2));
-  const specs = [];
-  const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
-  for (const patient of PATIENTS) {
+interface TreRow {
+  case: string;
+  size: string;
+  method: string;
+  pairs: number;
+  tre: number;
+  treBefore?: number;
+  seconds: number;
+  parameters: number;
+}
+
+async function treCases(methods: Record<string, Method>, tmp: string, opt: BenchOptions): Promise<TreRow[]> {
+  const { frames, stride } = opt;
+  const specs: { name: string; image: string; motion: 'breathing' | 'cardiac' | 'random'; centre?: Point; radiusMm?: number; frames?: number }[] = [];
+  const index = await readIndex();
+  for (const patient of opt.patients) {
     // the middle contoured slice of the patient, its ED frame
     const keys = Object.keys(index).filter((k) => k.startsWith(patient) && index[k].ED_phase != null);
     const key = keys[Math.floor(keys.length / 2)];
@@ -268,7 +296,7 @@ async function treCases(methods, tmp) {
     specs.push({ name: `${key} cardiac`, image, motion: 'cardiac', centre: disc.centre, radiusMm: 1.2 * disc.radius });
   }
   specs.push({ name: 'BIRL reference random', image: path.join(BIRL, 'artificial_reference.jpg'), motion: 'random', frames: 8 });
-  const rows = [];
+  const rows: TreRow[] = [];
   for (const sp of specs) {
     const out = path.join(tmp, sp.name.replace(/[^\w]+/g, '-'));
     await simulate({ image: sp.image, out, motion: sp.motion, frames: sp.frames ?? frames, seed: 1, centre: sp.centre, radiusMm: sp.radiusMm });
@@ -276,18 +304,18 @@ async function treCases(methods, tmp) {
     const names = summary.frames.map((f) => f.name);
     const f = names.indexOf(summary.fixedFrame);
     const picks = names.map((_, t) => t).filter((t) => t !== f && (t - f) % stride === 0);
-    const read = (t) => readImage2D(path.join(out, 'frames', `${names[t]}.nrrd`));
-    const lm = async (t) => (await readLandmarkFile(path.join(out, 'landmarks', `${names[t]}.csv`))).points;
+    const read = (t: number) => readImage2D(path.join(out, 'frames', `${names[t]}.nrrd`));
+    const lm = async (t: number) => (await readLandmarkFile(path.join(out, 'landmarks', `${names[t]}.csv`))).points;
     const fixed = await read(f);
     const movings = await Promise.all(picks.map(read));
     const fixedPts = await lm(f);
     const movingPts = await Promise.all(picks.map(lm));
-    const res = await runCase(methods, fixed, movings);
+    const res = await runCase(methods, opt.wasmPairs, fixed, movings);
     const size = fixed.geometry.size.join('×');
     const none = treReport(picks.map((t, k) => frameTre(names[t], fixedPts, movingPts[k], fixed.geometry)));
     rows.push({ case: sp.name, size, method: 'none', pairs: picks.length, tre: none.before.mean_mm, seconds: 0, parameters: 0 });
     for (const [m, list] of Object.entries(res)) {
-      const r = treReport(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry, (q) => mapPoint(x.field, q))));
+      const r = scoreTre(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry, (q) => mapPoint(x.field, q))));
       const before = treReport(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry)));
       rows.push({
         case: sp.name,
@@ -315,14 +343,23 @@ async function treCases(methods, tmp) {
  * fixed one, fields and warped frames written, --jobs = the cores) against native elastix at its
  * default threads, frame after frame (write the pair, elastix, transformix -def all, read the field).
  */
-async function seriesCases(tmp, elastixVersion, paramText) {
+interface SeriesRow {
+  case: string;
+  frames: number;
+  jobs: number;
+  bspline: number;
+  bsplineJobs1: number;
+  elastix?: number;
+}
+
+async function seriesCases(tmp: string, elastixVersion: string | null, paramText: string, opt: BenchOptions): Promise<SeriesRow[]> {
   const { runFrames } = await import('../dist/app/run-frames.js');
   const { bsplineRegistrar } = await import('../dist/app/bspline.js');
   const { defaultJobs } = await import('../dist/app/frame-pool.js');
-  const index = JSON.parse(await fs.readFile(path.join(SUNNY, 'index.json'), 'utf8'));
-  const frames = Number(env('REAL_SERIES_FRAMES', 16));
-  const jobs = Number(env('REAL_JOBS', defaultJobs()));
-  const rows = [];
+  const index = await readIndex();
+  const frames = opt.seriesFrames;
+  const jobs = opt.jobs ?? defaultJobs();
+  const rows: SeriesRow[] = [];
   for (const patient of ['SCD0000101', 'SCD0000201']) {
     const keys = Object.keys(index).filter((k) => k.startsWith(patient) && index[k].ED_phase != null);
     const key = keys[Math.floor(keys.length / 2)];
@@ -332,7 +369,7 @@ async function seriesCases(tmp, elastixVersion, paramText) {
     const summary = await readSummary(path.join(sim, 'truth'));
     const names = summary.frames.map((f) => f.name);
     const fixedName = summary.fixedFrame;
-    const row = { case: `${key} breathing, ${frames} frames`, frames: frames - 1, jobs };
+    const row: SeriesRow = { case: `${key} breathing, ${frames} frames`, frames: frames - 1, jobs, bspline: NaN, bsplineJobs1: NaN };
     for (const j of [...new Set([1, jobs])]) {
       const out = path.join(tmp, `ours-${patient}-${j}`);
       const t0 = performance.now();
@@ -346,7 +383,7 @@ async function seriesCases(tmp, elastixVersion, paramText) {
     }
     if (jobs === 1) row.bspline = row.bsplineJobs1;
     if (elastixVersion) {
-      const read = (n) => readImage2D(path.join(sim, 'frames', `${n}.nrrd`));
+      const read = (n: string) => readImage2D(path.join(sim, 'frames', `${n}.nrrd`));
       const fixed = await read(fixedName);
       const t0 = performance.now();
       for (const n of names) if (n !== fixedName) await elastixNative(fixed, await read(n), paramText);
@@ -360,28 +397,32 @@ async function seriesCases(tmp, elastixVersion, paramText) {
   return rows;
 }
 
-const f3 = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '   n/a' : v.toFixed(3));
+const f3 = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '   n/a' : v.toFixed(3));
 
-export async function realSuite() {
+export async function realSuite(opt: BenchOptions) {
   if (!existsSync(path.join(SUNNY, 'index.json')) || !existsSync(path.join(BIRL, 'artificial_reference.jpg'))) {
     console.log(`real bench skipped: ${SHARED} (Sunnybrook and BIRL) is absent`);
     return { skipped: 'no shared data' };
   }
   const elastixVersion = await whichElastix();
   if (!elastixVersion) console.log('native elastix skipped: `elastix` is not on PATH (Debian: apt-get install elastix)');
-  const { methods, backend, modelDir, steps, paramText } = await makeMethods(elastixVersion);
-  const cases = env('REAL_CASES', 'dice,tre,series').split(',');
+  const { methods, backend, modelDir, steps, paramText } = await makeMethods(elastixVersion, opt);
+  const cases = opt.cases;
+  const wasmPairs = opt.wasmPairs;
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'r2n2-real-'));
-  const dice = cases.includes('dice') ? await diceCases(methods) : [];
-  const tre = cases.includes('tre') ? await treCases(methods, tmp) : [];
-  const series = cases.includes('series') ? await seriesCases(tmp, elastixVersion, paramText) : [];
+  const dice = cases.includes('dice') ? await diceCases(methods, opt) : [];
+  const tre = cases.includes('tre') ? await treCases(methods, tmp, opt) : [];
+  const series = cases.includes('series') ? await seriesCases(tmp, elastixVersion, paramText, opt) : [];
   await fs.rm(tmp, { recursive: true, force: true });
   const names = ['none', ...Object.keys(methods)];
   console.log(
     `real images (${backend}; R2N2 ${path.relative(process.cwd(), modelDir)}, ${steps} steps; ${elastixVersion ?? 'no native elastix'}; itk-wasm elastix on the first ${wasmPairs} pair(s) of each case)`,
   );
-  const mean = (xs, k) => xs.reduce((a, r) => a + r[k], 0) / xs.length;
-  const summary = {};
+  const summary: {
+    dice?: Record<string, { meanDice: number; meanHd95: number; secondsPerPair: number; pairs: number }>;
+    tre?: Record<string, { meanTre: number; secondsPerFrame: number }>;
+    series?: { bspline: number; bsplineJobs1: number; elastix: number };
+  } = {};
   if (dice.length) {
     console.log(`\nDice, LV ES→ED, ${new Set(dice.map((r) => r.case)).size} Sunnybrook slices (HD95 mm beside)`);
     console.log('case                    ' + names.map((m) => m.padStart(18)).join(''));
@@ -446,7 +487,7 @@ export async function realSuite() {
     console.log('\nTRE mm, simulated series from real images (mean over the registered frames; itk-wasm elastix on fewer pairs: its "before" differs)');
     console.log('case                          size     ' + names.map((m) => m.padStart(13)).join(''));
     for (const c of [...new Set(tre.map((r) => r.case))]) {
-      const size = tre.find((x) => x.case === c).size;
+      const size = tre.find((x) => x.case === c)!.size;
       console.log(
         c.padEnd(30) +
           size.padEnd(9) +
@@ -503,7 +544,7 @@ export async function realSuite() {
           f3(r.bspline).padStart(10) +
           f3(r.bsplineJobs1).padStart(11) +
           f3(r.elastix).padStart(10) +
-          f3(r.bspline / r.elastix).padStart(14),
+          f3(r.bspline / (r.elastix ?? NaN)).padStart(14),
       );
     summary.series = {
       bspline: series.reduce((a, r) => a + r.bspline, 0),
@@ -517,9 +558,9 @@ export async function realSuite() {
   const ref = 'elastix' in methods ? 'elastix' : null;
   if (ref) {
     console.log(`\nratios against native elastix (default threads), per method: mean TRE ÷ elastix's, mean Dice − elastix's, elastix's s/pair ÷ the method's`);
-    const all = [...dice, ...tre].filter((r) => r.method !== 'none');
+    const all: { method: string; seconds: number }[] = [...dice, ...tre].filter((r) => r.method !== 'none');
     for (const m of Object.keys(methods)) {
-      const tr = summary.tre?.[m]?.meanTre / summary.tre?.[ref]?.meanTre;
+      const tr = (summary.tre?.[m]?.meanTre ?? NaN) / (summary.tre?.[ref]?.meanTre ?? NaN);
       const dd = summary.dice ? summary.dice[m].meanDice - summary.dice[ref].meanDice : NaN;
       const sp =
         mean(

@@ -2,13 +2,18 @@
 // Its field comes from transformix applied to images holding the x and y physical coordinates
 // of the moving grid (linear interpolation is exact on them): T(p) at every fixed pixel, u = T(p) − p.
 import { elastixNode, transformixNode, defaultParameterMapNode } from '@itk-wasm/elastix';
-import { image2DToItk } from '../dist/io/image.js';
-import { indexToPhysical } from '../dist/core/image/geometry.js';
+import type { JsonCompatible } from 'itk-wasm';
+import { image2DToItk, type Image2D } from '../dist/io/image.js';
+import { indexToPhysical, type Geometry } from '../dist/core/image/geometry.js';
+import type { MethodResult } from './common.js';
+
+/** An elastix parameter map: key → values (all strings). */
+export type ParameterMap = Record<string, string[]>;
 
 /** The tuned B-spline map (docs/backends.md): MSE, fixed iterations, random samples, final grid in mm. */
-export async function bsplineMap({ resolutions = 3, gridMm = 16, iterations = 500, samples = 4096 } = {}) {
+export async function bsplineMap({ resolutions = 3, gridMm = 16, iterations = 500, samples = 4096 } = {}): Promise<ParameterMap> {
   const { parameterMap } = await defaultParameterMapNode('bspline', { numberOfResolutions: resolutions, finalGridSpacing: gridMm });
-  const m = { ...parameterMap };
+  const m: ParameterMap = { ...(parameterMap as ParameterMap) };
   for (const k of Object.keys(m)) if (/^Metric\d+Weight$/.test(k)) delete m[k];
   m.Registration = ['MultiResolutionRegistration'];
   m.Metric = ['AdvancedMeanSquares'];
@@ -19,9 +24,9 @@ export async function bsplineMap({ resolutions = 3, gridMm = 16, iterations = 50
 }
 
 /** The tuned affine map: MSE, 3 resolutions, fixed iterations, random samples. */
-export async function affineMap({ resolutions = 3, iterations = 500, samples = 4096 } = {}) {
+export async function affineMap({ resolutions = 3, iterations = 500, samples = 4096 } = {}): Promise<ParameterMap> {
   const { parameterMap } = await defaultParameterMapNode('affine', { numberOfResolutions: resolutions });
-  const m = { ...parameterMap };
+  const m: ParameterMap = { ...(parameterMap as ParameterMap) };
   m.Metric = ['AdvancedMeanSquares'];
   m.MaximumNumberOfIterations = [String(iterations)];
   m.NumberOfSpatialSamples = [String(samples)];
@@ -29,7 +34,7 @@ export async function affineMap({ resolutions = 3, iterations = 500, samples = 4
   return m;
 }
 
-function coordinateImages(g) {
+function coordinateImages(g: Geometry): [Image2D, Image2D] {
   const [W, H] = g.size;
   const x = new Float32Array(W * H);
   const y = new Float32Array(W * H);
@@ -46,23 +51,22 @@ function coordinateImages(g) {
 }
 
 /**
- * Registers moving to fixed (Image2D each) with elastix; returns the physical field
- * (DisplacementField, interleaved mm), the registration seconds (elastix only) and the
- * parameter count.
+ * Registers moving to fixed with elastix (the maps run one after the other); returns the physical
+ * field (interleaved mm), the registration seconds (elastix only) and the parameter count.
  */
-export async function elastixRegister(fixed, moving, maps) {
+export async function elastixRegister(fixed: Image2D, moving: Image2D, maps: ParameterMap[]): Promise<MethodResult> {
   const t0 = performance.now();
-  const { transformParameterObject } = await elastixNode(maps, { fixed: image2DToItk(fixed), moving: image2DToItk(moving) });
+  const { transformParameterObject } = await elastixNode(maps as unknown as JsonCompatible, { fixed: image2DToItk(fixed), moving: image2DToItk(moving) });
   const seconds = (performance.now() - t0) / 1000;
-  const tpo = transformParameterObject.map((m) => ({
+  const tpo = (transformParameterObject as unknown as ParameterMap[]).map((m) => ({
     ...m,
     FinalBSplineInterpolationOrder: ['1'],
     ResultImagePixelType: ['float'],
     DefaultPixelValue: ['NaN'],
   }));
   const [cx, cy] = coordinateImages(moving.geometry);
-  const tx = (await transformixNode(image2DToItk(cx), tpo)).result.data;
-  const ty = (await transformixNode(image2DToItk(cy), tpo)).result.data;
+  const tx = (await transformixNode(image2DToItk(cx), tpo as unknown as JsonCompatible)).result.data as Float32Array;
+  const ty = (await transformixNode(image2DToItk(cy), tpo as unknown as JsonCompatible)).result.data as Float32Array;
   const g = fixed.geometry;
   const [W, H] = g.size;
   const data = new Float32Array(2 * W * H);
@@ -73,6 +77,6 @@ export async function elastixRegister(fixed, moving, maps) {
       data[2 * k] = tx[k] - p[0];
       data[2 * k + 1] = ty[k] - p[1];
     }
-  const parameters = transformParameterObject.reduce((a, m) => a + Number(m.NumberOfParameters?.[0] ?? 0), 0);
+  const parameters = (transformParameterObject as unknown as ParameterMap[]).reduce((a, m) => a + Number(m.NumberOfParameters?.[0] ?? 0), 0);
   return { field: { geometry: g, data }, seconds, parameters };
 }

@@ -1,35 +1,36 @@
-// `npm run bench -- r2n2`: R2N2 (a trained model: R2N2_MODEL, default fixtures/models/phantom)
+// `npm run bench -- r2n2`: R2N2 (a trained model: --model, default fixtures/models/phantom)
 // vs our B-spline vs elastix on held-out phantom series (seeds 21 and 22, never used in
 // training), one process, the same pairs: TRE, seconds per frame, ratios, parameter counts.
-// R2N2 runs in several variants (R2N2_VARIANTS, default "T,⌈T/2⌉,⌈T/2⌉:x,T:x,⌈T/2⌉:r20,T:r20"
-// with T the model's training steps or R2N2_STEPS): steps per pass, then optional parts: a
+// R2N2 runs in several variants (--variants, default "T,⌈T/2⌉,⌈T/2⌉:x,T:x,⌈T/2⌉:r20,T:r20"
+// with T the model's training steps or --steps): steps per pass, then optional parts: a
 // --flip-average (x, y, xy, all) and rN = --refine N (Levenberg–Marquardt iterations).
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../dist/backend/index.js';
 import { makePhantomSeries } from '../dist/core/phantom/phantom.js';
 import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { frameTre } from '../dist/core/metrics/tre.js';
 import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field.js';
 import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
-import { loadModel } from '../dist/io/model.js';
-import { r2n2Registrar } from '../dist/app/register.js';
+import { loadModel, toVariables, type LoadedModel } from '../dist/io/model.js';
+import { r2n2Registrar, type FlipAverage } from '../dist/app/register.js';
 import { affineMap, bsplineMap, elastixRegister } from './elastix.js';
 import { inferSequence, networkImage } from '../dist/core/r2n2/sequence.js';
 import { sequenceField } from '../dist/core/transformation/gaussian.js';
 import { refineSequence } from '../dist/core/r2n2/refine.js';
 import { normaliseIntensity } from '../dist/core/image/intensity.js';
-import { toVariables } from '../dist/io/model.js';
+import type { FrameTre } from '../dist/core/metrics/tre.js';
+import type { DisplacementField } from '../dist/core/transformation/field.js';
+import { type BenchOptions, scoreTre } from './common.js';
 
 /** Where one batch of 8 R2N2 registrations spends its time (ms, median of 5). */
-async function profileR2n2(model, steps, size) {
+async function profileR2n2(model: LoadedModel, steps: number, size: number) {
   const s = makePhantomSeries({ size, frames: 9, seed: 98 });
   const frames = Array.from({ length: 9 }, (_, t) => s.renderFrame(t));
   const n = model.config.netSize;
   const weights = toVariables(model);
-  const med = async (f) => {
+  const med = async (f: () => unknown): Promise<number> => {
     const xs = [];
     for (let k = 0; k < 6; k++) {
       const t0 = performance.now();
@@ -78,29 +79,27 @@ async function profileR2n2(model, steps, size) {
   return parts;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-export async function r2n2Suite() {
+export async function r2n2Suite(opt: BenchOptions) {
   const backend = await initBackend('auto');
-  const modelDir = process.env.R2N2_MODEL ?? path.join(here, '..', 'fixtures', 'models', 'phantom');
-  let model;
+  const modelDir = opt.model;
+  let model: LoadedModel;
   try {
     model = await loadModel(modelDir);
   } catch (err) {
-    console.log(`r2n2 bench skipped: ${err.message}`);
-    return { skipped: err.message };
+    console.log(`r2n2 bench skipped: ${(err as Error).message}`);
+    return { skipped: (err as Error).message };
   }
   // Which weights were measured: the path alone does not say (the bundled model is replaced over time).
   const weightsSha256 = createHash('sha256')
     .update(await fs.readFile(path.join(modelDir, 'weights.bin')))
     .digest('hex');
-  const size = Number(model.json.data?.phantomSize ?? process.env.R2N2_SIZE ?? 128);
-  const steps = Number(process.env.R2N2_STEPS ?? model.json.training?.steps ?? 10);
+  const size = Number(model.json.data?.phantomSize ?? opt.size);
+  const steps = Number(opt.steps[0] ?? model.json.training?.steps ?? 10);
   const half = Math.ceil(steps / 2);
-  const variants = (process.env.R2N2_VARIANTS ?? `${steps},${half},${half}:x,${steps}:x,${half}:r20,${steps}:r20`).split(',').map((v) => {
+  const variants = (opt.variants.length ? opt.variants : `${steps},${half},${half}:x,${steps}:x,${half}:r20,${steps}:r20`.split(',')).map((v) => {
     const [st, ...rest] = v.split(':');
     const refine = Number((rest.find((x) => /^r\d+$/.test(x)) ?? 'r0').slice(1));
-    const fa = rest.find((x) => !/^r\d+$/.test(x)) ?? 'none';
+    const fa = (rest.find((x) => !/^r\d+$/.test(x)) ?? 'none') as FlipAverage;
     const label = `r2n2/${st}${fa === 'none' ? '' : '+' + fa}${refine ? `+r${refine}` : ''}`;
     return { label, steps: Number(st), flipAverage: fa, refine, reg: r2n2Registrar(model, { steps: Number(st), stopThreshold: 0, flipAverage: fa, refine }) };
   });
@@ -111,7 +110,7 @@ export async function r2n2Suite() {
     const b = { geometry: w.geometry, data: w.renderFrame(1) };
     // the batch size the timed runs use (the first batch of a new size allocates)
     for (const v of variants)
-      await v.reg.registerBatch(
+      await v.reg.registerBatch!(
         a,
         Array.from({ length: 8 }, () => b),
         () => undefined,
@@ -120,20 +119,31 @@ export async function r2n2Suite() {
   }
   const profile = await profileR2n2(model, steps, size);
   const maps = [await affineMap(), await bsplineMap()];
-  const rows = [];
+  const rows: {
+    case: string;
+    method: string;
+    pairs: number;
+    before_mm: number;
+    after_mm: number;
+    after_px: number;
+    seconds: number;
+    parameters: number;
+  }[] = [];
   for (const seed of [21, 22]) {
     const s = makePhantomSeries({ size, frames: 60, seed });
     const frames = Array.from({ length: 60 }, (_, t) => s.renderFrame(t));
     const { index: f } = await chooseFixedFrame(60, async (t) => frames[t]);
     const fixed = { geometry: s.geometry, data: frames[f] };
-    const res = Object.fromEntries([...variants.map((v) => v.label), 'bspline', 'elastix'].map((m) => [m, []]));
+    const res: Record<string, { seconds: number; parameters: number; tre: FrameTre }[]> = Object.fromEntries(
+      [...variants.map((v) => v.label), 'bspline', 'elastix'].map((m) => [m, []]),
+    );
     const picks = Array.from({ length: 8 }, (_, k) => Math.round(((k + 0.5) * 60) / 8)).map((t) => (t === f ? t + 1 : t));
-    const tre = (t, field) => frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), s.geometry, (q) => mapPoint(field, q));
+    const tre = (t: number, field: DisplacementField) => frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), s.geometry, (q) => mapPoint(field, q));
     // R2N2 as register series runs it: the 8 frames in one batch
     const rs = [];
     for (const v of variants) {
       const t0 = performance.now();
-      const batch = await v.reg.registerBatch(
+      const batch = await v.reg.registerBatch!(
         fixed,
         picks.map((t) => ({ geometry: s.geometry, data: frames[t] })),
         () => undefined,
@@ -144,7 +154,7 @@ export async function r2n2Suite() {
         res[v.label].push({ seconds: sa, parameters: batch[k].parameters, tre: tre(t, fieldFromNormalised(batch[k].field, s.geometry)) }),
       );
     }
-    let t0;
+    let t0: number;
     for (const t of picks) {
       const moving = { geometry: s.geometry, data: frames[t] };
       t0 = performance.now();
@@ -158,7 +168,7 @@ export async function r2n2Suite() {
       );
     }
     for (const m of Object.keys(res)) {
-      const r = treReport(res[m].map((x) => x.tre));
+      const r = scoreTre(res[m].map((x) => x.tre));
       rows.push({
         case: `phantom seed ${seed} (${size}²)`,
         method: m,
@@ -176,13 +186,13 @@ export async function r2n2Suite() {
   );
   console.log('case                      method         pairs  before mm  after mm  after px  s/frame  × faster than bspline  TRE / bspline  parameters');
   for (const r of rows) {
-    const b = rows.find((x) => x.case === r.case && x.method === 'bspline');
+    const b = rows.find((x) => x.case === r.case && x.method === 'bspline')!;
     console.log(
       `${r.case.padEnd(25)} ${r.method.padEnd(13)} ${String(r.pairs).padStart(6)} ${r.before_mm.toFixed(3).padStart(10)} ${r.after_mm.toFixed(3).padStart(9)} ${r.after_px.toFixed(3).padStart(9)} ${r.seconds.toFixed(3).padStart(8)} ${(b.seconds / r.seconds).toFixed(1).padStart(22)} ${(r.after_mm / b.after_mm).toFixed(2).padStart(14)} ${r.parameters.toFixed(0).padStart(11)}`,
     );
   }
-  const all = (m) => rows.filter((r) => r.method === m);
-  const mean = (xs, k) => xs.reduce((a, r) => a + r[k], 0) / xs.length;
+  const all = (m: string) => rows.filter((r) => r.method === m);
+  const mean = (xs: typeof rows, k: 'after_mm' | 'seconds') => xs.reduce((a, r) => a + r[k], 0) / xs.length;
   console.log('all held-out pairs (mean over both series):');
   for (const m of Object.keys(Object.fromEntries(rows.map((r) => [r.method, 1])))) {
     const x = all(m);

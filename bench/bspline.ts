@@ -8,30 +8,43 @@
 // Seconds are registration only (ours: registerBspline; elastix: elastixNode), on one backend.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../dist/backend/index.js';
 import { makePhantomSeries } from '../dist/core/phantom/phantom.js';
 import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { frameTre, type FrameTre } from '../dist/core/metrics/tre.js';
 import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field.js';
-import { readImage2D } from '../dist/io/image.js';
+import { readImage2D, type Image2D } from '../dist/io/image.js';
 import { readLandmarkFile, landmarksMm } from '../dist/io/landmarks.js';
-import { registerBspline, BSPLINE_DEFAULTS } from '../dist/bspline/register.js';
+import { registerBspline, BSPLINE_DEFAULTS, type BsplineOptions } from '../dist/bspline/register.js';
 import { affineMap, bsplineMap, elastixRegister } from './elastix.js';
+import { SHARED, median, type MethodResult, scoreTre } from './common.js';
+import type { Point } from '../dist/core/image/geometry.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { warpBilinear, maskedMse } from '../dist/core/transformation/warp.js';
 import { isoTv } from '../dist/core/regulariser/regularisers.js';
 import { bsplineGrid, basisTensors, denseField } from '../dist/bspline/kernel.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIRL = path.resolve(here, '..', '..', 'shared', 'data', 'birl_artificial');
+const BIRL = path.join(SHARED, 'birl_artificial');
 
-function phantomCase(seed, moving = 6) {
+/** One pair with its landmarks (mm). */
+interface Pair {
+  name: string;
+  fixed: Image2D;
+  moving: Image2D;
+  fixedLm: Point[];
+  movingLm: Point[];
+}
+interface Case {
+  name: string;
+  pairs(): Promise<Pair[]>;
+}
+
+function phantomCase(seed: number, moving = 6): Case {
   const s = makePhantomSeries({ size: 256, frames: 140, seed });
-  const cache = new Map();
-  const frame = (t) => {
+  const cache = new Map<number, Float32Array>();
+  const frame = (t: number): Float32Array => {
     if (!cache.has(t)) cache.set(t, s.renderFrame(t));
-    return cache.get(t);
+    return cache.get(t)!;
   };
   return {
     name: `phantom seed ${seed} (256²)`,
@@ -49,7 +62,7 @@ function phantomCase(seed, moving = 6) {
   };
 }
 
-function birlCase(movingName) {
+function birlCase(movingName: string): Case {
   return {
     name: `BIRL ${movingName} (800×600)`,
     async pairs() {
@@ -68,7 +81,7 @@ function birlCase(movingName) {
   };
 }
 
-async function ours(pair, options = BSPLINE_DEFAULTS) {
+function ours(pair: Pair, options: BsplineOptions = BSPLINE_DEFAULTS): MethodResult {
   const [W, H] = pair.fixed.geometry.size;
   const t0 = performance.now();
   const r = registerBspline(pair.fixed.data, pair.moving.data, H, W, options, pair.fixed.geometry);
@@ -77,9 +90,9 @@ async function ours(pair, options = BSPLINE_DEFAULTS) {
 }
 
 /** Where one registration's time goes: per level, and the parts of one full-resolution iteration. */
-function profile(pair) {
+function profile(pair: Pair) {
   const [W, H] = pair.fixed.geometry.size;
-  const per = new Map();
+  const per = new Map<number, number[]>();
   let last = performance.now();
   const t0 = performance.now();
   registerBspline(
@@ -92,21 +105,20 @@ function profile(pair) {
       onIteration: ({ level }) => {
         const n = performance.now();
         if (!per.has(level)) per.set(level, []);
-        per.get(level).push(n - last);
+        per.get(level)!.push(n - last);
         last = n;
       },
     },
     pair.fixed.geometry,
   );
   const total = performance.now() - t0;
-  const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const levels = [...per.entries()].map(([l, p]) => ({
     level: l < 0 ? 'affine' : l + 1,
     iterations: p.length,
-    msPerIteration: med(p.slice(1)),
+    msPerIteration: median(p.slice(1)),
     ms: p.reduce((a, b) => a + b, 0),
   }));
-  const time = (f, n = 20) => {
+  const time = (f: () => void, n = 20): number => {
     f();
     const a = performance.now();
     for (let i = 0; i < n; i++) f();
@@ -114,26 +126,26 @@ function profile(pair) {
   };
   const g = bsplineGrid(H, W, [8, 8]);
   const { By, BxT } = basisTensors(g);
-  const P = tf.zeros([2, g.y.cp, g.x.cp]);
-  const u = tf.zeros([2, H, W]);
+  const P = tf.zeros([2, g.y.cp, g.x.cp]) as tf.Tensor3D;
+  const u = tf.zeros([2, H, W]) as tf.Tensor3D;
   const F = tf.tensor2d(pair.fixed.data, [H, W]);
   // (nothing is returned from tf.tidy: returning a TypedArray makes tidy walk every element, docs/backends.md)
-  const run = (f) => () =>
+  const run = (f: () => tf.Tensor) => () =>
     tf.tidy(() => {
       f().dataSync();
     });
-  const parts = {
+  const parts: Record<string, number> = {
     'warp forward': time(run(() => warpBilinear(pair.moving.data, H, W, u).warped)),
     'warp + MSE, forward + backward': time(
       run(() =>
         tf.grad((x) => {
-          const w = warpBilinear(pair.moving.data, H, W, x);
+          const w = warpBilinear(pair.moving.data, H, W, x as tf.Tensor3D);
           return maskedMse(F, w.warped, w.mask);
         })(u),
       ),
     ),
-    'B-spline field By·P·Bxᵀ, forward + backward': time(run(() => tf.grad((p) => tf.sum(denseField(p, By, BxT)))(P))),
-    'iso-TV, forward + backward': time(run(() => tf.grad((x) => isoTv(x))(u))),
+    'B-spline field By·P·Bxᵀ, forward + backward': time(run(() => tf.grad((p) => tf.sum(denseField(p as tf.Tensor3D, By, BxT)))(P))),
+    'iso-TV, forward + backward': time(run(() => tf.grad((x) => isoTv(x as tf.Tensor3D))(u))),
   };
   tf.dispose([By, BxT, P, u, F]);
   console.log(`profile of one ${W}×${H} registration (${total.toFixed(0)} ms):`);
@@ -159,21 +171,21 @@ export async function bsplineSuite() {
   else console.log(`(BIRL pairs skipped: ${BIRL} is absent)`);
   const maps = [await affineMap(), await bsplineMap()];
   const rows = [];
-  let prof = null;
+  let prof: ReturnType<typeof profile> | null = null;
   for (const c of cases) {
     const pairs = await c.pairs();
     if (!prof) prof = profile(pairs[0]);
-    const res = { ours: [], elastix: [] };
+    const res: Record<'ours' | 'elastix', (MethodResult & { tre: FrameTre })[]> = { ours: [], elastix: [] };
     for (const p of pairs) {
-      const a = await ours(p, c.options);
+      const a = ours(p);
       const e = await elastixRegister(p.fixed, p.moving, maps);
       const g = p.fixed.geometry;
       res.ours.push({ ...a, tre: frameTre(p.name, p.fixedLm, p.movingLm, g, (q) => mapPoint(a.field, q)) });
       res.elastix.push({ ...e, tre: frameTre(p.name, p.fixedLm, p.movingLm, g, (q) => mapPoint(e.field, q)) });
       process.stderr.write(`  ${c.name} ${p.name}: ours ${a.seconds.toFixed(2)} s, elastix ${e.seconds.toFixed(2)} s\n`);
     }
-    const rep = (k) => treReport(res[k].map((x) => x.tre));
-    const secs = (k) => res[k].reduce((s, x) => s + x.seconds, 0) / res[k].length;
+    const rep = (k: 'ours' | 'elastix') => scoreTre(res[k].map((x) => x.tre));
+    const secs = (k: 'ours' | 'elastix') => res[k].reduce((s, x) => s + x.seconds, 0) / res[k].length;
     const o = rep('ours');
     const e = rep('elastix');
     rows.push({

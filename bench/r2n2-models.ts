@@ -1,37 +1,30 @@
 // `npm run bench -- r2n2-models`: R2N2 models (or training checkpoints) side by side on the
 // model-selection seeds, for choosing between training runs without touching the bench seeds.
-//   R2N2_MODELS   comma-separated model directories (default: the bundled model). A training
-//                 checkpoint directory (MODEL_DIR/checkpoint, or a copy of it) is measured with
-//                 the weight average it holds when trained with --ema, as the finished run would
-//                 have saved it; otherwise with its raw weights.
-//   R2N2_STEPS    comma-separated step counts (default: each model's training steps)
-//   R2N2_SEEDS    phantom seeds, 128², 60 frames (default 23,24,25,26: never trained on, and not
-//                 the r2n2 suite's bench seeds 21 / 22)
-//   R2N2_PICKS    frames per seed (default 16, evenly spread, the fixed frame skipped)
+//   --models DIR..  model directories (default: the bundled model). A training checkpoint
+//                   directory (MODEL_DIR/checkpoint, or a copy of it) is measured with the weight
+//                   average it holds when trained with --ema, as the finished run would have
+//                   saved it; otherwise with its raw weights.
+//   --steps N..     step counts (default: each model's training steps)
+//   --seeds N..     phantom seeds, 128², 60 frames (default 23 24 25 26: never trained on, and
+//                   not the r2n2 suite's bench seeds 21 / 22)
+//   --picks N       frames per seed (default 16, evenly spread, the fixed frame skipped)
 // Every model registers the same pairs in one process, 8 frames per batch (as register series
 // does), no flip average, no refinement. Prints mean TRE per seed and over all pairs, and
 // seconds per frame with its ratio to the first row.
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../dist/backend/index.js';
 import { makePhantomSeries } from '../dist/core/phantom/phantom.js';
 import { chooseFixedFrame } from '../dist/core/image/fixed-frame.js';
-import { frameTre, treReport } from '../dist/core/metrics/tre.js';
+import { frameTre, type FrameTre } from '../dist/core/metrics/tre.js';
 import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field.js';
-import { loadCheckpointAverage, loadModel } from '../dist/io/model.js';
+import { loadCheckpointAverage, loadModel, type LoadedModel } from '../dist/io/model.js';
 import { r2n2Registrar } from '../dist/app/register.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const list = (v, d) =>
-  (v ?? d)
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
+import { spreadPicks, type BenchOptions, scoreTre } from './common.js';
 
 /** A model directory, or a checkpoint's weight average; `weights` says which was measured. */
-async function openModel(dir) {
+async function openModel(dir: string): Promise<{ model: LoadedModel; weights: string }> {
   if (existsSync(path.join(dir, 'optimizer.json'))) {
     const avg = await loadCheckpointAverage(dir);
     if (avg) return { model: avg, weights: 'checkpoint average (--ema)' };
@@ -40,50 +33,61 @@ async function openModel(dir) {
   return { model: await loadModel(dir), weights: 'model' };
 }
 
-export async function r2n2ModelsSuite() {
+export async function r2n2ModelsSuite(opt: BenchOptions) {
   const backend = await initBackend('auto');
-  const dirs = list(process.env.R2N2_MODELS, path.join(here, '..', 'fixtures', 'models', 'phantom'));
-  const seeds = list(process.env.R2N2_SEEDS, '23,24,25,26').map(Number);
-  const picksPerSeed = Number(process.env.R2N2_PICKS ?? 16);
+  const dirs = opt.models;
+  const seeds = opt.seeds;
+  const picksPerSeed = opt.picks;
   if (!(Number.isInteger(picksPerSeed) && picksPerSeed >= 1 && picksPerSeed <= 59))
-    throw new Error(`R2N2_PICKS must be a whole number in 1..59, got ${process.env.R2N2_PICKS}`);
-  if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`R2N2_SEEDS must be whole numbers, got ${process.env.R2N2_SEEDS}`);
-  const stepsEnv = process.env.R2N2_STEPS ? list(process.env.R2N2_STEPS).map(Number) : null;
+    throw new Error(`--picks must be a whole number in 1..59, got ${picksPerSeed}`);
+  if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`--seeds must be whole numbers, got ${seeds.join(' ')}`);
+  const stepsList = opt.steps.length ? opt.steps : null;
   const data = [];
   for (const seed of seeds) {
     const s = makePhantomSeries({ size: 128, frames: 60, seed });
     const frames = Array.from({ length: 60 }, (_, t) => s.renderFrame(t));
     const { index: f } = await chooseFixedFrame(60, async (t) => frames[t]);
-    const picks = Array.from({ length: picksPerSeed }, (_, k) => Math.round(((k + 0.5) * 60) / picksPerSeed)).map((t) => (t === f ? (t + 1) % 60 : t));
+    const picks = spreadPicks(picksPerSeed, 60, f);
     data.push({ seed, s, frames, f, picks });
   }
-  const rows = [];
+  const rows: {
+    model: string;
+    weights: string;
+    weightsSha256: string;
+    inputBlock: number;
+    steps: number;
+    pairs: number;
+    before_mm: number;
+    after_mm_per_seed: number[];
+    after_mm: number;
+    seconds_per_frame: number;
+  }[] = [];
   for (const dir of dirs) {
     const { model, weights } = await openModel(dir);
     const sha = createHash('sha256')
       .update(await fs.readFile(path.join(dir, 'weights.bin')))
       .digest('hex')
       .slice(0, 12);
-    for (const steps of stepsEnv ?? [Number(model.json.training?.steps ?? 10)]) {
+    for (const steps of stepsList ?? [Number(model.json.training?.steps ?? 10)]) {
       const reg = r2n2Registrar(model, { steps, stopThreshold: 0, flipAverage: 'none', refine: 0 });
       // warm-up: the first batch of a size compiles and allocates
       const d0 = data[0];
-      await reg.registerBatch(
+      await reg.registerBatch!(
         { geometry: d0.s.geometry, data: d0.frames[d0.f] },
         d0.picks.slice(0, 8).map((t) => ({ geometry: d0.s.geometry, data: d0.frames[t] })),
         () => undefined,
       );
-      const perSeed = [];
+      const perSeed: number[] = [];
       let seconds = 0;
       let before = 0;
       let pairs = 0;
       for (const d of data) {
         const fixed = { geometry: d.s.geometry, data: d.frames[d.f] };
-        const tres = [];
+        const tres: FrameTre[] = [];
         for (let i = 0; i < d.picks.length; i += 8) {
           const pk = d.picks.slice(i, i + 8);
           const t0 = performance.now();
-          const batch = await reg.registerBatch(
+          const batch = await reg.registerBatch!(
             fixed,
             pk.map((t) => ({ geometry: d.s.geometry, data: d.frames[t] })),
             () => undefined,
@@ -95,7 +99,7 @@ export async function r2n2ModelsSuite() {
             ),
           );
         }
-        const r = treReport(tres);
+        const r = scoreTre(tres);
         perSeed.push(r.after.mean_mm);
         before += r.before.mean_mm * tres.length;
         pairs += tres.length;
