@@ -7,6 +7,11 @@ import path from 'node:path';
 import { ROOT } from './helpers.js';
 import { parseThreads } from '../src/commands/common.js';
 import { UserError } from '../src/errors.js';
+import { activeCompute, computeFor } from '../src/backend/compute.js';
+import { DEFAULT_COMPUTE, tanh } from '../src/core/tensors.js';
+import { registerBspline, BSPLINE_DEFAULTS } from '../src/bspline/register.js';
+import { identityGeometry } from '../src/core/image/geometry.js';
+import { smoothPair } from './tf-helpers.js';
 
 beforeAll(async () => {
   const info = await initBackend('wasm');
@@ -176,5 +181,38 @@ describe('wasm threads', () => {
     expect(parseThreads('auto')).toBeLessThanOrEqual(4);
     for (const bad of ['0', '9', '1.5', 'two']) expect(() => parseThreads(bad)).toThrow(UserError);
     expect(() => parseThreads('0')).toThrow(/--threads must be auto or an integer from 1 to 8, got "0"/);
+  });
+});
+
+describe('how the ops run: the Compute choice is made once from the backend and passed in', () => {
+  test('computeFor maps each backend; the default is the wasm choice', async () => {
+    expect(computeFor('wasm')).toEqual({ hostOps: true, tanhViaSigmoid: true });
+    expect(computeFor('cpu')).toEqual({ hostOps: true, tanhViaSigmoid: false });
+    expect(computeFor('webgpu')).toEqual({ hostOps: false, tanhViaSigmoid: false });
+    expect(computeFor('tensorflow')).toEqual({ hostOps: false, tanhViaSigmoid: false });
+    expect(DEFAULT_COMPUTE).toEqual(computeFor('wasm'));
+    expect(activeCompute()).toEqual(computeFor(tf.getBackend()));
+  });
+  test('tanh through sigmoid equals the kernel within 2e-7', () => {
+    const x = tf.linspace(-6, 6, 1001);
+    const a = tanh(x, true).dataSync();
+    const b = tanh(x, false).dataSync();
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    expect(worst).toBeLessThan(2e-7);
+    tf.dispose(x);
+  });
+  test('the B-spline with host ops and with tensor ops only: the same registration (affine stage included)', () => {
+    const n = 48;
+    const { fixed, moving } = smoothPair(n);
+    const o = { ...BSPLINE_DEFAULTS, iterations: [15, 10, 5], initIterations: [5, 5, 5] };
+    const g = identityGeometry(n, n);
+    const host = registerBspline(fixed, moving, n, n, { ...o, compute: { hostOps: true, tanhViaSigmoid: true } }, g);
+    const tensor = registerBspline(fixed, moving, n, n, { ...o, compute: { hostOps: false, tanhViaSigmoid: false } }, g);
+    let worst = 0;
+    for (let i = 0; i < host.field.length; i++) worst = Math.max(worst, Math.abs(host.field[i] - tensor.field[i]));
+    // normalised units: 2/(n − 1) per pixel; float32 sums in another order
+    expect(worst * ((n - 1) / 2)).toBeLessThan(1e-3);
+    expect(Math.abs(host.finalLoss - tensor.finalLoss)).toBeLessThan(1e-4 * Math.max(1e-3, host.finalLoss));
   });
 });

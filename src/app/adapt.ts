@@ -22,6 +22,7 @@ import { sequenceField } from '../core/transformation/gaussian.js';
 import { warpSamples } from '../core/transformation/warp.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
+import { activeCompute } from '../backend/compute.js';
 
 export interface AdaptOptions {
   model: LoadedModel;
@@ -104,7 +105,7 @@ export async function seriesLoss(
         weights,
         moving.map(() => fixed),
         moving,
-        { steps, stopThreshold: 0 },
+        { steps, stopThreshold: 0, compute: activeCompute() },
       );
       ps.forEach((p, b) => {
         const w = warpSamples(moving[b], n, n, sequenceField(p, n, n));

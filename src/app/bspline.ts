@@ -5,6 +5,7 @@ import { type MaskSet, maskFor } from '../io/masks.js';
 import { type BsplineOptions, autoFinestSigma, checkOptions, perLevel, registerBspline } from '../bspline/register.js';
 import type { Registrar } from './run-frames.js';
 import { AFFINE_DEFAULTS, AFFINE_PARAMETERS } from '../core/transformation/affine.js';
+import { activeCompute } from '../backend/compute.js';
 
 export const BSPLINE_PARAMS_UNITS =
   'control-point displacements in normalised units ([-1, 1] across the image, align-corners: one pixel = 2/(n-1)); x and y are [cpH, cpW] row-major per level; the dense field of a level is By·P·Bxᵀ (docs/method.md), levels add up';
@@ -48,6 +49,7 @@ export function bsplineRegistrar(options: BsplineOptions, masks: { fixed?: MaskS
           movingMask,
           onIteration: ({ level, iteration, loss }) =>
             tick(`${level < 0 ? options.init : `level ${level + 1}/${options.levels}`} it ${iteration + 1} loss ${loss.toPrecision(4)}`),
+          compute: activeCompute(),
         },
         fixed.geometry,
       );

@@ -17,6 +17,7 @@ import { warpSamples } from '../core/transformation/warp.js';
 import { normaliseIntensity } from '../core/image/intensity.js';
 import { REFINE_DEFAULTS, refineSequence } from '../core/r2n2/refine.js';
 import type { Registrar } from './run-frames.js';
+import { activeCompute } from '../backend/compute.js';
 
 export const R2N2_PARAMS_UNITS =
   'one row per step: cx, cy (position), sx, sy (shape sigma), wx, wy (weight), phi (rotation, rad); normalised units ([-1, 1] across the image); the field is the sum of the steps (docs/method.md)';
@@ -136,6 +137,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   };
 
   async function batch(fixed: Image2D, moving: Image2D[], tick: (info: string, units?: number) => void) {
+    const compute = activeCompute();
     if (!fixedCache || fixedCache.img !== fixed) {
       const f = netImage(fixed, n);
       fixedCache = { img: fixed, net: flips.map((v) => flipImage(f, n, n, v)), norm: refine > 0 || guard ? normaliseIntensity(fixed.data) : null };
@@ -144,7 +146,9 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
     const [W, H] = fixed.geometry.size;
     const init = o.init ?? 'none';
     const affines =
-      init === 'none' ? moving.map(() => null) : moving.map((m) => registerAffine(fixed.data, m.data, fixed.geometry, { ...AFFINE_DEFAULTS, kind: init }));
+      init === 'none'
+        ? moving.map(() => null)
+        : moving.map((m) => registerAffine(fixed.data, m.data, fixed.geometry, { ...AFFINE_DEFAULTS, kind: init, compute }));
     const seen = moving.map((m, b) => {
       const a = affines[b];
       return a ? { ...m, data: warpSamples(m.data, H, W, affineField(a, fixed.geometry)).out as Float32Array } : m;
@@ -162,6 +166,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
         // with --refine the refinement fits every Gaussian the network gave: the sequence runs whole,
         // and the full-resolution check below keeps the result from being worse than none
         stopWhenWorse: guard && refine === 0,
+        compute,
         onStep: (t) => tick(`step ${t + 1}/${o.steps}`),
       },
     );
@@ -183,6 +188,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
             stopThreshold: o.stopThreshold,
             stopWhenWorse: guard && refine === 0,
             noise,
+            compute,
             onStep: (t) => tick(`uncertainty pass ${k + 1}/${K}, step ${t + 1}`),
           },
         );

@@ -49,6 +49,7 @@ import { withOutputLock, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { readField, readSummary, resultFile } from '../io/index.js';
 import { fieldToNormalised, flipNormalisedField } from '../core/transformation/field.js';
+import { activeCompute } from '../backend/compute.js';
 
 /** A frame as the network sees it (core/r2n2/sequence.ts `networkImage`). */
 const netImage = (img: Image2D, n: number): Float32Array => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
@@ -266,6 +267,7 @@ export interface TrainReport {
 export async function train(o: TrainOptions): Promise<TrainReport> {
   const runStart = performance.now();
   const c = o.config;
+  const compute = activeCompute();
   const st = o.settings;
   try {
     checkConfig(c);
@@ -450,7 +452,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           let m = Math.floor(vr() * d.frames.length);
           if (m === d.fixed) m = (m + 1) % d.frames.length;
           const lossImages = d.lossFrames ? { fixed: [d.lossFrames[d.fixed]], moving: [d.lossFrames[m]], size: ls as number } : undefined;
-          const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages }));
+          const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages, compute }));
           const l = (await lt.data())[0];
           lt.dispose();
           sum += l;
@@ -458,7 +460,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           const fl = d.landmarks?.get(d.fixed);
           const ml = d.landmarks?.get(m);
           if (fl && ml && fl.length === ml.length) {
-            const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps });
+            const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, compute });
             tre += sequenceTre(p, d.geometry, fl, ml);
             treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
             treCnt++;
@@ -537,7 +539,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         const noise = sampleWeightNoise(c, st.keep, rng);
         const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined;
         const { value, grads } = tf.variableGrads(
-          () => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher }),
+          () => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher, compute }),
           vars,
         );
         const clipped = await clipByGlobalNorm(grads, st.clip);

@@ -10,7 +10,7 @@
  * `[2, H, W]` in normalised units and each level's control-point parameters.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { tensorsInHostMemory } from '../backend/memory.js';
+import { type Compute, DEFAULT_COMPUTE } from '../core/tensors.js';
 import { warpBilinear, warpMseHost } from '../core/transformation/warp.js';
 import { type LossName, type LossOptions, makeLoss } from '../core/loss/losses.js';
 import { type RegulariserName, regulariser } from '../core/regulariser/regularisers.js';
@@ -80,6 +80,8 @@ export interface BsplineOptions {
   convergenceWindow?: number;
   /** Called after every iteration (level −1: the global stage). */
   onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
+  /** How the ops run on the active backend (fused host objectives or tensor ops); default `DEFAULT_COMPUTE` (core/tensors.ts). */
+  compute?: Compute;
 }
 
 /**
@@ -200,6 +202,7 @@ export function registerBspline(
   let prevH = 0;
   let prevW = 0;
   let affine: AffineTransform | undefined;
+  const compute = o.compute ?? DEFAULT_COMPUTE;
   if (o.init && o.init !== 'none') {
     affine = registerAffine(fixed, moving, geometry, {
       ...AFFINE_DEFAULTS,
@@ -210,6 +213,7 @@ export function registerBspline(
       normalise: o.normalise,
       maxSize: o.maxSize,
       onIteration: (i) => o.onIteration?.({ ...i, level: -1 }),
+      compute,
     });
     total = affineField(affine, geometry);
     prevH = H;
@@ -220,7 +224,7 @@ export function registerBspline(
   // tensors in host memory (wasm, cpu): the field, warp + MSE and the TV each run as one plain-JS
   // op with its analytic gradient (kernel.ts, core/transformation/warp.ts, core/regulariser/regularisers.ts); with MSE and TV
   // (the defaults) the whole objective is one such op (host-objective.ts)
-  const host = tensorsInHostMemory();
+  const host = compute.hostOps;
   const ff = finestFactor(W, H, o.maxSize);
   for (let l = 0; l < o.levels; l++) {
     const factor = 2 ** (o.levels - 1 - l) * ff;

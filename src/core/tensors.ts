@@ -21,11 +21,29 @@ export function sumTensors<T extends tf.Tensor>(ts: T[]): T {
 }
 
 /**
- * tanh. On the wasm backend as 2·sigmoid(2x) − 1: wasm's Tanh kernel is ≈6× slower than its
- * Sigmoid (measured on [8, 32, 32, 16]: 2.1 ms against 0.3 ms for the three kernels); the two
- * differ by ≤ 2e-7. Elsewhere the backend's own tanh (one kernel, which GPUs prefer).
+ * How the compute code runs on the active backend. The backend layer (src/backend/compute.ts)
+ * chooses it once from the backend's name and app/ passes it in: no op asks which backend runs it.
  */
-export function tanh<T extends tf.Tensor>(x: T): T {
-  if (tf.getBackend() !== 'wasm') return tf.tanh(x);
+export interface Compute {
+  /**
+   * Plain-JS ops over the tensors' data, each with its analytic gradient (the B-spline's and the
+   * affine stage's fused objectives, the R2N2 re-warp): fastest where tensors live in host memory
+   * (wasm, cpu). false: tensor ops only, no read-back (GPU backends). Correct either way.
+   */
+  hostOps: boolean;
+  /**
+   * tanh as 2·sigmoid(2x) − 1: wasm's Tanh kernel is ≈6× slower than its Sigmoid (measured on
+   * [8, 32, 32, 16]: 2.1 ms against 0.3 ms for the three kernels); the two differ by ≤ 2e-7.
+   * false: the backend's own tanh (one kernel, which GPUs prefer).
+   */
+  tanhViaSigmoid: boolean;
+}
+
+/** The choice for the default backend (wasm), used where a caller passes none. */
+export const DEFAULT_COMPUTE: Compute = { hostOps: true, tanhViaSigmoid: true };
+
+/** tanh, as the backend's kernel or as 2·sigmoid(2x) − 1 (`Compute.tanhViaSigmoid`). */
+export function tanh<T extends tf.Tensor>(x: T, viaSigmoid = DEFAULT_COMPUTE.tanhViaSigmoid): T {
+  if (!viaSigmoid) return tf.tanh(x);
   return tf.sub(tf.mul(tf.sigmoid(tf.mul(x, 2)), 2), 1) as T;
 }

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { tanh } from '../tensors.js';
+import { type Compute, DEFAULT_COMPUTE, tanh } from '../tensors.js';
 
 export type Activation = 'tanh' | 'leaky-relu';
 
@@ -208,8 +208,8 @@ export interface StepOutput {
   state: State;
 }
 
-function act(x: tf.Tensor, a: Activation): tf.Tensor {
-  return a === 'tanh' ? tanh(x) : tf.leakyRelu(x, 0.2);
+function actWith(x: tf.Tensor, a: Activation, viaSigmoid: boolean): tf.Tensor {
+  return a === 'tanh' ? tanh(x, viaSigmoid) : tf.leakyRelu(x, 0.2);
 }
 
 /** Spatial softmax per channel of `[B, h, w, C]` → `[B, h·w, C]` (each column sums to 1). */
@@ -239,9 +239,10 @@ function coords(h: number, w: number): Float32Array {
 /**
  * One recurrent step. `input` `[B, m, m, 4]` (fixed, warped moving, x, y; m = `imageSize(c)`);
  * returns the raw parameters, the position and the new state (the old state is not disposed:
- * the caller owns both). `noise` (training only) multiplies the named weights.
+ * the caller owns both). `noise` (training only) multiplies the named weights; `compute` says how
+ * tanh runs (core/tensors.ts).
  */
-export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state: State, noise?: WeightNoise): StepOutput {
+export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state: State, noise?: WeightNoise, compute: Compute = DEFAULT_COMPUTE): StepOutput {
   const W = (name: string): tf.Tensor => {
     const v = weights.get(name);
     if (!v) throw new Error(`missing weight ${name}`);
@@ -252,6 +253,8 @@ export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state:
     const y = tf.conv2d(x, W(`${name}/kernel`) as tf.Tensor4D, stride, 'same');
     return (bias ? tf.add(y, W(`${name}/bias`)) : y) as tf.Tensor4D;
   };
+  const ts = compute.tanhViaSigmoid;
+  const act = (x: tf.Tensor, a: Activation) => actWith(x, a, ts);
   const a = c.activation;
   const B = input.shape[0];
   let x = act(conv(spaceToDepth(input, inputBlock(c)), 'input', 2), a) as tf.Tensor4D;
@@ -271,6 +274,7 @@ export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state:
     const [rg, zg] = tf.split(gates, [ch, ch], 3);
     const cand = tanh(
       tf.add(conv(r, `block${l}/gru/cand_x`), tf.conv2d(tf.mul(rg, h) as tf.Tensor4D, W(`block${l}/gru/cand_h/kernel`) as tf.Tensor4D, 1, 'same')),
+      ts,
     );
     const hNew = tf.add(tf.mul(tf.sub(tf.scalar(1), zg), h), tf.mul(zg, cand)) as tf.Tensor4D;
     next.push(hNew);

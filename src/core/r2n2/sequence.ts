@@ -6,8 +6,7 @@
  * `[n, n]` Float32Arrays with normalised intensities.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { tensorsInHostMemory } from '../../backend/memory.js';
-import { sumTensors } from '../tensors.js';
+import { type Compute, DEFAULT_COMPUTE, sumTensors } from '../tensors.js';
 import { warpBilinear, warpBilinearBatch, warpSamples } from '../transformation/warp.js';
 import { normaliseIntensity } from '../image/intensity.js';
 import { gaussianBlur, resampleAligned } from '../image/resample.js';
@@ -30,17 +29,20 @@ export function networkImage(data: Float32Array, H: number, W: number, n: number
 /**
  * How the re-warps are computed: `host` = the typed-array op (`warpBilinear`, fastest where
  * tensors live in host memory: wasm, cpu), `tensor` = tensor ops only (`warpBilinearBatch`, no
- * read-back: for GPU backends). Default: by the active backend.
+ * read-back: for GPU backends). Default: `compute.hostOps`.
  */
 export type WarpImpl = 'host' | 'tensor';
 
-export function defaultWarpImpl(): WarpImpl {
-  return tensorsInHostMemory() ? 'host' : 'tensor';
+/** The re-warp of a run: `warp` where given, else by `compute` (core/tensors.ts). */
+function warpImpl(o: { warp?: WarpImpl; compute?: Compute }): WarpImpl {
+  return o.warp ?? ((o.compute ?? DEFAULT_COMPUTE).hostOps ? 'host' : 'tensor');
 }
 
 export interface SequenceOptions {
   steps: number;
   warp?: WarpImpl;
+  /** How the ops run on the active backend (the re-warp, tanh); default `DEFAULT_COMPUTE`. */
+  compute?: Compute;
   /** iso-TV weight on the final field (training loss). */
   lambda: number;
   noise?: WeightNoise;
@@ -119,7 +121,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   let state: State = initialState(c, B);
   let u = tf.zeros([B, 2, n, n]) as tf.Tensor4D;
   let warped = tf.tensor3d(concatArrays(moving), [B, n, n]);
-  const Mt = (o.warp ?? defaultWarpImpl()) === 'tensor' ? warped : null;
+  const Mt = warpImpl(o) === 'tensor' ? warped : null;
   const input = inputBase(F, grids);
   const L = o.lossImages;
   if (
@@ -141,7 +143,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   const teacherLosses: tf.Scalar[] = [];
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < o.steps; t++) {
-    const out = step(c, weights, networkInput(input, warped), state, o.noise);
+    const out = step(c, weights, networkInput(input, warped), state, o.noise, o.compute);
     state = out.state;
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     const g = { position: out.position, sigma, weight, phi };
@@ -170,6 +172,8 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
 export interface InferenceOptions {
   steps: number;
   warp?: WarpImpl;
+  /** How the ops run on the active backend (the re-warp, tanh); default `DEFAULT_COMPUTE`. */
+  compute?: Compute;
   /** Stop an item at the first step whose weight norm |w_t| is below this (0 = never). */
   stopThreshold?: number;
   /**
@@ -221,7 +225,7 @@ export async function inferSequence(
   const B = fixed.length;
   const params: number[][] = fixed.map(() => []);
   const done = fixed.map(() => false);
-  const host = (o.warp ?? defaultWarpImpl()) !== 'tensor';
+  const host = warpImpl(o) !== 'tensor';
   const grids = coordinateGrids(n, n);
   const F = tf.tensor3d(concatArrays(fixed), [B, n, n]);
   let state: State = initialState(c, B);
@@ -239,7 +243,7 @@ export async function inferSequence(
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
       const next: { state: State; p: tf.Tensor2D; u?: tf.Tensor4D; warped?: tf.Tensor3D } = tf.tidy(() => {
-        const out = step(c, weights, networkInput(input, warped), state, o.noise);
+        const out = step(c, weights, networkInput(input, warped), state, o.noise, o.compute);
         const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
         const p = stepParams(out.position, sigma, weight, phi);
         if (host) return { state: out.state, p };

@@ -11,7 +11,7 @@
  * Fields are produced in normalised units `[2, h, w]` on any level's aligned-corner grid.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { tensorsInHostMemory } from '../../backend/memory.js';
+import { type Compute, DEFAULT_COMPUTE } from '../tensors.js';
 import { type Geometry, indexToPhysical } from '../image/geometry.js';
 import { warpBilinear, warpMseHost } from './warp.js';
 import { type LossName, type LossOptions, makeLoss } from '../loss/losses.js';
@@ -135,6 +135,8 @@ export interface AffineOptions {
   /** The finest level's longer side at most this many pixels (as the B-spline's), 0 = full resolution. */
   maxSize?: number;
   onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
+  /** How the ops run on the active backend (fused host objectives or tensor ops); default `DEFAULT_COMPUTE` (core/tensors.ts). */
+  compute?: Compute;
 }
 
 export const AFFINE_DEFAULTS: Omit<AffineOptions, 'kind'> = {
@@ -175,7 +177,7 @@ export function registerAffine(fixed: Float32Array, moving: Float32Array, g: Geo
   tf.dispose([initA, initT]);
   const opt = new AmsGrad({ learningRate: 1 });
   // MSE on a host-memory backend: warp and loss fused into one op (core/transformation/warp.ts warpMseHost)
-  const fused = o.loss === 'mse' && tensorsInHostMemory();
+  const fused = o.loss === 'mse' && (o.compute ?? DEFAULT_COMPUTE).hostOps;
   let last = NaN;
   try {
     const ff = finestFactor(W, H, o.maxSize);
