@@ -28,6 +28,8 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     .alias('h', 'help')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
+    // --help and --version print and return 0 (bin/r2n2.js sets the exit code): main never exits the process
+    .exitProcess(false)
     .fail((msg, err) => {
       throw err ?? new UserError(missingArgument(msg, args) ?? `${msg} (see r2n2 --help)`);
     });

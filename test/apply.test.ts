@@ -92,15 +92,15 @@ describe('resampling through a field (core/transformation/apply.ts)', () => {
 describe('r2n2 apply, stacks and motion traces on the phantom', () => {
   const t = tmpDir('r2n2-apply-');
   const series = path.join(t.dir, 'series-01');
-  beforeAll(() => {
-    const r = runCli(['phantom', '--out', t.dir, '--series', '1', '--frames', '8', '--size', '128', '--seed', '3', '--truth']);
+  beforeAll(async () => {
+    const r = await runCliHere(['phantom', '--out', t.dir, '--series', '1', '--frames', '8', '--size', '128', '--seed', '3', '--truth']);
     expect(r.code).toBe(0);
   });
   afterAll(() => t.cleanup());
 
   test("the truth applied to each frame's labels gives the fixed frame's labels (up to nearest-neighbour boundary pixels); points go forward and back within 0.05 px", async () => {
     const out = path.join(t.dir, 'applied');
-    const r = runCli([
+    const r = await runCliHere([
       'apply',
       '--result',
       path.join(series, 'truth'),
@@ -151,7 +151,17 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     // fixed-frame landmarks mapped forward land on each frame's true landmarks; mapped back they return
     const px = fixed.geometry.spacing[0];
     const back = path.join(t.dir, 'back');
-    const b = runCli(['apply', '--result', path.join(series, 'truth'), '--points', path.join(out, 'points'), '--points-from', 'moving', '--out', back]);
+    const b = await runCliHere([
+      'apply',
+      '--result',
+      path.join(series, 'truth'),
+      '--points',
+      path.join(out, 'points'),
+      '--points-from',
+      'moving',
+      '--out',
+      back,
+    ]);
     expect(b.code).toBe(0);
     const start = (await readLandmarkFile(path.join(series, 'landmarks', `${fixedName}.csv`))).points;
     for (const f of report.frames) {
@@ -196,9 +206,9 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
 
   test('register series --uncertainty K: zero spread without noise, growing with it; the std images and per-frame numbers are written', async () => {
     const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
-    const run = (keep: string) => {
+    const run = async (keep: string) => {
       const out = path.join(t.dir, `unc-${keep}`);
-      const r = runCli([
+      const r = await runCliHere([
         'register',
         'series',
         path.join(series, 'frames'),
@@ -225,15 +235,25 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
       for (const f of s.frames) expect(existsSync(path.join(out, f.uncertainty))).toBe(true);
       return s.frames.reduce((a: number, f: { uncertaintyMm: number }) => a + f.uncertaintyMm, 0) / s.frames.length;
     };
-    const none = run('1');
+    const none = await run('1');
     expect(await mean(none)).toBe(0);
     const img = await readImage2D(path.join(none, 'uncertainty', (await fs.readdir(path.join(none, 'uncertainty')))[0]));
     expect(img.data.every((v) => v === 0)).toBe(true);
-    const some = await mean(run('0.9'));
-    const more = await mean(run('0.6'));
+    const some = await mean(await run('0.9'));
+    const more = await mean(await run('0.6'));
     expect(some).toBeGreaterThan(0);
     expect(more).toBeGreaterThan(some);
-    const bad = runCli(['register', 'series', path.join(series, 'frames'), '--model', model, '--out', path.join(t.dir, 'unc-bad'), '--uncertainty', '1']);
+    const bad = await runCliHere([
+      'register',
+      'series',
+      path.join(series, 'frames'),
+      '--model',
+      model,
+      '--out',
+      path.join(t.dir, 'unc-bad'),
+      '--uncertainty',
+      '1',
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--uncertainty takes a whole number of passes ≥ 2/);
   });
@@ -259,7 +279,7 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
       '--jobs',
       '1',
     ];
-    const r = runCli(args);
+    const r = await runCliHere(args);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/adapted {6}from .*: 3 iterations in [\d.]+ s; image loss on this series [\d.]+ → [\d.]+/);
@@ -272,11 +292,11 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     expect(m.training.from).toBe(model);
     // the weights changed
     expect((await fs.readFile(path.join(saved, 'weights.bin'))).equals(await fs.readFile(path.join(model, 'weights.bin')))).toBe(false);
-    const again = runCli(args);
+    const again = await runCliHere(args);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/3 iterations \(done before, kept\)/);
     expect(again.stdout).toMatch(/registered {3}0 frame\(s\); 7 already done/);
-    const bad = runCli([...args.slice(0, 7), '--adapt', '-1']);
+    const bad = await runCliHere([...args.slice(0, 7), '--adapt', '-1']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--adapt takes a whole number/);
   });
@@ -285,7 +305,7 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
     const json = JSON.parse(await fs.readFile(path.join(model, 'model.json'), 'utf8'));
     expect(json.data.statistics.mmPerNetPixel).toEqual([6, 6]);
-    const plain = runCli([
+    const plain = await runCliHere([
       'register',
       'series',
       path.join(series, 'frames'),
@@ -307,7 +327,7 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
       const img = await readImage2D(path.join(series, 'frames', f));
       await writeImage2D(path.join(inverted, f), { ...img, data: img.data.map((v) => 2000 - v) });
     }
-    const r = runCli(['register', 'series', inverted, '--model', model, '--out', path.join(t.dir, 'unlike'), '--no-qc', '--no-stack', '--jobs', '1']);
+    const r = await runCliHere(['register', 'series', inverted, '--model', model, '--out', path.join(t.dir, 'unlike'), '--no-qc', '--no-stack', '--jobs', '1']);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^warning: .*inverted looks unlike the data .* was trained on: intensity skewness -0\.\d+ \(trained 0\.45–0\.60\)/m);
     expect(JSON.parse(await fs.readFile(path.join(t.dir, 'unlike', 'summary.json'), 'utf8')).unlikeTraining).toHaveLength(1);
@@ -316,24 +336,24 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
   test('a rerun skips finished frames, other settings are refused, nothing to apply is an error', async () => {
     const out = path.join(t.dir, 'applied2');
     const args = ['apply', '--result', path.join(series, 'truth'), '--images', path.join(series, 'frames'), '--out', out];
-    expect(runCli(args).code).toBe(0);
-    const again = runCli(args);
+    expect((await runCliHere(args)).code).toBe(0);
+    const again = await runCliHere(args);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/8 done before/);
-    const other = runCli([...args, '--interpolation', 'cubic']);
+    const other = await runCliHere([...args, '--interpolation', 'cubic']);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/other settings; pass --force/);
-    const none = runCli(['apply', '--result', path.join(series, 'truth'), '--out', out]);
+    const none = await runCliHere(['apply', '--result', path.join(series, 'truth'), '--out', out]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/nothing to apply/);
-    const missing = runCli(['apply', '--result', path.join(t.dir, 'nope'), '--images', path.join(series, 'frames'), '--out', path.join(t.dir, 'x')]);
+    const missing = await runCliHere(['apply', '--result', path.join(t.dir, 'nope'), '--images', path.join(series, 'frames'), '--out', path.join(t.dir, 'x')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/summary\.json not found/);
   });
 
   test('a registration writes the corrected stack, the fields stack and motion.csv; --no-stack writes motion.csv only', async () => {
     const out = path.join(t.dir, 'bs');
-    const r = runCli([
+    const r = await runCliHere([
       'baseline',
       'bspline',
       path.join(series, 'frames'),
@@ -382,20 +402,22 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     expect(existsSync(path.join(out, 'qc', 'motion.png'))).toBe(true);
     const plain = path.join(t.dir, 'bs-nostack');
     expect(
-      runCli([
-        'baseline',
-        'bspline',
-        path.join(series, 'frames'),
-        '--out',
-        plain,
-        '--iterations',
-        '5',
-        '--init-iterations',
-        '5',
-        '--no-stack',
-        '--no-qc',
-        '--quiet',
-      ]).code,
+      (
+        await runCliHere([
+          'baseline',
+          'bspline',
+          path.join(series, 'frames'),
+          '--out',
+          plain,
+          '--iterations',
+          '5',
+          '--init-iterations',
+          '5',
+          '--no-stack',
+          '--no-qc',
+          '--quiet',
+        ])
+      ).code,
     ).toBe(0);
     expect(existsSync(path.join(plain, 'motion.csv'))).toBe(true);
     expect(existsSync(path.join(plain, 'warped.nii.gz'))).toBe(false);
@@ -409,9 +431,10 @@ describeWithSunnybrook('r2n2 apply on real cine MR (Sunnybrook)', () => {
 
   test('inverse of the true fields of a real image with known motion: forward ∘ inverse within 0.05 px', async () => {
     const sim = path.join(t.dir, 'sim');
+    // spawned: simulate's plain-JS loops run several times slower inside jest's VM context
     expect(runCli(['simulate', path.join(slice, 'frames'), '--frame', 'phase_08', '--motion', 'cardiac', '--frames', '6', '--out', sim]).code).toBe(0);
     const out = path.join(t.dir, 'inv');
-    const r = runCli(['apply', '--result', path.join(sim, 'truth'), '--write-inverse', '--out', out, '--json']);
+    const r = await runCliHere(['apply', '--result', path.join(sim, 'truth'), '--write-inverse', '--out', out, '--json']);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
     const moving = report.frames.filter((f: { fixed: boolean }) => !f.fixed);
@@ -422,21 +445,23 @@ describeWithSunnybrook('r2n2 apply on real cine MR (Sunnybrook)', () => {
   test('the expert contours of two frames, brought to the fixed frame of a registered series', async () => {
     const res = path.join(t.dir, 'bs');
     expect(
-      runCli([
-        'baseline',
-        'bspline',
-        path.join(slice, 'frames'),
-        '--out',
-        res,
-        '--fixed-frame',
-        'phase_19',
-        '--iterations',
-        '20',
-        '--init-iterations',
-        '10',
-        '--no-qc',
-        '--quiet',
-      ]).code,
+      (
+        await runCliHere([
+          'baseline',
+          'bspline',
+          path.join(slice, 'frames'),
+          '--out',
+          res,
+          '--fixed-frame',
+          'phase_19',
+          '--iterations',
+          '20',
+          '--init-iterations',
+          '10',
+          '--no-qc',
+          '--quiet',
+        ])
+      ).code,
     ).toBe(0);
     // the corrected stack and the motion trace of the real series
     const stack = await openSeries(path.join(res, 'warped.nii.gz'));
@@ -447,7 +472,7 @@ describeWithSunnybrook('r2n2 apply on real cine MR (Sunnybrook)', () => {
     const motion = (await fs.readFile(path.join(res, 'motion.csv'), 'utf8')).trim().split('\n');
     expect(motion).toHaveLength(21);
     // evaluated inside the ED contour only
-    const masked = runCli([
+    const masked = await runCliHere([
       'evaluate',
       'dice',
       '--result',
@@ -461,7 +486,7 @@ describeWithSunnybrook('r2n2 apply on real cine MR (Sunnybrook)', () => {
     expect(masked.code).toBe(0);
     expect(JSON.parse(masked.stdout).mask).toMatch(/phase_19\.mha$/);
     const out = path.join(t.dir, 'labels');
-    const r = runCli(['apply', '--result', res, '--labels', path.join(slice, 'labels'), '--out', out]);
+    const r = await runCliHere(['apply', '--result', res, '--labels', path.join(slice, 'labels'), '--out', out]);
     expect(r.code).toBe(0);
     expect((await fs.readdir(path.join(out, 'labels'))).sort()).toEqual(['phase_08.nii.gz', 'phase_19.nii.gz']);
     // two label frames of 20: no stack

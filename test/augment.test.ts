@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import seedrandom from 'seedrandom';
 import { AUGMENT_OFF, augmentPair, convolve3 } from '../src/core/r2n2/augment.js';
-import { tmpDir, runCli } from './helpers.js';
+import { tmpDir, runCliHere } from './helpers.js';
 
 const n = 16;
 const img = (seed: number) => {
@@ -65,19 +65,19 @@ describe('r2n2 train --augment-*', () => {
   ];
   const AUG = ['--augment-conv', '0.5', '--augment-bias', '0.3', '--augment-gamma', '0.3', '--augment-noise', '0.05'];
   test('changes training, is recorded in model.json, resumes bit for bit; bad values refused', async () => {
-    expect(runCli(['phantom', '--out', t.dir, '--series', '1', '--frames', '5', '--size', '64', '--quiet']).code).toBe(0);
+    expect((await runCliHere(['phantom', '--out', t.dir, '--series', '1', '--frames', '5', '--size', '64', '--quiet'])).code).toBe(0);
     const series = path.join(t.dir, 'series-01', 'frames');
     const w = (dir: string) => fs.readFile(path.join(t.dir, dir, 'weights.bin'));
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'plain'), '--iterations', '4', ...TINY]).code).toBe(0);
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'aug'), '--iterations', '4', ...TINY, ...AUG]).code).toBe(0);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'plain'), '--iterations', '4', ...TINY])).code).toBe(0);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'aug'), '--iterations', '4', ...TINY, ...AUG])).code).toBe(0);
     expect((await w('aug')).equals(await w('plain'))).toBe(false);
     const m = JSON.parse(await fs.readFile(path.join(t.dir, 'aug', 'model.json'), 'utf8'));
     expect(m.training.augment).toEqual({ randomConv: 0.5, bias: 0.3, gamma: 0.3, noise: 0.05 });
-    expect(runCli(['train', series, '--out', path.join(t.dir, 'half'), '--iterations', '2', ...TINY, ...AUG]).code).toBe(0);
-    const r = runCli(['train', series, '--out', path.join(t.dir, 'half'), '--iterations', '4', '--resume', ...TINY, ...AUG]);
+    expect((await runCliHere(['train', series, '--out', path.join(t.dir, 'half'), '--iterations', '2', ...TINY, ...AUG])).code).toBe(0);
+    const r = await runCliHere(['train', series, '--out', path.join(t.dir, 'half'), '--iterations', '4', '--resume', ...TINY, ...AUG]);
     expect(r.code).toBe(0);
     expect((await w('half')).equals(await w('aug'))).toBe(true);
-    const bad = runCli(['train', series, '--out', path.join(t.dir, 'bad'), '--iterations', '1', ...TINY, '--augment-conv', '2']);
+    const bad = await runCliHere(['train', series, '--out', path.join(t.dir, 'bad'), '--iterations', '1', ...TINY, '--augment-conv', '2']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--augment-conv is a probability in \[0, 1\]/);
   }, 120_000);

@@ -25,7 +25,7 @@ describe('r2n2 baseline bspline, series mode', () => {
   let out: string;
   test('registers every frame but the auto fixed frame, writes the result contract, and TRE drops below 40% of identity', async () => {
     out = path.join(t.dir, 'res');
-    const r = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST]);
+    const r = await runCliHere(['baseline', 'bspline', frames, '--out', out, ...FAST]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/registered\s+7 frame\(s\)/);
@@ -53,26 +53,26 @@ describe('r2n2 baseline bspline, series mode', () => {
     const field = path.join(out, 'fields');
     const name = (await fs.readdir(field))[0];
     const before = statSync(path.join(field, name)).mtimeMs;
-    const again = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST]);
+    const again = await runCliHere(['baseline', 'bspline', frames, '--out', out, ...FAST]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/registered\s+0 frame\(s\); 7 already done/);
     expect(statSync(path.join(field, name)).mtimeMs).toBe(before);
-    const other = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--lambda', '0.5']);
+    const other = await runCliHere(['baseline', 'bspline', frames, '--out', out, ...FAST, '--lambda', '0.5']);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/already holds a result computed with other settings; pass --force/);
-    const forced = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--force', '--no-qc']);
+    const forced = await runCliHere(['baseline', 'bspline', frames, '--out', out, ...FAST, '--force', '--no-qc']);
     expect(forced.code).toBe(0);
     expect(forced.stdout).toMatch(/registered\s+7 frame\(s\)/);
   });
 
   test('--shard I/N splits the frames; the last shard completes the summary', async () => {
     const sh = path.join(t.dir, 'shards');
-    const a = runCli(['baseline', 'bspline', frames, '--out', sh, '--fixed-frame', '0', ...FAST, '--shard', '0/2']);
+    const a = await runCliHere(['baseline', 'bspline', frames, '--out', sh, '--fixed-frame', '0', ...FAST, '--shard', '0/2']);
     expect(a.code).toBe(0);
     let s = await summaryOf(sh);
     expect(s.complete).toBe(false);
     expect(s.frames.map((f: { name: string }) => f.name)).toEqual(['frame_002', 'frame_004', 'frame_006']);
-    const b = runCli(['baseline', 'bspline', frames, '--out', sh, '--fixed-frame', '0', ...FAST, '--shard', '1/2']);
+    const b = await runCliHere(['baseline', 'bspline', frames, '--out', sh, '--fixed-frame', '0', ...FAST, '--shard', '1/2']);
     expect(b.code).toBe(0);
     s = await summaryOf(sh);
     expect(s.complete).toBe(true);
@@ -86,8 +86,10 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
   test('--jobs 2 (two worker threads) writes the same fields and warped frames as --jobs 1, byte for byte', async () => {
     const j1 = path.join(t.dir, 'jobs1');
     const j2 = path.join(t.dir, 'jobs2');
+    // --jobs 1 spawned: in this process the frames would run inside jest's VM context (its plain-JS loops several times slower);
+    // other runs here register their frames in worker threads (--jobs defaults to the cores), outside it
     expect(runCli(['baseline', 'bspline', frames, '--out', j1, ...FAST, '--jobs', '1', '--no-qc']).code).toBe(0);
-    const r = runCli(['baseline', 'bspline', frames, '--out', j2, ...FAST, '--jobs', '2', '--no-qc']);
+    const r = await runCliHere(['baseline', 'bspline', frames, '--out', j2, ...FAST, '--jobs', '2', '--no-qc']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/registered\s+7 frame\(s\)/);
@@ -101,7 +103,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
     expect(s.complete).toBe(true);
     expect(s.frames.map((f: { name: string }) => f.name)).toEqual((await summaryOf(j1)).frames.map((f: { name: string }) => f.name));
     // a rerun with another --jobs resumes the same result (jobs is not a setting)
-    const again = runCli(['baseline', 'bspline', frames, '--out', j2, ...FAST, '--jobs', '1', '--no-qc']);
+    const again = await runCliHere(['baseline', 'bspline', frames, '--out', j2, ...FAST, '--jobs', '1', '--no-qc']);
     expect(again.stdout).toMatch(/7 already done/);
   });
 
@@ -109,7 +111,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
     const a = path.join(t.dir, 'samples-a');
     const b = path.join(t.dir, 'samples-b');
     for (const out of [a, b])
-      expect(runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--samples', '2048', '--seed', '7', '--no-qc']).code).toBe(0);
+      expect((await runCliHere(['baseline', 'bspline', frames, '--out', out, ...FAST, '--samples', '2048', '--seed', '7', '--no-qc'])).code).toBe(0);
     for (const n of await files(path.join(a, 'fields')))
       expect((await fs.readFile(path.join(b, 'fields', n))).equals(await fs.readFile(path.join(a, 'fields', n)))).toBe(true);
     const tre = JSON.parse((await runCliHere(['evaluate', 'tre', '--result', a, '--landmarks', landmarks, '--json'])).stdout);
@@ -124,7 +126,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
     const mask = path.join(t.dir, 'mask-left.nrrd');
     await writeImage2D(mask, { geometry: f0.geometry, data: half });
     const out = path.join(t.dir, 'masked');
-    const r = runCli(['baseline', 'bspline', frames, '--out', out, ...FAST, '--fixed-mask', mask, '--moving-mask', mask, '--no-qc']);
+    const r = await runCliHere(['baseline', 'bspline', frames, '--out', out, ...FAST, '--fixed-mask', mask, '--moving-mask', mask, '--no-qc']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const s = await summaryOf(out);
@@ -145,7 +147,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
       [['--fixed-mask', path.join(t.dir, 'nope.nrrd')], /mask .*nope\.nrrd does not exist/],
     ] as [string[], RegExp][]) {
       const bad = path.join(t.dir, `bad-mask-${Math.random().toString(36).slice(2)}`);
-      const e = runCli(['baseline', 'bspline', frames, '--out', bad, ...FAST, ...args]);
+      const e = await runCliHere(['baseline', 'bspline', frames, '--out', bad, ...FAST, ...args]);
       expect(e.code).toBe(1);
       expect(e.stdout).toBe('');
       expect(e.stderr.trim().split('\n')).toHaveLength(1);
@@ -160,7 +162,7 @@ describe('r2n2 baseline bspline --preset', () => {
     const pair = ['--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(frames, 'frame_003.nrrd'), ...FAST_BSPLINE, '--no-qc'];
     const run = async (name: string, extra: string[]) => {
       const out = path.join(t.dir, `preset-${name}`);
-      const r = runCli(['baseline', 'bspline', ...pair, '--out', out, ...extra]);
+      const r = await runCliHere(['baseline', 'bspline', ...pair, '--out', out, ...extra]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       return (await summaryOf(out)).settings;
@@ -172,7 +174,7 @@ describe('r2n2 baseline bspline --preset', () => {
     expect(mine.loss).toBe('mse');
     const generic = await run('generic', []);
     expect(generic).toMatchObject({ loss: 'mse', initIterations: [50, 25, 10], lambda: [1], init: 'affine' });
-    const bad = runCli(['baseline', 'bspline', ...pair, '--out', path.join(t.dir, 'preset-bad'), '--preset', 'brain']);
+    const bad = await runCliHere(['baseline', 'bspline', ...pair, '--out', path.join(t.dir, 'preset-bad'), '--preset', 'brain']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/preset.*brain|brain.*preset|Choices/i);
   });
@@ -181,6 +183,7 @@ describe('r2n2 baseline bspline --preset', () => {
 describe('r2n2 baseline bspline, pair mode and bad input', () => {
   test('pair mode writes one registered frame named after the moving file', async () => {
     const out = path.join(t.dir, 'pair');
+    // spawned: one pair runs in the calling thread, which here is jest's VM context (plain-JS loops several times slower)
     const r = runCli([
       'baseline',
       'bspline',
@@ -211,7 +214,7 @@ describe('r2n2 baseline bspline, pair mode and bad input', () => {
   ])('one-line error, non-zero exit, nothing written: %j', async (args, msg) => {
     const out = path.join(t.dir, `bad-${Math.random().toString(36).slice(2)}`);
     const a = (args as string[]).map((x) => (x === 'SERIES' ? frames : x === 'FRAME0' ? path.join(frames, 'frame_000.nrrd') : x));
-    const r = runCli(['baseline', 'bspline', ...a, '--out', out, '--quiet']);
+    const r = await runCliHere(['baseline', 'bspline', ...a, '--out', out, '--quiet']);
     expect(r.code).not.toBe(0);
     expect(r.stdout).toBe('');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -221,8 +224,8 @@ describe('r2n2 baseline bspline, pair mode and bad input', () => {
 
   test('a moving image on another grid is refused with the fix', async () => {
     const small = path.join(t.dir, 'small');
-    expect(runCli(['phantom', '--out', small, '--series', '1', '--frames', '2', '--size', '48']).code).toBe(0);
-    const r = runCli([
+    expect((await runCliHere(['phantom', '--out', small, '--series', '1', '--frames', '2', '--size', '48'])).code).toBe(0);
+    const r = await runCliHere([
       'baseline',
       'bspline',
       '--fixed',

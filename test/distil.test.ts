@@ -243,31 +243,31 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
   });
 
   test('a series without a teacher, a teacher of another fixed frame, an incomplete or mis-sized teacher: one-line errors, no output', async () => {
-    const check = (args: string[], re: RegExp) => {
+    const check = async (args: string[], re: RegExp) => {
       const out = path.join(t.dir, `bad-${Math.random().toString(36).slice(2)}`);
-      const r = runCli(['train', ...args, '--out', out, '--iterations', '1', ...TINY_ARGS]);
+      const r = await runCliHere(['train', ...args, '--out', out, '--iterations', '1', ...TINY_ARGS]);
       expect(r.code).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(re);
       expect(existsSync(out)).toBe(false);
     };
-    check([s1, s2, '--teacher', teach1], /no --teacher registers the training series .*series-02/);
-    check([s1, '--teacher', teach1, teach1], /register the same series/);
-    check([s1, '--teacher', teach1, '--teacher-weight', '-1'], /--teacher-weight must be a number ≥ 0/);
+    await check([s1, s2, '--teacher', teach1], /no --teacher registers the training series .*series-02/);
+    await check([s1, '--teacher', teach1, teach1], /register the same series/);
+    await check([s1, '--teacher', teach1, '--teacher-weight', '-1'], /--teacher-weight must be a number ≥ 0/);
     // registered to another fixed frame than training's automatic one
     const summary = JSON.parse(await fs.readFile(path.join(teach1, 'summary.json'), 'utf8'));
     const otherFixed = summary.frames[0].name;
     const moved = path.join(t.dir, 'teach-fixed');
     expect((await runCliHere(['register', 'series', s1, '--model', model, '--out', moved, '--fixed-frame', otherFixed, '--no-qc', '--quiet'])).code).toBe(0);
-    check([s1, '--teacher', moved], new RegExp(`to frame ${otherFixed}, but training uses ${summary.fixedFrame}`));
+    await check([s1, '--teacher', moved], new RegExp(`to frame ${otherFixed}, but training uses ${summary.fixedFrame}`));
     // a frame's field missing
     const partial = path.join(t.dir, 'teach-partial');
     await fs.cp(teach1, partial, { recursive: true });
     const ps = JSON.parse(await fs.readFile(path.join(partial, 'summary.json'), 'utf8'));
     ps.frames = ps.frames.slice(1);
     await fs.writeFile(path.join(partial, 'summary.json'), JSON.stringify(ps));
-    check([s1, '--teacher', partial], new RegExp(`has no field for frame ${summary.frames[0].name}`));
-    check([s1, '--teacher', path.join(t.dir, 'nowhere')], /nowhere/);
+    await check([s1, '--teacher', partial], new RegExp(`has no field for frame ${summary.frames[0].name}`));
+    await check([s1, '--teacher', path.join(t.dir, 'nowhere')], /nowhere/);
     // a field of another size (NaN cannot be planted this way: writeField stores it as 0)
     const name = summary.frames[0].name;
     for (const [dir, edit, re] of [
@@ -281,7 +281,7 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
       await fs.cp(teach1, d, { recursive: true });
       const file = path.join(d, 'fields', `${name}.nii.gz`);
       await writeField(file, edit(await readField(file)));
-      check([s1, '--teacher', d], re);
+      await check([s1, '--teacher', d], re);
     }
   });
 });

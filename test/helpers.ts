@@ -86,12 +86,18 @@ export async function runCliHere(args: string[]): Promise<CliResult> {
     }) as typeof process.stdout.write;
   process.stdout.write = capture((s) => (stdout += s));
   process.stderr.write = capture((s) => (stderr += s));
+  // yargs prints --help and --version with console.log (jest's console would decorate it)
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void (stdout += a.join(' ') + '\n');
+  console.error = (...a: unknown[]) => void (stderr += a.join(' ') + '\n');
   let code: number;
   try {
     code = await main(args);
   } finally {
     process.stdout.write = out;
     process.stderr.write = err;
+    console.log = log;
+    console.error = error;
   }
   return { code, stdout, stderr };
 }

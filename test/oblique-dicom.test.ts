@@ -111,7 +111,7 @@ describeWithSunnybrook('oblique DICOM (Sunnybrook short-axis cine)', () => {
 
   test("register, then evaluate dice with label maps in the frames' geometry (2D copies and 3D-placed)", async () => {
     const out = path.join(dir, 'bspline');
-    const r = await runCliHere([
+    const r = runCli([
       'baseline',
       'bspline',
       dicomDir,

@@ -409,33 +409,20 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
   test('register series keeps TRE at or below identity by default; --no-stop-when-worse makes it worse', async () => {
     const sim = path.join(t.dir, 'sunny-sim');
     const image = path.join(SUNNYBROOK, 'series', 'SCD0000101', 'slice_06', 'frames', 'phase_01.mha');
-    expect((await runCliHere(['simulate', image, '--out', sim, '--motion', 'breathing', '--frames', '5', '--seed', '2', '--quiet'])).code).toBe(0);
-    const tre = (res: string) => JSON.parse(runCli(['evaluate', 'tre', '--result', res, '--landmarks', path.join(sim, 'landmarks'), '--json']).stdout);
+    expect(runCli(['simulate', image, '--out', sim, '--motion', 'breathing', '--frames', '5', '--seed', '2', '--quiet']).code).toBe(0);
+    const tre = async (res: string) =>
+      JSON.parse((await runCliHere(['evaluate', 'tre', '--result', res, '--landmarks', path.join(sim, 'landmarks'), '--json'])).stdout);
     const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
     const guarded = path.join(t.dir, 'sunny-guarded');
-    const r = await runCliHere(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
+    const r = runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
     expect(r.code).toBe(0);
     const free = path.join(t.dir, 'sunny-free');
     expect(
-      (
-        await runCliHere([
-          'register',
-          'series',
-          path.join(sim, 'frames'),
-          '--model',
-          model,
-          '--out',
-          free,
-          '--no-qc',
-          '--quiet',
-          '--jobs',
-          '1',
-          '--no-stop-when-worse',
-        ])
-      ).code,
+      runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', free, '--no-qc', '--quiet', '--jobs', '1', '--no-stop-when-worse'])
+        .code,
     ).toBe(0);
-    const g = tre(guarded);
-    const f = tre(free);
+    const g = await tre(guarded);
+    const f = await tre(free);
     expect(f.after.mean_mm).toBeGreaterThan(f.before.mean_mm); // the network is known to fail here
     expect(g.after.mean_mm).toBeLessThanOrEqual(g.before.mean_mm + 1e-9);
     const s = JSON.parse(await fs.readFile(path.join(guarded, 'summary.json'), 'utf8'));
@@ -444,23 +431,7 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
     // with --refine the network's whole sequence is refined (7 steps), or the frame falls back
     const refined = path.join(t.dir, 'sunny-refined');
     expect(
-      (
-        await runCliHere([
-          'register',
-          'series',
-          path.join(sim, 'frames'),
-          '--model',
-          model,
-          '--out',
-          refined,
-          '--refine',
-          '5',
-          '--no-qc',
-          '--quiet',
-          '--jobs',
-          '1',
-        ])
-      ).code,
+      runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', refined, '--refine', '5', '--no-qc', '--quiet', '--jobs', '1']).code,
     ).toBe(0);
     const rs = JSON.parse(await fs.readFile(path.join(refined, 'summary.json'), 'utf8'));
     for (const f of rs.frames) {
@@ -468,7 +439,7 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
       if (p.fallback) expect(rs.fallbacks).toContain(f.name);
       else expect(p.sequence).toHaveLength(7);
     }
-    const rt = tre(refined);
+    const rt = await tre(refined);
     expect(rt.after.mean_mm).toBeLessThan(rt.before.mean_mm);
   });
 });

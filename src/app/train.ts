@@ -35,7 +35,7 @@ import { writeGreyPng } from '../io/image.js';
 import { openSeries } from '../io/series.js';
 import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/image/intensity.js';
 import { type AugmentOptions, augmentOn, augmentPair } from '../core/r2n2/augment.js';
-import { loadModel, saveModel, toVariables } from '../io/model.js';
+import { type LoadedModel, loadModel, saveModel, toVariables } from '../io/model.js';
 import {
   CHECKPOINT_DIR,
   type TrainState,
@@ -50,6 +50,7 @@ import { autoFixedFrame } from './fixed-frame.js';
 import { readField, readSummary, resultFile } from '../io/index.js';
 import { fieldToNormalised, flipNormalisedField } from '../core/transformation/field.js';
 import { activeCompute } from '../backend/compute.js';
+import type { Compute } from '../core/tensors.js';
 
 /** A frame as the network sees it (core/r2n2/sequence.ts `networkImage`). */
 const netImage = (img: Image2D, n: number): Float32Array => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
@@ -269,34 +270,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const c = o.config;
   const compute = activeCompute();
   const st = o.settings;
-  try {
-    checkConfig(c);
-  } catch (err) {
-    throw new UserError(`${(err as Error).message} (see r2n2 train --help)`);
-  }
-  if (!(Number.isInteger(st.iterations) && st.iterations >= 1)) throw new UserError(`--iterations must be a positive integer, got ${st.iterations}`);
-  if (!(Number.isInteger(st.steps) && st.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${st.steps}`);
-  if (!(st.learningRate > 0)) throw new UserError(`--lr must be > 0, got ${st.learningRate}`);
-  if (st.learningRateFinal !== undefined && !(st.learningRateFinal > 0)) throw new UserError(`--lr-final must be > 0, got ${st.learningRateFinal}`);
-  if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
-  if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
-  if (!(st.shift >= 0 && Number.isFinite(st.shift))) throw new UserError(`--shift must be a number ≥ 0 (pixels of the network's image), got ${st.shift}`);
-  if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
-  if (o.series.length === 0) throw new UserError('name at least one training series');
-  if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
-  if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2))
-    throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
-  if (st.augment) {
-    const a = st.augment;
-    if (!(a.randomConv >= 0 && a.randomConv <= 1)) throw new UserError(`--augment-conv is a probability in [0, 1], got ${a.randomConv}`);
-    for (const [k, v] of [
-      ['--augment-bias', a.bias],
-      ['--augment-gamma', a.gamma],
-      ['--augment-noise', a.noise],
-    ] as const)
-      if (!(v >= 0 && Number.isFinite(v))) throw new UserError(`${k} must be a number ≥ 0 (0 = off), got ${v}`);
-    if (augmentOn(a) && st.lossSize !== undefined) throw new UserError("the --augment-* options act at the network's size: drop --loss-size to use them");
-  }
+  checkTrainOptions(o);
   /** The side of the pair as the network takes it (netSize, or inputBlock·netSize). */
   const n = imageSize(c);
   /** The loss size when it differs from the network's (the same size is the default). */
@@ -308,37 +282,11 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const teacherSettings = teacherDirs
     ? { teacherWeight: st.teacherWeight, teacherSteps: st.teacherSteps }
     : { teacherWeight: undefined, teacherSteps: undefined };
-  if (teacherDirs) {
-    if (!(st.teacherWeight >= 0 && Number.isFinite(st.teacherWeight))) throw new UserError(`--teacher-weight must be a number ≥ 0, got ${st.teacherWeight}`);
-    await attachTeachers(teacherDirs, data, n);
-  }
+  if (teacherDirs) await attachTeachers(teacherDirs, data, n);
   const val: SeriesData[] = [];
   for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true, ls));
   const pairs = data.reduce((a, d) => a + d.frames.length - 1, 0);
-  const fromModel = o.from ? await loadModel(o.from) : null;
-  const block = inputBlock(c);
-  const fromBlock = fromModel ? inputBlock(fromModel.config) : block;
-  if (fromModel && fromBlock !== block) {
-    // a block-1 model's input kernel, copied to the b² channels of each input channel
-    if (fromBlock !== 1) {
-      fromModel.tensors.forEach((t) => t.dispose());
-      throw new UserError(
-        `--from ${o.from} has input block ${fromBlock}; --input-block ${block} can start only from a block-1 model (or drop --input-block to keep ${fromBlock})`,
-      );
-    }
-    const k = fromModel.tensors.get('input/kernel') as tf.Tensor4D; // loadModel checked every weight
-    fromModel.tensors.set('input/kernel', expandInputKernel(k, block));
-    k.dispose();
-    fromModel.config = { ...fromModel.config, inputBlock: block };
-  }
-  if (fromModel && JSON.stringify(weightShapes(fromModel.config)) !== JSON.stringify(weightShapes(c))) {
-    fromModel.tensors.forEach((t) => t.dispose());
-    throw new UserError(
-      `--from ${o.from} has another architecture (${JSON.stringify(fromModel.config)}) than the one asked for; drop the architecture options to take the model's`,
-    );
-  }
-  if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1))
-    throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
+  const fromModel = o.from ? await openFromModel(o.from, c) : null;
   const decay = st.learningRateFinal !== undefined ? (st.decayIterations ?? st.iterations) : undefined;
   const key = JSON.stringify({
     config: c,
@@ -386,27 +334,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       throw new UserError(`--resume: ${ckpt} holds no checkpoint to continue; drop --resume to start from scratch (or check --out)`);
     }
     if (o.resume && haveCkpt) {
-      const s = await readCheckpointState(ckpt);
-      if (s.key !== key)
-        throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
-      const m = await loadModel(ckpt);
-      weights = toVariables(m, true);
-      m.tensors.forEach((t) => t.dispose());
+      const r = await resumeFrom(ckpt, key, names, opt, st.ema > 0);
+      ({ weights, ema, rng, start, losses, validation, secondsBefore } = r);
       vars = names.map((k) => weights.get(k) as tf.Variable);
-      const dec = await readCheckpointTensors(ckpt);
-      opt.importState(vars, {
-        t: s.optimizerT,
-        m: names.map((k) => dec[`m/${k}`]),
-        v: names.map((k) => dec[`v/${k}`]),
-        vmax: names.map((k) => dec[`vmax/${k}`]),
-      });
-      if (st.ema > 0) ema = new Map(names.map((k) => [k, tf.variable(dec[`ema/${k}`], false)]));
-      Object.values(dec).forEach((t) => t.dispose());
-      rng = seedrandom('', { state: s.rng as never });
-      start = s.iteration;
-      losses = s.losses;
-      validation = s.validation;
-      secondsBefore = s.seconds;
     } else {
       if (!o.resume && haveCkpt) await fs.rm(ckpt, { recursive: true, force: true });
       weights = fromModel ? toVariables(fromModel, true) : initWeights(c, st.seed);
@@ -441,33 +371,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
 
     const validate = async (iteration: number) => {
       if (val.length === 0) return;
-      const vr = seedrandom(`r2n2-val-${st.seed}`);
-      let sum = 0;
-      let cnt = 0;
-      let tre = 0;
-      let treBefore = 0;
-      let treCnt = 0;
-      for (const d of val) {
-        for (let k = 0; k < st.valPairs; k++) {
-          let m = Math.floor(vr() * d.frames.length);
-          if (m === d.fixed) m = (m + 1) % d.frames.length;
-          const lossImages = d.lossFrames ? { fixed: [d.lossFrames[d.fixed]], moving: [d.lossFrames[m]], size: ls as number } : undefined;
-          const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages, compute }));
-          const l = (await lt.data())[0];
-          lt.dispose();
-          sum += l;
-          cnt++;
-          const fl = d.landmarks?.get(d.fixed);
-          const ml = d.landmarks?.get(m);
-          if (fl && ml && fl.length === ml.length) {
-            const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, compute });
-            tre += sequenceTre(p, d.geometry, fl, ml);
-            treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
-            treCnt++;
-          }
-        }
-      }
-      const entry = { iteration, loss: sum / cnt, ...(treCnt ? { treMm: tre / treCnt, treBeforeMm: treBefore / treCnt } : {}) };
+      const entry = { iteration, ...(await validationFigures(c, kept, val, st, ls, compute)) };
       validation.push(entry);
       o.onValidation?.(entry);
     };
@@ -479,79 +383,22 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     let interrupted: string | null = null;
     try {
       for (; it < st.iterations; it++) {
-        const Fs: Float32Array[] = [];
-        const Ms: Float32Array[] = [];
-        const FLs: Float32Array[] = [];
-        const MLs: Float32Array[] = [];
-        const Us: Float32Array[] = [];
-        for (let b = 0; b < st.batch; b++) {
-          const d = data[Math.floor(rng() * data.length)];
-          let m = Math.floor(rng() * (d.frames.length - 1));
-          if (m >= d.fixed) m++;
-          // one set of random draws augments the pair alike at the network's size, at --loss-size, and its teacher
-          const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
-          let k = 0;
-          const flipX = st.flip && draws[k++] < 0.5;
-          const flipY = st.flip && draws[k++] < 0.5;
-          /** Translation in pixels of the network's image. */
-          const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
-          const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
-          const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
-            if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
-            if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
-            if (st.shift > 0) {
-              // the network image's pixels → this size's pixels (aligned corners: the same normalised shift)
-              const f = (size - 1) / (n - 1);
-              const [dx, dy] = [sx * f, sy * f];
-              [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
-            }
-            if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
-            return [F, M];
-          };
-          const [F, M] =
-            st.augment && augmentOn(st.augment)
-              ? augmentPair(...pair(d.frames[d.fixed], d.frames[m], n), n, rng, st.augment)
-              : pair(d.frames[d.fixed], d.frames[m], n);
-          Fs.push(F);
-          Ms.push(M);
-          if (d.teacher) {
-            // the teacher's field, mirrored and translated as the pair was
-            let U = d.teacher[m] as Float32Array;
-            if (flipX) U = flipNormalisedField(U, n, n, 'x');
-            if (flipY) U = flipNormalisedField(U, n, n, 'y');
-            if (st.shift > 0) {
-              const N = n * n;
-              const V = new Float32Array(2 * N);
-              V.set(shiftImage(U.subarray(0, N), n, n, sx, sy));
-              V.set(shiftImage(U.subarray(N), n, n, sx, sy), N);
-              U = V;
-            }
-            Us.push(U);
-          }
-          if (d.lossFrames) {
-            const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number);
-            FLs.push(FL);
-            MLs.push(ML);
-          }
-        }
-        const lossImages = ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined;
+        const { Fs, Ms, FLs, MLs, Us } = drawBatch(data, st, n, ls, rng);
         opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
         const noise = sampleWeightNoise(c, st.keep, rng);
-        const teacher = teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined;
-        const { value, grads } = tf.variableGrads(
-          () => sequenceLoss(c, weights, Fs, Ms, { steps: st.steps, lambda: st.lambda, noise, lossImages, teacher, compute }),
-          vars,
+        const loss = await optimiserStep(
+          () =>
+            sequenceLoss(c, weights, Fs, Ms, {
+              steps: st.steps,
+              lambda: st.lambda,
+              noise,
+              lossImages: ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined,
+              teacher: teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined,
+              compute,
+            }),
+          { opt, vars, names, weights, ema, emaDecay: st.ema, clip: st.clip },
         );
-        const clipped = await clipByGlobalNorm(grads, st.clip);
-        opt.apply(vars, clipped.grads);
-        if (ema) {
-          const [d, e] = [st.ema, ema];
-          tf.tidy(() =>
-            names.forEach((k) => (e.get(k) as tf.Variable).assign(tf.add(tf.mul(e.get(k) as tf.Variable, d), tf.mul(weights.get(k) as tf.Variable, 1 - d)))),
-          );
-        }
-        const loss = (await value.data())[0];
-        tf.dispose([value, ...Object.values(clipped.grads), ...noise.values()]);
+        tf.dispose([...noise.values()]);
         if (!Number.isFinite(loss))
           throw new UserError(`the training loss became ${loss} at iteration ${it + 1}; lower --lr (now ${opt.learningRate}) and rerun without --resume`);
         losses.push(loss);
@@ -613,6 +460,234 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       if (ema) disposeWeights(ema);
     }
   }
+}
+
+/**
+ * The state of a run continued from its checkpoint (`key`: the settings it must have been written
+ * with): the weights, the optimiser's moments (imported into `opt`), the weight average, the random
+ * generator and the curves so far.
+ */
+async function resumeFrom(ckpt: string, key: string, names: string[], opt: AmsGrad, withEma: boolean) {
+  const s = await readCheckpointState(ckpt);
+  if (s.key !== key)
+    throw new UserError(`${ckpt} was written with other settings, architecture or series; resume with the same ones, or drop --resume to start over`);
+  const m = await loadModel(ckpt);
+  const weights = toVariables(m, true);
+  m.tensors.forEach((t) => t.dispose());
+  const vars = names.map((k) => weights.get(k) as tf.Variable);
+  const dec = await readCheckpointTensors(ckpt);
+  opt.importState(vars, {
+    t: s.optimizerT,
+    m: names.map((k) => dec[`m/${k}`]),
+    v: names.map((k) => dec[`v/${k}`]),
+    vmax: names.map((k) => dec[`vmax/${k}`]),
+  });
+  const ema: Weights | null = withEma ? new Map(names.map((k) => [k, tf.variable(dec[`ema/${k}`], false)])) : null;
+  Object.values(dec).forEach((t) => t.dispose());
+  return {
+    weights,
+    ema,
+    rng: seedrandom('', { state: s.rng as never }),
+    start: s.iteration,
+    losses: s.losses,
+    validation: s.validation,
+    secondsBefore: s.seconds,
+  };
+}
+
+/**
+ * One optimiser step on `loss` (a scalar of the variables): gradients clipped by their global
+ * norm, AMSGrad, then the weight average (`ema`, decay `emaDecay`) moved towards the new weights.
+ * Returns the loss before the step.
+ */
+async function optimiserStep(
+  loss: () => tf.Scalar,
+  o: { opt: AmsGrad; vars: tf.Variable[]; names: string[]; weights: Weights; ema: Weights | null; emaDecay: number; clip: number },
+): Promise<number> {
+  const { value, grads } = tf.variableGrads(loss, o.vars);
+  const clipped = await clipByGlobalNorm(grads, o.clip);
+  o.opt.apply(o.vars, clipped.grads);
+  if (o.ema) {
+    const [d, e, w] = [o.emaDecay, o.ema, o.weights];
+    tf.tidy(() => o.names.forEach((k) => (e.get(k) as tf.Variable).assign(tf.add(tf.mul(e.get(k) as tf.Variable, d), tf.mul(w.get(k) as tf.Variable, 1 - d)))));
+  }
+  const v = (await value.data())[0];
+  tf.dispose([value, ...Object.values(clipped.grads)]);
+  return v;
+}
+
+/** The options' one-line errors, before anything is read. */
+function checkTrainOptions(o: TrainOptions): void {
+  const c = o.config;
+  const st = o.settings;
+  try {
+    checkConfig(c);
+  } catch (err) {
+    throw new UserError(`${(err as Error).message} (see r2n2 train --help)`);
+  }
+  if (!(Number.isInteger(st.iterations) && st.iterations >= 1)) throw new UserError(`--iterations must be a positive integer, got ${st.iterations}`);
+  if (!(Number.isInteger(st.steps) && st.steps >= 1)) throw new UserError(`--steps must be a positive integer, got ${st.steps}`);
+  if (!(st.learningRate > 0)) throw new UserError(`--lr must be > 0, got ${st.learningRate}`);
+  if (st.learningRateFinal !== undefined && !(st.learningRateFinal > 0)) throw new UserError(`--lr-final must be > 0, got ${st.learningRateFinal}`);
+  if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
+  if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
+  if (!(st.shift >= 0 && Number.isFinite(st.shift))) throw new UserError(`--shift must be a number ≥ 0 (pixels of the network's image), got ${st.shift}`);
+  if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
+  if (o.series.length === 0) throw new UserError('name at least one training series');
+  if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
+  if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2))
+    throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
+  if (st.augment) {
+    const a = st.augment;
+    if (!(a.randomConv >= 0 && a.randomConv <= 1)) throw new UserError(`--augment-conv is a probability in [0, 1], got ${a.randomConv}`);
+    for (const [k, v] of [
+      ['--augment-bias', a.bias],
+      ['--augment-gamma', a.gamma],
+      ['--augment-noise', a.noise],
+    ] as const)
+      if (!(v >= 0 && Number.isFinite(v))) throw new UserError(`${k} must be a number ≥ 0 (0 = off), got ${v}`);
+    if (augmentOn(a) && st.lossSize !== undefined) throw new UserError("the --augment-* options act at the network's size: drop --loss-size to use them");
+  }
+  if (o.teacher?.length && !(st.teacherWeight >= 0 && Number.isFinite(st.teacherWeight)))
+    throw new UserError(`--teacher-weight must be a number ≥ 0, got ${st.teacherWeight}`);
+  if (st.decayIterations !== undefined && !(Number.isInteger(st.decayIterations) && st.decayIterations >= 1))
+    throw new UserError(`--decay-iterations must be a positive integer, got ${st.decayIterations}`);
+}
+
+/**
+ * `--from`: the model whose weights training starts from, checked against the architecture asked
+ * for; a block-1 model's input kernel is expanded to `--input-block` b (its b² channels per input).
+ */
+async function openFromModel(from: string, c: R2N2Config): Promise<LoadedModel> {
+  const fromModel = await loadModel(from);
+  const block = inputBlock(c);
+  const fromBlock = inputBlock(fromModel.config);
+  if (fromBlock !== block) {
+    // a block-1 model's input kernel, copied to the b² channels of each input channel
+    if (fromBlock !== 1) {
+      fromModel.tensors.forEach((t) => t.dispose());
+      throw new UserError(
+        `--from ${from} has input block ${fromBlock}; --input-block ${block} can start only from a block-1 model (or drop --input-block to keep ${fromBlock})`,
+      );
+    }
+    const k = fromModel.tensors.get('input/kernel') as tf.Tensor4D; // loadModel checked every weight
+    fromModel.tensors.set('input/kernel', expandInputKernel(k, block));
+    k.dispose();
+    fromModel.config = { ...fromModel.config, inputBlock: block };
+  }
+  if (JSON.stringify(weightShapes(fromModel.config)) !== JSON.stringify(weightShapes(c))) {
+    fromModel.tensors.forEach((t) => t.dispose());
+    throw new UserError(
+      `--from ${from} has another architecture (${JSON.stringify(fromModel.config)}) than the one asked for; drop the architecture options to take the model's`,
+    );
+  }
+  return fromModel;
+}
+
+/**
+ * One training batch: `st.batch` pairs (a series, a moving frame other than its fixed one), each
+ * mirrored, translated and intensity-augmented by one set of random draws alike at the network's
+ * size, at `--loss-size` (`ls`) and in its teacher's field. The draws come from `rng` in a fixed
+ * order (a resumed run repeats them).
+ */
+function drawBatch(data: SeriesData[], st: TrainSettings, n: number, ls: number | undefined, rng: () => number) {
+  const Fs: Float32Array[] = [];
+  const Ms: Float32Array[] = [];
+  const FLs: Float32Array[] = [];
+  const MLs: Float32Array[] = [];
+  const Us: Float32Array[] = [];
+  for (let b = 0; b < st.batch; b++) {
+    const d = data[Math.floor(rng() * data.length)];
+    let m = Math.floor(rng() * (d.frames.length - 1));
+    if (m >= d.fixed) m++;
+    // one set of random draws augments the pair alike at the network's size, at --loss-size, and its teacher
+    const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
+    let k = 0;
+    const flipX = st.flip && draws[k++] < 0.5;
+    const flipY = st.flip && draws[k++] < 0.5;
+    /** Translation in pixels of the network's image. */
+    const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
+    const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
+    const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
+      if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
+      if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
+      if (st.shift > 0) {
+        // the network image's pixels → this size's pixels (aligned corners: the same normalised shift)
+        const f = (size - 1) / (n - 1);
+        const [dx, dy] = [sx * f, sy * f];
+        [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
+      }
+      if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
+      return [F, M];
+    };
+    const [F, M] =
+      st.augment && augmentOn(st.augment)
+        ? augmentPair(...pair(d.frames[d.fixed], d.frames[m], n), n, rng, st.augment)
+        : pair(d.frames[d.fixed], d.frames[m], n);
+    Fs.push(F);
+    Ms.push(M);
+    if (d.teacher) {
+      // the teacher's field, mirrored and translated as the pair was
+      let U = d.teacher[m] as Float32Array;
+      if (flipX) U = flipNormalisedField(U, n, n, 'x');
+      if (flipY) U = flipNormalisedField(U, n, n, 'y');
+      if (st.shift > 0) {
+        const N = n * n;
+        const V = new Float32Array(2 * N);
+        V.set(shiftImage(U.subarray(0, N), n, n, sx, sy));
+        V.set(shiftImage(U.subarray(N), n, n, sx, sy), N);
+        U = V;
+      }
+      Us.push(U);
+    }
+    if (d.lossFrames) {
+      const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number);
+      FLs.push(FL);
+      MLs.push(ML);
+    }
+  }
+  return { Fs, Ms, FLs, MLs, Us };
+}
+
+/**
+ * The validation figures of the kept weights: the mean loss over `st.valPairs` seeded pairs of each
+ * validation series, and the TRE before and after where both frames have landmarks.
+ */
+async function validationFigures(
+  c: R2N2Config,
+  kept: Weights,
+  val: SeriesData[],
+  st: TrainSettings,
+  ls: number | undefined,
+  compute: Compute,
+): Promise<{ loss: number; treMm?: number; treBeforeMm?: number }> {
+  const vr = seedrandom(`r2n2-val-${st.seed}`);
+  let sum = 0;
+  let cnt = 0;
+  let tre = 0;
+  let treBefore = 0;
+  let treCnt = 0;
+  for (const d of val) {
+    for (let k = 0; k < st.valPairs; k++) {
+      let m = Math.floor(vr() * d.frames.length);
+      if (m === d.fixed) m = (m + 1) % d.frames.length;
+      const lossImages = d.lossFrames ? { fixed: [d.lossFrames[d.fixed]], moving: [d.lossFrames[m]], size: ls as number } : undefined;
+      const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages, compute }));
+      const l = (await lt.data())[0];
+      lt.dispose();
+      sum += l;
+      cnt++;
+      const fl = d.landmarks?.get(d.fixed);
+      const ml = d.landmarks?.get(m);
+      if (fl && ml && fl.length === ml.length) {
+        const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, compute });
+        tre += sequenceTre(p, d.geometry, fl, ml);
+        treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
+        treCnt++;
+      }
+    }
+  }
+  return { loss: sum / cnt, ...(treCnt ? { treMm: tre / treCnt, treBeforeMm: treBefore / treCnt } : {}) };
 }
 
 /** `loss.png` (the loss and its 25-iteration running mean, log scale) and `loss.csv` (with validation). */
