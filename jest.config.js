@@ -4,7 +4,9 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   // ts-jest with the hot globals bound per module (test/jest-transform.cjs: jest's VM context makes global lookups slow)
-  transform: { '^.+\\.ts$': ['<rootDir>/test/jest-transform.cjs', { useESM: true, tsconfig: 'tsconfig.test.json' }] },
+  transform: {
+    '^.+\\.ts$': ['<rootDir>/test/jest-transform.cjs', { useESM: true, tsconfig: 'tsconfig.test.json' }],
+  },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 120000,
   // every core: most suites spawn the CLI or compute; on 2 cores two workers measured 1.4× the

@@ -1,6 +1,6 @@
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
-import { tmpDir, runCli, runCliHere, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
+import { tmpDir, runCliHere, describeWithSunnybrook, SUNNYBROOK, ROOT } from './helpers.js';
 import { invertField, compositionResidual } from '../src/core/transformation/inverse.js';
 import { resampleThroughField, resampleLabels, insideMask } from '../src/core/transformation/apply.js';
 import { warpSamples } from '../src/core/transformation/warp.js';
@@ -431,8 +431,9 @@ describeWithSunnybrook('r2n2 apply on real cine MR (Sunnybrook)', () => {
 
   test('inverse of the true fields of a real image with known motion: forward ∘ inverse within 0.05 px', async () => {
     const sim = path.join(t.dir, 'sim');
-    // spawned: simulate's plain-JS loops run several times slower inside jest's VM context
-    expect(runCli(['simulate', path.join(slice, 'frames'), '--frame', 'phase_08', '--motion', 'cardiac', '--frames', '6', '--out', sim]).code).toBe(0);
+    expect((await runCliHere(['simulate', path.join(slice, 'frames'), '--frame', 'phase_08', '--motion', 'cardiac', '--frames', '6', '--out', sim])).code).toBe(
+      0,
+    );
     const out = path.join(t.dir, 'inv');
     const r = await runCliHere(['apply', '--result', path.join(sim, 'truth'), '--write-inverse', '--out', out, '--json']);
     expect(r.code).toBe(0);

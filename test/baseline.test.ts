@@ -86,9 +86,7 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
   test('--jobs 2 (two worker threads) writes the same fields and warped frames as --jobs 1, byte for byte', async () => {
     const j1 = path.join(t.dir, 'jobs1');
     const j2 = path.join(t.dir, 'jobs2');
-    // --jobs 1 spawned: in this process the frames would run inside jest's VM context (its plain-JS loops several times slower);
-    // other runs here register their frames in worker threads (--jobs defaults to the cores), outside it
-    expect(runCli(['baseline', 'bspline', frames, '--out', j1, ...FAST, '--jobs', '1', '--no-qc']).code).toBe(0);
+    expect((await runCliHere(['baseline', 'bspline', frames, '--out', j1, ...FAST, '--jobs', '1', '--no-qc'])).code).toBe(0);
     const r = await runCliHere(['baseline', 'bspline', frames, '--out', j2, ...FAST, '--jobs', '2', '--no-qc']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -159,7 +157,17 @@ describe('r2n2 baseline bspline --jobs, --samples, masks', () => {
 
 describe('r2n2 baseline bspline --preset', () => {
   test('a preset sets its options; options given on the command line win; the defaults are the generic preset', async () => {
-    const pair = ['--fixed', path.join(frames, 'frame_000.nrrd'), '--moving', path.join(frames, 'frame_003.nrrd'), ...FAST_BSPLINE, '--no-qc'];
+    // the settings are the point: a 32² finest level keeps the three registrations short
+    const pair = [
+      '--fixed',
+      path.join(frames, 'frame_000.nrrd'),
+      '--moving',
+      path.join(frames, 'frame_003.nrrd'),
+      ...FAST_BSPLINE,
+      '--max-size',
+      '32',
+      '--no-qc',
+    ];
     const run = async (name: string, extra: string[]) => {
       const out = path.join(t.dir, `preset-${name}`);
       const r = await runCliHere(['baseline', 'bspline', ...pair, '--out', out, ...extra]);
@@ -183,8 +191,7 @@ describe('r2n2 baseline bspline --preset', () => {
 describe('r2n2 baseline bspline, pair mode and bad input', () => {
   test('pair mode writes one registered frame named after the moving file', async () => {
     const out = path.join(t.dir, 'pair');
-    // spawned: one pair runs in the calling thread, which here is jest's VM context (plain-JS loops several times slower)
-    const r = runCli([
+    const r = await runCliHere([
       'baseline',
       'bspline',
       '--fixed',
@@ -247,7 +254,7 @@ describeWithBirl('r2n2 baseline bspline on the BIRL pair (RGB JPEG, 800×600, la
     const lm = path.join(t.dir, 'birl-lm');
     await fs.mkdir(lm, { recursive: true });
     for (const n of ['artificial_reference', 'artificial_moving-elastic']) await fs.symlink(path.join(BIRL, `${n}.csv`), path.join(lm, `${n}.csv`));
-    const r = runCli([
+    const r = await runCliHere([
       'baseline',
       'bspline',
       '--fixed',

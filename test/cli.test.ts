@@ -49,7 +49,7 @@ describe('the r2n2 command line', () => {
       const env = { R2N2_ITK_KEEP: keep };
       expect(runCli(['phantom', '--out', out, '--series', '1', '--frames', '3', '--size', '32', '--quiet'], { env }).code).toBe(0);
       const b = runCli(
-        ['baseline', 'bspline', path.join(out, 'series-01', 'frames'), '--out', path.join(out, 'bs'), '--iterations', '5', '--no-qc', '--quiet'],
+        ['baseline', 'bspline', path.join(out, 'series-01', 'frames'), '--out', path.join(out, 'bs'), '--iterations', '5', '--jobs', '1', '--no-qc', '--quiet'],
         { env },
       );
       expect(b.stderr).toBe('');
