@@ -459,6 +459,8 @@ describeWithSunnybrook('r2n2 apply on real cine MR (Sunnybrook)', () => {
           '20',
           '--init-iterations',
           '10',
+          '--max-size',
+          '128',
           '--no-qc',
           '--quiet',
         ])

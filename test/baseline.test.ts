@@ -254,7 +254,8 @@ describeWithBirl('r2n2 baseline bspline on the BIRL pair (RGB JPEG, 800×600, la
     const lm = path.join(t.dir, 'birl-lm');
     await fs.mkdir(lm, { recursive: true });
     for (const n of ['artificial_reference', 'artificial_moving-elastic']) await fs.symlink(path.join(BIRL, `${n}.csv`), path.join(lm, `${n}.csv`));
-    const r = await runCliHere([
+    // spawned: 800×600 measured 6.5 s spawned against 11–15 s inside jest
+    const r = runCli([
       'baseline',
       'bspline',
       '--fixed',

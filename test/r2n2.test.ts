@@ -409,12 +409,12 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
   test('register series keeps TRE at or below identity by default; --no-stop-when-worse makes it worse', async () => {
     const sim = path.join(t.dir, 'sunny-sim');
     const image = path.join(SUNNYBROOK, 'series', 'SCD0000101', 'slice_06', 'frames', 'phase_01.mha');
-    expect(runCli(['simulate', image, '--out', sim, '--motion', 'breathing', '--frames', '5', '--seed', '2', '--quiet']).code).toBe(0);
+    expect((await runCliHere(['simulate', image, '--out', sim, '--motion', 'breathing', '--frames', '5', '--seed', '2', '--quiet'])).code).toBe(0);
     const tre = async (res: string) =>
       JSON.parse((await runCliHere(['evaluate', 'tre', '--result', res, '--landmarks', path.join(sim, 'landmarks'), '--json'])).stdout);
     const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
     const guarded = path.join(t.dir, 'sunny-guarded');
-    const r = runCli(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
+    const r = await runCliHere(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
     expect(r.code).toBe(0);
     const free = path.join(t.dir, 'sunny-free');
     expect(
