@@ -103,18 +103,7 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
   const c = await compareResults(o.results, o.landmarks, (r) => o.onStep?.(`evaluated ${r}`));
   const svg = await boxPlotSvg(c);
   const motion = await motionSvg(await motionRows(c.entries));
-  // R2N2 --uncertainty: per result, the mean and the largest per-frame displacement std
-  const spreads: string[] = [];
-  for (const e of c.entries) {
-    const u = (await readSummary(e.result)).frames.map((f) => f.uncertaintyMm).filter((v): v is number => typeof v === 'number');
-    if (u.length)
-      spreads.push(
-        `<tr><td>${esc(e.method)}</td><td>${u.length}</td><td>${num(u.reduce((a, b) => a + b, 0) / u.length, 4)}</td><td>${num(Math.max(...u), 4)}</td></tr>`,
-      );
-  }
-  const uncertainty = spreads.length
-    ? `<h2>Uncertainty</h2><p>From <code>register series --uncertainty K</code>: the per-pixel standard deviation of the displacement over K passes with weight noise, averaged over the pixels of each frame (mm); the images are in each result's uncertainty/.</p><table><tr><th>method</th><th>frames</th><th>mean std (mm)</th><th>largest frame (mm)</th></tr>${spreads.join('')}</table>`
-    : '';
+  const uncertainty = await uncertaintySection(c);
   const imgDir = path.join(o.out, 'img');
   await fs.mkdir(imgDir, { recursive: true });
   let count = 0;
@@ -157,59 +146,15 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
         `</div>`,
     );
     for (const e of c.entries.filter((x) => x.series === first.series)) {
-      const s = await readSummary(e.result);
-      const rf = s.frames.find((f) => f.name === frame);
-      if (!rf) continue;
-      const field = await readField(resultFile(e.result, rf.field));
-      const warped = rf.warped ? (await readImage2D(resultFile(e.result, rf.warped))).data : null;
-      const tag = `${frame}-${e.method.replace(/[^a-zA-Z0-9_-]+/g, '_')}`;
-      let html = `<div class="row"><h4>${esc(e.method)}</h4>`;
-      if (warped) {
-        // where T(p) left the moving frame the warped image is 0 by convention: no difference shown there
-        const inside = insideMask(field);
-        const d = diff(fixed.data, warped).map((v, k) => (inside[k] ? v : 0));
-        html += fig(await png(`${tag}-warped`, greyPicture(warped, H, W, window)), 'warped moving');
-        html += fig(await png(`${tag}-checker`, greyPicture(checkerboard(fixed.data, warped, H, W), H, W, window)), 'checkerboard fixed / warped');
-        html += fig(await png(`${tag}-diff`, greyPicture(d, H, W, [0, span / 2])), '|fixed − warped| (0 where T(p) leaves the moving frame)');
-      }
-      const mag = o.magnify ?? 5;
-      html += fig(
-        await png(`${tag}-grid`, deformationGrid(fixed.data, field, Math.max(6, Math.round(Math.min(W, H) / 16)), mag)),
-        `deformed grid (displacement ×${mag})`,
-      );
-      html += fig(await png(`${tag}-detj`, determinantPicture(jacobianDeterminant(field), H, W)), 'det J (black 0, grey 1, white ≥ 2)');
-      if (rf.params) {
-        try {
-          const p = JSON.parse(await fs.readFile(resultFile(e.result, rf.params), 'utf8'));
-          if (Array.isArray(p.sequence))
-            html += fig(
-              await png(`${tag}-gaussians`, gaussianOverlay(fixed.data, H, W, p.sequence)),
-              `Gaussian sequence (${p.sequence.length} steps; weights ×10)`,
-            );
-        } catch {
-          /* no params: no overlay */
-        }
-      }
-      rows.push(html + `</div>`);
+      const html = await methodPictures(e.result, e.method, frame, { fixed: fixed.data, H, W, window, magnify: o.magnify ?? 5 }, png, fig, diff);
+      if (html === null) continue;
+      rows.push(html);
     }
     const ft = tre.find((f) => f.name === frame);
     sections.push(`<section><h3>${esc(frame)}${ft ? ` — identity TRE ${num(mean(ft.beforeMm), 2)} mm` : ''}</h3>${rows.join('\n')}</section>`);
   }
 
-  const seriesTable =
-    `<table><tr><th>method</th>${c.labels.map((l) => `<th>${esc(l)}</th>`).join('')}<th>all</th></tr>` +
-    `<tr><td>identity</td>${c.identity.map((v) => `<td>${num(v)}</td>`).join('')}<td></td></tr>` +
-    c.rows.map((r) => `<tr><td>${esc(r.method)}</td>${r.perSeries.map((v) => `<td>${num(v)}</td>`).join('')}<td>${num(r.meanMm)}</td></tr>`).join('') +
-    `</table>`;
-  const methodTable =
-    `<table><tr><th>method</th><th>TRE mean ± std (mm)</th><th>median</th><th>p90</th><th>max</th><th>folding %</th><th>SDlogJ</th><th>s / frame</th><th>parameters</th><th>TRE ratio</th><th>time ratio</th><th>parameter ratio</th></tr>` +
-    c.rows
-      .map(
-        (r) =>
-          `<tr><td>${esc(r.method)}</td><td>${num(r.meanMm)} ± ${num(r.stdMm)}</td><td>${num(r.medianMm)}</td><td>${num(r.p90Mm)}</td><td>${num(r.maxMm)}</td><td>${num(100 * r.folding, 3)}</td><td>${num(r.sdLogJ, 4)}</td><td>${num(r.secondsPerFrame)}</td><td>${num(r.parameters, 0)}</td><td>${num(r.ratio.tre, 2)}</td><td>${num(r.ratio.seconds, 2)}</td><td>${num(r.ratio.parameters, 3)}</td></tr>`,
-      )
-      .join('') +
-    `</table>`;
+  const { seriesTable, methodTable } = summaryTables(c);
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>r2n2 report</title>
 <style>
@@ -243,4 +188,79 @@ window.addEventListener('load', () => {
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+/** The uncertainty section (R2N2 --uncertainty): per result, the mean and the largest per-frame displacement std; empty without. */
+async function uncertaintySection(c: Comparison): Promise<string> {
+  const spreads: string[] = [];
+  for (const e of c.entries) {
+    const u = (await readSummary(e.result)).frames.map((f) => f.uncertaintyMm).filter((v): v is number => typeof v === 'number');
+    if (u.length)
+      spreads.push(
+        `<tr><td>${esc(e.method)}</td><td>${u.length}</td><td>${num(u.reduce((a, b) => a + b, 0) / u.length, 4)}</td><td>${num(Math.max(...u), 4)}</td></tr>`,
+      );
+  }
+  return spreads.length
+    ? `<h2>Uncertainty</h2><p>From <code>register series --uncertainty K</code>: the per-pixel standard deviation of the displacement over K passes with weight noise, averaged over the pixels of each frame (mm); the images are in each result's uncertainty/.</p><table><tr><th>method</th><th>frames</th><th>mean std (mm)</th><th>largest frame (mm)</th></tr>${spreads.join('')}</table>`
+    : '';
+}
+
+/** The mean TRE per series and the per-method figures as HTML tables. */
+function summaryTables(c: Comparison): { seriesTable: string; methodTable: string } {
+  const seriesTable =
+    `<table><tr><th>method</th>${c.labels.map((l) => `<th>${esc(l)}</th>`).join('')}<th>all</th></tr>` +
+    `<tr><td>identity</td>${c.identity.map((v) => `<td>${num(v)}</td>`).join('')}<td></td></tr>` +
+    c.rows.map((r) => `<tr><td>${esc(r.method)}</td>${r.perSeries.map((v) => `<td>${num(v)}</td>`).join('')}<td>${num(r.meanMm)}</td></tr>`).join('') +
+    `</table>`;
+  const methodTable =
+    `<table><tr><th>method</th><th>TRE mean ± std (mm)</th><th>median</th><th>p90</th><th>max</th><th>folding %</th><th>SDlogJ</th><th>s / frame</th><th>parameters</th><th>TRE ratio</th><th>time ratio</th><th>parameter ratio</th></tr>` +
+    c.rows
+      .map(
+        (r) =>
+          `<tr><td>${esc(r.method)}</td><td>${num(r.meanMm)} ± ${num(r.stdMm)}</td><td>${num(r.medianMm)}</td><td>${num(r.p90Mm)}</td><td>${num(r.maxMm)}</td><td>${num(100 * r.folding, 3)}</td><td>${num(r.sdLogJ, 4)}</td><td>${num(r.secondsPerFrame)}</td><td>${num(r.parameters, 0)}</td><td>${num(r.ratio.tre, 2)}</td><td>${num(r.ratio.seconds, 2)}</td><td>${num(r.ratio.parameters, 3)}</td></tr>`,
+      )
+      .join('') +
+    `</table>`;
+  return { seriesTable, methodTable };
+}
+
+/** One method's pictures of a frame (warped, checkerboard, difference, grid, det J, its Gaussians): an HTML row, or null where the result lacks the frame. */
+async function methodPictures(
+  result: string,
+  method: string,
+  frame: string,
+  { fixed: F, H, W, window, magnify }: { fixed: Float32Array; H: number; W: number; window: [number, number]; magnify: number },
+  png: (name: string, m: Mosaic) => Promise<string>,
+  fig: (src: string, caption: string) => string,
+  diff: (a: Float32Array, b: Float32Array) => Float32Array,
+): Promise<string | null> {
+  const span = window[1] - window[0];
+  const s = await readSummary(result);
+  const rf = s.frames.find((f) => f.name === frame);
+  if (!rf) return null;
+  const field = await readField(resultFile(result, rf.field));
+  const warped = rf.warped ? (await readImage2D(resultFile(result, rf.warped))).data : null;
+  const tag = `${frame}-${method.replace(/[^a-zA-Z0-9_-]+/g, '_')}`;
+  let html = `<div class="row"><h4>${esc(method)}</h4>`;
+  if (warped) {
+    // where T(p) left the moving frame the warped image is 0 by convention: no difference shown there
+    const inside = insideMask(field);
+    const d = diff(F, warped).map((v, k) => (inside[k] ? v : 0));
+    html += fig(await png(`${tag}-warped`, greyPicture(warped, H, W, window)), 'warped moving');
+    html += fig(await png(`${tag}-checker`, greyPicture(checkerboard(F, warped, H, W), H, W, window)), 'checkerboard fixed / warped');
+    html += fig(await png(`${tag}-diff`, greyPicture(d, H, W, [0, span / 2])), '|fixed − warped| (0 where T(p) leaves the moving frame)');
+  }
+  const mag = magnify;
+  html += fig(await png(`${tag}-grid`, deformationGrid(F, field, Math.max(6, Math.round(Math.min(W, H) / 16)), mag)), `deformed grid (displacement ×${mag})`);
+  html += fig(await png(`${tag}-detj`, determinantPicture(jacobianDeterminant(field), H, W)), 'det J (black 0, grey 1, white ≥ 2)');
+  if (rf.params) {
+    try {
+      const p = JSON.parse(await fs.readFile(resultFile(result, rf.params), 'utf8'));
+      if (Array.isArray(p.sequence))
+        html += fig(await png(`${tag}-gaussians`, gaussianOverlay(F, H, W, p.sequence)), `Gaussian sequence (${p.sequence.length} steps; weights ×10)`);
+    } catch {
+      /* no params: no overlay */
+    }
+  }
+  return html + `</div>`;
 }

@@ -125,23 +125,14 @@ function onEllipse(e: Ellipse, a: number): Point {
   return [e.cx + e.cos * u - e.sin * v, e.cy + e.sin * u + e.cos * v];
 }
 
-export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
-  const options: Required<PhantomOptions> = {
-    fovMm: 384,
-    frameSeconds: 0.25,
-    noise: 0.015,
-    intensityScale: 1000,
-    ...opts,
-  };
-  const { size, frames, fovMm, frameSeconds } = options;
-  const rng = seedrandom(`r2n2-phantom-${options.seed}`);
-  const U = (a: number, b: number) => a + (b - a) * rng();
-  const J = (s: number) => U(-s, s);
-  const spacing = fovMm / size;
-  const origin = -((size - 1) / 2) * spacing;
-  const geometry: Geometry = { size: [size, size], spacing: [spacing, spacing], origin: [origin, origin], direction: [1, 0, 0, 1] };
+/** Uniform draws from the series' generator: U(a, b) in [a, b), J(s) in [−s, s). */
+interface Draws {
+  U: (a: number, b: number) => number;
+  J: (s: number) => number;
+}
 
-  // ---- anatomy (painter's order) ----
+/** The anatomy of one phantom (mm, painter's order): its shapes, blobs (vessels) and texture waves. */
+function makeAnatomy({ U, J }: Draws) {
   const k = () => U(0.93, 1.07);
   const bodyOuter = ellipse(J(4), 30 + J(4), 150 * k(), 215, 0, 0.75);
   const bodyInner = ellipse(bodyOuter.cx, bodyOuter.cy, bodyOuter.ax - 12, bodyOuter.ay - 12, 0, 0.42);
@@ -182,8 +173,31 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     const a = U(0, Math.PI);
     return { kx: (2 * Math.PI * Math.cos(a)) / lambda, ky: (2 * Math.PI * Math.sin(a)) / lambda, phase: U(0, 2 * Math.PI), amp: 0.012 };
   });
+  return {
+    shapes,
+    blobs,
+    waves,
+    bodyOuter,
+    bodyInner,
+    liver,
+    spleen,
+    lungR,
+    lungL,
+    heartC,
+    myocardium,
+    bloodPool,
+    aorta,
+    ribs,
+    vesselsR,
+    vesselsL,
+    liverVessel,
+  };
+}
+type Anatomy = ReturnType<typeof makeAnatomy>;
 
-  const reference = (r: Point): number => {
+/** The reference image: intensity at a point (mm) of the undeformed anatomy. */
+function referenceIntensity({ shapes, waves, blobs }: Anatomy): (r: Point) => number {
+  return (r: Point): number => {
     const [x, y] = r;
     let v = 0;
     for (const e of shapes) {
@@ -203,8 +217,11 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     }
     return v;
   };
+}
 
-  // organs as labels: inside an ellipse = membership above one half
+/** The organ label at a point (mm) of the undeformed anatomy: inside an ellipse = membership above one half. */
+function organLabel(a: Anatomy): (r: Point) => number {
+  const { lungR, lungL, liver, spleen, myocardium, bloodPool, aorta, shapes, bodyOuter, bodyInner, ribs } = a;
   const labelled: [Ellipse, number][] = [
     [lungR, 1],
     [lungL, 2],
@@ -215,15 +232,17 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     [aorta, 7],
   ];
   const paintOrder = shapes.filter((e) => labelled.some(([l]) => l === e) || e === bodyOuter || e === bodyInner || ribs.includes(e));
-  const label = (r: Point): number => {
+  return (r: Point): number => {
     let v = 0;
     for (const e of paintOrder) {
       if (membership(e, r[0], r[1]) > 0.5) v = labelled.find(([l]) => l === e)?.[1] ?? 0;
     }
     return v;
   };
+}
 
-  // ---- landmarks on structures ----
+/** Named landmarks on structures of the undeformed anatomy (mm). */
+function anatomyLandmarks({ lungR, lungL, vesselsR, vesselsL, aorta, liverVessel }: Anatomy): { landmarkNames: string[]; referenceLandmarks: Point[] } {
   const domeR = onEllipse(lungR, Math.PI / 2);
   const domeL = onEllipse(lungL, Math.PI / 2);
   const landmarkNames = [
@@ -242,8 +261,11 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     [aorta.cx, aorta.cy],
     [liverVessel.cx, liverVessel.cy],
   ];
+  return { landmarkNames, referenceLandmarks };
+}
 
-  // ---- motion ----
+/** The motion traces per frame: breathing depth (irregular cycles), cardiac contraction, intensity drift. */
+function motionTraces({ U }: Draws, frames: number, frameSeconds: number) {
   const diaphragmMm = U(14, 24);
   const breathHz = 1 / U(3.5, 5);
   const heartSeconds = U(0.75, 1.1);
@@ -272,10 +294,14 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     cardiac.push(-0.09 * Math.pow(0.5 - 0.5 * Math.cos((2 * Math.PI * tf) / heartSeconds + heartPhase), 2));
     drift.push(1 + 0.05 * Math.sin((2 * Math.PI * tf) / (0.8 * duration) + p3) + (0.03 * tf) / duration);
   }
+  return { diaphragmMm, breathing, cardiac, drift };
+}
+
+/** The displacement (mm) of the anatomy at frame t at a reference point r: breathing below the lung apices, the heart's contraction. */
+function motionDisplacement({ lungR, heartC }: Anatomy, { diaphragmMm, breathing, cardiac }: ReturnType<typeof motionTraces>): (t: number, r: Point) => Point {
   const yApex = lungR.cy - 25;
   const heartS2 = 2 * 40 * 40;
-
-  const displacement = (t: number, r: Point): Point => {
+  return (t: number, r: Point): Point => {
     const [x, y] = r;
     const b = breathing[t] * diaphragmMm;
     const lat = Math.exp(-((x / 125) ** 4));
@@ -290,6 +316,34 @@ export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
     dy += g * hy;
     return [dx, dy];
   };
+}
+
+/** A seeded synthetic chest series: the anatomy, its motion per frame and the frames rendered through the exact inverse motion (docs/method.md). */
+export function makePhantomSeries(opts: PhantomOptions): PhantomSeries {
+  const options: Required<PhantomOptions> = {
+    fovMm: 384,
+    frameSeconds: 0.25,
+    noise: 0.015,
+    intensityScale: 1000,
+    ...opts,
+  };
+  const { size, frames, fovMm, frameSeconds } = options;
+  const rng = seedrandom(`r2n2-phantom-${options.seed}`);
+  const U = (a: number, b: number) => a + (b - a) * rng();
+  const J = (s: number) => U(-s, s);
+  const spacing = fovMm / size;
+  const origin = -((size - 1) / 2) * spacing;
+  const geometry: Geometry = { size: [size, size], spacing: [spacing, spacing], origin: [origin, origin], direction: [1, 0, 0, 1] };
+
+  const draws: Draws = { U, J };
+  // the draws in this order: anatomy, then motion (a seed gives the same series as before)
+  const anatomy = makeAnatomy(draws);
+  const reference = referenceIntensity(anatomy);
+  const label = organLabel(anatomy);
+  const { landmarkNames, referenceLandmarks } = anatomyLandmarks(anatomy);
+  const motion = motionTraces(draws, frames, frameSeconds);
+  const { diaphragmMm, breathing, cardiac, drift } = motion;
+  const displacement = motionDisplacement(anatomy, motion);
   const forward = (t: number, r: Point): Point => {
     const d = displacement(t, r);
     return [r[0] + d[0], r[1] + d[1]];
