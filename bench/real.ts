@@ -437,45 +437,23 @@ export async function realSuite(opt: BenchOptions) {
             .join(''),
       );
     }
-    console.log(
-      'mean Dice               ' +
-        names
-          .map((m) =>
-            mean(
-              dice.filter((r) => r.method === m),
-              'dice',
+    const meanRow = (label: string, k: 'dice' | 'hd95' | 'seconds', digits: number) =>
+      console.log(
+        label.padEnd(24) +
+          names
+            .map((m) =>
+              mean(
+                dice.filter((r) => r.method === m),
+                k,
+              )
+                .toFixed(digits)
+                .padStart(18),
             )
-              .toFixed(3)
-              .padStart(18),
-          )
-          .join(''),
-    );
-    console.log(
-      'mean HD95 mm            ' +
-        names
-          .map((m) =>
-            mean(
-              dice.filter((r) => r.method === m),
-              'hd95',
-            )
-              .toFixed(2)
-              .padStart(18),
-          )
-          .join(''),
-    );
-    console.log(
-      's/pair                  ' +
-        names
-          .map((m) =>
-            mean(
-              dice.filter((r) => r.method === m),
-              'seconds',
-            )
-              .toFixed(3)
-              .padStart(18),
-          )
-          .join(''),
-    );
+            .join(''),
+      );
+    meanRow('mean Dice', 'dice', 3);
+    meanRow('mean HD95 mm', 'hd95', 2);
+    meanRow('s/pair', 'seconds', 3);
     summary.dice = Object.fromEntries(
       names.map((m) => {
         const x = dice.filter((r) => r.method === m);
@@ -499,32 +477,22 @@ export async function realSuite(opt: BenchOptions) {
             .join(''),
       );
     }
-    console.log(
-      'mean TRE mm                            ' +
-        names
-          .map((m) =>
-            f3(
-              mean(
-                tre.filter((r) => r.method === m),
-                'tre',
-              ),
-            ).padStart(13),
-          )
-          .join(''),
-    );
-    console.log(
-      's/frame                                ' +
-        names
-          .map((m) =>
-            f3(
-              mean(
-                tre.filter((r) => r.method === m),
-                'seconds',
-              ),
-            ).padStart(13),
-          )
-          .join(''),
-    );
+    const meanRow = (label: string, k: 'tre' | 'seconds') =>
+      console.log(
+        label.padEnd(39) +
+          names
+            .map((m) =>
+              f3(
+                mean(
+                  tre.filter((r) => r.method === m),
+                  k,
+                ),
+              ).padStart(13),
+            )
+            .join(''),
+      );
+    meanRow('mean TRE mm', 'tre');
+    meanRow('s/frame', 'seconds');
     summary.tre = Object.fromEntries(
       names.map((m) => {
         const x = tre.filter((r) => r.method === m);

@@ -92,6 +92,9 @@ describe('resampling through a field (core/transformation/apply.ts)', () => {
 describe('r2n2 apply, stacks and motion traces on the phantom', () => {
   const t = tmpDir('r2n2-apply-');
   const series = path.join(t.dir, 'series-01');
+  /** `r2n2 register series` of the phantom series with the bundled model into `out`, in this process. */
+  const registerPhantom = ([out, ...extra]: string[]) =>
+    runCliHere(['register', 'series', path.join(series, 'frames'), '--model', path.join(ROOT, 'fixtures', 'models', 'phantom'), '--out', out, ...extra]);
   beforeAll(async () => {
     const r = await runCliHere(['phantom', '--out', t.dir, '--series', '1', '--frames', '8', '--size', '128', '--seed', '3', '--truth']);
     expect(r.code).toBe(0);
@@ -151,17 +154,8 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     // fixed-frame landmarks mapped forward land on each frame's true landmarks; mapped back they return
     const px = fixed.geometry.spacing[0];
     const back = path.join(t.dir, 'back');
-    const b = await runCliHere([
-      'apply',
-      '--result',
-      path.join(series, 'truth'),
-      '--points',
-      path.join(out, 'points'),
-      '--points-from',
-      'moving',
-      '--out',
-      back,
-    ]);
+    const truth = path.join(series, 'truth');
+    const b = await runCliHere(['apply', '--result', truth, '--points', path.join(out, 'points'), '--points-from', 'moving', '--out', back]);
     expect(b.code).toBe(0);
     const start = (await readLandmarkFile(path.join(series, 'landmarks', `${fixedName}.csv`))).points;
     for (const f of report.frames) {
@@ -205,26 +199,9 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
   });
 
   test('register series --uncertainty K: zero spread without noise, growing with it; the std images and per-frame numbers are written', async () => {
-    const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
     const run = async (keep: string) => {
       const out = path.join(t.dir, `unc-${keep}`);
-      const r = await runCliHere([
-        'register',
-        'series',
-        path.join(series, 'frames'),
-        '--model',
-        model,
-        '--out',
-        out,
-        '--uncertainty',
-        '4',
-        '--uncertainty-keep',
-        keep,
-        '--no-qc',
-        '--no-stack',
-        '--jobs',
-        '1',
-      ]);
+      const r = await registerPhantom([out, '--uncertainty', '4', '--uncertainty-keep', keep, '--no-qc', '--no-stack', '--jobs', '1']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/uncertainty {2}4 noisy passes/);
       return out;
@@ -243,17 +220,7 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     const more = await mean(await run('0.6'));
     expect(some).toBeGreaterThan(0);
     expect(more).toBeGreaterThan(some);
-    const bad = await runCliHere([
-      'register',
-      'series',
-      path.join(series, 'frames'),
-      '--model',
-      model,
-      '--out',
-      path.join(t.dir, 'unc-bad'),
-      '--uncertainty',
-      '1',
-    ]);
+    const bad = await registerPhantom([path.join(t.dir, 'unc-bad'), '--uncertainty', '1']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--uncertainty takes a whole number of passes ≥ 2/);
   });
@@ -305,19 +272,7 @@ describe('r2n2 apply, stacks and motion traces on the phantom', () => {
     const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
     const json = JSON.parse(await fs.readFile(path.join(model, 'model.json'), 'utf8'));
     expect(json.data.statistics.mmPerNetPixel).toEqual([6, 6]);
-    const plain = await runCliHere([
-      'register',
-      'series',
-      path.join(series, 'frames'),
-      '--model',
-      model,
-      '--out',
-      path.join(t.dir, 'alike'),
-      '--no-qc',
-      '--no-stack',
-      '--jobs',
-      '1',
-    ]);
+    const plain = await registerPhantom([path.join(t.dir, 'alike'), '--no-qc', '--no-stack', '--jobs', '1']);
     expect(plain.code).toBe(0);
     expect(plain.stderr).not.toMatch(/looks unlike/);
     // the same anatomy with inverted contrast (bright background): skewness of the other sign
