@@ -17,7 +17,7 @@ import { readImage2D, type Image2D } from '../dist/io/image.js';
 import { readLandmarkFile, landmarksMm } from '../dist/io/landmarks.js';
 import { registerBspline, BSPLINE_DEFAULTS, type BsplineOptions } from '../dist/bspline/register.js';
 import { affineMap, bsplineMap, elastixRegister } from './elastix.js';
-import { SHARED, median, type MethodResult, scoreTre } from './common.js';
+import { SHARED, median, spreadPicks, type MethodResult, scoreTre } from './common.js';
 import type { Point } from '../dist/core/image/geometry.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { warpBilinear, maskedMse } from '../dist/core/transformation/warp.js';
@@ -50,7 +50,7 @@ function phantomCase(seed: number, moving = 6): Case {
     name: `phantom seed ${seed} (256²)`,
     async pairs() {
       const { index: f } = await chooseFixedFrame(140, async (t) => frame(t));
-      const picks = Array.from({ length: moving }, (_, k) => Math.round(((k + 0.5) * 140) / moving)).map((t) => (t === f ? t + 1 : t));
+      const picks = spreadPicks(moving, 140, f);
       return picks.map((t) => ({
         name: `frame_${String(t).padStart(3, '0')}`,
         fixed: { geometry: s.geometry, data: frame(f) },

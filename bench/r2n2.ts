@@ -22,7 +22,7 @@ import { refineSequence } from '../dist/core/r2n2/refine.js';
 import { normaliseIntensity } from '../dist/core/image/intensity.js';
 import type { FrameTre } from '../dist/core/metrics/tre.js';
 import type { DisplacementField } from '../dist/core/transformation/field.js';
-import { type BenchOptions, scoreTre } from './common.js';
+import { mean, spreadPicks, type BenchOptions, scoreTre } from './common.js';
 
 /** Where one batch of 8 R2N2 registrations spends its time (ms, median of 5). */
 async function profileR2n2(model: LoadedModel, steps: number, size: number) {
@@ -137,7 +137,7 @@ export async function r2n2Suite(opt: BenchOptions) {
     const res: Record<string, { seconds: number; parameters: number; tre: FrameTre }[]> = Object.fromEntries(
       [...variants.map((v) => v.label), 'bspline', 'elastix'].map((m) => [m, []]),
     );
-    const picks = Array.from({ length: 8 }, (_, k) => Math.round(((k + 0.5) * 60) / 8)).map((t) => (t === f ? t + 1 : t));
+    const picks = spreadPicks(8, 60, f);
     const tre = (t: number, field: DisplacementField) => frameTre(`frame_${t}`, s.landmarks(f), s.landmarks(t), s.geometry, (q) => mapPoint(field, q));
     // R2N2 as register series runs it: the 8 frames in one batch
     const rs = [];
@@ -192,7 +192,6 @@ export async function r2n2Suite(opt: BenchOptions) {
     );
   }
   const all = (m: string) => rows.filter((r) => r.method === m);
-  const mean = (xs: typeof rows, k: 'after_mm' | 'seconds') => xs.reduce((a, r) => a + r[k], 0) / xs.length;
   console.log('all held-out pairs (mean over both series):');
   for (const m of Object.keys(Object.fromEntries(rows.map((r) => [r.method, 1])))) {
     const x = all(m);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, smokeTest } from '../src/backend/index.js';
 import { stopGradient } from '../src/backend/wasm-kernels.js';
-import { rand, onBoth, expectClose } from './tf-helpers.js';
+import { rand, onBoth, expectClose, smoothPair } from './tf-helpers.js';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ROOT } from './helpers.js';
@@ -11,7 +11,6 @@ import { activeCompute, computeFor } from '../src/backend/compute.js';
 import { DEFAULT_COMPUTE, tanh } from '../src/core/tensors.js';
 import { registerBspline, BSPLINE_DEFAULTS } from '../src/bspline/register.js';
 import { identityGeometry } from '../src/core/image/geometry.js';
-import { smoothPair } from './tf-helpers.js';
 
 beforeAll(async () => {
   const info = await initBackend('wasm');

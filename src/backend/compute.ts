@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Compute } from '../core/tensors.js';
 
-export const HOST_MEMORY_BACKENDS = ['wasm', 'cpu'];
+const HOST_MEMORY_BACKENDS = ['wasm', 'cpu'];
 
 /** The Compute choice of a backend, by its name (tf.getBackend()). */
 export function computeFor(backend: string): Compute {

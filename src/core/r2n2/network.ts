@@ -208,10 +208,6 @@ export interface StepOutput {
   state: State;
 }
 
-function actWith(x: tf.Tensor, a: Activation, viaSigmoid: boolean): tf.Tensor {
-  return a === 'tanh' ? tanh(x, viaSigmoid) : tf.leakyRelu(x, 0.2);
-}
-
 /** Spatial softmax per channel of `[B, h, w, C]` → `[B, h·w, C]` (each column sums to 1). */
 function spatialSoftmax(x: tf.Tensor4D): tf.Tensor3D {
   const [B, h, w, C] = x.shape;
@@ -254,7 +250,7 @@ export function step(c: R2N2Config, weights: Weights, input: tf.Tensor4D, state:
     return (bias ? tf.add(y, W(`${name}/bias`)) : y) as tf.Tensor4D;
   };
   const ts = compute.tanhViaSigmoid;
-  const act = (x: tf.Tensor, a: Activation) => actWith(x, a, ts);
+  const act = (x: tf.Tensor, a: Activation): tf.Tensor => (a === 'tanh' ? tanh(x, ts) : tf.leakyRelu(x, 0.2));
   const a = c.activation;
   const B = input.shape[0];
   let x = act(conv(spaceToDepth(input, inputBlock(c)), 'input', 2), a) as tf.Tensor4D;
