@@ -9,7 +9,8 @@
 //         of each patient with breathing and with cardiac motion (centre and radius from the LV
 //         label), and the BIRL reference image (../shared/data/birl_artificial) with random motion;
 //         every k-th frame registered to the series' fixed frame.
-// Methods: our B-spline (defaults), R2N2 (the bundled model or --model) alone and --refine 20,
+// Methods: our B-spline (defaults), R2N2 (the bundled model or --model) alone and --refine 20
+// (r2n2[:T][+rN][@S][+fM][+ng]: T steps, --refine N, --refine-size S, --refine-fine M, no guard),
 // native elastix (Debian's CLI; its default threads and -threads 1; skipped with a message where
 // `elastix` is not on PATH), and the itk-wasm elastix on the first --wasm-pairs pairs of each
 // case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
@@ -30,7 +31,7 @@ import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field
 import { dicePerLabel, hd95, warpLabelsNearest } from '../dist/core/metrics/dice.js';
 import { registerBspline, BSPLINE_DEFAULTS, type BsplineOptions } from '../dist/bspline/register.js';
 import { loadModel } from '../dist/io/model.js';
-import { r2n2Registrar } from '../dist/app/register.js';
+import { r2n2Registrar, type R2N2RegisterOptions } from '../dist/app/register.js';
 import { simulate } from '../dist/app/simulate.js';
 import { readImage2D, readField, writeImage2D, type Image2D } from '../dist/io/image.js';
 import { readLandmarkFile } from '../dist/io/landmarks.js';
@@ -143,8 +144,8 @@ async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
   const paramMap = await bsplineMap();
   // the result format only names transformix's output files; the registration is the same map
   const paramText = parameterFileText({ ...paramMap, ResultImageFormat: ['mha'] });
-  const r2n2 = (refine: number): Method => {
-    const reg = r2n2Registrar(model, { steps, stopThreshold: 0, refine });
+  const r2n2 = (refine: number, more: Partial<R2N2RegisterOptions> = {}): Method => {
+    const reg = r2n2Registrar(model, { steps, stopThreshold: 0, refine, ...more });
     return async (fixed, movings) => {
       const t0 = performance.now();
       const out = await reg.registerBatch!(fixed, movings, () => undefined);
@@ -176,6 +177,17 @@ async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
       elastixRegister(flat(f), flat(m), [paramMap]).then((e) => ({ ...e, field: { geometry: f.geometry, data: e.field.data } })),
     ),
   };
+  // R2N2 variants: r2n2[:T][+rN][@S][+fM][+ng] = T steps (default --steps), --refine N,
+  // --refine-size S, --refine-fine M, --no-stop-when-worse
+  for (const k of wanted) {
+    const m = /^r2n2(?::(\d+))?(?:\+r(\d+))?(?:@(\d+))?(?:\+f(\d+))?(\+ng)?$/.exec(k);
+    if (m && !(k in all))
+      all[k] = r2n2(Number(m[2] ?? 0), {
+        steps: m[1] ? Number(m[1]) : steps,
+        ...(m[3] ? { refineSize: Number(m[3]), refineFine: Number(m[4] ?? 0) } : {}),
+        ...(m[5] ? { stopWhenWorse: false } : {}),
+      });
+  }
   // B-spline variants to compare (choosing defaults): REAL_BSPLINE_VARIANTS='{"name": {options}}', each run as method bspline:name
   for (const [name, extra] of Object.entries(opt.bsplineVariants)) {
     const opts = { ...BSPLINE_DEFAULTS, ...extra } as BsplineOptions;
@@ -188,7 +200,7 @@ async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
     geometry: { size: [64, 64], spacing: [1, 1], origin: [0, 0], direction: [1, 0, 0, 1] },
     data: Float32Array.from({ length: 4096 }, (_, k) => Math.sin(k / 50)),
   };
-  for (const k of ['r2n2', 'r2n2+r20']) if (methods[k]) await methods[k](w, [w]);
+  for (const k of Object.keys(methods)) if (k.startsWith('r2n2')) await methods[k](w, [w]);
   return { methods, backend: backend.name, modelDir, steps, paramText };
 }
 
@@ -425,14 +437,15 @@ export async function realSuite(opt: BenchOptions) {
   } = {};
   if (dice.length) {
     console.log(`\nDice, LV ES→ED, ${new Set(dice.map((r) => r.case)).size} Sunnybrook slices (HD95 mm beside)`);
-    console.log('case                    ' + names.map((m) => m.padStart(18)).join(''));
+    const wd = Math.max(18, ...names.map((m) => m.length + 1));
+    console.log('case                    ' + names.map((m) => m.padStart(wd)).join(''));
     for (const c of [...new Set(dice.map((r) => r.case))]) {
       console.log(
         c.padEnd(24) +
           names
             .map((m) => {
               const r = dice.find((x) => x.case === c && x.method === m);
-              return (r ? `${r.dice.toFixed(3)} (${r.hd95.toFixed(1)})` : '').padStart(18);
+              return (r ? `${r.dice.toFixed(3)} (${r.hd95.toFixed(1)})` : '').padStart(wd);
             })
             .join(''),
       );
@@ -447,7 +460,7 @@ export async function realSuite(opt: BenchOptions) {
                 k,
               )
                 .toFixed(digits)
-                .padStart(18),
+                .padStart(wd),
             )
             .join(''),
       );
@@ -463,7 +476,9 @@ export async function realSuite(opt: BenchOptions) {
   }
   if (tre.length) {
     console.log('\nTRE mm, simulated series from real images (mean over the registered frames; itk-wasm elastix on fewer pairs: its "before" differs)');
-    console.log('case                          size     ' + names.map((m) => m.padStart(13)).join(''));
+    // columns as wide as the longest method name (r2n2:25+r40@128 …), at least 13
+    const wd = Math.max(13, ...names.map((m) => m.length + 1));
+    console.log('case                          size     ' + names.map((m) => m.padStart(wd)).join(''));
     for (const c of [...new Set(tre.map((r) => r.case))]) {
       const size = tre.find((x) => x.case === c)!.size;
       console.log(
@@ -472,7 +487,7 @@ export async function realSuite(opt: BenchOptions) {
           names
             .map((m) => {
               const r = tre.find((x) => x.case === c && x.method === m);
-              return (r ? f3(r.tre) : '').padStart(13);
+              return (r ? f3(r.tre) : '').padStart(wd);
             })
             .join(''),
       );
@@ -487,7 +502,7 @@ export async function realSuite(opt: BenchOptions) {
                   tre.filter((r) => r.method === m),
                   k,
                 ),
-              ).padStart(13),
+              ).padStart(wd),
             )
             .join(''),
       );

@@ -196,7 +196,7 @@ const argv = await yargs(hideBin(process.argv))
       type: 'string',
       array: true,
       default: ['bspline', 'r2n2', 'r2n2+r20', 'elastix', 'elastix-1t', 'elastix-wasm'],
-      describe: 'real: which methods',
+      describe: 'real: which methods (r2n2[:T][+rN][@S][+fM][+ng]: R2N2 with T steps, --refine N, --refine-size S, --refine-fine M, +ng: --no-stop-when-worse)',
     },
     patients: {
       type: 'string',

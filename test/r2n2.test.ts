@@ -984,10 +984,47 @@ describe('r2n2 train and register series (tiny configuration)', () => {
       if (f.name === s.frames[0].name) rp.refine.network.forEach((v: number, i: number) => expect(v).toBeCloseTo(p.sequence.flat()[i], 4));
     }
     expect(s.settings.refine).toBeUndefined();
+    // coarse to fine: --refine 3 at 16 pixels, then --refine-fine 2 at the frames' size; the
+    // refinement's costs are the full size's (never above the network's)
+    const cf = path.join(t.dir, 'reg-refine-fine');
+    const rc = await runCliHere([
+      'register',
+      'series',
+      series,
+      '--model',
+      path.join(t.dir, 'full'),
+      '--out',
+      cf,
+      '--steps',
+      '3',
+      '--refine',
+      '3',
+      '--refine-size',
+      '16',
+      '--refine-fine',
+      '2',
+      '--no-qc',
+      '--no-stop-when-worse',
+      '--quiet',
+    ]);
+    expect(rc.stderr).toBe('');
+    expect(rc.code).toBe(0);
+    const cs = JSON.parse(await fs.readFile(path.join(cf, 'summary.json'), 'utf8'));
+    expect(cs.settings).toMatchObject({ refine: 3, refineSize: 16, refineFine: 2 });
+    for (const f of cs.frames) {
+      const rp = JSON.parse(await fs.readFile(path.join(cf, f.params), 'utf8'));
+      const plain = JSON.parse(await fs.readFile(path.join(rf, f.params), 'utf8'));
+      expect(rp.refine.iterations).toBeLessThanOrEqual(5);
+      expect(rp.refine.mseAfter).toBeLessThanOrEqual(rp.refine.mseBefore);
+      expect(rp.refine.mseBefore).toBeCloseTo(plain.refine.mseBefore, 6); // the same network sequence, costed at full size
+    }
+    expect(rs.settings.refineFine).toBeUndefined();
     for (const [flag, value, msg] of [
       ['--refine', '-1', /--refine must be a whole number/],
       ['--refine-size', '8', /--refine-size must be/],
       ['--refine-stride', '0', /--refine-stride must be a whole number/],
+      ['--refine-fine', '-1', /--refine-fine must be a whole number/],
+      ['--refine-fine', '2', /--refine-fine continues a reduced-size refinement/],
     ] as const) {
       const bad = await runCliHere(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', path.join(t.dir, 'reg-bad'), flag, value]);
       expect(bad.code).not.toBe(0);

@@ -141,6 +141,28 @@ describe('refineSequence (Levenberg–Marquardt on the Gaussian sequence)', () =
     expect(() => refineSequence(F, M, N, N, start, { maxSize: 1 })).toThrow(/maxSize/);
   });
 
+  test('fineIterations: coarse to fine ends closer to the truth than the reduced size alone, costs at full size', () => {
+    const { F, M } = pair(TRUE);
+    const start = perturbed();
+    const coarse = refineSequence(F, M, N, N, start, { iterations: 40, maxSize: 16 });
+    const fine = refineSequence(F, M, N, N, start, { iterations: 40, maxSize: 16, fineIterations: 10 });
+    // the coarse stage is the same; the fine one starts from it
+    const again = refineSequence(F, M, N, N, coarse.sequence, { iterations: 10 });
+    expect(Array.from(fine.sequence)).toEqual(Array.from(again.sequence));
+    expect(fine.iterations).toBe(coarse.iterations + again.iterations);
+    expect(fine.accepted).toBe(coarse.accepted + again.accepted);
+    // before and after are the full size's
+    const costAt = (q: ArrayLike<number>) => refineSequence(F, M, N, N, q, { iterations: 0 }).before;
+    expect(fine.before).toBe(costAt(start));
+    expect(fine.after).toBe(again.after);
+    expect(fine.after).toBeLessThan(costAt(coarse.sequence));
+    expect(fieldError(fine.sequence, TRUE)).toBeLessThan(fieldError(coarse.sequence, TRUE));
+    // at the frames' size already: nothing to continue, the same as without
+    const atFull = refineSequence(F, M, N, N, start, { iterations: 5, fineIterations: 10 });
+    expect(Array.from(atFull.sequence)).toEqual(Array.from(refineSequence(F, M, N, N, start, { iterations: 5 }).sequence));
+    for (const bad of [-1, 0.5]) expect(() => refineSequence(F, M, N, N, start, { fineIterations: bad })).toThrow(/fineIterations/);
+  });
+
   test('0 iterations return the sequence unchanged; bad input is an error', () => {
     const { F, M } = pair(TRUE);
     const start = perturbed();

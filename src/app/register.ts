@@ -48,6 +48,8 @@ export interface R2N2RegisterOptions {
   refine?: number;
   /** Refine on the pair reduced to at most this many pixels per side (default: full size). */
   refineSize?: number;
+  /** With refineSize: this many more iterations at the frames' own size after the reduced ones (default 0). */
+  refineFine?: number;
   /** The refinement's JᵀJ from every s-th pixel per axis (core/r2n2/refine.ts `normalStride`, default 2). */
   refineStride?: number;
   /**
@@ -100,6 +102,8 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
   const refine = o.refine ?? 0;
   if (!(Number.isInteger(refine) && refine >= 0)) throw new Error(`refine must be a whole number ≥ 0, got ${refine}`);
   const refineStride = o.refineStride ?? REFINE_DEFAULTS.normalStride;
+  if (!(Number.isInteger(o.refineFine ?? 0) && (o.refineFine ?? 0) >= 0))
+    throw new Error(`refine fine iterations must be a whole number ≥ 0, got ${o.refineFine}`);
   if (!(Number.isInteger(refineStride) && refineStride >= 1)) throw new Error(`refine stride must be a whole number ≥ 1, got ${refineStride}`);
   const guard = o.stopWhenWorse ?? true;
   const K = o.uncertainty ?? 0;
@@ -119,7 +123,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
       stopThreshold: o.stopThreshold,
       init: o.init ?? 'none',
       ...(fa !== 'none' ? { flipAverage: fa } : {}),
-      ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride } : {}),
+      ...(refine > 0 ? { refine, refineSize: o.refineSize ?? null, refineStride, ...(o.refineFine ? { refineFine: o.refineFine } : {}) } : {}),
       ...(guard ? { stopWhenWorse: true } : {}),
       ...(K > 0 ? { uncertainty: K, uncertaintyKeep: keep, uncertaintySeed: o.uncertaintySeed ?? 0 } : {}),
     },
@@ -210,7 +214,7 @@ export function r2n2Registrar(model: LoadedModel, o: R2N2RegisterOptions): Regis
           ? refineSequence(norm, normaliseIntensity(seen[b].data), H, W, net, {
               iterations: refine,
               normalStride: refineStride,
-              ...(o.refineSize ? { maxSize: o.refineSize } : {}),
+              ...(o.refineSize ? { maxSize: o.refineSize, fineIterations: o.refineFine ?? 0 } : {}),
             })
           : null;
       if (rf) tick(`refined frame ${b + 1}/${moving.length} (${rf.accepted}/${rf.iterations} steps accepted)`, 1);

@@ -294,6 +294,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   'flip-average': FlipAverage;
   refine: number;
   'refine-size'?: number;
+  'refine-fine': number;
   'refine-stride': number;
   'stop-when-worse': boolean;
   uncertainty: number;
@@ -354,6 +355,12 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         type: 'number',
         describe:
           "refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames' size)",
+      })
+      .option('refine-fine', {
+        type: 'number',
+        default: 0,
+        describe:
+          "with --refine-size: this many more iterations at the frames' own size after the reduced ones (coarse to fine: the detail the reduced size cannot see; e.g. --steps 25 --refine 40 --refine-size 128 --refine-fine 10, docs/cli.md)",
       })
       .option('refine-stride', {
         type: 'number',
@@ -424,6 +431,12 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       throw new UserError(`--refine must be a whole number of iterations ≥ 0 (e.g. 20), got ${argv.refine}`);
     if (argv['refine-size'] !== undefined && !(Number.isInteger(argv['refine-size']) && argv['refine-size'] >= 16))
       throw new UserError(`--refine-size must be a whole number of pixels ≥ 16 (e.g. 128), got ${argv['refine-size']}`);
+    if (!(Number.isInteger(argv['refine-fine']) && argv['refine-fine'] >= 0))
+      throw new UserError(`--refine-fine must be a whole number of iterations ≥ 0 (e.g. 10), got ${argv['refine-fine']}`);
+    if (argv['refine-fine'] > 0 && (argv['refine-size'] === undefined || argv.refine === 0))
+      throw new UserError(
+        '--refine-fine continues a reduced-size refinement: give --refine N and --refine-size S with it (e.g. --refine 40 --refine-size 128 --refine-fine 10)',
+      );
     if (!(Number.isInteger(argv['refine-stride']) && argv['refine-stride'] >= 1))
       throw new UserError(
         `--refine-stride must be a whole number ≥ 1 (1 = every pixel, default ${REFINE_DEFAULTS.normalStride}), got ${argv['refine-stride']}`,
@@ -493,6 +506,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       flipAverage: argv['flip-average'],
       refine: argv.refine,
       refineSize: argv['refine-size'],
+      refineFine: argv['refine-fine'],
       refineStride: argv['refine-stride'],
       stopWhenWorse: argv['stop-when-worse'],
       uncertainty: argv.uncertainty,

@@ -54,6 +54,12 @@ export interface RefineOptions {
    * above), and it only steers the step: a sample of the pixels estimates the same mean.
    */
   normalStride?: number;
+  /**
+   * With `maxSize` below the frames' size: this many more iterations at the frames' own size,
+   * from the reduced-size result (coarse to fine), default 0. The reduced size finds the large
+   * motion cheaply; these recover the detail it cannot see (docs/cli.md, "--refine-fine").
+   */
+  fineIterations?: number;
 }
 
 export interface RefineResult {
@@ -78,6 +84,7 @@ export const REFINE_DEFAULTS: Required<RefineOptions> = {
   maxSize: Infinity,
   minDet: 0.5,
   normalStride: 2,
+  fineIterations: 0,
 };
 
 /**
@@ -399,11 +406,27 @@ export function refineSequence(
   if (fixed.length !== H * W || moving.length !== H * W) throw new Error(`images are not ${H}×${W}`);
   if (!(Number.isInteger(o.iterations) && o.iterations >= 0)) throw new Error(`refine iterations must be a whole number ≥ 0, got ${o.iterations}`);
   if (!(o.maxSize >= 2)) throw new Error(`refine maxSize must be ≥ 2, got ${o.maxSize}`);
+  if (!(Number.isInteger(o.fineIterations) && o.fineIterations >= 0))
+    throw new Error(`refine fineIterations must be a whole number ≥ 0, got ${o.fineIterations}`);
   const factor = Math.max(H, W) / o.maxSize;
   if (factor > 1) {
     const f = pyramidLevel(fixed, H, W, factor);
     const m = pyramidLevel(moving, H, W, factor);
-    return refineSequence(f.data, m.data, f.H, f.W, sequence, { ...o, maxSize: Infinity });
+    const coarse = refineSequence(f.data, m.data, f.H, f.W, sequence, { ...o, maxSize: Infinity, fineIterations: 0 });
+    if (o.fineIterations === 0) return coarse;
+    // coarse to fine (the same JᵀJ stride: a sparser one at full size was measured worse, docs/cli.md);
+    // the costs reported are the full size's, `before` that of the sequence as given
+    const full = { ...o, maxSize: Infinity, fineIterations: 0 };
+    const before = refineSequence(fixed, moving, H, W, sequence, { ...full, iterations: 0 }).before;
+    const fine = refineSequence(fixed, moving, H, W, coarse.sequence, { ...full, iterations: o.fineIterations });
+    return {
+      sequence: fine.sequence,
+      before,
+      after: fine.after,
+      iterations: coarse.iterations + fine.iterations,
+      accepted: coarse.accepted + fine.accepted,
+      normalPasses: coarse.normalPasses + fine.normalPasses,
+    };
   }
   const G = imageGradient(moving, H, W);
   const qMax = -Math.log(o.reach);
