@@ -987,26 +987,8 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     // coarse to fine: --refine 3 at 16 pixels, then --refine-fine 2 at the frames' size; the
     // refinement's costs are the full size's (never above the network's)
     const cf = path.join(t.dir, 'reg-refine-fine');
-    const rc = await runCliHere([
-      'register',
-      'series',
-      series,
-      '--model',
-      path.join(t.dir, 'full'),
-      '--out',
-      cf,
-      '--steps',
-      '3',
-      '--refine',
-      '3',
-      '--refine-size',
-      '16',
-      '--refine-fine',
-      '2',
-      '--no-qc',
-      '--no-stop-when-worse',
-      '--quiet',
-    ]);
+    const flags = '--steps 3 --refine 3 --refine-size 16 --refine-fine 2 --no-qc --no-stop-when-worse --quiet';
+    const rc = await runCliHere(['register', 'series', series, '--model', path.join(t.dir, 'full'), '--out', cf, ...flags.split(' ')]);
     expect(rc.stderr).toBe('');
     expect(rc.code).toBe(0);
     const cs = JSON.parse(await fs.readFile(path.join(cf, 'summary.json'), 'utf8'));
