@@ -169,19 +169,17 @@ async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
     });
   const all: Record<string, Method | null> = {
     bspline: bsplineMethod(BSPLINE_DEFAULTS),
-    r2n2: r2n2(0),
-    'r2n2+r20': r2n2(20),
     elastix: elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l })) : null,
     'elastix-1t': elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l, threads: 1 })) : null,
     'elastix-wasm': perPair(async (f, m) =>
       elastixRegister(flat(f), flat(m), [paramMap]).then((e) => ({ ...e, field: { geometry: f.geometry, data: e.field.data } })),
     ),
   };
-  // R2N2 variants: r2n2[:T][+rN][@S][+fM][+ng] = T steps (default --steps), --refine N,
-  // --refine-size S, --refine-fine M, --no-stop-when-worse
+  // R2N2, by name: r2n2[:T][+rN][@S][+fM][+ng] = T steps (default --steps), --refine N,
+  // --refine-size S, --refine-fine M, --no-stop-when-worse (r2n2, r2n2+r20: the defaults)
   for (const k of wanted) {
     const m = /^r2n2(?::(\d+))?(?:\+r(\d+))?(?:@(\d+))?(?:\+f(\d+))?(\+ng)?$/.exec(k);
-    if (m && !(k in all))
+    if (m)
       all[k] = r2n2(Number(m[2] ?? 0), {
         steps: m[1] ? Number(m[1]) : steps,
         ...(m[3] ? { refineSize: Number(m[3]), refineFine: Number(m[4] ?? 0) } : {}),
