@@ -6,10 +6,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../src/backend/index.js';
-import { type DisplacementField, fieldFromNormalised, fieldToNormalised, flipNormalisedField } from '../src/core/transformation/field.js';
+import {
+  type DisplacementField,
+  affineNormalisedField,
+  fieldFromNormalised,
+  fieldToNormalised,
+  flipNormalisedField,
+} from '../src/core/transformation/field.js';
 import { readField, writeField } from '../src/io/image.js';
 import { sequenceField, unflipSequence } from '../src/core/transformation/gaussian.js';
-import type { Flip } from '../src/core/image/resample.js';
+import { type Flip, type Matrix2, affineImage, resampleAligned } from '../src/core/image/resample.js';
 import { type R2N2Config, initWeights, disposeWeights } from '../src/core/r2n2/network.js';
 import { inferSequence, sequenceLoss } from '../src/core/r2n2/sequence.js';
 import { AmsGrad } from '../src/core/optim.js';
@@ -63,6 +69,122 @@ describe('teacher fields', () => {
       got.forEach((v, i) => expect(v).toBeCloseTo(ref[i], 6));
       if (flip !== 'none') expect(Array.from(got).some((v, i) => Math.abs(v - u[i]) > 1e-3)).toBe(true);
     }
+  });
+});
+
+describe('the pair seen through a linear map (--augment-affine)', () => {
+  /** Normalised coordinates (corners aligned) of pixel (i, j) of an H×W grid. */
+  const xy = (i: number, j: number, H: number, W: number) => [(2 * j) / (W - 1) - 1, (2 * i) / (H - 1) - 1];
+  const A: Matrix2 = [1.08, -0.07, 0.05, 0.93];
+
+  test('affineImage: the identity copies, a 90° turn permutes, a linear image maps exactly, the same A at two sizes agrees', () => {
+    const n = 9;
+    const img = Float32Array.from(seededUniform(2 * n * n, 4, -1, 1));
+    expect(Array.from(affineImage(img, 2, n, n, [1, 0, 0, 1]))).toEqual(Array.from(img));
+    // out(x, y) = in(−y, x): out[i][j] = in[j][n − 1 − i], both channels
+    const turned = affineImage(img, 2, n, n, [0, -1, 1, 0]);
+    for (let c = 0; c < 2; c++)
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) expect(turned[c * n * n + i * n + j]).toBe(img[c * n * n + j * n + (n - 1 - i)]);
+    // a linear image α·x + β·y + γ is reproduced exactly wherever A·q stays inside the image
+    const lin = (x: number, y: number) => 0.7 * x - 1.3 * y + 0.2;
+    const [H, W] = [17, 23];
+    const L = Float32Array.from({ length: H * W }, (_, p) => lin(...(xy(Math.floor(p / W), p % W, H, W) as [number, number])));
+    const out = affineImage(L, 1, H, W, A);
+    let checked = 0;
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) {
+        const [x, y] = xy(i, j, H, W);
+        const [sx, sy] = [A[0] * x + A[1] * y, A[2] * x + A[3] * y];
+        if (Math.abs(sx) > 1 || Math.abs(sy) > 1) continue;
+        expect(out[i * W + j]).toBeCloseTo(lin(sx, sy), 5);
+        checked++;
+      }
+    expect(checked).toBeGreaterThan(0.7 * H * W);
+    // normalised coordinates: mapping at 33² then reducing to 17² is mapping at 17² (linear image, interior)
+    const big = Float32Array.from({ length: 33 * 33 }, (_, p) => lin(...(xy(Math.floor(p / 33), p % 33, 33, 33) as [number, number])));
+    const small = Float32Array.from({ length: 17 * 17 }, (_, p) => lin(...(xy(Math.floor(p / 17), p % 17, 17, 17) as [number, number])));
+    const viaBig = resampleAligned(affineImage(big, 1, 33, 33, A), 1, 33, 33, 17, 17);
+    const direct = affineImage(small, 1, 17, 17, A);
+    for (let i = 3; i < 14; i++) for (let j = 3; j < 14; j++) expect(viaBig[i * 17 + j]).toBeCloseTo(direct[i * 17 + j], 5);
+  });
+
+  test("affineNormalisedField: u'(q) = A⁻¹·u(A·q): exact on a linear field and a 90° turn; a singular or mis-sized input is refused", () => {
+    // u(q) = B·q + t is linear, so its bilinear samples are exact: u'(q) = A⁻¹(B·A·q + t)
+    const B = [0.1, -0.05, 0.03, 0.08];
+    const t0 = [0.02, -0.04];
+    const [H, W] = [15, 19];
+    const N = H * W;
+    const u = new Float32Array(2 * N);
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) {
+        const [x, y] = xy(i, j, H, W);
+        u[i * W + j] = B[0] * x + B[1] * y + t0[0];
+        u[N + i * W + j] = B[2] * x + B[3] * y + t0[1];
+      }
+    const got = affineNormalisedField(u, H, W, A);
+    const det = A[0] * A[3] - A[1] * A[2];
+    let checked = 0;
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) {
+        const [x, y] = xy(i, j, H, W);
+        const [sx, sy] = [A[0] * x + A[1] * y, A[2] * x + A[3] * y];
+        if (Math.abs(sx) > 1 || Math.abs(sy) > 1) continue;
+        const [vx, vy] = [B[0] * sx + B[1] * sy + t0[0], B[2] * sx + B[3] * sy + t0[1]];
+        expect(got[i * W + j]).toBeCloseTo((A[3] * vx - A[1] * vy) / det, 5);
+        expect(got[N + i * W + j]).toBeCloseTo((-A[2] * vx + A[0] * vy) / det, 5);
+        checked++;
+      }
+    expect(checked).toBeGreaterThan(0.7 * N);
+    // a 90° turn of a Gaussian sequence's field: the turned field at q is the turned vector at A·q
+    const n = 11;
+    const s = sequenceField(SEQ, n, n);
+    const r = affineNormalisedField(s, n, n, [0, -1, 1, 0]);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        const src = j * n + (n - 1 - i);
+        expect(r[i * n + j]).toBeCloseTo(s[n * n + src], 6);
+        expect(r[n * n + i * n + j]).toBeCloseTo(-s[src], 6);
+      }
+    expect(() => affineNormalisedField(s, n, n, [1, 2, 0.5, 1])).toThrow(/not invertible/);
+    expect(() => affineNormalisedField(s.subarray(2), n, n, A)).toThrow(/expected 2×11×11/);
+  });
+
+  test('the mapped teacher registers the mapped pair: M′(q + u′(q)) = F′(q) for an analytic image', () => {
+    // M is analytic; F(q) = M(q + u(q)) with u a Gaussian sequence's field on the grid
+    const M = (x: number, y: number) => Math.sin(2.1 * x + 0.4) * Math.cos(1.7 * y - 0.3) + 0.3 * x * y;
+    const n = 65;
+    const u = sequenceField(SEQ, n, n);
+    const N = n * n;
+    const F = Float32Array.from({ length: N }, (_, p) => {
+      const [x, y] = xy(Math.floor(p / n), p % n, n, n);
+      return M(x + u[p], y + u[N + p]);
+    });
+    const Fp = affineImage(F, 1, n, n, A);
+    const up = affineNormalisedField(u, n, n, A);
+    let err = 0;
+    let cnt = 0;
+    for (let i = 8; i < n - 8; i++)
+      for (let j = 8; j < n - 8; j++) {
+        const p = i * n + j;
+        const [x, y] = xy(i, j, n, n);
+        const [tx, ty] = [x + up[p], y + up[N + p]];
+        // M′(T′(q)) = M(A·T′(q))
+        err = Math.max(err, Math.abs(M(A[0] * tx + A[1] * ty, A[2] * tx + A[3] * ty) - Fp[p]));
+        cnt++;
+      }
+    expect(cnt).toBeGreaterThan(1500);
+    // bilinear interpolation of F and u on a 65² grid: errors of a few thousandths, against image values of ±1
+    expect(err).toBeLessThan(0.01);
+    // the unmapped field does not register the mapped pair
+    let wrong = 0;
+    for (let i = 8; i < n - 8; i++)
+      for (let j = 8; j < n - 8; j++) {
+        const p = i * n + j;
+        const [x, y] = xy(i, j, n, n);
+        const [tx, ty] = [x + u[p], y + u[N + p]];
+        wrong = Math.max(wrong, Math.abs(M(A[0] * tx + A[1] * ty, A[2] * tx + A[3] * ty) - Fp[p]));
+      }
+    expect(wrong).toBeGreaterThan(5 * err);
   });
 });
 
@@ -159,7 +281,7 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     }
   });
 
-  test('μ = 0 is the plain run; μ > 0 changes it, is recorded, and resumes bit-for-bit with flips and shifts', async () => {
+  test('μ = 0 is the plain run; μ > 0 changes it, is recorded, and resumes bit-for-bit with flips, shifts and linear maps', async () => {
     const args = ['--iterations', '6', '--checkpoint-every', '3', '--seed', '5', ...TINY_ARGS];
     expect((await runCliHere(['train', s1, s2, '--out', path.join(t.dir, 'plain'), ...args])).code).toBe(0);
     const z = await runCliHere(['train', s1, s2, '--out', path.join(t.dir, 'mu0'), '--teacher', teach2, teach1, '--teacher-weight', '0', ...args]);
@@ -167,12 +289,13 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     expect(z.code).toBe(0);
     const plain = await fs.readFile(path.join(t.dir, 'plain', 'weights.bin'));
     expect((await fs.readFile(path.join(t.dir, 'mu0', 'weights.bin'))).equals(plain)).toBe(true);
-    const withT = ['--teacher', teach1, teach2, '--teacher-weight', '5', '--shift', '1'];
+    const withT = ['--teacher', teach1, teach2, '--teacher-weight', '5', '--shift', '1', '--augment-affine', '0.1'];
     expect((await runCliHere(['train', s1, s2, '--out', path.join(t.dir, 'mu5'), ...withT, ...args])).code).toBe(0);
     const full = await fs.readFile(path.join(t.dir, 'mu5', 'weights.bin'));
     expect(full.equals(plain)).toBe(false);
     const tr = JSON.parse(await fs.readFile(path.join(t.dir, 'mu5', 'model.json'), 'utf8')).training;
     expect(tr.teacherWeight).toBe(5);
+    expect(tr.affine).toBe(0.1);
     expect(tr.teacher).toEqual([path.resolve(teach1), path.resolve(teach2)]);
     // killed after the checkpoint at 3, resumed: the uninterrupted run's weights
     const part = path.join(t.dir, 'mu5p');
@@ -254,6 +377,7 @@ describe('r2n2 train --teacher (tiny configuration)', () => {
     await check([s1, s2, '--teacher', teach1], /no --teacher registers the training series .*series-02/);
     await check([s1, '--teacher', teach1, teach1], /register the same series/);
     await check([s1, '--teacher', teach1, '--teacher-weight', '-1'], /--teacher-weight must be a number ≥ 0/);
+    await check([s1, '--teacher', teach1, '--augment-affine', '0.8'], /--augment-affine must be in \[0, 0.5\]/);
     // registered to another fixed frame than training's automatic one
     const summary = JSON.parse(await fs.readFile(path.join(teach1, 'summary.json'), 'utf8'));
     const otherFixed = summary.frames[0].name;

@@ -26,7 +26,7 @@ import {
 import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
 import { type Geometry, type Point } from '../core/image/geometry.js';
 import { sequenceMapPoint } from '../core/transformation/gaussian.js';
-import { flipImage, resampleAligned, shiftImage } from '../core/image/resample.js';
+import { type Matrix2, affineImage, flipImage, resampleAligned, shiftImage } from '../core/image/resample.js';
 import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
 import { linePlot } from '../core/qc/plot.js';
 import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
@@ -48,7 +48,7 @@ import {
 import { withOutputLock, writeTextAtomic } from '../io/atomic.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { readField, readSummary, resultFile } from '../io/index.js';
-import { fieldToNormalised, flipNormalisedField } from '../core/transformation/field.js';
+import { affineNormalisedField, fieldToNormalised, flipNormalisedField } from '../core/transformation/field.js';
 import { activeCompute } from '../backend/compute.js';
 import type { Compute } from '../core/tensors.js';
 
@@ -70,6 +70,10 @@ export interface TrainSettings {
   /** Largest random translation of a pair, in pixels of the network's image (`imageSize`),
    * uniform in ±shift on each axis, sub-pixel, both frames alike; 0 = off. */
   shift: number;
+  /** Largest deviation from the identity of a random linear map of a pair about the image centre
+   * (rotation, scale and shear: each entry of the 2×2 matrix in normalised coordinates uniform in
+   * ±affine), both frames alike, the teacher's field transformed with them; 0 = off. */
+  affine: number;
   /** Decay of an exponential moving average of the weights (Polyak averaging; 0 = off): after
    * each step ema ← d·ema + (1 − d)·w. When on, validation and the saved model use the average;
    * the checkpoint keeps both, so a resumed run continues bit-for-bit. */
@@ -114,6 +118,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   flip: true,
   intensityAugment: true,
   shift: 0,
+  affine: 0,
   ema: 0,
   criterion: 'image',
   batch: 1,
@@ -296,6 +301,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       iterations: undefined,
       checkpointEvery: undefined,
       shift: st.shift || undefined,
+      affine: st.affine || undefined,
       ema: st.ema || undefined,
       lossSize: ls,
       ...teacherSettings,
@@ -532,6 +538,8 @@ function checkTrainOptions(o: TrainOptions): void {
   if (!(Number.isInteger(st.batch) && st.batch >= 1)) throw new UserError(`--batch must be a positive integer, got ${st.batch}`);
   if (!(Number.isInteger(st.valPairs) && st.valPairs >= 1)) throw new UserError(`--val-pairs must be a positive integer, got ${st.valPairs}`);
   if (!(st.shift >= 0 && Number.isFinite(st.shift))) throw new UserError(`--shift must be a number ≥ 0 (pixels of the network's image), got ${st.shift}`);
+  if (!(st.affine >= 0 && st.affine <= 0.5))
+    throw new UserError(`--augment-affine must be in [0, 0.5] (the largest change of each matrix entry; e.g. 0.1), got ${st.affine}`);
   if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
   if (o.series.length === 0) throw new UserError('name at least one training series');
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
@@ -586,7 +594,7 @@ async function openFromModel(from: string, c: R2N2Config): Promise<LoadedModel> 
 
 /**
  * One training batch: `st.batch` pairs (a series, a moving frame other than its fixed one), each
- * mirrored, translated and intensity-augmented by one set of random draws alike at the network's
+ * mirrored, translated, linearly mapped (`affine`) and intensity-augmented by one set of random draws alike at the network's
  * size, at `--loss-size` (`ls`) and in its teacher's field. The draws come from `rng` in a fixed
  * order (a resumed run repeats them).
  */
@@ -601,13 +609,18 @@ function drawBatch(data: SeriesData[], st: TrainSettings, n: number, ls: number 
     let m = Math.floor(rng() * (d.frames.length - 1));
     if (m >= d.fixed) m++;
     // one set of random draws augments the pair alike at the network's size, at --loss-size, and its teacher
-    const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) }, () => rng());
+    const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) + (st.affine > 0 ? 4 : 0) }, () => rng());
     let k = 0;
     const flipX = st.flip && draws[k++] < 0.5;
     const flipY = st.flip && draws[k++] < 0.5;
     /** Translation in pixels of the network's image. */
     const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
     const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
+    /** The pair seen through I + E, E's entries uniform in ±affine (normalised coordinates). */
+    const A: Matrix2 | null =
+      st.affine > 0
+        ? [1 + (2 * draws[k++] - 1) * st.affine, (2 * draws[k++] - 1) * st.affine, (2 * draws[k++] - 1) * st.affine, 1 + (2 * draws[k++] - 1) * st.affine]
+        : null;
     const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
       if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
       if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
@@ -617,6 +630,7 @@ function drawBatch(data: SeriesData[], st: TrainSettings, n: number, ls: number 
         const [dx, dy] = [sx * f, sy * f];
         [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
       }
+      if (A) [F, M] = [affineImage(F, 1, size, size, A), affineImage(M, 1, size, size, A)];
       if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
       return [F, M];
     };
@@ -627,7 +641,7 @@ function drawBatch(data: SeriesData[], st: TrainSettings, n: number, ls: number 
     Fs.push(F);
     Ms.push(M);
     if (d.teacher) {
-      // the teacher's field, mirrored and translated as the pair was
+      // the teacher's field, mirrored, translated and mapped as the pair was
       let U = d.teacher[m] as Float32Array;
       if (flipX) U = flipNormalisedField(U, n, n, 'x');
       if (flipY) U = flipNormalisedField(U, n, n, 'y');
@@ -638,6 +652,7 @@ function drawBatch(data: SeriesData[], st: TrainSettings, n: number, ls: number 
         V.set(shiftImage(U.subarray(N), n, n, sx, sy), N);
         U = V;
       }
+      if (A) U = affineNormalisedField(U, n, n, A);
       Us.push(U);
     }
     if (d.lossFrames) {

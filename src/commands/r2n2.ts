@@ -51,6 +51,7 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   'augment-bias': number;
   'augment-gamma': number;
   'augment-noise': number;
+  'augment-affine': number;
   shift: number;
   ema: number;
   'fixed-frame-criterion': 'image' | 'intensity';
@@ -112,6 +113,12 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         type: 'number',
         default: T.ema,
         describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights',
+      })
+      .option('augment-affine', {
+        type: 'number',
+        default: T.affine,
+        describe:
+          'random linear map of each pair about the image centre (both frames alike, and the --teacher field with them): rotation, scale and shear, each entry of the 2×2 matrix within ±this of the identity (e.g. 0.1; 0 = off)',
       })
       .option('shift', {
         type: 'number',
@@ -232,6 +239,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
           ? { augment: { randomConv: argv['augment-conv'], bias: argv['augment-bias'], gamma: argv['augment-gamma'], noise: argv['augment-noise'] } }
           : {}),
         shift: argv.shift,
+        affine: argv['augment-affine'],
         ema: argv.ema,
         criterion: argv['fixed-frame-criterion'],
         batch: argv.batch,

@@ -184,3 +184,51 @@ export function shiftImage(data: ArrayLike<number>, H: number, W: number, dx: nu
     Float64Array.from({ length: W }, (_, j) => clamp(j - dx, W - 1)),
   );
 }
+
+/** A 2×2 matrix `[a, b, c, d]` = [[a, b], [c, d]] acting on normalised coordinates (x, y) ∈ [−1, 1]². */
+export type Matrix2 = [number, number, number, number];
+
+/**
+ * The image seen through the linear map `A` about its centre: out(q) = in(A·q), q in normalised
+ * coordinates with corners aligned (x = 2j/(W−1) − 1, y = 2i/(H−1) − 1), so the same `A` acts
+ * alike on the same image at any size. Bilinear, coordinates clamped to the image (edges
+ * replicated). The identity copies values exactly; a 90° rotation of a square image permutes them.
+ * `[C, H, W]` row-major in and out.
+ */
+export function affineImage(data: ArrayLike<number>, C: number, H: number, W: number, A: Matrix2): Float32Array {
+  const [a, b, c, d] = A;
+  const out = new Float32Array(C * H * W);
+  const sx = W > 1 ? 2 / (W - 1) : 0;
+  const sy = H > 1 ? 2 / (H - 1) : 0;
+  for (let i = 0; i < H; i++) {
+    const y = i * sy - 1;
+    for (let j = 0; j < W; j++) {
+      const x = j * sx - 1;
+      // A·q back to pixel indices, clamped to the grid
+      const px = Math.min(Math.max(W > 1 ? ((a * x + b * y + 1) * (W - 1)) / 2 : 0, 0), W - 1);
+      const py = Math.min(Math.max(H > 1 ? ((c * x + d * y + 1) * (H - 1)) / 2 : 0, 0), H - 1);
+      // round-off of an exact index (e.g. 63.00000000001) must not move to the next cell
+      const rx = Math.round(px);
+      const ry = Math.round(py);
+      const qx = Math.abs(px - rx) < 1e-9 ? rx : px;
+      const qy = Math.abs(py - ry) < 1e-9 ? ry : py;
+      const x0 = Math.min(Math.floor(qx), Math.max(W - 2, 0));
+      const y0 = Math.min(Math.floor(qy), Math.max(H - 2, 0));
+      const x1 = Math.min(x0 + 1, W - 1);
+      const y1 = Math.min(y0 + 1, H - 1);
+      const fx = qx - x0;
+      const fy = qy - y0;
+      for (let k = 0; k < C; k++) {
+        const o = k * H * W;
+        const v00 = data[o + y0 * W + x0];
+        const v01 = data[o + y0 * W + x1];
+        const v10 = data[o + y1 * W + x0];
+        const v11 = data[o + y1 * W + x1];
+        const top = v00 + (v01 - v00) * fx;
+        const bot = v10 + (v11 - v10) * fx;
+        out[o + i * W + j] = top + (bot - top) * fy;
+      }
+    }
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../image/geometry.js';
-import { type Flip, flipImage } from '../image/resample.js';
+import { type Flip, type Matrix2, affineImage, flipImage } from '../image/resample.js';
 
 /**
  * A dense 2D displacement field on a grid, in physical units (mm).
@@ -118,6 +118,28 @@ export function flipNormalisedField(u: ArrayLike<number>, H: number, W: number, 
   for (let p = 0; p < N; p++) {
     out[p] = fx ? -ux[p] : ux[p];
     out[N + p] = fy ? -uy[p] : uy[p];
+  }
+  return out;
+}
+
+/**
+ * A normalised field `[2, H, W]` of a pair seen through the linear map `A` (resample.ts
+ * `affineImage`: F'(q) = F(A·q), M'(q) = M(A·q)): if T(p) = p + u(p) registers M to F, then
+ * T'(q) = A⁻¹·T(A·q) registers M' to F', so u'(q) = A⁻¹·u(A·q). `A` must be invertible.
+ */
+export function affineNormalisedField(u: ArrayLike<number>, H: number, W: number, A: Matrix2): Float32Array {
+  const N = H * W;
+  if (u.length !== 2 * N) throw new Error(`field holds ${u.length} values, expected 2×${H}×${W}`);
+  const [a, b, c, d] = A;
+  const det = a * d - b * c;
+  if (!(Math.abs(det) > 1e-12)) throw new Error(`the matrix [${A.join(', ')}] is not invertible`);
+  const s = affineImage(u, 2, H, W, A);
+  const out = new Float32Array(2 * N);
+  for (let p = 0; p < N; p++) {
+    const x = s[p];
+    const y = s[N + p];
+    out[p] = (d * x - b * y) / det;
+    out[N + p] = (-c * x + a * y) / det;
   }
   return out;
 }
