@@ -198,37 +198,38 @@ export type Matrix2 = [number, number, number, number];
 export function affineImage(data: ArrayLike<number>, C: number, H: number, W: number, A: Matrix2): Float32Array {
   const [a, b, c, d] = A;
   const out = new Float32Array(C * H * W);
+  const N = H * W;
+  const channels = Array.from({ length: C }, (_, k) =>
+    data instanceof Float32Array ? data.subarray(k * N, (k + 1) * N) : Float32Array.from({ length: N }, (_, p) => data[k * N + p]),
+  );
   const sx = W > 1 ? 2 / (W - 1) : 0;
   const sy = H > 1 ? 2 / (H - 1) : 0;
   for (let i = 0; i < H; i++) {
     const y = i * sy - 1;
     for (let j = 0; j < W; j++) {
       const x = j * sx - 1;
-      // A·q back to pixel indices, clamped to the grid
-      const px = Math.min(Math.max(W > 1 ? ((a * x + b * y + 1) * (W - 1)) / 2 : 0, 0), W - 1);
-      const py = Math.min(Math.max(H > 1 ? ((c * x + d * y + 1) * (H - 1)) / 2 : 0, 0), H - 1);
-      // round-off of an exact index (e.g. 63.00000000001) must not move to the next cell
-      const rx = Math.round(px);
-      const ry = Math.round(py);
-      const qx = Math.abs(px - rx) < 1e-9 ? rx : px;
-      const qy = Math.abs(py - ry) < 1e-9 ? ry : py;
-      const x0 = Math.min(Math.floor(qx), Math.max(W - 2, 0));
-      const y0 = Math.min(Math.floor(qy), Math.max(H - 2, 0));
-      const x1 = Math.min(x0 + 1, W - 1);
-      const y1 = Math.min(y0 + 1, H - 1);
-      const fx = qx - x0;
-      const fy = qy - y0;
-      for (let k = 0; k < C; k++) {
-        const o = k * H * W;
-        const v00 = data[o + y0 * W + x0];
-        const v01 = data[o + y0 * W + x1];
-        const v10 = data[o + y1 * W + x0];
-        const v11 = data[o + y1 * W + x1];
-        const top = v00 + (v01 - v00) * fx;
-        const bot = v10 + (v11 - v10) * fx;
-        out[o + i * W + j] = top + (bot - top) * fy;
-      }
+      // A·q back to pixel indices; round-off of an exact index (63.00000000001) must not leave it
+      const px = W > 1 ? ((a * x + b * y + 1) * (W - 1)) / 2 : 0;
+      const py = H > 1 ? ((c * x + d * y + 1) * (H - 1)) / 2 : 0;
+      const qx = Math.abs(px - Math.round(px)) < 1e-9 ? Math.round(px) : px;
+      const qy = Math.abs(py - Math.round(py)) < 1e-9 ? Math.round(py) : py;
+      for (let k = 0; k < C; k++) out[k * N + i * W + j] = sampleLinear(channels[k], W, H, qx, qy);
     }
   }
   return out;
+}
+
+/** Bilinear value of `data` (W×H) at (x, y), clamped to the border. */
+export function sampleLinear(data: ArrayLike<number>, W: number, H: number, x: number, y: number): number {
+  const cx = Math.min(Math.max(x, 0), W - 1);
+  const cy = Math.min(Math.max(y, 0), H - 1);
+  const x0 = Math.min(Math.floor(cx), Math.max(W - 2, 0));
+  const y0 = Math.min(Math.floor(cy), Math.max(H - 2, 0));
+  const x1 = Math.min(x0 + 1, W - 1);
+  const y1 = Math.min(y0 + 1, H - 1);
+  const fx = cx - x0;
+  const fy = cy - y0;
+  const top = data[y0 * W + x0] * (1 - fx) + data[y0 * W + x1] * fx;
+  const bot = data[y1 * W + x0] * (1 - fx) + data[y1 * W + x1] * fx;
+  return top * (1 - fy) + bot * fy;
 }

@@ -13,6 +13,7 @@ import { type DisplacementField, mapPoint } from './field.js';
 import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../image/geometry.js';
 import { EDGE_TOL } from './warp.js';
 import { sampleCubic } from '../phantom/simulate.js';
+import { sampleLinear } from '../image/resample.js';
 
 export type Interpolation = 'nearest' | 'linear' | 'cubic';
 export const INTERPOLATIONS: Interpolation[] = ['nearest', 'linear', 'cubic'];
@@ -38,21 +39,6 @@ export function mappedIndices(field: DisplacementField, target: Geometry): Float
 }
 
 const insideAt = (x: number, y: number, W: number, H: number) => x >= -EDGE_TOL && y >= -EDGE_TOL && x <= W - 1 + EDGE_TOL && y <= H - 1 + EDGE_TOL;
-
-/** Bilinear value of `data` (W×H) at (x, y), clamped to the border. */
-export function sampleLinear(data: ArrayLike<number>, W: number, H: number, x: number, y: number): number {
-  const cx = Math.min(Math.max(x, 0), W - 1);
-  const cy = Math.min(Math.max(y, 0), H - 1);
-  const x0 = Math.min(Math.floor(cx), Math.max(W - 2, 0));
-  const y0 = Math.min(Math.floor(cy), Math.max(H - 2, 0));
-  const x1 = Math.min(x0 + 1, W - 1);
-  const y1 = Math.min(y0 + 1, H - 1);
-  const fx = cx - x0;
-  const fy = cy - y0;
-  const top = data[y0 * W + x0] * (1 - fx) + data[y0 * W + x1] * fx;
-  const bot = data[y1 * W + x0] * (1 - fx) + data[y1 * W + x1] * fx;
-  return top * (1 - fy) + bot * fy;
-}
 
 /**
  * `image` (row-major, on `source`) sampled at T(p) for every pixel p of the field's grid:

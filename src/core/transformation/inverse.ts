@@ -15,7 +15,7 @@
  */
 import type { DisplacementField } from './field.js';
 import type { Geometry } from '../image/geometry.js';
-import { sampleLinear } from './apply.js';
+import { sampleLinear } from '../image/resample.js';
 
 export interface InverseOptions {
   /** Most iterations per pixel (default 200). */
