@@ -3,8 +3,9 @@
  * unsupervised as training is (pairs of the series' fixed frame and its other frames, the same
  * loss), starting from the model's weights and its own training recipe, then register with the
  * adapted model. The adapted model is a model directory (kept with `--save-adapted DIR`, else in
- * the result directory's `adapted-model/`), so the next series of the same scanner can start
- * from it; a run killed while adapting resumes the adaptation from its checkpoint.
+ * the result directory's `adapted-model/`), so a later run can start from it (on real cardiac cine
+ * it did not carry to the patient's other slices: docs/cli.md); a run killed while adapting
+ * resumes the adaptation from its checkpoint.
  *
  * The gain is measured on the series itself: the mean image loss (masked MSE of the normalised
  * pair at the network's size, after the sequence) over every frame with the model before and

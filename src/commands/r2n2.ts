@@ -392,7 +392,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       .option('adapt-lr', { type: 'number', default: 1e-4, describe: 'learning rate of the adaptation' })
       .option('save-adapted', {
         type: 'string',
-        describe: 'where the adapted model goes (default: OUT/adapted-model); start the next series of the same scanner --model from it',
+        describe: 'where the adapted model goes (default: OUT/adapted-model); a rerun of the command reuses it, a later run may start --model from it',
       })
       .option('uncertainty', {
         type: 'number',
