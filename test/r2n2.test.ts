@@ -414,7 +414,7 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
       JSON.parse((await runCliHere(['evaluate', 'tre', '--result', res, '--landmarks', path.join(sim, 'landmarks'), '--json'])).stdout);
     const model = path.join(ROOT, 'fixtures', 'models', 'phantom');
     const guarded = path.join(t.dir, 'sunny-guarded');
-    const r = await runCliHere(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--quiet', '--jobs', '1']);
+    const r = await runCliHere(['register', 'series', path.join(sim, 'frames'), '--model', model, '--out', guarded, '--no-qc', '--jobs', '1']);
     expect(r.code).toBe(0);
     const free = path.join(t.dir, 'sunny-free');
     expect(
@@ -428,6 +428,13 @@ describeWithSunnybrook('never worse than none, on a real image the bundled (phan
     const s = JSON.parse(await fs.readFile(path.join(guarded, 'summary.json'), 'utf8'));
     expect(s.settings.stopWhenWorse).toBe(true);
     expect(Array.isArray(s.fallbacks)).toBe(true);
+    // frames where the guard dropped the first step are counted for the user, and half or more of
+    // the series left as it was is a warning
+    const idle = s.frames.filter((f: { name: string; parameters: number }) => f.parameters === 0 && !s.fallbacks.includes(f.name)).length;
+    expect(idle).toBeGreaterThan(0); // on this image (else this would not test it)
+    expect(r.stdout).toMatch(new RegExp(`no step +${idle} frame\\(s\\) left as they were`));
+    const identity = idle + s.fallbacks.length;
+    if (2 * identity >= s.frames.length) expect(r.stderr).toMatch(new RegExp(`warning: ${identity} of ${s.frames.length} frame\\(s\\) are the identity`));
     // with --refine the network's whole sequence is refined (7 steps), or the frame falls back
     const refined = path.join(t.dir, 'sunny-refined');
     expect(

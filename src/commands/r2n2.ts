@@ -590,6 +590,10 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       lines.push(
         `fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`,
       );
+    // frames where the never-worse guard dropped the network's very first step: the identity too
+    const idle = report.registered.filter((f) => !f.fallback && f.parameters === 0).length;
+    if (idle)
+      lines.push(`no step      ${idle} frame(s) left as they were: the network's first step already raised the image loss (parameters 0 in summary.json)`);
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
     if (report.complete)
       lines.push(
@@ -603,9 +607,9 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         );
     }
     process.stdout.write(lines.join('\n') + '\n');
-    if (fell.length && !ctx.quiet)
+    if ((fell.length || 2 * idle >= n) && n && !ctx.quiet)
       process.stderr.write(
-        `warning: ${fell.length} of ${n} frame(s) fell back to the identity (the model made them worse than none): the model may not suit these images (try --refine, or train on such series)\n`,
+        `warning: ${fell.length + idle} of ${n} frame(s) are the identity (${fell.length} that the model made worse than none, ${idle} where its first step already raised the image loss): the model may not suit these images (try --refine N or --adapt N, or train on such series)\n`,
       );
     const e = framesInterrupted(report);
     if (e) throw e;
