@@ -43,6 +43,28 @@ describe('r2n2 evaluate report', () => {
     expect(pics.length).toBe(11);
     expect(html).not.toMatch(/src="(?!data:)/); // self-contained: no external sources
   });
+  test("an R2N2 result's identity frames (made worse, or no step kept) get their own table; other methods none", async () => {
+    expect(await fs.readFile(path.join(report, 'index.html'), 'utf8')).not.toMatch(/Frames left as the identity/);
+    // an R2N2-like result: the B-spline's frames, one written as the identity, one without steps
+    const r2 = path.join(t.dir, 'r2n2-like');
+    await fs.cp(path.join(t.dir, 'bspline'), r2, { recursive: true });
+    const file = path.join(r2, 'summary.json');
+    const s = JSON.parse(await fs.readFile(file, 'utf8'));
+    s.method = 'r2n2';
+    s.frames[0] = { ...s.frames[0], fallback: 'identity', parameters: 0 };
+    s.frames[1] = { ...s.frames[1], parameters: 0 };
+    await fs.writeFile(file, JSON.stringify(s));
+    const out = path.join(t.dir, 'report2');
+    const r = runCli(['evaluate', 'report', r2, '--out', out, '--frames', 'frame_004', '--json']);
+    expect(r.code).toBe(0);
+    const html = await fs.readFile(path.join(out, 'index.html'), 'utf8');
+    expect(html).toMatch(
+      new RegExp(
+        `<h2>Frames left as the identity</h2>.*<tr><td>[^<]*</td><td>${s.frames.length}</td><td>1</td><td>1</td><td>${s.frames[0].name}, ${s.frames[1].name}</td></tr>`,
+        's',
+      ),
+    );
+  });
   (CHROMIUM ? test : test.skip)('opens in headless Chromium without errors, every picture loads, the screenshot shows the page', async () => {
     const dom = spawnSync(
       CHROMIUM as string,

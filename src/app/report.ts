@@ -104,6 +104,7 @@ export async function writeReport(o: ReportOptions): Promise<{ file: string; ima
   const svg = await boxPlotSvg(c);
   const motion = await motionSvg(await motionRows(c.entries));
   const uncertainty = await uncertaintySection(c);
+  const identity = await identitySection(c);
   const imgDir = path.join(o.out, 'img');
   await fs.mkdir(imgDir, { recursive: true });
   let count = 0;
@@ -170,6 +171,7 @@ figure{margin:0}figure img{width:200px;image-rendering:pixelated;border:1px soli
 <h2>Per method</h2>${methodTable}
 <h2>TRE per landmark</h2><div id="boxplot">${svg}</div>
 ${motion ? `<h2>Motion traces</h2><p>From each result's motion.csv: the mean displacement the registration applies to each frame, and each frame's normalised cross-correlation to the fixed frame before (none) and after.</p><div id="motion">${motion}</div>` : ''}
+${identity}
 ${uncertainty}
 <h2>Frames</h2>${sections.join('\n')}
 <script>
@@ -188,6 +190,29 @@ window.addEventListener('load', () => {
 
 function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+/**
+ * The frames an R2N2 result left as the identity (its never-worse guard): written as the identity
+ * because the registration made them worse (`fallback`), or no step kept because the first one
+ * already raised the image loss (`parameters` 0); empty when no result has any.
+ */
+async function identitySection(c: Comparison): Promise<string> {
+  const rows: string[] = [];
+  for (const e of c.entries) {
+    const s = await readSummary(e.result);
+    if (!s.method.startsWith('r2n2')) continue;
+    const fell = s.frames.filter((f) => f.fallback === 'identity').map((f) => f.name);
+    const idle = s.frames.filter((f) => f.fallback !== 'identity' && f.parameters === 0).map((f) => f.name);
+    if (!fell.length && !idle.length) continue;
+    const names = (xs: string[]) => esc(xs.slice(0, 5).join(', ') + (xs.length > 5 ? ', …' : ''));
+    rows.push(
+      `<tr><td>${esc(e.method)}</td><td>${s.frames.length}</td><td>${fell.length}</td><td>${idle.length}</td><td>${names([...fell, ...idle])}</td></tr>`,
+    );
+  }
+  return rows.length
+    ? `<h2>Frames left as the identity</h2><p>R2N2 is never worse than no registration: a frame the registration made worse is written as the identity, and a frame whose first Gaussian already raised the image loss keeps none. Many such frames mean the model does not suit these images (<code>--refine N</code>, <code>--adapt N</code>, or a model trained on such series).</p><table><tr><th>method</th><th>frames</th><th>made worse: identity written</th><th>no step kept</th><th>frames (first 5)</th></tr>${rows.join('')}</table>`
+    : '';
 }
 
 /** The uncertainty section (R2N2 --uncertainty): per result, the mean and the largest per-frame displacement std; empty without. */
