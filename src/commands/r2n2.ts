@@ -590,10 +590,13 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       lines.push(
         `fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`,
       );
-    // frames where the never-worse guard dropped the network's very first step: the identity too
+    // frames whose sequence stopped before its first step (the never-worse guard, --stop-threshold): the identity too
     const idle = report.registered.filter((f) => !f.fallback && f.parameters === 0).length;
+    const why = [argv['stop-when-worse'] ? 'already raised the image loss' : '', argv['stop-threshold'] > 0 ? 'was below --stop-threshold' : ''];
     if (idle)
-      lines.push(`no step      ${idle} frame(s) left as they were: the network's first step already raised the image loss (parameters 0 in summary.json)`);
+      lines.push(
+        `no step      ${idle} frame(s) left as they were: the network's first step ${why.filter(Boolean).join(' or ') || 'was dropped'} (parameters 0 in summary.json)`,
+      );
     lines.push(`result       ${report.out}${report.complete ? '' : `  (incomplete: ${report.missing.length} frame(s) to do)`}`);
     if (report.complete)
       lines.push(
@@ -609,7 +612,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     process.stdout.write(lines.join('\n') + '\n');
     if ((fell.length || 2 * idle >= n) && n && !ctx.quiet)
       process.stderr.write(
-        `warning: ${fell.length + idle} of ${n} frame(s) are the identity (${fell.length} that the model made worse than none, ${idle} where its first step already raised the image loss): the model may not suit these images (try --refine N or --adapt N, or train on such series)\n`,
+        `warning: ${fell.length + idle} of ${n} frame(s) are the identity (${fell.length} that the model made worse than none, ${idle} where it kept no step): the model may not suit these images (try --refine N or --adapt N, or train on such series)\n`,
       );
     const e = framesInterrupted(report);
     if (e) throw e;
