@@ -13,7 +13,7 @@ import { insideMask } from '../core/transformation/apply.js';
 import { jacobianDeterminant } from '../core/metrics/jacobian.js';
 import { gaussianOverlay, type Mosaic } from '../core/qc/qc.js';
 import { checkerboard, deformationGrid, determinantPicture, greyPicture, percentileWindow } from '../core/qc/render.js';
-import { readSummary, readField, readImage2D, resultFile, writeGreyPng, openSeries, resolveFrame, writeTextAtomic } from '../io/index.js';
+import { identityFrames, readSummary, readField, readImage2D, resultFile, writeGreyPng, openSeries, resolveFrame, writeTextAtomic } from '../io/index.js';
 import { compareResults, type Comparison } from './evaluate-compare.js';
 import { TRE_CONVENTION } from './evaluate-tre.js';
 
@@ -202,8 +202,7 @@ async function identitySection(c: Comparison): Promise<string> {
   for (const e of c.entries) {
     const s = await readSummary(e.result);
     if (!s.method.startsWith('r2n2')) continue;
-    const fell = s.frames.filter((f) => f.fallback === 'identity').map((f) => f.name);
-    const idle = s.frames.filter((f) => f.fallback !== 'identity' && f.parameters === 0).map((f) => f.name);
+    const { fallback: fell, noStep: idle } = identityFrames(s.frames);
     if (!fell.length && !idle.length) continue;
     const names = (xs: string[]) => esc(xs.slice(0, 5).join(', ') + (xs.length > 5 ? ', …' : ''));
     rows.push(

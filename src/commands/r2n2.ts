@@ -5,7 +5,7 @@ import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/ne
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
 import { REFINE_DEFAULTS } from '../core/r2n2/refine.js';
 import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar, uncertaintyKeepFor } from '../app/register.js';
-import { readSummary } from '../io/result.js';
+import { identityFrames, readSummary } from '../io/result.js';
 import { type AdaptReport, adaptModel } from '../app/adapt.js';
 import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import path from 'node:path';
@@ -585,13 +585,13 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         `mean |F−M|   before ${fmt(mean('madBefore'), 4)}  after ${fmt(mean('madAfter'), 4)}`,
         `parameters   ${fmt(mean('parameters'), 1)} per frame (7 per step${argv['flip-average'] !== 'none' ? ', every pass' : ''})`,
       );
-    const fell = report.registered.filter((f) => f.fallback).map((f) => f.name);
+    const { fallback: fell, noStep } = identityFrames(report.registered);
     if (fell.length)
       lines.push(
         `fallback     ${fell.length} frame(s) written as the identity: the network made them worse than none (${fell.slice(0, 5).join(', ')}${fell.length > 5 ? ', …' : ''}); see summary.json "fallbacks"`,
       );
     // frames whose sequence stopped before its first step (the never-worse guard, --stop-threshold): the identity too
-    const idle = report.registered.filter((f) => !f.fallback && f.parameters === 0).length;
+    const idle = noStep.length;
     const why = [argv['stop-when-worse'] ? 'already raised the image loss' : '', argv['stop-threshold'] > 0 ? 'was below --stop-threshold' : ''];
     if (idle)
       lines.push(

@@ -47,6 +47,18 @@ export interface ResultSummary {
   [extra: string]: unknown;
 }
 
+/**
+ * The frames a result left as the identity: `fallback`, written as the identity because the
+ * registration made them worse; `noStep`, no transformation parameter kept (R2N2's sequence
+ * stopped before its first step: the never-worse guard or `--stop-threshold`).
+ */
+export function identityFrames(frames: readonly Pick<ResultFrame, 'name' | 'fallback' | 'parameters'>[]): { fallback: string[]; noStep: string[] } {
+  return {
+    fallback: frames.filter((f) => f.fallback === 'identity').map((f) => f.name),
+    noStep: frames.filter((f) => f.fallback !== 'identity' && f.parameters === 0).map((f) => f.name),
+  };
+}
+
 export const SUMMARY_FILE = 'summary.json';
 
 export const resultPaths = (frame: string) => ({
