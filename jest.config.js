@@ -8,6 +8,7 @@ export default {
     '^.+\\.ts$': ['<rootDir>/test/jest-transform.cjs', { useESM: true, tsconfig: 'tsconfig.test.json' }],
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  setupFiles: ['<rootDir>/test/setup-env.cjs'],
   testTimeout: 120000,
   // every core: most suites spawn the CLI or compute; on 2 cores two workers measured 1.4× the
   // throughput of one (jest's default is one worker fewer than the cores)

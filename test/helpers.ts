@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Third-party test data, present in CI beside the repository, absent from a user's clone. */
+/** Whether @tensorflow/tfjs-node's native binding is built here (absent after a plain `npm ci` offline). */
+export const TFJS_NODE_BUILT = existsSync(path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-node', 'lib'));
 export const BIRL = path.resolve(ROOT, '..', 'shared', 'data', 'birl_artificial');
 export const HAVE_BIRL = existsSync(path.join(BIRL, 'artificial_reference.csv'));
 

@@ -108,10 +108,28 @@ interface GpuAdapter {
   info?: { vendor?: string; architecture?: string; description?: string; device?: string };
 }
 
+/** Threads the native TensorFlow backend may use (set by `initBackend` before it is loaded). */
+let tensorflowThreads = 1;
+
+/**
+ * Loads a tfjs-node package. TensorFlow reads its settings from the environment once, when the
+ * library loads, so they are set first (a value the user exported wins): oneDNN's custom ops off
+ * (its results differ from the other backends' in the last digits), `--threads` intra-op threads
+ * and one inter-op thread (on a few cores more threads only contend), and only errors logged.
+ */
+async function loadTfjsNode(pkg: string): Promise<void> {
+  const env = process.env;
+  env.TF_ENABLE_ONEDNN_OPTS ??= '0';
+  env.TF_NUM_INTRAOP_THREADS ??= String(tensorflowThreads);
+  env.TF_NUM_INTEROP_THREADS ??= '1';
+  env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  await import(pkg);
+}
+
 const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Candidate[]> = {
   tensorflow: [
-    { provider: '@tensorflow/tfjs-node-gpu', name: 'tensorflow', load: async () => void (await import('@tensorflow/tfjs-node-gpu' as string)) },
-    { provider: '@tensorflow/tfjs-node', name: 'tensorflow', load: async () => void (await import('@tensorflow/tfjs-node' as string)) },
+    { provider: '@tensorflow/tfjs-node-gpu', name: 'tensorflow', load: () => loadTfjsNode('@tensorflow/tfjs-node-gpu') },
+    { provider: '@tensorflow/tfjs-node', name: 'tensorflow', load: () => loadTfjsNode('@tensorflow/tfjs-node') },
   ],
   webgpu: [{ provider: 'webgpu (Dawn) + @tensorflow/tfjs-backend-webgpu', name: 'webgpu', load: loadWebGpu }],
   wasm: [
@@ -156,6 +174,7 @@ export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu
   const threads = o.threads ?? 1;
   if (!(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS))
     throw new Error(`threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`);
+  tensorflowThreads = threads;
   // prod mode: no debug checks, and tfjs's console banners ("install our node backend") stay off
   tf.enableProdMode();
   // webgpu has no synchronous read-back in Node; only the code paths written for it take it
@@ -205,6 +224,6 @@ export async function initBackend(requested: BackendChoice = 'auto', o: { webgpu
   }
   const why = skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ');
   throw new Error(
-    `backend "${requested}" is not available (${why})${requested === 'tensorflow' ? '; install @tensorflow/tfjs-node (needs a libtensorflow download) or use --backend wasm' : ''}`,
+    `backend "${requested}" is not available (${why})${requested === 'tensorflow' ? '; install @tensorflow/tfjs-node (needs a libtensorflow download; offline: scripts/tfjs-node-offline.sh) or use --backend wasm' : ''}`,
   );
 }

@@ -76,14 +76,20 @@ export interface BackendArgs {
 }
 
 /** `--backend` and `--threads` for every compute command. */
+/** `--backend`'s default: the environment's R2N2_BACKEND when it names a backend, else auto. */
+function defaultBackend(): BackendChoice {
+  const e = process.env.R2N2_BACKEND;
+  return e && (BACKEND_CHOICES as string[]).includes(e) ? (e as BackendChoice) : 'auto';
+}
+
 export function backendOption<T>(y: Argv<T>) {
   return y
     .option('backend', {
       type: 'string',
       choices: BACKEND_CHOICES,
-      default: 'auto',
+      default: defaultBackend(),
       describe:
-        'compute backend: auto tries tensorflow (tfjs-node-gpu, tfjs-node), then webgpu on a GPU (r2n2 train and register series only), then wasm, then cpu',
+        'compute backend (default: $R2N2_BACKEND, else auto): auto tries tensorflow (tfjs-node-gpu, tfjs-node), then webgpu on a GPU (r2n2 train and register series only), then wasm, then cpu',
     })
     .option('threads', {
       type: 'string',
