@@ -5,6 +5,7 @@ import { UserError, fsUserError } from './errors.js';
 import { globalOptions } from './commands/common.js';
 import { phantomCommand } from './commands/phantom.js';
 import { simulateCommand } from './commands/simulate.js';
+import { synthCommand } from './commands/synth.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { trainCommand, registerCommand } from './commands/r2n2.js';
 import { baselineCommand } from './commands/baseline.js';
@@ -21,6 +22,7 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     .command(evaluateCommand as never)
     .command(phantomCommand as never)
     .command(simulateCommand as never)
+    .command(synthCommand as never)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .recommendCommands()

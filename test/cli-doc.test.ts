@@ -18,6 +18,7 @@ const COMMANDS = [
   ['apply'],
   ['phantom'],
   ['simulate'],
+  ['synth'],
 ];
 
 /** The long options of a --help text (`--name`, as yargs prints them at the start of a line). */

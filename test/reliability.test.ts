@@ -243,7 +243,7 @@ const CASES: Case[] = [
     args: (o) => ['register', 'series', '--model', MODEL, '--out', o],
     stderr: /r2n2 register series needs the series/,
   },
-  { name: 'train without a series', args: (o) => ['train', '--out', o], stderr: /r2n2 train needs the training series/ },
+  { name: 'train without a series', args: (o) => ['train', '--out', o], stderr: /name at least one training series, or train on generated pairs/ },
   { name: 'evaluate without what', args: () => ['evaluate'], stderr: /r2n2 evaluate needs what to evaluate/ },
   {
     name: '--uncertainty 1',

@@ -1,11 +1,11 @@
 /**
- * `r2n2 train` as a function: reads the series, samples (fixed frame, random other frame)
- * pairs with a seeded generator, optimises the network with AMSGrad + gradient clipping and
- * weight noise, checkpoints atomically every K iterations (weights, optimiser state, random
- * state, loss history: `--resume` continues bit-for-bit), validates, and writes the model
- * directory (io/model.ts) and a loss-curve PNG.
+ * `r2n2 train` as a function: draws pairs from the training series and the generated sources
+ * (train-data.ts) with a seeded generator, optimises the network with AMSGrad + gradient
+ * clipping and weight noise, checkpoints atomically every K iterations (weights, optimiser state,
+ * random state, loss history: `--resume` continues bit-for-bit), validates (train-validation.ts),
+ * and writes the model directory (io/model.ts) and a loss-curve PNG.
  */
-import { promises as fs, existsSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
@@ -23,18 +23,9 @@ import {
   weightShapes,
   disposeWeights,
 } from '../core/r2n2/network.js';
-import { inferSequence, networkImage, sequenceLoss } from '../core/r2n2/sequence.js';
-import { type Geometry, type Point } from '../core/image/geometry.js';
-import { sequenceMapPoint } from '../core/transformation/gaussian.js';
-import { type Matrix2, affineImage, flipImage, resampleAligned, shiftImage } from '../core/image/resample.js';
-import { listLandmarkDir, readLandmarkFile, landmarksMm } from '../io/landmarks.js';
-import { linePlot } from '../core/qc/plot.js';
-import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
-import type { Image2D } from '../io/image.js';
-import { writeGreyPng } from '../io/image.js';
-import { openSeries } from '../io/series.js';
-import { type ImageStatistics, imageStatistics, statisticsRange } from '../core/image/intensity.js';
-import { type AugmentOptions, augmentOn, augmentPair } from '../core/r2n2/augment.js';
+import { inferSequence, sequenceLoss } from '../core/r2n2/sequence.js';
+import { statisticsRange } from '../core/image/intensity.js';
+import { augmentOn } from '../core/r2n2/augment.js';
 import { type LoadedModel, loadModel, saveModel, toVariables } from '../io/model.js';
 import {
   CHECKPOINT_DIR,
@@ -45,188 +36,13 @@ import {
   recoverCheckpoint,
   writeCheckpoint,
 } from '../io/checkpoint.js';
-import { withOutputLock, writeTextAtomic } from '../io/atomic.js';
-import { autoFixedFrame } from './fixed-frame.js';
-import { readField, readSummary, resultFile } from '../io/index.js';
-import { affineNormalisedField, fieldToNormalised, flipNormalisedField } from '../core/transformation/field.js';
+import { withOutputLock } from '../io/atomic.js';
 import { activeCompute } from '../backend/compute.js';
-import type { Compute } from '../core/tensors.js';
+import { RENDER_FACTOR, type SeriesData, attachTeachers, drawBatch, listStills, loadSeries, loadStills } from './train-data.js';
+import { validationFigures, writeCurves } from './train-validation.js';
+import { type TrainSettings, SYNTH_DEFAULTS, checkSynthSettings, learningRateAt } from './train-settings.js';
 
-/** A frame as the network sees it (core/r2n2/sequence.ts `networkImage`). */
-const netImage = (img: Image2D, n: number): Float32Array => networkImage(img.data, img.geometry.size[1], img.geometry.size[0], n);
-
-export interface TrainSettings {
-  iterations: number;
-  steps: number;
-  learningRate: number;
-  lambda: number;
-  clip: number;
-  /** Keep rate of the weight noise (1 = off). */
-  keep: number;
-  checkpointEvery: number;
-  seed: number;
-  flip: boolean;
-  intensityAugment: boolean;
-  /** Largest random translation of a pair, in pixels of the network's image (`imageSize`),
-   * uniform in ±shift on each axis, sub-pixel, both frames alike; 0 = off. */
-  shift: number;
-  /** Largest deviation from the identity of a random linear map of a pair about the image centre
-   * (rotation, scale and shear: each entry of the 2×2 matrix in normalised coordinates uniform in
-   * ±affine), both frames alike, the teacher's field transformed with them; 0 = off. */
-  affine: number;
-  /** Decay of an exponential moving average of the weights (Polyak averaging; 0 = off): after
-   * each step ema ← d·ema + (1 − d)·w. When on, validation and the saved model use the average;
-   * the checkpoint keeps both, so a resumed run continues bit-for-bit. */
-  ema: number;
-  criterion: FixedFrameCriterion;
-  /** Pairs per iteration (one gradient step on their mean loss). */
-  batch: number;
-  /** Learning rate at the end of the decay: cosine from `learningRate` over `decayIterations` (undefined: constant). */
-  learningRateFinal?: number;
-  /** Iterations of the cosine decay (default: `iterations` of this run; part of the resume key, so a
-   * resumed run keeps the schedule it started with); after them the rate stays at `learningRateFinal`. */
-  decayIterations?: number;
-  /** Validation pairs per validation series (a fixed seeded draw). */
-  valPairs: number;
-  /** Side of the images the training loss is computed on (undefined: the network's size). The
-   * network still observes the pair at its size; its Gaussians are evaluated on a lossSize² grid
-   * and the frames, resampled as for the network, compared there (docs/method.md's loss, finer). */
-  lossSize?: number;
-  /** Weight μ of the distillation term (sequence.ts `teacher`) when `TrainOptions.teacher` is given. */
-  teacherWeight: number;
-  /** Which fields the teacher term compares: every step's (`all`) or the final one. */
-  teacherSteps: 'all' | 'final';
-  /** Augmentations of each pair at the network's size (core/r2n2/augment.ts); undefined or all 0 = off. */
-  augment?: AugmentOptions;
-}
-
-/** The learning rate of iteration `it` (0-based) of `total`: cosine from lr0 to lr1. */
-export function learningRateAt(lr0: number, lr1: number | undefined, it: number, total: number): number {
-  if (lr1 === undefined || lr1 === lr0 || total <= 1) return lr0;
-  return lr1 + 0.5 * (lr0 - lr1) * (1 + Math.cos((Math.PI * Math.min(it, total - 1)) / (total - 1)));
-}
-
-export const TRAIN_DEFAULTS: TrainSettings = {
-  iterations: 2000,
-  steps: 10,
-  learningRate: 1e-4,
-  lambda: 1,
-  clip: 1,
-  keep: 0.5,
-  checkpointEvery: 100,
-  seed: 1,
-  flip: true,
-  intensityAugment: true,
-  shift: 0,
-  affine: 0,
-  ema: 0,
-  criterion: 'image',
-  batch: 1,
-  valPairs: 8,
-  teacherWeight: 1,
-  teacherSteps: 'final',
-};
-
-interface SeriesData {
-  source: string;
-  fixed: number;
-  frames: Float32Array[];
-  /** The frames at the loss size (`--loss-size`), when it differs from the network's. */
-  lossFrames: Float32Array[] | null;
-  names: string[];
-  geometry: Geometry;
-  /** Landmarks (mm) per frame index, when `<series>/../landmarks` holds them. */
-  landmarks: Map<number, Point[]> | null;
-  /** With `--teacher`: per frame the teacher's field `[2·n·n]` (normalised units; null for the fixed frame). */
-  teacher: (Float32Array | null)[] | null;
-  /** What the network sees of the fixed frame (recorded in model.json for `register series`' check). */
-  stats: ImageStatistics;
-}
-
-async function loadSeries(source: string, n: number, criterion: FixedFrameCriterion, withLandmarks = false, lossSize?: number): Promise<SeriesData> {
-  const s = await openSeries(source, { checkAll: true });
-  const fixed = (await autoFixedFrame(s, criterion)).index;
-  const frames: Float32Array[] = [];
-  const lossFrames: Float32Array[] | null = lossSize !== undefined ? [] : null;
-  let stats: ImageStatistics | null = null;
-  for (let i = 0; i < s.frames.length; i++) {
-    const img = await s.readFrame(i);
-    if (i === fixed) stats = imageStatistics(img.data, img.geometry.size[0], img.geometry.size[1], img.geometry.spacing, n);
-    frames.push(netImage(img, n));
-    lossFrames?.push(netImage(img, lossSize as number));
-  }
-  const names = s.frames.map((f) => f.name);
-  let landmarks: Map<number, Point[]> | null = null;
-  const lmDir = path.join(path.dirname(path.resolve(s.source)), 'landmarks');
-  if (withLandmarks && existsSync(lmDir)) {
-    const files = await listLandmarkDir(lmDir);
-    landmarks = new Map();
-    for (const [name, file] of files) {
-      const i = names.indexOf(name);
-      if (i >= 0) landmarks.set(i, landmarksMm(await readLandmarkFile(file), s.geometry));
-    }
-    if (!landmarks.has(fixed)) landmarks = null;
-  }
-  return { source: s.source, fixed, frames, lossFrames, names, geometry: s.geometry, landmarks, teacher: null, stats: stats as ImageStatistics };
-}
-
-/**
- * Reads teacher registrations (result directories of `register series` or `baseline bspline`,
- * any method) for the training series: each directory's `summary.json` names its series and
- * fixed frame, which must be a training series and its fixed frame; each frame's field (mm) is
- * turned into normalised units and resampled to n×n. Every training series needs one.
- */
-async function attachTeachers(dirs: string[], data: SeriesData[], n: number): Promise<void> {
-  const bySeries = new Map<string, { dir: string; summary: Awaited<ReturnType<typeof readSummary>> }>();
-  for (const dir of dirs) {
-    const summary = await readSummary(dir);
-    if (typeof summary.series !== 'string')
-      throw new UserError(`${path.join(dir, 'summary.json')} names no series; a teacher must be a result directory of register series or baseline bspline`);
-    const key = path.resolve(summary.series);
-    if (bySeries.has(key)) throw new UserError(`--teacher ${dir} and ${bySeries.get(key)?.dir} register the same series ${key}; give one teacher per series`);
-    bySeries.set(key, { dir, summary });
-  }
-  for (const d of data) {
-    const t = bySeries.get(path.resolve(d.source));
-    if (!t)
-      throw new UserError(
-        `no --teacher registers the training series ${d.source}; run r2n2 register series (e.g. with --refine 20) or baseline bspline on it and add its --out directory`,
-      );
-    if (t.summary.fixedFrame !== d.names[d.fixed]) {
-      throw new UserError(
-        `--teacher ${t.dir} registered ${d.source} to frame ${t.summary.fixedFrame}, but training uses ${d.names[d.fixed]} (--fixed-frame-criterion); register it again with the training's fixed frame`,
-      );
-    }
-    const byName = new Map(t.summary.frames.map((f) => [f.name, f]));
-    d.teacher = [];
-    for (let i = 0; i < d.names.length; i++) {
-      if (i === d.fixed) {
-        d.teacher.push(null);
-        continue;
-      }
-      const f = byName.get(d.names[i]);
-      if (!f) throw new UserError(`--teacher ${t.dir} has no field for frame ${d.names[i]} of ${d.source}; finish that registration (rerun it: it resumes)`);
-      const file = resultFile(t.dir, f.field);
-      const field = await readField(file);
-      const [W, H] = field.geometry.size;
-      if (W !== d.geometry.size[0] || H !== d.geometry.size[1])
-        throw new UserError(`${file} is ${W}×${H}, but the frames of ${d.source} are ${d.geometry.size.join('×')}; the teacher must register these frames`);
-      const u = fieldToNormalised(field);
-      if (!u.every(Number.isFinite)) throw new UserError(`${file} holds NaN or infinite displacements; redo that registration`);
-      d.teacher.push(resampleAligned(u, 2, H, W, n, n));
-    }
-  }
-}
-
-/** Mean TRE (mm) of a Gaussian sequence at the fixed landmarks: |f + u(f) − m|. */
-function sequenceTre(steps: Float32Array, g: Geometry, fixedPts: Point[], movingPts: Point[]): number {
-  let sum = 0;
-  fixedPts.forEach((p, k) => {
-    const q = sequenceMapPoint(steps, g, p);
-    sum += Math.hypot(q[0] - movingPts[k][0], q[1] - movingPts[k][1]);
-  });
-  return sum / Math.max(fixedPts.length, 1);
-}
+export { TRAIN_DEFAULTS, SYNTH_DEFAULTS, learningRateAt, type TrainSettings, type SourceMix, type SynthSettings } from './train-settings.js';
 
 export interface TrainOptions {
   series: string[];
@@ -235,6 +51,8 @@ export interface TrainOptions {
   config: R2N2Config;
   settings: TrainSettings;
   resume: boolean;
+  /** Still images (files, or directories searched recursively) set in motion by random fields: the `stills` source of `settings.mix`. */
+  stills?: string[];
   /** Teacher registrations (result directories), one per training series: adds the distillation term (`settings.teacherWeight`). */
   teacher?: string[];
   /** Start from this model's weights (fine-tuning; its weight shapes must equal `config`'s: the input size may differ). */
@@ -282,11 +100,15 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const ls = st.lossSize === n ? undefined : st.lossSize;
   const data: SeriesData[] = [];
   for (const s of o.series) data.push(await loadSeries(s, n, st.criterion, false, ls));
+  const stillFiles = o.stills?.length ? await listStills(o.stills) : [];
+  const stills = stillFiles.length ? await loadStills(stillFiles, RENDER_FACTOR * n) : null;
+  /** Generated pairs (synthetic or stills) in the mix: each brings its true field as a teacher. */
+  const generated = st.mix !== undefined && (st.mix.synth > 0 || (st.mix.stills > 0 && stills !== null));
+  const synth = generated ? (st.synth ?? SYNTH_DEFAULTS) : undefined;
   const teacherDirs = o.teacher && o.teacher.length ? o.teacher.map((d) => path.resolve(d)) : null;
-  /** The teacher settings as recorded (resume key, model.json): absent without --teacher. */
-  const teacherSettings = teacherDirs
-    ? { teacherWeight: st.teacherWeight, teacherSteps: st.teacherSteps }
-    : { teacherWeight: undefined, teacherSteps: undefined };
+  /** The teacher settings as recorded (resume key, model.json): absent without --teacher or generated pairs. */
+  const teacherSettings =
+    teacherDirs || generated ? { teacherWeight: st.teacherWeight, teacherSteps: st.teacherSteps } : { teacherWeight: undefined, teacherSteps: undefined };
   if (teacherDirs) await attachTeachers(teacherDirs, data, n);
   const val: SeriesData[] = [];
   for (const s of o.val) val.push(await loadSeries(s, n, st.criterion, true, ls));
@@ -305,7 +127,10 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       ema: st.ema || undefined,
       lossSize: ls,
       ...teacherSettings,
+      mix: generated ? st.mix : undefined,
+      synth,
     },
+    stills: stills ? stillFiles.map((f) => path.resolve(f)) : undefined,
     teacher: teacherDirs ?? undefined,
     series: await Promise.all(data.map(async (d) => [await fs.realpath(d.source).catch(() => path.resolve(d.source)), d.frames.length])),
     from: fromModel ? [await fs.realpath(fromModel.dir).catch(() => path.resolve(fromModel.dir)), fromModel.json.created ?? null] : null,
@@ -389,7 +214,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     let interrupted: string | null = null;
     try {
       for (; it < st.iterations; it++) {
-        const { Fs, Ms, FLs, MLs, Us } = drawBatch(data, st, n, ls, rng);
+        const { Fs, Ms, FLs, MLs, Us } = drawBatch({ series: data, stills, mix: generated ? st.mix : undefined, synth }, st, n, ls, rng);
         opt.learningRate = learningRateAt(st.learningRate, st.learningRateFinal, it, decay ?? 1);
         const noise = sampleWeightNoise(c, st.keep, rng);
         const loss = await optimiserStep(
@@ -399,7 +224,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
               lambda: st.lambda,
               noise,
               lossImages: ls !== undefined ? { fixed: FLs, moving: MLs, size: ls } : undefined,
-              teacher: teacherDirs ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined,
+              teacher: teacherDirs || generated ? { fields: Us, weight: st.teacherWeight, steps: st.teacherSteps } : undefined,
               compute,
             }),
           { opt, vars, names, weights, ema, emaDecay: st.ema, clip: st.clip },
@@ -432,6 +257,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           ...st,
           lossSize: ls,
           ...teacherSettings,
+          mix: generated ? st.mix : undefined,
+          synth,
           teacher: teacherDirs ?? undefined,
           decayIterations: decay,
           from: fromModel ? path.resolve(fromModel.dir) : null,
@@ -443,8 +270,10 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         },
         data: {
           series: data.map((d) => ({ source: path.resolve(d.source), frames: d.frames.length, fixedFrame: d.names[d.fixed] })),
+          stills: stills ? stillFiles.map((f) => path.resolve(f)) : undefined,
           validation: val.map((d) => path.resolve(d.source)),
-          statistics: statisticsRange(data.map((d) => d.stats)),
+          // what the network saw of real series (register series warns when a series looks unlike it); generated pairs look like anything
+          statistics: data.length && !generated ? statisticsRange(data.map((d) => d.stats)) : undefined,
         },
       });
       await writeCurves(o.out, losses, validation);
@@ -541,7 +370,22 @@ function checkTrainOptions(o: TrainOptions): void {
   if (!(st.affine >= 0 && st.affine <= 0.5))
     throw new UserError(`--augment-affine must be in [0, 0.5] (the largest change of each matrix entry; e.g. 0.1), got ${st.affine}`);
   if (!(st.ema >= 0 && st.ema < 1)) throw new UserError(`--ema must be in [0, 1) (0 = off; e.g. 0.99), got ${st.ema}`);
-  if (o.series.length === 0) throw new UserError('name at least one training series');
+  const mix = st.mix;
+  if (mix) {
+    for (const [k, v] of Object.entries(mix))
+      if (!(v >= 0 && Number.isFinite(v))) throw new UserError(`the weight of the ${k} source must be a number ≥ 0, got ${v}`);
+    if (mix.stills > 0 && !o.stills?.length) throw new UserError('--stills-weight is > 0 but no --stills are given; name still images or directories of them');
+    if (mix.series > 0 && mix.synth + mix.stills === 0 && o.series.length === 0)
+      throw new UserError('name at least one training series, or give --synth or --stills a weight');
+  }
+  const generatedOn = mix !== undefined && (mix.synth > 0 || mix.stills > 0);
+  if (o.series.length === 0 && !generatedOn) throw new UserError('name at least one training series, or train on generated pairs (--synth W, --stills DIR)');
+  if (o.series.length > 0 && mix && mix.series === 0)
+    throw new UserError('--series-weight 0 leaves the named training series unused; drop them or give them a weight');
+  if (generatedOn) {
+    if (st.lossSize !== undefined) throw new UserError("--loss-size cannot be used with --synth or --stills (generated pairs are made at the network's size)");
+    if (st.synth) checkSynthSettings(st.synth);
+  }
   if (o.timeLimitSeconds !== undefined && !(o.timeLimitSeconds > 0)) throw new UserError(`--time-limit must be > 0 seconds, got ${o.timeLimitSeconds}`);
   if (st.lossSize !== undefined && !(Number.isInteger(st.lossSize) && st.lossSize >= 2))
     throw new UserError(`--loss-size must be an integer ≥ 2 (pixels per side), got ${st.lossSize}`);
@@ -590,140 +434,6 @@ async function openFromModel(from: string, c: R2N2Config): Promise<LoadedModel> 
     );
   }
   return fromModel;
-}
-
-/**
- * One training batch: `st.batch` pairs (a series, a moving frame other than its fixed one), each
- * mirrored, translated, linearly mapped (`affine`) and intensity-augmented by one set of random draws alike at the network's
- * size, at `--loss-size` (`ls`) and in its teacher's field. The draws come from `rng` in a fixed
- * order (a resumed run repeats them).
- */
-function drawBatch(data: SeriesData[], st: TrainSettings, n: number, ls: number | undefined, rng: () => number) {
-  const Fs: Float32Array[] = [];
-  const Ms: Float32Array[] = [];
-  const FLs: Float32Array[] = [];
-  const MLs: Float32Array[] = [];
-  const Us: Float32Array[] = [];
-  for (let b = 0; b < st.batch; b++) {
-    const d = data[Math.floor(rng() * data.length)];
-    let m = Math.floor(rng() * (d.frames.length - 1));
-    if (m >= d.fixed) m++;
-    // one set of random draws augments the pair alike at the network's size, at --loss-size, and its teacher
-    const draws = Array.from({ length: (st.flip ? 2 : 0) + (st.shift > 0 ? 2 : 0) + (st.intensityAugment ? 2 : 0) + (st.affine > 0 ? 4 : 0) }, () => rng());
-    let k = 0;
-    const flipX = st.flip && draws[k++] < 0.5;
-    const flipY = st.flip && draws[k++] < 0.5;
-    /** Translation in pixels of the network's image. */
-    const [sx, sy] = st.shift > 0 ? [(2 * draws[k++] - 1) * st.shift, (2 * draws[k++] - 1) * st.shift] : [0, 0];
-    const [ia, ib] = st.intensityAugment ? [0.9 + 0.2 * draws[k++], -0.1 + 0.2 * draws[k++]] : [1, 0];
-    /** The pair seen through I + E, E's entries uniform in ±affine (normalised coordinates). */
-    const A: Matrix2 | null =
-      st.affine > 0
-        ? [1 + (2 * draws[k++] - 1) * st.affine, (2 * draws[k++] - 1) * st.affine, (2 * draws[k++] - 1) * st.affine, 1 + (2 * draws[k++] - 1) * st.affine]
-        : null;
-    const pair = (F: Float32Array, M: Float32Array, size: number): [Float32Array, Float32Array] => {
-      if (flipX) [F, M] = [flipImage(F, size, size, 'x'), flipImage(M, size, size, 'x')];
-      if (flipY) [F, M] = [flipImage(F, size, size, 'y'), flipImage(M, size, size, 'y')];
-      if (st.shift > 0) {
-        // the network image's pixels → this size's pixels (aligned corners: the same normalised shift)
-        const f = (size - 1) / (n - 1);
-        const [dx, dy] = [sx * f, sy * f];
-        [F, M] = [shiftImage(F, size, size, dx, dy), shiftImage(M, size, size, dx, dy)];
-      }
-      if (A) [F, M] = [affineImage(F, 1, size, size, A), affineImage(M, 1, size, size, A)];
-      if (st.intensityAugment) M = Float32Array.from(M, (v) => ia * v + ib);
-      return [F, M];
-    };
-    const [F, M] =
-      st.augment && augmentOn(st.augment)
-        ? augmentPair(...pair(d.frames[d.fixed], d.frames[m], n), n, rng, st.augment)
-        : pair(d.frames[d.fixed], d.frames[m], n);
-    Fs.push(F);
-    Ms.push(M);
-    if (d.teacher) {
-      // the teacher's field, mirrored, translated and mapped as the pair was
-      let U = d.teacher[m] as Float32Array;
-      if (flipX) U = flipNormalisedField(U, n, n, 'x');
-      if (flipY) U = flipNormalisedField(U, n, n, 'y');
-      if (st.shift > 0) {
-        const N = n * n;
-        const V = new Float32Array(2 * N);
-        V.set(shiftImage(U.subarray(0, N), n, n, sx, sy));
-        V.set(shiftImage(U.subarray(N), n, n, sx, sy), N);
-        U = V;
-      }
-      if (A) U = affineNormalisedField(U, n, n, A);
-      Us.push(U);
-    }
-    if (d.lossFrames) {
-      const [FL, ML] = pair(d.lossFrames[d.fixed], d.lossFrames[m], ls as number);
-      FLs.push(FL);
-      MLs.push(ML);
-    }
-  }
-  return { Fs, Ms, FLs, MLs, Us };
-}
-
-/**
- * The validation figures of the kept weights: the mean loss over `st.valPairs` seeded pairs of each
- * validation series, and the TRE before and after where both frames have landmarks.
- */
-async function validationFigures(
-  c: R2N2Config,
-  kept: Weights,
-  val: SeriesData[],
-  st: TrainSettings,
-  ls: number | undefined,
-  compute: Compute,
-): Promise<{ loss: number; treMm?: number; treBeforeMm?: number }> {
-  const vr = seedrandom(`r2n2-val-${st.seed}`);
-  let sum = 0;
-  let cnt = 0;
-  let tre = 0;
-  let treBefore = 0;
-  let treCnt = 0;
-  for (const d of val) {
-    for (let k = 0; k < st.valPairs; k++) {
-      let m = Math.floor(vr() * d.frames.length);
-      if (m === d.fixed) m = (m + 1) % d.frames.length;
-      const lossImages = d.lossFrames ? { fixed: [d.lossFrames[d.fixed]], moving: [d.lossFrames[m]], size: ls as number } : undefined;
-      const lt = tf.tidy(() => sequenceLoss(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, lambda: st.lambda, lossImages, compute }));
-      const l = (await lt.data())[0];
-      lt.dispose();
-      sum += l;
-      cnt++;
-      const fl = d.landmarks?.get(d.fixed);
-      const ml = d.landmarks?.get(m);
-      if (fl && ml && fl.length === ml.length) {
-        const [p] = await inferSequence(c, kept, [d.frames[d.fixed]], [d.frames[m]], { steps: st.steps, compute });
-        tre += sequenceTre(p, d.geometry, fl, ml);
-        treBefore += sequenceTre(new Float32Array(0), d.geometry, fl, ml);
-        treCnt++;
-      }
-    }
-  }
-  return { loss: sum / cnt, ...(treCnt ? { treMm: tre / treCnt, treBeforeMm: treBefore / treCnt } : {}) };
-}
-
-/** `loss.png` (the loss and its 25-iteration running mean, log scale) and `loss.csv` (with validation). */
-async function writeCurves(out: string, losses: number[], validation: TrainState['validation']): Promise<void> {
-  const smooth = losses.map((_, i) => {
-    const w = losses.slice(Math.max(0, i - 24), i + 1);
-    return w.reduce((a, b) => a + b, 0) / w.length;
-  });
-  const valCurve = losses.map(() => NaN);
-  const valTre = losses.map(() => NaN);
-  for (const v of validation) {
-    valCurve[v.iteration - 1] = v.loss;
-    if (v.treMm !== undefined) valTre[v.iteration - 1] = v.treMm;
-  }
-  const plot = linePlot([losses, smooth], 640, 360, { log: true, levels: [190, 0] });
-  await writeGreyPng(path.join(out, 'loss.png'), plot, [0, 255]);
-  const cell = (v: number) => (Number.isNaN(v) ? '' : String(v));
-  await writeTextAtomic(
-    path.join(out, 'loss.csv'),
-    'iteration,loss,validation,validation_tre_mm\n' + losses.map((l, i) => `${i + 1},${l},${cell(valCurve[i])},${cell(valTre[i])}`).join('\n') + '\n',
-  );
 }
 
 export { inferSequence };

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
 import { TRAIN_DEFAULTS, train } from '../app/train.js';
+import { type SynthArgs, synthOptions, synthSettings } from './synth.js';
 import { REFINE_DEFAULTS } from '../core/r2n2/refine.js';
 import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar, uncertaintyKeepFor } from '../app/register.js';
 import { identityFrames, readSummary } from '../io/result.js';
@@ -33,7 +34,7 @@ import {
   stopOnSignals,
 } from './common.js';
 
-interface TrainArgs extends GlobalArgs, BackendArgs {
+interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
   series: string[];
   val: string[];
   out: string;
@@ -73,6 +74,10 @@ interface TrainArgs extends GlobalArgs, BackendArgs {
   hidden?: number;
   'sigma-max'?: number;
   activation?: 'tanh' | 'leaky-relu';
+  synth: number;
+  stills?: string[];
+  'stills-weight': number;
+  'series-weight': number;
   json: boolean;
 }
 
@@ -80,11 +85,16 @@ const T = TRAIN_DEFAULTS;
 const C = DEFAULT_CONFIG;
 
 export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
-  command: 'train <series..>',
-  describe: 'train the R2N2 network unsupervised on series (pairs: fixed frame, random other frame)',
+  command: 'train [series..]',
+  describe: 'train the R2N2 network unsupervised on series (pairs: fixed frame, random other frame) and on generated pairs with known motion',
   builder: (y) =>
-    backendOption(y)
-      .positional('series', { type: 'string', array: true, describe: 'training series (directories of frames, 3D files or DICOM directories)' })
+    synthOptions(backendOption(y))
+      .positional('series', {
+        type: 'string',
+        array: true,
+        default: [],
+        describe: 'training series (directories of frames, 3D files or DICOM directories); optional with --synth or --stills',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'model directory (model.json, weights.bin, loss.png, checkpoint/)' })
       .option('val', { type: 'string', array: true, default: [], describe: 'validation series (loss every --checkpoint-every iterations)' })
       .option('iterations', { type: 'number', default: T.iterations, describe: 'total training iterations (pairs)' })
@@ -181,6 +191,18 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('hidden', { type: 'number', describe: `hidden units of the parameter network [default: ${C.hidden}]` })
       .option('sigma-max', { type: 'number', describe: `largest Gaussian σ (normalised units) [default: ${C.sigmaMax}]` })
       .option('activation', { type: 'string', choices: ['tanh', 'leaky-relu'], describe: `activation [default: ${C.activation}]` })
+      .option('synth', {
+        type: 'number',
+        default: 0,
+        describe: 'weight of synthetic pairs in the mix: random label images of random contrast moved by random motions, the true field as teacher (0 = off)',
+      })
+      .option('stills', {
+        type: 'string',
+        array: true,
+        describe: 'still images (files, or directories searched recursively) set in motion by random motions, the true field as teacher',
+      })
+      .option('stills-weight', { type: 'number', default: 1, describe: 'weight of --stills pairs in the mix' })
+      .option('series-weight', { type: 'number', default: 1, describe: 'weight of the training series in the mix (with --synth or --stills)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }) as never,
   handler: async (argv) => {
     const asked: Partial<R2N2Config> = {
@@ -209,13 +231,16 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     if (config.inputBlock === 1) delete config.inputBlock;
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
+    const generated = argv.synth !== 0 || Boolean(argv.stills?.length);
+    const synth = synthSettings(argv);
     const ctx = makeContext(argv);
     const backend = await startBackend(argv, ctx, { webgpu: true });
     let bar = ctx.progress('train', 1);
     const stop = stopOnSignals('stopping after this iteration: checkpoint and model are written, --resume continues');
     const report = await train({
       signal: stop.signal,
-      series: argv.series.map(String),
+      series: (argv.series ?? []).map(String),
+      stills: argv.stills?.map(String),
       val: (argv.val ?? []).map(String),
       out: argv.out,
       config,
@@ -249,6 +274,13 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         lossSize: argv['loss-size'],
         teacherWeight: argv['teacher-weight'],
         teacherSteps: argv['teacher-steps'],
+        // recorded (and part of the resume key) only with generated pairs
+        ...(generated
+          ? {
+              mix: { series: argv['series-weight'], synth: argv.synth, stills: argv.stills?.length ? argv['stills-weight'] : 0 },
+              synth,
+            }
+          : {}),
       },
       onStart: (s) => {
         ctx.log.info({ ...s, backend: backend.name, weights: parameterCount(config) }, 'training start');

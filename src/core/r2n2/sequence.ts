@@ -58,9 +58,10 @@ export interface SequenceOptions {
    * units on the network's grid, channel 0 = x), and the term's weight μ. Adds
    * μ · mean((u_T − u*)²) (the final field, `steps: 'final'`, the default) or μ · mean over
    * steps t of mean((u_t − u*)²) (`'all'`), the difference in network pixels ((netSize − 1)/2 per
-   * normalised unit), to the loss.
+   * normalised unit), to the loss. An item whose field is null (no teacher for that pair: a
+   * real series in a batch with synthetic pairs) is left out of the term's mean.
    */
-  teacher?: { fields: Float32Array[]; weight: number; steps?: 'all' | 'final' };
+  teacher?: { fields: (Float32Array | null)[]; weight: number; steps?: 'all' | 'final' };
 }
 
 /** Item b of a batch tensor, by slicing (tfjs's unstack gradient fails when an item gets no gradient). */
@@ -135,10 +136,19 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   const MtL = L && Mt ? tf.tensor3d(concatArrays(L.moving), [B, L.size, L.size]) : null;
   let uL = L ? (tf.zeros([B, 2, L.size, L.size]) as tf.Tensor4D) : null;
   const T = o.teacher;
-  if (T && (T.fields.length !== B || T.fields.some((f) => f.length !== 2 * n * n) || !(T.weight >= 0))) {
-    throw new Error(`teacher must hold ${B} fields of 2×${n}×${n} and a weight ≥ 0`);
+  if (T && (T.fields.length !== B || T.fields.some((f) => f !== null && f.length !== 2 * n * n) || !(T.weight >= 0))) {
+    throw new Error(`teacher must hold ${B} fields of 2×${n}×${n} (or null) and a weight ≥ 0`);
   }
-  const Ut = T && T.weight > 0 ? tf.tensor4d(concatArrays(T.fields), [B, 2, n, n]) : null;
+  const taught = T ? T.fields.filter((f) => f !== null).length : 0;
+  const Ut = T && T.weight > 0 && taught > 0 ? tf.tensor4d(concatArrays(T.fields.map((f) => f ?? new Float32Array(2 * n * n))), [B, 2, n, n]) : null;
+  /** Items without a field weigh 0; the mean is over the others (B/taught rescales tf.mean's 1/B). */
+  const taughtMask =
+    Ut && T && taught < B
+      ? tf.tensor4d(
+          T.fields.map((f) => (f ? B / taught : 0)),
+          [B, 1, 1, 1],
+        )
+      : null;
   const pxScale = ((c.netSize - 1) / 2) ** 2; // network pixels, whatever the input block
   const teacherLosses: tf.Scalar[] = [];
   const losses: tf.Scalar[] = [];
@@ -148,7 +158,10 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     const g = { position: out.position, sigma, weight, phi };
     u = tf.add(u, gaussianDisplacement(g, n, n, grids)) as tf.Tensor4D;
-    if (Ut && (T?.steps === 'all' || t === o.steps - 1)) teacherLosses.push(tf.mul(tf.mean(tf.square(tf.sub(u, Ut))), tf.scalar(pxScale)) as tf.Scalar);
+    if (Ut && (T?.steps === 'all' || t === o.steps - 1)) {
+      const sq = tf.square(tf.sub(u, Ut));
+      teacherLosses.push(tf.mul(tf.mean(taughtMask ? tf.mul(sq, taughtMask) : sq), tf.scalar(pxScale)) as tf.Scalar);
+    }
     const w = warpBatch(moving, Mt, n, u);
     warped = w.warped;
     if (L && uL && FL && gridsL) {
