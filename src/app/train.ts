@@ -15,6 +15,7 @@ import {
   type R2N2Config,
   type Weights,
   checkConfig,
+  addGradientChannels,
   expandInputKernel,
   imageSize,
   inputBlock,
@@ -426,6 +427,16 @@ async function openFromModel(from: string, c: R2N2Config): Promise<LoadedModel> 
     fromModel.tensors.set('input/kernel', expandInputKernel(k, block));
     k.dispose();
     fromModel.config = { ...fromModel.config, inputBlock: block };
+  }
+  if (c.inputGradient && !fromModel.config.inputGradient) {
+    // the two gradient channels start with zero weights: the model computes what it did
+    const k = fromModel.tensors.get('input/kernel') as tf.Tensor4D;
+    fromModel.tensors.set('input/kernel', addGradientChannels(k, block));
+    k.dispose();
+    fromModel.config = { ...fromModel.config, inputGradient: true };
+  } else if (!c.inputGradient && fromModel.config.inputGradient) {
+    fromModel.tensors.forEach((t) => t.dispose());
+    throw new UserError(`--from ${from} takes the mismatch gradient as input; add --input-gradient`);
   }
   if (JSON.stringify(weightShapes(fromModel.config)) !== JSON.stringify(weightShapes(c))) {
     fromModel.tensors.forEach((t) => t.dispose());

@@ -68,6 +68,7 @@ interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
   from?: string;
   'net-size'?: number;
   'input-block'?: number;
+  'input-gradient'?: boolean;
   channels?: number[];
   'param-channels'?: number;
   'residual-blocks'?: number;
@@ -185,6 +186,11 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         describe:
           'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame on a 64² grid, only the input conv grows, e.g. --net-size 64 --input-block 2 [default: 1]',
       })
+      .option('input-gradient', {
+        type: 'boolean',
+        describe:
+          "give the network the mismatch too: the image loss's gradient with respect to the displacement, (warped − fixed)·∇warped, as two more input channels, recomputed every step; with --from the new channels start at zero weights [default: false]",
+      })
       .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
       .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
       .option('residual-blocks', { type: 'number', describe: `residual blocks per GR2U [default: ${C.residualBlocks}]` })
@@ -208,6 +214,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     const asked: Partial<R2N2Config> = {
       netSize: argv['net-size'],
       inputBlock: argv['input-block'],
+      inputGradient: argv['input-gradient'],
       channels: argv.channels as [number, number, number] | undefined,
       paramChannels: argv['param-channels'],
       residualBlocks: argv['residual-blocks'],
@@ -219,16 +226,17 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
     let base: R2N2Config = C;
     if (argv.from) {
       // the weights do not depend on the input size, so --net-size may change, and --input-block (the input kernel is expanded); nothing else may
-      const clash = Object.keys(given).filter((k) => k !== 'netSize' && k !== 'inputBlock');
+      const clash = Object.keys(given).filter((k) => k !== 'netSize' && k !== 'inputBlock' && k !== 'inputGradient');
       if (clash.length)
         throw new UserError(
-          `--from ${argv.from} takes the model's architecture (only --net-size and --input-block may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`,
+          `--from ${argv.from} takes the model's architecture (only --net-size, --input-block and --input-gradient may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`,
         );
       base = (await readModelJson(argv.from).catch((err: Error) => Promise.reject(new UserError(`--from: ${err.message}`)))).config;
     }
     const config: R2N2Config = { ...base, ...given };
-    // block 1 is the default: left out, so model.json and the resume key match a run without the option
+    // block 1 and no gradient input are the defaults: left out, so model.json and the resume key match a run without the options
     if (config.inputBlock === 1) delete config.inputBlock;
+    if (config.inputGradient === false) delete config.inputGradient;
     if (!(argv['checkpoint-every'] >= 1)) throw new UserError(`--checkpoint-every must be ≥ 1, got ${argv['checkpoint-every']}`);
     if (!(argv.keep > 0 && argv.keep <= 1)) throw new UserError(`--keep must be in (0, 1], got ${argv.keep}`);
     const generated = argv.synth !== 0 || Boolean(argv.stills?.length);

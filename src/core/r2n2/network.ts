@@ -28,6 +28,13 @@ export interface R2N2Config {
    * conv grows, to 4·b² input channels). Warps, fields and the image loss are at b·netSize.
    */
   inputBlock?: number;
+  /**
+   * The mismatch as two more input channels (absent = false): the image loss's gradient with
+   * respect to the displacement, (M∘T − F)·∂(M∘T)/∂x and (M∘T − F)·∂(M∘T)/∂y (central
+   * differences, network pixels), recomputed every step (`sequence.ts` `networkInput`). An
+   * explicit similarity gradient needs no learning (GraDIRN's idea).
+   */
+  inputGradient?: boolean;
   /** Channels of the three GR2U blocks. */
   channels: [number, number, number];
   /** Channels of the parameter network's input. */
@@ -61,6 +68,7 @@ export function checkConfig(c: R2N2Config): void {
   if (!(Number.isInteger(c.residualBlocks) && c.residualBlocks >= 0)) throw new Error(`residual blocks must be an integer ≥ 0, got ${c.residualBlocks}`);
   if (!(Number.isInteger(c.hidden) && c.hidden >= 1)) throw new Error(`hidden units must be a positive integer, got ${c.hidden}`);
   if (!(c.sigmaMax > 0 && c.sigmaMax <= 2)) throw new Error(`sigma max must be in (0, 2], got ${c.sigmaMax}`);
+  if (c.inputGradient !== undefined && typeof c.inputGradient !== 'boolean') throw new Error(`input gradient must be true or false, got ${c.inputGradient}`);
   if (c.activation !== 'tanh' && c.activation !== 'leaky-relu') throw new Error(`activation must be tanh or leaky-relu, got ${c.activation}`);
 }
 
@@ -74,8 +82,10 @@ export function imageSize(c: R2N2Config): number {
   return inputBlock(c) * c.netSize;
 }
 
-/** The CoordConv input's channels: fixed, warped moving, x, y. */
-const INPUT_CHANNELS = 4;
+/** The CoordConv input's channels: fixed, warped moving, x, y (and the two gradient channels with `inputGradient`). */
+export function inputChannels(c: R2N2Config): number {
+  return c.inputGradient ? 6 : 4;
+}
 
 /**
  * Space-to-depth `[B, b·n, b·n, C]` → `[B, n, n, b²·C]`: output channel (i·b + j)·C + c holds
@@ -111,13 +121,36 @@ export function expandInputKernel(kernel: tf.Tensor4D, b: number): tf.Tensor4D {
   );
 }
 
+/**
+ * The input conv kernel `[k, k, C·b², out]` of a model without the gradient channels as one with
+ * them (`[k, k, (C + 2)·b², out]`): zeros for the two new channels of each of the b² blocks, so the
+ * network starts computing exactly what it computed (fine-tuning with `--input-gradient`).
+ */
+export function addGradientChannels(kernel: tf.Tensor4D, b: number): tf.Tensor4D {
+  const [k1, k2, cin, cout] = kernel.shape;
+  const C = cin / (b * b);
+  return tf.tidy(() => {
+    const split = tf.reshape(kernel, [k1, k2, b * b, C, cout]);
+    return tf.reshape(
+      tf.pad(split, [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, 2],
+        [0, 0],
+      ]),
+      [k1, k2, (C + 2) * b * b, cout],
+    ) as tf.Tensor4D;
+  });
+}
+
 /** Every weight's name and shape, in a fixed order (the order of the weights file). */
 export function weightShapes(c: R2N2Config): [string, number[]][] {
   const out: [string, number[]][] = [];
   const conv = (name: string, k: number, cin: number, cout: number) => {
     out.push([`${name}/kernel`, [k, k, cin, cout]], [`${name}/bias`, [cout]]);
   };
-  conv('input', 7, INPUT_CHANNELS * inputBlock(c) ** 2, c.channels[0]);
+  conv('input', 7, inputChannels(c) * inputBlock(c) ** 2, c.channels[0]);
   for (let l = 0; l < 3; l++) {
     const ch = c.channels[l];
     for (let r = 0; r < c.residualBlocks; r++) {

@@ -100,8 +100,34 @@ export function inputBase(fixed: tf.Tensor3D, grids: { x: tf.Tensor3D; y: tf.Ten
   });
 }
 
-export function networkInput(input: { base: tf.Tensor4D; slot: tf.Tensor4D }, warped: tf.Tensor3D): tf.Tensor4D {
-  return tf.add(input.base, tf.mul(tf.expandDims(warped, 3), input.slot)) as tf.Tensor4D;
+export function networkInput(input: { base: tf.Tensor4D; slot: tf.Tensor4D }, warped: tf.Tensor3D, gradientOf?: tf.Tensor3D): tf.Tensor4D {
+  const x = tf.add(input.base, tf.mul(tf.expandDims(warped, 3), input.slot)) as tf.Tensor4D;
+  return gradientOf ? (tf.concat([x, mismatchGradient(gradientOf, warped)], 3) as tf.Tensor4D) : x;
+}
+
+/**
+ * The image loss's gradient with respect to the displacement, per pixel: (W − F)·∂W/∂x and
+ * (W − F)·∂W/∂y as `[B, n, n, 2]`, ∂ by central differences in pixels (one-sided at the border,
+ * edge values replicated). `F` fixed, `W` the moving frame warped so far, both `[B, n, n]`.
+ */
+export function mismatchGradient(F: tf.Tensor3D, W: tf.Tensor3D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [B, H, Wd] = W.shape;
+    // the edges replicated: the padded border takes its neighbour's value
+    const padded = tf.mirrorPad(
+      W,
+      [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+      ],
+      'symmetric',
+    );
+    const gx = tf.div(tf.sub(tf.slice(padded, [0, 1, 2], [B, H, Wd]), tf.slice(padded, [0, 1, 0], [B, H, Wd])), 2);
+    const gy = tf.div(tf.sub(tf.slice(padded, [0, 2, 1], [B, H, Wd]), tf.slice(padded, [0, 0, 1], [B, H, Wd])), 2);
+    const d = tf.sub(W, F);
+    return tf.stack([tf.mul(d, gx), tf.mul(d, gy)], 3) as tf.Tensor4D;
+  });
 }
 
 /** Flattens one step's parameters to 7 numbers per batch item: cx, cy, σx, σy, wx, wy, φ → `[B, 7]`. */
@@ -153,7 +179,7 @@ export function sequenceLoss(c: R2N2Config, weights: Weights, fixed: Float32Arra
   const teacherLosses: tf.Scalar[] = [];
   const losses: tf.Scalar[] = [];
   for (let t = 0; t < o.steps; t++) {
-    const out = step(c, weights, networkInput(input, warped), state, o.noise, o.compute);
+    const out = step(c, weights, networkInput(input, warped, c.inputGradient ? F : undefined), state, o.noise, o.compute);
     state = out.state;
     const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
     const g = { position: out.position, sigma, weight, phi };
@@ -256,7 +282,7 @@ export async function inferSequence(
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
       const next: { state: State; p: tf.Tensor2D; u?: tf.Tensor4D; warped?: tf.Tensor3D } = tf.tidy(() => {
-        const out = step(c, weights, networkInput(input, warped), state, o.noise, o.compute);
+        const out = step(c, weights, networkInput(input, warped, c.inputGradient ? F : undefined), state, o.noise, o.compute);
         const { sigma, weight, phi } = mapRawParameters(out.raw, c.sigmaMax);
         const p = stepParams(out.position, sigma, weight, phi);
         if (host) return { state: out.state, p };
