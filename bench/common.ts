@@ -34,6 +34,8 @@ export interface BenchOptions {
   cases: string[];
   methods: string[];
   patients: string[];
+  /** real: TRE cases from the scouts of bench/split.json's tune or test patients (or both, or none). */
+  scouts: 'none' | 'tune' | 'test' | 'all';
   diceLimit: number;
   frames: number;
   stride: number;

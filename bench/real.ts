@@ -15,7 +15,8 @@
 // `elastix` is not on PATH), and the itk-wasm elastix on the first --wasm-pairs pairs of each
 // case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
 // 3 resolutions, final grid 16 mm, 500 iterations, 4096 random samples.
-// Flags: --cases dice tre series (default all), --dice-limit N (first N slices), --patients (Sunnybrook
+// Flags: --cases dice tre series (default all), --scouts none|tune|test|all (TRE cases from the scouts of
+// bench/split.json's patients, default none), --dice-limit N (first N slices), --patients (Sunnybrook
 // patients for the Dice and TRE cases, default all three), --frames (simulated frames, default 12),
 // --stride (register every k-th, default 2), --methods (default all), --bspline-variants (JSON
 // {"name": {B-spline options}}: more B-spline methods, bspline:name, to choose defaults on).
@@ -37,7 +38,7 @@ import { readImage2D, readField, writeImage2D, type Image2D } from '../dist/io/i
 import { readLandmarkFile } from '../dist/io/landmarks.js';
 import { readSummary } from '../dist/io/result.js';
 import { bsplineMap, elastixRegister, type ParameterMap } from './elastix.js';
-import { SHARED, mean, type BenchOptions, type MethodResult, scoreTre } from './common.js';
+import { ROOT, SHARED, mean, type BenchOptions, type MethodResult, scoreTre } from './common.js';
 import type { Point } from '../dist/core/image/geometry.js';
 
 const run = promisify(execFile);
@@ -291,9 +292,45 @@ interface TreRow {
   parameters: number;
 }
 
+/**
+ * TRE cases from the chest MR scouts (../shared/data/sunnybrook-scouts) of the patients that
+ * bench/split.json puts in `which` (tune: choices are made on them; test: figures are quoted from
+ * them and nothing is chosen on them): per patient the scouts at 1/3 and 2/3 of its sorted files,
+ * the first with breathing motion of 6, 10 or 14 mm, the second with random motion of 5 or 9 mm.
+ */
+async function scoutSpecs(
+  which: 'none' | 'tune' | 'test' | 'all',
+): Promise<{ name: string; image: string; motion: 'breathing' | 'random'; amplitudeMm: number }[]> {
+  if (which === 'none') return [];
+  const dir = path.join(SHARED, 'sunnybrook-scouts');
+  if (!existsSync(dir)) {
+    console.log(`scout cases skipped: ${dir} is absent`);
+    return [];
+  }
+  const split = JSON.parse(await fs.readFile(path.join(ROOT, 'bench', 'split.json'), 'utf8')) as Record<'train' | 'tune' | 'test', string[]>;
+  const patients = which === 'all' ? [...split.tune, ...split.test] : split[which];
+  const out: { name: string; image: string; motion: 'breathing' | 'random'; amplitudeMm: number }[] = [];
+  for (const [k, p] of patients.entries()) {
+    const files = (await fs.readdir(path.join(dir, p))).filter((f) => f.endsWith('.dcm')).sort();
+    const [a, b] = [files[Math.floor(files.length / 3)], files[Math.floor((2 * files.length) / 3)]];
+    const [ba, ra] = [[6, 10, 14][k % 3], [5, 9][k % 2]];
+    out.push({ name: `${p} ${path.basename(a, '.dcm')} breathing ${ba} mm`, image: path.join(dir, p, a), motion: 'breathing', amplitudeMm: ba });
+    out.push({ name: `${p} ${path.basename(b, '.dcm')} random ${ra} mm`, image: path.join(dir, p, b), motion: 'random', amplitudeMm: ra });
+  }
+  return out;
+}
+
 async function treCases(methods: Record<string, Method>, tmp: string, opt: BenchOptions): Promise<TreRow[]> {
   const { frames, stride } = opt;
-  const specs: { name: string; image: string; motion: 'breathing' | 'cardiac' | 'random'; centre?: Point; radiusMm?: number; frames?: number }[] = [];
+  const specs: {
+    name: string;
+    image: string;
+    motion: 'breathing' | 'cardiac' | 'random';
+    centre?: Point;
+    radiusMm?: number;
+    frames?: number;
+    amplitudeMm?: number;
+  }[] = [];
   const index = await readIndex();
   for (const patient of opt.patients) {
     // the middle contoured slice of the patient, its ED frame
@@ -306,10 +343,20 @@ async function treCases(methods: Record<string, Method>, tmp: string, opt: Bench
     specs.push({ name: `${key} cardiac`, image, motion: 'cardiac', centre: disc.centre, radiusMm: 1.2 * disc.radius });
   }
   specs.push({ name: 'BIRL reference random', image: path.join(BIRL, 'artificial_reference.jpg'), motion: 'random', frames: 8 });
+  specs.push(...(await scoutSpecs(opt.scouts)));
   const rows: TreRow[] = [];
   for (const sp of specs) {
     const out = path.join(tmp, sp.name.replace(/[^\w]+/g, '-'));
-    await simulate({ image: sp.image, out, motion: sp.motion, frames: sp.frames ?? frames, seed: 1, centre: sp.centre, radiusMm: sp.radiusMm });
+    await simulate({
+      image: sp.image,
+      out,
+      motion: sp.motion,
+      frames: sp.frames ?? frames,
+      seed: 1,
+      centre: sp.centre,
+      radiusMm: sp.radiusMm,
+      amplitudeMm: sp.amplitudeMm,
+    });
     const summary = await readSummary(path.join(out, 'truth'));
     const names = summary.frames.map((f) => f.name);
     const f = names.indexOf(summary.fixedFrame);
