@@ -7,7 +7,7 @@ import { phantomCommand } from './commands/phantom.js';
 import { simulateCommand } from './commands/simulate.js';
 import { synthCommand } from './commands/synth.js';
 import { evaluateCommand } from './commands/evaluate.js';
-import { trainCommand, registerCommand } from './commands/r2n2.js';
+import { trainCommand, registerCommand, modelsCommand } from './commands/r2n2.js';
 import { baselineCommand } from './commands/baseline.js';
 import { applyCommand } from './commands/apply.js';
 
@@ -17,6 +17,7 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     .usage('$0 <command> [options]\n\nBatch deformable registration of 2D+t medical image series.')
     .command(trainCommand as never)
     .command(registerCommand as never)
+    .command(modelsCommand as never)
     .command(baselineCommand as never)
     .command(applyCommand as never)
     .command(evaluateCommand as never)

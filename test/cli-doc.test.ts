@@ -19,6 +19,7 @@ const COMMANDS = [
   ['phantom'],
   ['simulate'],
   ['synth'],
+  ['models'],
 ];
 
 /** The long options of a --help text (`--name`, as yargs prints them at the start of a line). */

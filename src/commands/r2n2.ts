@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { BackendChoice } from '../backend/index.js';
 import { runFrames } from '../app/run-frames.js';
 import { type LoadedModel, loadModel, readModelJson } from '../io/model.js';
+import { DEFAULT_MODEL, bundledModels, resolveModelDir } from '../io/bundled-models.js';
 import { openSeries } from '../io/series.js';
 import { type StatisticsRange, imageStatistics, unlikeTraining } from '../core/image/intensity.js';
 import { imageSize } from '../core/r2n2/network.js';
@@ -231,7 +232,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         throw new UserError(
           `--from ${argv.from} takes the model's architecture (only --net-size, --input-block and --input-gradient may change); drop ${clash.map((k) => '--' + k.replace(/[A-Z]/g, (x) => '-' + x.toLowerCase())).join(', ')}`,
         );
-      base = (await readModelJson(argv.from).catch((err: Error) => Promise.reject(new UserError(`--from: ${err.message}`)))).config;
+      base = (await readModelJson(resolveModelDir(argv.from)).catch((err: Error) => Promise.reject(new UserError(`--from: ${err.message}`)))).config;
     }
     const config: R2N2Config = { ...base, ...given };
     // block 1 and no gradient input are the defaults: left out, so model.json and the resume key match a run without the options
@@ -253,7 +254,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       out: argv.out,
       config,
       resume: argv.resume,
-      from: argv.from,
+      from: argv.from !== undefined ? resolveModelDir(argv.from) : undefined,
       teacher: argv.teacher?.map(String),
       timeLimitSeconds: argv['time-limit'] as number | undefined,
       settings: {
@@ -375,7 +376,11 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
   builder: (y) =>
     jobsOption(backendOption(y))
       .positional('series', { type: 'string', describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
-      .option('model', { type: 'string', demandOption: true, describe: 'model directory written by r2n2 train' })
+      .option('model', {
+        type: 'string',
+        default: DEFAULT_MODEL,
+        describe: 'a bundled model by name (r2n2 models lists them) or a model directory written by r2n2 train',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'result directory' })
       .option('fixed-frame', { type: 'string', default: 'auto', describe: 'auto (closest to the series mean), a frame name or a 0-based index' })
       .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame criterion' })
@@ -493,7 +498,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only
     const backend = await startBackend(argv, ctx, { webgpu: (argv.init ?? 'none') === 'none', what: `register series --init ${argv.init}` });
-    const original = await loadModel(argv.model);
+    const original = await loadModel(resolveModelDir(argv.model));
     const trained = Number(original.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
     if (!(Number.isInteger(argv.adapt) && argv.adapt >= 0)) throw new UserError(`--adapt takes a whole number of iterations ≥ 0 (0 = off), got ${argv.adapt}`);
@@ -664,4 +669,20 @@ export const registerCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   describe: 'register with a trained R2N2 model (series)',
   builder: (y) => y.command(registerSeries as never).demandCommand(1, 'name what to register: series') as never,
   handler: () => undefined,
+};
+
+export const modelsCommand: CommandModule<GlobalArgs, GlobalArgs & { json: boolean }> = {
+  command: 'models',
+  describe: 'list the bundled R2N2 models (usable by name: --model NAME, --from NAME)',
+  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'print the list as JSON' }) as never,
+  handler: async (argv) => {
+    const list = await bundledModels();
+    if (argv.json) return printJson(list.map((m) => ({ ...m, default: m.name === DEFAULT_MODEL })));
+    if (!list.length) throw new UserError('no bundled models found (fixtures/models is missing from this installation)');
+    const w = Math.max(...list.map((m) => m.name.length)) + 2;
+    const lines = list.map(
+      (m) => `${(m.name + (m.name === DEFAULT_MODEL ? '*' : '')).padEnd(w)}${m.summary}\n${' '.repeat(w)}card: ${path.join(m.dir, 'README.md')}`,
+    );
+    process.stdout.write(lines.join('\n') + `\n* the default of register series\n`);
+  },
 };

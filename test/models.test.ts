@@ -1,0 +1,50 @@
+/** Bundled models by name (`--model cine-mr`, `--from phantom`), the default model, `r2n2 models`. */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ROOT, runCliHere, tmpDir } from './helpers.js';
+
+let t: ReturnType<typeof tmpDir>;
+let frames: string;
+beforeAll(async () => {
+  t = tmpDir('r2n2-models-');
+  expect((await runCliHere(['phantom', '--out', path.join(t.dir, 'ph'), '--series', '1', '--frames', '3', '--size', '48', '--seed', '3'])).code).toBe(0);
+  frames = path.join(t.dir, 'ph', 'series-01', 'frames');
+});
+afterAll(() => t.cleanup());
+
+test('r2n2 models lists the bundled models with their cards and marks the default', async () => {
+  const r = await runCliHere(['models', '--json']);
+  expect(r.code).toBe(0);
+  const list = JSON.parse(r.stdout) as { name: string; dir: string; summary: string; default: boolean }[];
+  expect(list.map((m) => m.name)).toEqual(expect.arrayContaining(['cine-mr', 'phantom']));
+  expect(list.filter((m) => m.default).map((m) => m.name)).toEqual(['cine-mr']);
+  for (const m of list) {
+    expect(m.dir).toBe(path.join(ROOT, 'fixtures', 'models', m.name));
+    expect(m.summary.length).toBeGreaterThan(40);
+  }
+  const text = await runCliHere(['models']);
+  expect(text.stdout).toMatch(/^cine-mr\*/m);
+  expect(text.stdout).toMatch(/the default of register series/);
+});
+
+test('register series takes a bundled model by name, and the default without --model', async () => {
+  const summary = async (dir: string) => JSON.parse(await fs.readFile(path.join(dir, 'summary.json'), 'utf8'));
+  const a = path.join(t.dir, 'default');
+  expect((await runCliHere(['register', 'series', frames, '--out', a, '--no-qc', '--quiet'])).code).toBe(0);
+  expect((await summary(a)).model).toBe(path.join(ROOT, 'fixtures', 'models', 'cine-mr'));
+  const b = path.join(t.dir, 'phantom');
+  expect((await runCliHere(['register', 'series', frames, '--model', 'phantom', '--out', b, '--no-qc', '--quiet'])).code).toBe(0);
+  expect((await summary(b)).model).toBe(path.join(ROOT, 'fixtures', 'models', 'phantom'));
+  const bad = await runCliHere(['register', 'series', frames, '--model', 'no-such-model', '--out', path.join(t.dir, 'bad'), '--quiet']);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(/no-such-model\/model\.json not found/);
+  expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+});
+
+test('train --from takes a bundled model by name', async () => {
+  const out = path.join(t.dir, 'ft');
+  const r = await runCliHere(['train', frames, '--from', 'phantom', '--out', out, '--iterations', '1', '--steps', '1', '--quiet']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(JSON.parse(await fs.readFile(path.join(out, 'model.json'), 'utf8')).training.from).toBe(path.join(ROOT, 'fixtures', 'models', 'phantom'));
+});
