@@ -27,7 +27,7 @@ import {
   weightShapes,
   disposeWeights,
 } from '../src/core/r2n2/network.js';
-import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss } from '../src/core/r2n2/sequence.js';
+import { inferSequence, inputBase, maskedMseArrays, networkInput, sequenceLoss, stepLowersLoss } from '../src/core/r2n2/sequence.js';
 import { tanh } from '../src/core/tensors.js';
 import { warpSamples } from '../src/core/transformation/warp.js';
 import { saveModel, loadModel, loadCheckpointAverage, toVariables } from '../src/io/model.js';
@@ -371,6 +371,29 @@ describe('never worse than none (stopWhenWorse)', () => {
     const f = worseThanNone(fixed, moving, H, W, wrong);
     expect(f).not.toBeNull();
     expect(f!.mseRegistered).toBeGreaterThan(f!.mseIdentity);
+  });
+
+  test('a field that pushes badly matched pixels out of view does not count as better: both MSEs over the same pixels', () => {
+    const H = 32,
+      W = 32;
+    // fixed and moving agree except in the last 4 columns (a bright band only in moving)
+    const fixed = Float32Array.from({ length: H * W }, (_, p) => Math.sin((p % W) / 3) * 0.5);
+    const moving = Float32Array.from(fixed, (v, p) => (p % W >= W - 4 ? v + 3 : v));
+    // a 6-px shift in x maps the last columns outside the moving frame, and mismatches the rest a little
+    const px = 6 * (2 / (W - 1));
+    const field = new Float32Array(2 * H * W).fill(0);
+    field.fill(px, 0, H * W);
+    // over all pixels the band made 'none' look bad; over the same pixels the shift is worse
+    const f = worseThanNone(fixed, moving, H, W, field);
+    expect(f).not.toBeNull();
+    // the network-size guard's test, alike
+    const w = warpSamples(moving, H, W, field);
+    expect(stepLowersLoss(fixed, { warped: moving, mask: null }, { warped: w.out, mask: w.mask })).toBe(false);
+    expect(maskedMseArrays(fixed, w.out, w.mask)).toBeLessThan(maskedMseArrays(fixed, moving, null)); // what the old rule compared
+    // a step that does improve on those pixels is kept
+    const back = warpSamples(moving, H, W, new Float32Array(2 * H * W));
+    const better = Float32Array.from(back.out, (v, p) => (p % W >= W - 4 ? fixed[p] : v));
+    expect(stepLowersLoss(fixed, { warped: moving, mask: null }, { warped: better, mask: back.mask })).toBe(true);
   });
 
   test('every kept step lowers the loss at the network size; identical frames get no step; the kept steps are the unguarded ones; host = tensor path', async () => {

@@ -308,8 +308,9 @@ export function displacementSpread(fields: Float32Array[], g: Geometry): { std: 
 
 /**
  * The full-resolution never-worse check: the MSE of the fixed frame against the moving frame
- * warped by `field` (`[2, H, W]` normalised; over the pixels that map inside) and against the
- * unwarped moving frame (every pixel); both frames normalised. Returns the two when the
+ * warped by `field` (`[2, H, W]` normalised) and against the unwarped moving frame, both over the
+ * same pixels, those the field maps inside the moving frame (a field that pushes badly matched
+ * pixels out of view gains nothing by it); both frames normalised. Returns the two when the
  * registered one is larger (the frame is then written as the identity), else null.
  */
 export function worseThanNone(
@@ -321,6 +322,6 @@ export function worseThanNone(
 ): { mseIdentity: number; mseRegistered: number } | null {
   const w = warpSamples(moving, H, W, field);
   const after = maskedMseArrays(fixed, w.out, w.mask);
-  const before = maskedMseArrays(fixed, moving, null);
+  const before = maskedMseArrays(fixed, moving, w.mask);
   return after > before ? { mseIdentity: before, mseRegistered: after } : null;
 }

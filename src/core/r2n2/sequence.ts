@@ -216,9 +216,9 @@ export interface InferenceOptions {
   /** Stop an item at the first step whose weight norm |w_t| is below this (0 = never). */
   stopThreshold?: number;
   /**
-   * Stop an item at the first step that does not lower its image loss (masked MSE between F and
-   * M∘T at the network's size, against the loss before the step; the first step against the
-   * unregistered pair): that step is dropped, so the sequence never ends worse than where it
+   * Stop an item at the first step that does not lower its image loss (MSE between F and M∘T at
+   * the network's size against the loss before the step, both over the pixels that the step's
+   * warp and the last kept one map inside the moving frame: `stepLowersLoss`): that step is dropped, so the sequence never ends worse than where it
    * stood, and a pair the network cannot improve gets no step at all.
    */
   stopWhenWorse?: boolean;
@@ -238,6 +238,21 @@ export function maskedMseArrays(a: ArrayLike<number>, b: ArrayLike<number>, mask
     n += m;
   }
   return n > 0 ? s / n : 0;
+}
+
+/**
+ * The never-worse guard's test: does the candidate warp match `fixed` better than the last kept
+ * one? Both are compared on the same pixels, those that both map inside the moving frame (a null
+ * mask: every pixel), so a step cannot gain by pushing badly matched pixels out of view.
+ */
+export function stepLowersLoss(
+  fixed: ArrayLike<number>,
+  last: { warped: ArrayLike<number>; mask: ArrayLike<number> | null },
+  candidate: { warped: ArrayLike<number>; mask: ArrayLike<number> },
+): boolean {
+  const lm = last.mask;
+  const both = lm ? Float32Array.from(candidate.mask, (v, i) => v * lm[i]) : candidate.mask;
+  return maskedMseArrays(fixed, candidate.warped, both) < maskedMseArrays(fixed, last.warped, both);
 }
 
 /**
@@ -275,9 +290,12 @@ export async function inferSequence(
   const Mt = host ? null : tf.clone(warped);
   const input = inputBase(F, grids);
   const worse = o.stopWhenWorse ?? false;
-  // each item's loss so far (the unregistered pair's at first) and its last accepted warp (host)
-  const lossNow = worse ? fixed.map((f, b) => maskedMseArrays(f, moving[b], null)) : [];
+  // each item's last accepted warp and the pixels it mapped inside the moving frame (all at first):
+  // a step is kept only if it lowers the loss on the pixels both warps map inside (the same pixels
+  // before and after, so a step that pushes badly matched pixels out of view gains nothing by it)
   const lastWarped = host ? moving.map((m) => m) : [];
+  const lastMask: (ArrayLike<number> | null)[] = fixed.map(() => null);
+  let lastMaskT: tf.Tensor3D | null = !host && worse ? (tf.onesLike(warped) as tf.Tensor3D) : null;
   const rejected = fixed.map(() => false);
   try {
     for (let t = 0; t < o.steps && done.some((d) => !d); t++) {
@@ -299,12 +317,11 @@ export async function inferSequence(
             const before = worse ? Float32Array.from(uHost[b]) : null;
             addGaussianInPlace(uHost[b], p, b * PARAMS_PER_STEP, n, n);
             const w = warpSamples(moving[b], n, n, uHost[b]);
-            const loss = worse ? maskedMseArrays(fixed[b], w.out, w.mask) : 0;
-            if (before && !(loss < lossNow[b])) {
+            if (before && !stepLowersLoss(fixed[b], { warped: lastWarped[b], mask: lastMask[b] }, { warped: w.out, mask: w.mask })) {
               uHost[b] = before; // the step is dropped: the item stays where it was
               rejected[b] = true;
             } else {
-              if (worse) lossNow[b] = loss;
+              lastMask[b] = w.mask;
               lastWarped[b] = w.out as Float32Array;
             }
           }
@@ -313,19 +330,29 @@ export async function inferSequence(
         w2 = tf.tensor3d(all, [B, n, n]);
       } else if (worse) {
         // per-item losses read back (B numbers); a rejected item keeps its field and warp
+        const newMask = tf.tidy(() => warpBilinearBatch(Mt!, next.u!).mask);
         const lossT = tf.tidy(() => {
-          const m = warpBilinearBatch(Mt!, next.u!).mask;
-          const d = tf.mul(m, tf.square(tf.sub(F, next.warped!)));
-          return tf.div(tf.sum(d, [1, 2]), tf.maximum(tf.sum(m, [1, 2]), 1));
+          const m = tf.mul(newMask, lastMaskT!);
+          const count = tf.maximum(tf.sum(m, [1, 2]), 1);
+          const after = tf.div(tf.sum(tf.mul(m, tf.square(tf.sub(F, next.warped!))), [1, 2]), count);
+          const before = tf.div(tf.sum(tf.mul(m, tf.square(tf.sub(F, warped))), [1, 2]), count);
+          return tf.stack([after, before]);
         });
-        const losses = await lossT.data();
+        const lb = await lossT.data();
         lossT.dispose();
-        const keep = fixed.map((_, b) => done[b] || !(losses[b] < lossNow[b]));
+        const keep = fixed.map((_, b) => done[b] || !(lb[b] < lb[B + b]));
         fixed.forEach((_, b) => {
-          if (done[b]) return;
-          if (keep[b]) rejected[b] = true;
-          else lossNow[b] = losses[b];
+          if (!done[b] && keep[b]) rejected[b] = true;
         });
+        {
+          const k = tf.tensor1d(
+            keep.map((x) => (x ? 1 : 0)),
+            'bool',
+          );
+          const m2 = tf.tidy(() => tf.where(tf.reshape(k, [B, 1, 1]), lastMaskT!, newMask) as tf.Tensor3D);
+          tf.dispose([k, newMask, lastMaskT!]);
+          lastMaskT = m2;
+        }
         if (keep.some(Boolean)) {
           const k = tf.tensor1d(
             keep.map((x) => (x ? 1 : 0)),
@@ -357,7 +384,7 @@ export async function inferSequence(
       o.onStep?.(t);
     }
   } finally {
-    tf.dispose([...state, warped, F, grids.x, grids.y, input.base, input.slot, ...(u ? [u] : []), ...(Mt ? [Mt] : [])]);
+    tf.dispose([...state, warped, F, grids.x, grids.y, input.base, input.slot, ...(u ? [u] : []), ...(Mt ? [Mt] : []), ...(lastMaskT ? [lastMaskT] : [])]);
   }
   return params.map((p) => Float32Array.from(p));
 }
