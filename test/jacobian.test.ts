@@ -146,3 +146,52 @@ describe('Dice (r2n2 evaluate dice)', () => {
     expect(hd95(a, c, W, H, [2, 1], 1)).toBeCloseTo(6, 10);
   });
 });
+
+describe('evaluate jacobian --write and tre on bad files (simulated series, its truth as the result)', () => {
+  let t: ReturnType<typeof tmpDir>;
+  let sim: string;
+  beforeAll(async () => {
+    t = tmpDir('r2n2-jac-bad-');
+    expect((await runCliHere(['phantom', '--out', path.join(t.dir, 'ph'), '--series', '1', '--frames', '2', '--size', '48', '--seed', '1'])).code).toBe(0);
+    sim = path.join(t.dir, 'sim');
+    const img = path.join(t.dir, 'ph', 'series-01', 'frames', 'frame_000.nrrd');
+    expect((await runCliHere(['simulate', img, '--out', sim, '--frames', '4', '--landmarks', '6', '--quiet'])).code).toBe(0);
+  });
+  afterAll(() => t.cleanup());
+
+  test('a truncated field fails with one line and leaves no partial jacobian/ directory', async () => {
+    const { promises: fs } = await import('node:fs');
+    const truth = path.join(sim, 'truth');
+    const fields = (await fs.readdir(path.join(truth, 'fields'))).sort();
+    const last = path.join(truth, 'fields', fields[fields.length - 1]);
+    const whole = await fs.readFile(last);
+    await fs.writeFile(last, whole.subarray(0, Math.floor(whole.length / 2)));
+    const r = await runCliHere(['evaluate', 'jacobian', '--result', truth, '--write', '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(path.join(truth, 'jacobian'))).toBe(false);
+    expect((await fs.readdir(truth)).filter((e) => e.startsWith('.r2n2-tmp-'))).toEqual([]);
+    await fs.writeFile(last, whole);
+    const ok = await runCliHere(['evaluate', 'jacobian', '--result', truth, '--write', '--quiet']);
+    expect(ok.code).toBe(0);
+    expect((await fs.readdir(path.join(truth, 'jacobian'))).length).toBe(fields.length);
+  });
+
+  test('moving landmarks far outside the image: the TRE is given with a named warning', async () => {
+    const { promises: fs } = await import('node:fs');
+    const lm = path.join(t.dir, 'lm');
+    await fs.cp(path.join(sim, 'landmarks'), lm, { recursive: true });
+    const files = (await fs.readdir(lm)).sort();
+    const summary = JSON.parse(await fs.readFile(path.join(sim, 'truth', 'summary.json'), 'utf8'));
+    const victim = files.find((f) => f !== `${summary.fixedFrame}.csv`) as string;
+    const text = await fs.readFile(path.join(lm, victim), 'utf8');
+    const lines = text.trim().split('\n');
+    // the first landmark 100 m away (px written as mm, or another image's file)
+    const k = lines.findIndex((l) => /^-?\d/.test(l));
+    lines[k] = '100000,100000';
+    await fs.writeFile(path.join(lm, victim), lines.join('\n') + '\n');
+    const r = await runCliHere(['evaluate', 'tre', '--landmarks', lm, '--result', path.join(sim, 'truth')]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/1 moving landmark\(s\) lie outside the image .*first in .*check their units/);
+  });
+});

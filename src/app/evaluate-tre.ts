@@ -138,6 +138,9 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
       );
   }
   let outside = 0;
+  /** Moving landmarks outside the image (over all frames), and the first file that has one. */
+  let movingOutside = 0;
+  let movingOutsideFile: string | null = null;
   for (const item of todo) {
     const file = lmFiles.get(item.name) as string;
     const movingAll = landmarksMm(await readLandmarkFile(file), geometry);
@@ -147,6 +150,11 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
       );
     }
     const moving = movingAll.filter((_, k) => keep[k]);
+    if (geometry) {
+      const out = moving.filter((p) => !insideGrid(geometry as Geometry, p)).length;
+      movingOutside += out;
+      if (out > 0) movingOutsideFile ??= file;
+    }
     let map: ((p: Point) => Point) | undefined;
     if (item.field) {
       const { file: ffile, field } = await loadField(item.field);
@@ -161,6 +169,10 @@ export async function evaluateTre(o: EvaluateTreOptions): Promise<TreEvaluation>
     frames.push(frameTre(item.name, fixedPts, moving, geometry, map));
     o.onFrame?.(item.name);
   }
+  if (movingOutside > 0)
+    warn(
+      `${movingOutside} moving landmark(s) lie outside the image (${describeGeometry(geometry as Geometry)}), first in ${movingOutsideFile}; check their units (mm) and that they belong to this series: the TRE counts them as they are`,
+    );
   if (outside > 0 && !geometry) warn(`${outside} fixed landmark(s) of ${fixedFile} lie outside the field grid; the field was extended from its border there`);
   return {
     fixedFrame,
