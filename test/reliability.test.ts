@@ -251,6 +251,11 @@ const CASES: Case[] = [
     stderr: /--uncertainty takes a whole number of passes ≥ 2/,
   },
   {
+    name: '--uncertainty 1 with --adapt: refused before adapting',
+    args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--adapt', '3', '--uncertainty', '1'],
+    stderr: /--uncertainty takes a whole number of passes ≥ 2/,
+  },
+  {
     name: '--adapt negative',
     args: (o) => ['register', 'series', frames(), '--model', MODEL, '--out', o, '--adapt', '-2'],
     stderr: /--adapt takes a whole number/,

@@ -494,6 +494,15 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       throw new UserError(
         `--refine-stride must be a whole number ≥ 1 (1 = every pixel, default ${REFINE_DEFAULTS.normalStride}), got ${argv['refine-stride']}`,
       );
+    // every option checked before any work (an adaptation takes minutes)
+    if (!(Number.isInteger(argv.uncertainty) && (argv.uncertainty === 0 || argv.uncertainty >= 2)))
+      throw new UserError(`--uncertainty takes a whole number of passes ≥ 2 (0 = off), got ${argv.uncertainty}`);
+    const uk = argv['uncertainty-keep'];
+    if (uk !== undefined && !(uk > 0 && uk <= 1)) throw new UserError(`--uncertainty-keep must be in (0, 1] (1 = no noise), got ${uk}`);
+    if (!(Number.isInteger(argv.adapt) && argv.adapt >= 0)) throw new UserError(`--adapt takes a whole number of iterations ≥ 0 (0 = off), got ${argv.adapt}`);
+    const adaptSeconds = argv['adapt-seconds'];
+    if (adaptSeconds !== undefined && !(adaptSeconds > 0)) throw new UserError(`--adapt-seconds must be > 0, got ${adaptSeconds}`);
+    if (!(argv['adapt-lr'] > 0)) throw new UserError(`--adapt-lr must be > 0, got ${argv['adapt-lr']}`);
     const shard = parseShard(argv.shard);
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only
@@ -501,10 +510,6 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const original = await loadModel(resolveModelDir(argv.model));
     const trained = Number(original.json.training?.steps);
     const steps = argv.steps ?? (Number.isInteger(trained) && trained >= 1 ? trained : 25);
-    if (!(Number.isInteger(argv.adapt) && argv.adapt >= 0)) throw new UserError(`--adapt takes a whole number of iterations ≥ 0 (0 = off), got ${argv.adapt}`);
-    const adaptSeconds = argv['adapt-seconds'];
-    if (adaptSeconds !== undefined && !(adaptSeconds > 0)) throw new UserError(`--adapt-seconds must be > 0, got ${adaptSeconds}`);
-    if (!(argv['adapt-lr'] > 0)) throw new UserError(`--adapt-lr must be > 0, got ${argv['adapt-lr']}`);
     let model = original;
     let adaptation: AdaptReport | null = null;
     if (argv.adapt > 0 || adaptSeconds !== undefined) {
@@ -547,10 +552,6 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       process.stderr.write(
         `warning: ${argv.series} looks unlike the data ${model.dir} was trained on: ${unlike.join('; ')}; expect little from the network alone (try --adapt N or --refine N, or train on such series)\n`,
       );
-    if (!(Number.isInteger(argv.uncertainty) && (argv.uncertainty === 0 || argv.uncertainty >= 2)))
-      throw new UserError(`--uncertainty takes a whole number of passes ≥ 2 (0 = off), got ${argv.uncertainty}`);
-    const uk = argv['uncertainty-keep'];
-    if (uk !== undefined && !(uk > 0 && uk <= 1)) throw new UserError(`--uncertainty-keep must be in (0, 1] (1 = no noise), got ${uk}`);
     const options: R2N2RegisterOptions = {
       steps,
       stopThreshold: argv['stop-threshold'],
