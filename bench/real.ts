@@ -10,7 +10,7 @@
 //         label), and the BIRL reference image (../shared/data/birl_artificial) with random motion;
 //         every k-th frame registered to the series' fixed frame.
 // Methods: our B-spline (defaults), R2N2 (the bundled model or --model) alone and --refine 20
-// (r2n2[:T][+rN][@S][+fM][+ng]: T steps, --refine N, --refine-size S, --refine-fine M, no guard),
+// (r2n2[:T][+rN][@S][+fM][+ng][#k]: T steps, --refine N, --refine-size S, --refine-fine M, no guard, the k-th of --models),
 // native elastix (Debian's CLI; its default threads and -threads 1; skipped with a message where
 // `elastix` is not on PATH), and the itk-wasm elastix on the first --wasm-pairs pairs of each
 // case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
@@ -32,6 +32,7 @@ import { fieldFromNormalised, mapPoint } from '../dist/core/transformation/field
 import { dicePerLabel, hd95, warpLabelsNearest } from '../dist/core/metrics/dice.js';
 import { registerBspline, BSPLINE_DEFAULTS, type BsplineOptions } from '../dist/bspline/register.js';
 import { loadModel } from '../dist/io/model.js';
+import { resolveModelDir } from '../dist/io/bundled-models.js';
 import { r2n2Registrar, type R2N2RegisterOptions } from '../dist/app/register.js';
 import { simulate } from '../dist/app/simulate.js';
 import { readImage2D, readField, writeImage2D, type Image2D } from '../dist/io/image.js';
@@ -139,14 +140,16 @@ async function elastixNative(
 async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
   const backend = await initBackend('auto');
   const modelDir = opt.model;
-  const model = await loadModel(modelDir);
+  const model = await loadModel(resolveModelDir(modelDir));
   const steps = Number(opt.steps[0] ?? model.json.training?.steps ?? 10);
   const wanted = [...opt.methods];
   const paramMap = await bsplineMap();
   // the result format only names transformix's output files; the registration is the same map
   const paramText = parameterFileText({ ...paramMap, ResultImageFormat: ['mha'] });
-  const r2n2 = (refine: number, more: Partial<R2N2RegisterOptions> = {}): Method => {
-    const reg = r2n2Registrar(model, { steps, stopThreshold: 0, refine, ...more });
+  // more models side by side: method names ending in #k take the k-th of --models (its own training steps)
+  const others = await Promise.all(opt.models.map((d) => loadModel(resolveModelDir(d))));
+  const r2n2 = (refine: number, more: Partial<R2N2RegisterOptions> = {}, which = model): Method => {
+    const reg = r2n2Registrar(which, { steps, stopThreshold: 0, refine, ...more });
     return async (fixed, movings) => {
       const t0 = performance.now();
       const out = await reg.registerBatch!(fixed, movings, () => undefined);
@@ -179,13 +182,20 @@ async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
   // R2N2, by name: r2n2[:T][+rN][@S][+fM][+ng] = T steps (default --steps), --refine N,
   // --refine-size S, --refine-fine M, --no-stop-when-worse (r2n2, r2n2+r20: the defaults)
   for (const k of wanted) {
-    const m = /^r2n2(?::(\d+))?(?:\+r(\d+))?(?:@(\d+))?(?:\+f(\d+))?(\+ng)?$/.exec(k);
-    if (m)
-      all[k] = r2n2(Number(m[2] ?? 0), {
-        steps: m[1] ? Number(m[1]) : steps,
+    const m = /^r2n2(?::(\d+))?(?:\+r(\d+))?(?:@(\d+))?(?:\+f(\d+))?(\+ng)?(?:#(\d+))?$/.exec(k);
+    if (!m) continue;
+    const which = m[6] !== undefined ? others[Number(m[6])] : model;
+    if (!which) throw new Error(`${k}: --models has no entry ${m[6]}`);
+    const own = Number(which.json.training?.steps ?? steps);
+    all[k] = r2n2(
+      Number(m[2] ?? 0),
+      {
+        steps: m[1] ? Number(m[1]) : m[6] !== undefined ? own : steps,
         ...(m[3] ? { refineSize: Number(m[3]), refineFine: Number(m[4] ?? 0) } : {}),
         ...(m[5] ? { stopWhenWorse: false } : {}),
-      });
+      },
+      which,
+    );
   }
   // B-spline variants to compare (choosing defaults): REAL_BSPLINE_VARIANTS='{"name": {options}}', each run as method bspline:name
   for (const [name, extra] of Object.entries(opt.bsplineVariants)) {

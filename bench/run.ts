@@ -178,7 +178,7 @@ const argv = await yargs(hideBin(process.argv))
       array: true,
       default: [BUNDLED_MODEL],
       defaultDescription: 'fixtures/models/phantom',
-      describe: 'r2n2-models: model or training checkpoint directories',
+      describe: 'r2n2-models: model or training checkpoint directories; real: the models of methods r2n2…#k (k-th, from 0)',
     },
     steps: {
       type: 'number',
