@@ -48,3 +48,19 @@ test('train --from takes a bundled model by name', async () => {
   expect(r.code).toBe(0);
   expect(JSON.parse(await fs.readFile(path.join(out, 'model.json'), 'utf8')).training.from).toBe(path.join(ROOT, 'fixtures', 'models', 'phantom'));
 });
+
+test('register series --preset accurate: the measured settings, command-line options win', async () => {
+  const out = path.join(t.dir, 'acc');
+  const r = await runCliHere(['register', 'series', frames, '--preset', 'accurate', '--refine', '3', '--out', out, '--no-qc', '--quiet']);
+  expect(r.code).toBe(0);
+  const st = JSON.parse(await fs.readFile(path.join(out, 'summary.json'), 'utf8')).settings;
+  expect([st.steps, st.refine, st.refineSize, st.refineFine]).toEqual([25, 3, 128, 10]);
+  const fast = path.join(t.dir, 'fast');
+  expect((await runCliHere(['register', 'series', frames, '--preset', 'fast', '--out', fast, '--no-qc', '--quiet'])).code).toBe(0);
+  const sf = JSON.parse(await fs.readFile(path.join(fast, 'summary.json'), 'utf8')).settings;
+  expect(sf.steps).toBe(7); // cine-mr's training steps
+  expect(sf.refine ?? 0).toBe(0); // no refinement (not recorded when off)
+  const bad = await runCliHere(['register', 'series', frames, '--preset', 'quick', '--out', path.join(t.dir, 'q'), '--quiet']);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toMatch(/preset.*Choices: "fast", "accurate"/s);
+});

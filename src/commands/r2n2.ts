@@ -84,6 +84,17 @@ interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
 }
 
 const T = TRAIN_DEFAULTS;
+
+/**
+ * `register series --preset`: settings measured on real cine (docs/experiments.md, "How many
+ * Gaussians real motion needs"): fast = the network alone (the model's steps); accurate = the
+ * network's 25 steps refined on the pair, coarse to fine (ahead of the B-spline on the tuning
+ * patient at 1.4× its time).
+ */
+export const REGISTER_PRESETS = {
+  fast: { text: "the network alone (the model's steps)" } as { text: string; steps?: number; refine?: number; refineSize?: number; refineFine?: number },
+  accurate: { text: '--steps 25 --refine 40 --refine-size 128 --refine-fine 10', steps: 25, refine: 40, refineSize: 128, refineFine: 10 },
+};
 const C = DEFAULT_CONFIG;
 
 export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
@@ -341,6 +352,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   'stop-threshold': number;
   batch?: number;
   'flip-average': FlipAverage;
+  preset?: keyof typeof REGISTER_PRESETS;
   refine: number;
   'refine-size'?: number;
   'refine-fine': number;
@@ -398,11 +410,17 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         describe:
           'also register mirrored copies of each pair (x: left–right, y: up–down, xy: both at once, all: the four) and average: more accurate, one network pass per copy',
       })
+      .option('preset', {
+        type: 'string',
+        choices: Object.keys(REGISTER_PRESETS),
+        describe: `measured settings: ${Object.entries(REGISTER_PRESETS)
+          .map(([k, v]) => `${k} = ${v.text}`)
+          .join('; ')}; options given on the command line win`,
+      })
       .option('refine', {
         type: 'number',
-        default: 0,
         describe:
-          "then refine each frame's Gaussians by this many Levenberg–Marquardt iterations on the pair (the same number of Gaussians; more accurate, much slower: see docs/cli.md; 0 = off)",
+          "then refine each frame's Gaussians by this many Levenberg–Marquardt iterations on the pair (the same number of Gaussians; more accurate, much slower: see docs/cli.md; 0 = off) [default: 0]",
       })
       .option('refine-size', {
         type: 'number',
@@ -411,9 +429,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       })
       .option('refine-fine', {
         type: 'number',
-        default: 0,
         describe:
-          "with --refine-size: this many more iterations at the frames' own size after the reduced ones (coarse to fine: the detail the reduced size cannot see; e.g. --steps 25 --refine 40 --refine-size 128 --refine-fine 10, docs/cli.md)",
+          "with --refine-size: this many more iterations at the frames' own size after the reduced ones (coarse to fine: the detail the reduced size cannot see; e.g. --steps 25 --refine 40 --refine-size 128 --refine-fine 10, docs/cli.md) [default: 0]",
       })
       .option('refine-stride', {
         type: 'number',
@@ -475,6 +492,12 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       })
       .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }) as never,
   handler: async (argv) => {
+    // a preset fills what the command line left out
+    const preset = argv.preset ? REGISTER_PRESETS[argv.preset] : null;
+    argv.steps ??= preset?.steps;
+    argv.refine ??= preset?.refine ?? 0;
+    argv['refine-size'] ??= preset?.refineSize;
+    argv['refine-fine'] ??= preset?.refineFine ?? 0;
     if (argv.steps !== undefined && !(Number.isInteger(argv.steps) && argv.steps >= 1))
       throw new UserError(`--steps must be a positive integer, got ${argv.steps}`);
     if (!(argv['stop-threshold'] >= 0)) throw new UserError(`--stop-threshold must be ≥ 0, got ${argv['stop-threshold']}`);
