@@ -858,6 +858,24 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(rep.validation[1].treBeforeMm).toBeGreaterThan(0);
     expect(Number.isFinite(rep.validation[1].treMm)).toBe(true);
     expect(await fs.readFile(path.join(t.dir, 'val', 'loss.csv'), 'utf8')).toMatch(/^iteration,loss,validation,validation_tre_mm\n/);
+    // the best validation's weights are kept in OUT/best, a model directory
+    const best = rep.validation.reduce((b: { treMm: number }, v: { treMm: number }) => (v.treMm < b.treMm ? v : b));
+    expect(rep.best).toEqual(best);
+    const bj = JSON.parse(await fs.readFile(path.join(t.dir, 'val', 'best', 'model.json'), 'utf8'));
+    expect(bj.training.iterationsDone).toBe(best.iteration);
+    expect(bj.training.validation.treMm).toBe(best.treMm);
+    const reg = await runCliHere([
+      'register',
+      'series',
+      series,
+      '--model',
+      path.join(t.dir, 'val', 'best'),
+      '--out',
+      path.join(t.dir, 'val-reg'),
+      '--no-qc',
+      '--quiet',
+    ]);
+    expect(reg.code).toBe(0);
   });
   test('register series writes the result contract with 7 numbers per step', async () => {
     const series = path.join(data, 'series-01', 'frames');

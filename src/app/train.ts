@@ -71,6 +71,21 @@ export interface TrainOptions {
   onIteration?: (info: { iteration: number; loss: number; itPerSecond: number }) => void;
   onValidation?: (info: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }) => void;
   onCheckpoint?: (iteration: number) => void;
+  /** A validation that beat every earlier one: its weights were written to OUT/best. */
+  onBest?: (info: { iteration: number; loss: number; treMm?: number }) => void;
+}
+
+/** Where a run with validation series keeps its best weights so far (a model directory). */
+export const BEST_DIR = 'best';
+
+/** A validation entry's score, lower is better: the TRE after where landmarks gave one, else the loss. */
+export function validationScore(v: { loss: number; treMm?: number }): number {
+  return v.treMm ?? v.loss;
+}
+
+/** The best entry of a validation history (null when empty). */
+export function bestValidation<T extends { loss: number; treMm?: number }>(history: T[]): T | null {
+  return history.reduce<T | null>((b, v) => (b === null || validationScore(v) < validationScore(b) ? v : b), null);
 }
 
 export interface TrainReport {
@@ -79,6 +94,8 @@ export interface TrainReport {
   resumedFrom: number | null;
   finalLoss: number;
   validation: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number }[];
+  /** The best validation entry (its weights in OUT/best), or null without validation series. */
+  best: { iteration: number; loss: number; treMm?: number; treBeforeMm?: number } | null;
   seconds: number;
   itPerSecond: number;
   /** Peak resident memory of the process during training (MB; includes the wasm heap). */
@@ -204,8 +221,17 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     const validate = async (iteration: number) => {
       if (val.length === 0) return;
       const entry = { iteration, ...(await validationFigures(c, kept, val, st, ls, compute)) };
+      const before = bestValidation(validation);
       validation.push(entry);
       o.onValidation?.(entry);
+      // the best weights so far by validation (TRE where the validation series have landmarks, else the loss) in OUT/best
+      if (before === null || validationScore(entry) < validationScore(before)) {
+        await saveModel(path.join(o.out, BEST_DIR), c, kept, {
+          training: { ...st, iterationsDone: iteration, bestOf: 'validation', validation: entry },
+          data: { validation: val.map((d) => path.resolve(d.source)) },
+        });
+        o.onBest?.(entry);
+      }
     };
 
     const t0 = performance.now();
@@ -284,6 +310,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         resumedFrom: start || null,
         finalLoss: losses[losses.length - 1],
         validation,
+        best: bestValidation(validation),
         seconds,
         itPerSecond: (it - start) / ((performance.now() - t0) / 1000 || 1),
         peakRssMb: peakRss / 2 ** 20,

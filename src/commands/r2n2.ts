@@ -109,7 +109,12 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
         describe: 'training series (directories of frames, 3D files or DICOM directories); optional with --synth or --stills',
       })
       .option('out', { type: 'string', demandOption: true, describe: 'model directory (model.json, weights.bin, loss.png, checkpoint/)' })
-      .option('val', { type: 'string', array: true, default: [], describe: 'validation series (loss every --checkpoint-every iterations)' })
+      .option('val', {
+        type: 'string',
+        array: true,
+        default: [],
+        describe: 'validation series (loss, and TRE where landmarks lie beside them, every --checkpoint-every iterations; the best weights go to OUT/best)',
+      })
       .option('iterations', { type: 'number', default: T.iterations, describe: 'total training iterations (pairs)' })
       .option('steps', { type: 'number', default: T.steps, describe: 'Gaussian steps per registration in training' })
       .option('lr', { type: 'number', default: T.learningRate, describe: 'AMSGrad learning rate' })
@@ -311,6 +316,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       onIteration: (i) => bar.tick(1, `loss ${i.loss.toPrecision(4)} ${i.itPerSecond.toFixed(2)} it/s`),
       onValidation: (v) => ctx.log.info(v, 'validation'),
       onCheckpoint: (k) => ctx.log.info({ iteration: k }, 'checkpoint'),
+      onBest: (v) => ctx.log.info(v, 'best validation so far: weights in OUT/best'),
     }).finally(() => {
       bar.stop();
       stop.dispose();
@@ -331,6 +337,11 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       `iterations   ${report.iterations}${report.timeLimited ? ` of ${argv.iterations} (--time-limit reached; --resume continues)` : report.interrupted ? ` of ${argv.iterations} (interrupted; --resume continues)` : ''}${report.resumedFrom ? ` (resumed at ${report.resumedFrom})` : ''}, ${fmt(report.itPerSecond, 2)} it/s, ${fmt(report.seconds, 0)} s in all, peak memory ${fmt(report.peakRssMb, 0)} MB`,
       `final loss   ${report.finalLoss.toPrecision(4)}${report.validation.length ? `   validation ${report.validation[report.validation.length - 1].loss.toPrecision(4)}` : ''}${lastTre(report.validation)}`,
       `loss curve   ${report.out}/loss.png, ${report.out}/loss.csv`,
+      ...(report.best
+        ? [
+            `best         iteration ${report.best.iteration} by validation (${report.best.treMm !== undefined ? `TRE ${fmt(report.best.treMm, 3)} mm` : `loss ${report.best.loss.toPrecision(4)}`}): ${path.join(report.out, 'best')}`,
+          ]
+        : []),
     ];
     process.stdout.write(lines.join('\n') + '\n');
     if (interrupted) throw interrupted;
