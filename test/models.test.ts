@@ -64,3 +64,13 @@ test('register series --preset accurate: the measured settings, command-line opt
   expect(bad.code).toBe(1);
   expect(bad.stderr).toMatch(/preset.*Choices: "fast", "accurate"/s);
 });
+
+test('the r2n2 version is recorded in summary.json, each params file and model.json', async () => {
+  const { version } = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8'));
+  const out = path.join(t.dir, 'default');
+  const s = JSON.parse(await fs.readFile(path.join(out, 'summary.json'), 'utf8'));
+  expect(s.r2n2Version).toBe(version);
+  const p = JSON.parse(await fs.readFile(path.join(out, 'params', `${s.frames[0].name}.json`), 'utf8'));
+  expect(p.r2n2Version).toBe(version);
+  expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ft', 'model.json'), 'utf8')).r2n2Version).toBe(version);
+});

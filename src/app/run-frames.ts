@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { R2N2_VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import { sameGeometry, describeGeometry, type Geometry } from '../core/image/geometry.js';
 import { fieldFromNormalised } from '../core/transformation/field.js';
@@ -378,6 +379,7 @@ async function runLocked(
         fixedFrame: fixedName,
         moving: f.file,
         settingsKey: key,
+        r2n2Version: R2N2_VERSION,
         backend: o.backend,
         seconds,
         batch: batchLength,

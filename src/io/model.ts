@@ -11,6 +11,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { R2N2_VERSION } from '../version.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors.js';
 import { type R2N2Config, type Weights, checkConfig, weightShapes } from '../core/r2n2/network.js';
@@ -22,6 +23,8 @@ export const WEIGHTS_FILE = 'weights.bin';
 export interface ModelJson {
   format: 'r2n2-model';
   version: 1;
+  /** The r2n2 version that wrote it (absent in models written before 2026-12-08). */
+  r2n2Version?: string;
   config: R2N2Config;
   training?: Record<string, unknown>;
   data?: Record<string, unknown>;
@@ -45,6 +48,7 @@ export async function saveModel(dir: string, config: R2N2Config, weights: Weight
   const json: ModelJson = {
     format: 'r2n2-model',
     version: 1,
+    r2n2Version: R2N2_VERSION,
     config,
     ...extra,
     created: new Date().toISOString(),

@@ -12,6 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { R2N2_VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import { writeTextAtomic } from './atomic.js';
 
@@ -68,7 +69,9 @@ export const resultPaths = (frame: string) => ({
 });
 
 export async function writeSummary(dir: string, summary: ResultSummary): Promise<void> {
-  await writeTextAtomic(path.join(dir, SUMMARY_FILE), JSON.stringify(summary, null, 2) + '\n');
+  // the version that wrote it, after the format fields
+  const { format, version, ...rest } = summary;
+  await writeTextAtomic(path.join(dir, SUMMARY_FILE), JSON.stringify({ format, version, r2n2Version: R2N2_VERSION, ...rest }, null, 2) + '\n');
 }
 
 /** Reads and validates `DIR/summary.json`; errors name the file and what is wrong. */
