@@ -4,6 +4,7 @@
  * frames: fixed / moving / warped, checkerboards and differences before and after, the deformed
  * grid, the det-J map and, for R2N2 results, the Gaussian sequence over the fixed frame.
  */
+import { parse } from 'csv-parse/sync';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as vega from 'vega';
@@ -37,11 +38,7 @@ async function motionRows(results: { result: string; method: string }[]): Promis
   for (const e of results) {
     const text = await fs.readFile(path.join(e.result, 'motion.csv'), 'utf8').catch(() => null);
     if (!text) continue;
-    const lines = text
-      .trim()
-      .split('\n')
-      .slice(1)
-      .map((l) => l.split(','));
+    const lines = (parse(text, { relax_column_count: true }) as string[][]).slice(1);
     for (const c of lines) {
       const index = Number(c[1]);
       rows.push({ method: e.method, frame: index, what: 'mean displacement (mm)', value: Number(c[3]) });

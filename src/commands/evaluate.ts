@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { stringify } from 'csv-stringify/sync';
 import { UserError } from '../errors.js';
 import { evaluateTre, type TreEvaluation } from '../app/evaluate-tre.js';
 import type { TreStats } from '../core/metrics/tre.js';
@@ -68,11 +69,12 @@ export function formatTreTable(ev: TreEvaluation, perFrame = true): string {
 
 /** Per-landmark CSV: frame, landmark (1-based), before/after in mm and px. */
 export function formatTreCsv(ev: TreEvaluation): string {
-  const lines = ['frame,landmark,before_mm,after_mm,before_px,after_px'];
+  const rows: (string | number)[][] = [['frame', 'landmark', 'before_mm', 'after_mm', 'before_px', 'after_px']];
   const v = (a: number[] | null, i: number) => (a ? String(a[i]) : '');
   for (const f of ev.frames)
-    for (let i = 0; i < f.beforeMm.length; i++) lines.push([f.name, i + 1, v(f.beforeMm, i), v(f.afterMm, i), v(f.beforePx, i), v(f.afterPx, i)].join(','));
-  return lines.join('\n') + '\n';
+    for (let i = 0; i < f.beforeMm.length; i++) rows.push([f.name, i + 1, v(f.beforeMm, i), v(f.afterMm, i), v(f.beforePx, i), v(f.afterPx, i)]);
+  // RFC 4180: a frame name with a comma or quote is quoted
+  return stringify(rows, { record_delimiter: 'unix' });
 }
 
 const treCommand: CommandModule<GlobalArgs, TreArgs> = {

@@ -5,6 +5,7 @@
  * to the fixed frame before and after (normalised cross-correlation, over the pixels the field
  * maps inside the moving frame). Fields are physical (mm, pixel-interleaved, core/transformation/field.ts).
  */
+import { stringify } from 'csv-stringify/sync';
 
 export interface MotionRow {
   frame: string;
@@ -71,21 +72,19 @@ export function ncc(a: ArrayLike<number>, b: ArrayLike<number>, mask?: ArrayLike
 
 const fmt = (v: number, d: number) => (Number.isFinite(v) ? v.toFixed(d) : '');
 
-/** motion.csv: a header and one line per frame, series order. */
+/** motion.csv: a header and one line per frame, series order (RFC 4180: a frame name with a comma or quote is quoted). */
 export function motionCsv(rows: MotionRow[]): string {
-  const head = 'frame,index,fixed,mean_displacement_mm,max_displacement_mm,change_from_previous_mm,ncc_before,ncc_after,fallback';
-  const lines = rows.map((r) =>
-    [
-      r.frame,
-      r.index,
-      r.fixed ? 1 : 0,
-      fmt(r.meanMm, 4),
-      fmt(r.maxMm, 4),
-      fmt(r.changeMm, 4),
-      fmt(r.nccBefore, 4),
-      fmt(r.nccAfter, 4),
-      r.fallback ? 1 : 0,
-    ].join(','),
-  );
-  return [head, ...lines].join('\n') + '\n';
+  const head = ['frame', 'index', 'fixed', 'mean_displacement_mm', 'max_displacement_mm', 'change_from_previous_mm', 'ncc_before', 'ncc_after', 'fallback'];
+  const lines = rows.map((r) => [
+    r.frame,
+    r.index,
+    r.fixed ? 1 : 0,
+    fmt(r.meanMm, 4),
+    fmt(r.maxMm, 4),
+    fmt(r.changeMm, 4),
+    fmt(r.nccBefore, 4),
+    fmt(r.nccAfter, 4),
+    r.fallback ? 1 : 0,
+  ]);
+  return stringify([head, ...lines], { record_delimiter: 'unix' });
 }
