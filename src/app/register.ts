@@ -10,7 +10,7 @@ import seedrandom from 'seedrandom';
 import { fieldFromNormalised } from '../core/transformation/field.js';
 import type { Geometry } from '../core/image/geometry.js';
 import { sequenceField, unflipSequence, PARAMS_PER_STEP } from '../core/transformation/gaussian.js';
-import { type Flip, flipImage } from '../core/image/resample.js';
+import { flipImage } from '../core/image/resample.js';
 import { gaussianOverlay } from '../core/qc/qc.js';
 import { type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, affineField, composeAfterAffine, registerAffine } from '../core/transformation/affine.js';
 import { warpSamples } from '../core/transformation/warp.js';
@@ -22,14 +22,8 @@ import { activeCompute } from '../backend/compute.js';
 export const R2N2_PARAMS_UNITS =
   'one row per step: cx, cy (position), sx, sy (shape sigma), wx, wy (weight), phi (rotation, rad); normalised units ([-1, 1] across the image); the field is the sum of the steps (docs/method.md)';
 
-/**
- * `--flip-average`: register the pair as it is and mirrored, map each mirrored pass's Gaussians
- * back (core `unflipSequence`) and average the passes (weights ÷ passes). The result is still one
- * Gaussian sequence, `passes × steps` long. Training augments with the same flips, so the
- * network's errors on the mirrored copies are partly independent and average down.
- */
-export const FLIP_AVERAGES: Record<string, Flip[]> = { none: ['none'], x: ['none', 'x'], y: ['none', 'y'], xy: ['none', 'xy'], all: ['none', 'x', 'y', 'xy'] };
-export type FlipAverage = keyof typeof FLIP_AVERAGES;
+import { type FlipAverage, FLIP_AVERAGES } from './register-options.js';
+export { type FlipAverage, FLIP_AVERAGES } from './register-options.js';
 
 export interface R2N2RegisterOptions {
   /** Global pre-alignment of each frame before the sequence (core/transformation/affine.ts), default none. */

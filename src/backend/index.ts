@@ -18,8 +18,8 @@ import '@tensorflow/tfjs';
 import { installWasmGradientKernels } from './wasm-kernels.js';
 import { MAX_THREADS, withWasmThreads } from './wasm-threads.js';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+import type { BackendChoice } from './choices.js';
+export { type BackendChoice, BACKEND_CHOICES } from './choices.js';
 
 export interface BackendInfo {
   /** The tfjs backend now active: 'tensorflow', 'wasm' or 'cpu'. */

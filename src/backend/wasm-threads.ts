@@ -29,11 +29,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 
-/**
- * At most as many threads as the build's pre-started worker pool (PTHREAD_POOL_SIZE = 8):
- * a thread beyond it would start a worker after the temporary files are gone.
- */
-export const MAX_THREADS = 8;
+import { MAX_THREADS } from './choices.js';
+export { MAX_THREADS, autoThreads } from './choices.js';
 
 /** The bundle's names for the Node modules it requires (tf-backend-wasm.node.js, rollup). */
 const PROLOGUE =
@@ -111,9 +108,4 @@ export async function withWasmThreads<T>(threads: number, init: () => Promise<T>
     os.cpus = origCpus;
     fs.rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** `--threads auto`: one per available core, at most 4. */
-export function autoThreads(): number {
-  return Math.max(1, Math.min(4, os.availableParallelism()));
 }

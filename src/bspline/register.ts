@@ -92,28 +92,7 @@ export function autoFinestSigma(W: number, H: number): number {
   return Math.min(3, Math.max(1, (1.5 * Math.max(W, H)) / 256));
 }
 
-/**
- * The defaults, chosen on the real-data benchmark (`npm run bench -- real`, docs/experiments.md):
- * 60 iterations at the finest level (was 30) and a global stage of 50/25/10 (was 100/50/20):
- * mean LV Dice 0.9350 on 28 Sunnybrook slices (was 0.9331; native elastix 0.9339), mean TRE
- * 0.092 mm on 7 simulated series (was 0.104; elastix 0.245), at ≈ 1.2× the time per pair.
- * `maxSize` 512: the 800×600 case registers its finest level at 400×300, TRE 0.080 mm at 2.4 s
- * per pair, against 0.093 mm at 7.6 s at full resolution (its σ 3 px blur leaves little that
- * the full grid would add); images up to 512 px are not affected.
- */
-export const BSPLINE_DEFAULTS: BsplineOptions = {
-  levels: 3,
-  spacing: [8, 8, 8],
-  iterations: [100, 60, 60],
-  learningRate: [0.01, 0.005, 0.002],
-  lambda: [1],
-  order: 3,
-  loss: 'mse',
-  regulariser: 'tv',
-  init: 'affine',
-  initIterations: [50, 25, 10],
-  maxSize: 512,
-};
+export { BSPLINE_DEFAULTS } from './defaults.js';
 
 export interface BsplineLevelResult {
   /** Level image size `[W, H]`. */

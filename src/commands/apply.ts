@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { applyResult, type PointsFrom } from '../app/apply.js';
-import { INTERPOLATIONS, LABEL_INTERPOLATIONS, type Interpolation, type LabelInterpolation } from '../core/transformation/apply.js';
+import type { PointsFrom } from '../app/apply.js';
+import { INTERPOLATIONS, LABEL_INTERPOLATIONS, type Interpolation, type LabelInterpolation } from '../core/transformation/interpolations.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface Args extends GlobalArgs {
@@ -63,6 +63,7 @@ export const applyCommand: CommandModule<GlobalArgs, Args> = {
       .example('$0 apply --result res/bspline --points fixed_landmarks.csv --out res/tracked', "where the fixed frame's points are in every frame")
       .example('$0 apply --result res/bspline --images data/t2 --interpolation cubic --out res/t2', 'another contrast of the same frames, corrected') as never,
   handler: async (argv) => {
+    const { applyResult } = await import('../app/apply.js');
     const ctx = makeContext(argv);
     const started = performance.now();
     let bar = ctx.progress('apply', 1);

@@ -1,15 +1,14 @@
 /** `r2n2 baseline bspline`: series mode and pair mode, thin over app/bspline.ts + app/run-frames.ts. */
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
-import { BSPLINE_DEFAULTS, type BsplineOptions } from '../bspline/register.js';
-import { LOSS_NAMES, type LossName } from '../core/loss/losses.js';
-import { REGULARISER_NAMES, type RegulariserName } from '../core/regulariser/regularisers.js';
-import { bsplineRegistrar } from '../app/bspline.js';
+import type { BsplineOptions } from '../bspline/register.js';
+import { BSPLINE_DEFAULTS } from '../bspline/defaults.js';
+import { LOSS_NAMES, type LossName } from '../core/loss/names.js';
+import { REGULARISER_NAMES, type RegulariserName } from '../core/regulariser/names.js';
 import { BSPLINE_PRESETS, PRESET_NAMES, type PresetName } from '../bspline/presets.js';
-import { readMaskSet } from '../io/masks.js';
-import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/transformation/affine.js';
+import { AFFINE_DEFAULTS, INIT_KINDS, type InitKind } from '../core/transformation/affine-options.js';
 import type { BackendChoice } from '../backend/index.js';
-import { type JobInput, runFrames } from '../app/run-frames.js';
+import type { JobInput } from '../app/run-frames.js';
 import {
   type BackendArgs,
   type GlobalArgs,
@@ -208,6 +207,12 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       convergence: argv.convergence ?? P.convergence ?? 0,
       convergenceWindow: argv['convergence-window'],
     };
+    // what the command runs (tfjs, itk-wasm), loaded now: --help loads none of it
+    const [{ readMaskSet }, { bsplineRegistrar }, { runFrames }] = await Promise.all([
+      import('../io/masks.js'),
+      import('../app/bspline.js'),
+      import('../app/run-frames.js'),
+    ]);
     const masks = {
       fixed: argv['fixed-mask'] ? await readMaskSet(argv['fixed-mask']) : null,
       moving: argv['moving-mask'] ? await readMaskSet(argv['moving-mask']) : null,

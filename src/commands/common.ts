@@ -1,11 +1,14 @@
 /** What every command shares: global options, the logger, progress bars. */
-import { pino, type Logger } from 'pino';
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+import type cliProgressModule from 'cli-progress';
 import type { Argv } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
-import { type BackendChoice, type BackendInfo, BACKEND_CHOICES, initBackend } from '../backend/index.js';
-import { MAX_THREADS, autoThreads } from '../backend/wasm-threads.js';
+import type { BackendInfo } from '../backend/index.js';
+import { type BackendChoice, BACKEND_CHOICES, MAX_THREADS, autoThreads } from '../backend/choices.js';
 import { POOLABLE_BACKENDS, defaultJobs } from '../app/frame-pool.js';
+
+const require = createRequire(import.meta.url);
 
 export interface GlobalArgs {
   'log-level': string;
@@ -37,6 +40,9 @@ export function makeContext(argv: GlobalArgs): Context {
   const level = quiet && ['trace', 'debug', 'info'].includes(argv['log-level']) ? 'warn' : argv['log-level'];
   // through process.stderr (synchronous for files, pipes and terminals on Linux and macOS), so that
   // whoever runs the CLI in-process (the tests) sees the logs with the other messages
+  // pino and cli-progress (CommonJS) loaded when a command runs, not for --help
+  const { pino } = require('pino') as typeof import('pino');
+  const cliProgress = require('cli-progress') as typeof cliProgressModule;
   const log = pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, process.stderr);
   const draw = !quiet && Boolean(process.stderr.isTTY);
   return {
@@ -135,6 +141,8 @@ export async function startBackend(args: BackendArgs, ctx: Context, o: { webgpu?
   const threads = parseThreads(args.threads);
   let info: BackendInfo;
   try {
+    // tfjs loads here, when a command runs (not for --help)
+    const { initBackend } = await import('../backend/index.js');
     info = await initBackend(args.backend, { ...o, threads });
   } catch (err) {
     throw new UserError((err as Error).message);

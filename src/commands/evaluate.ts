@@ -1,13 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { stringify } from 'csv-stringify/sync';
 import { UserError } from '../errors.js';
-import { evaluateTre, type TreEvaluation } from '../app/evaluate-tre.js';
+import type { TreEvaluation } from '../app/evaluate-tre.js';
 import type { TreStats } from '../core/metrics/tre.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { evaluateJacobian } from '../app/evaluate-jacobian.js';
-import { compareResults } from '../app/evaluate-compare.js';
-import { writeReport } from '../app/report.js';
-import { evaluateDice } from '../app/evaluate-dice.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface TreArgs extends GlobalArgs {
@@ -107,6 +103,7 @@ const treCommand: CommandModule<GlobalArgs, TreArgs> = {
       .example('$0 evaluate tre --landmarks s/landmarks --series s/frames', 'identity TRE, fixed frame chosen automatically')
       .example('$0 evaluate tre --landmarks s/landmarks --result out --json', 'TRE before/after a registration, as JSON') as never,
   handler: async (argv) => {
+    const { evaluateTre } = await import('../app/evaluate-tre.js');
     const ctx = makeContext(argv);
     const ev = await evaluateTre({
       landmarks: argv.landmarks,
@@ -162,6 +159,7 @@ const jacobianCommand: CommandModule<GlobalArgs, JacobianArgs> = {
       })
       .example('$0 evaluate jacobian --result results/bspline-01', 'folding and SDlogJ per frame') as never,
   handler: async (argv) => {
+    const { evaluateJacobian } = await import('../app/evaluate-jacobian.js');
     const ctx = makeContext(argv);
     const bar = ctx.progress('jacobian', 1);
     const ev = await evaluateJacobian(argv.result, { write: argv.write, mask: argv.mask }).finally(() => bar.stop());
@@ -206,6 +204,7 @@ const compareCommand: CommandModule<GlobalArgs, CompareArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print as JSON' })
       .example('$0 evaluate compare res/r2n2-01 res/bspline-01 --landmarks data/series-01/landmarks', 'R2N2 vs B-spline on one series') as never,
   handler: async (argv) => {
+    const { compareResults } = await import('../app/evaluate-compare.js');
     const ctx = makeContext(argv);
     const bar = ctx.progress('compare', argv.results.length);
     const c = await compareResults(argv.results.map(String), argv.landmarks, (r) => bar.tick(1, r)).finally(() => bar.stop());
@@ -250,6 +249,7 @@ const reportCommand: CommandModule<GlobalArgs, ReportArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'print where the report is, as JSON' })
       .example('$0 evaluate report res/r2n2-01 res/bspline-01 --out report-01', 'open report-01/index.html in a browser') as never,
   handler: async (argv) => {
+    const { writeReport } = await import('../app/report.js');
     const ctx = makeContext(argv);
     const r = await writeReport({
       results: argv.results.map(String),
@@ -284,6 +284,7 @@ const diceCommand: CommandModule<GlobalArgs, DiceArgs> = {
       })
       .option('json', { type: 'boolean', default: false, describe: 'print as JSON' }) as never,
   handler: async (argv) => {
+    const { evaluateDice } = await import('../app/evaluate-dice.js');
     const ev = await evaluateDice(argv.result, argv.labels, { mask: argv.mask });
     if (argv.json) return printJson(ev);
     const lines = [

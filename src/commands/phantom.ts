@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
-import { generatePhantoms } from '../app/phantom.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
 
 interface Args extends GlobalArgs {
@@ -29,6 +28,7 @@ export const phantomCommand: CommandModule<GlobalArgs, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the summary as JSON' })
       .example('$0 phantom --out data --series 2 --frames 60', 'two series of 60 frames') as never,
   handler: async (argv) => {
+    const { generatePhantoms } = await import('../app/phantom.js');
     for (const k of ['series', 'frames', 'size'] as const) {
       if (!Number.isInteger(argv[k]) || argv[k] < 1) throw new UserError(`--${k} must be a positive integer, got ${argv[k]}`);
     }

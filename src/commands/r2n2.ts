@@ -1,23 +1,21 @@
 /** `r2n2 train` and `r2n2 register series`: thin over app/train.ts, app/register.ts and app/run-frames.ts. */
 import type { CommandModule } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
-import { DEFAULT_CONFIG, type R2N2Config, parameterCount } from '../core/r2n2/network.js';
-import { TRAIN_DEFAULTS, train } from '../app/train.js';
+import { DEFAULT_CONFIG, type R2N2Config, imageSize } from '../core/r2n2/config.js';
+import { TRAIN_DEFAULTS } from '../app/train-settings.js';
 import { type SynthArgs, synthOptions, synthSettings } from './synth.js';
-import { REFINE_DEFAULTS } from '../core/r2n2/refine.js';
-import { type FlipAverage, type R2N2RegisterOptions, FLIP_AVERAGES, r2n2Registrar, uncertaintyKeepFor } from '../app/register.js';
+import { REFINE_DEFAULTS } from '../core/r2n2/refine-options.js';
+import type { R2N2RegisterOptions } from '../app/register.js';
+import { type FlipAverage, FLIP_AVERAGES } from '../app/register-options.js';
 import { identityFrames, readSummary } from '../io/result.js';
-import { type AdaptReport, adaptModel } from '../app/adapt.js';
+import type { AdaptReport } from '../app/adapt.js';
 import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import path from 'node:path';
 import type { BackendChoice } from '../backend/index.js';
-import { runFrames } from '../app/run-frames.js';
-import { type LoadedModel, loadModel, readModelJson } from '../io/model.js';
+import type { LoadedModel } from '../io/model.js';
 import { DEFAULT_MODEL, bundledModels, resolveModelDir } from '../io/bundled-models.js';
-import { openSeries } from '../io/series.js';
 import { type StatisticsRange, imageStatistics, unlikeTraining } from '../core/image/intensity.js';
-import { imageSize } from '../core/r2n2/network.js';
-import { INIT_KINDS, type InitKind } from '../core/transformation/affine.js';
+import { INIT_KINDS, type InitKind } from '../core/transformation/affine-options.js';
 import {
   type BackendArgs,
   type GlobalArgs,
@@ -81,6 +79,30 @@ interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
   'stills-weight': number;
   'series-weight': number;
   json: boolean;
+}
+
+/** What the commands run (tfjs, itk-wasm), loaded when one runs: `--help` loads none of it. */
+async function heavy() {
+  const [network, trainM, register, adapt, frames, model, series] = await Promise.all([
+    import('../core/r2n2/network.js'),
+    import('../app/train.js'),
+    import('../app/register.js'),
+    import('../app/adapt.js'),
+    import('../app/run-frames.js'),
+    import('../io/model.js'),
+    import('../io/series.js'),
+  ]);
+  return {
+    parameterCount: network.parameterCount,
+    train: trainM.train,
+    r2n2Registrar: register.r2n2Registrar,
+    uncertaintyKeepFor: register.uncertaintyKeepFor,
+    adaptModel: adapt.adaptModel,
+    runFrames: frames.runFrames,
+    loadModel: model.loadModel,
+    readModelJson: model.readModelJson,
+    openSeries: series.openSeries,
+  };
 }
 
 const T = TRAIN_DEFAULTS;
@@ -228,6 +250,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       .option('series-weight', { type: 'number', default: 1, describe: 'weight of the training series in the mix (with --synth or --stills)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }) as never,
   handler: async (argv) => {
+    const { parameterCount, readModelJson, train } = await heavy();
     const asked: Partial<R2N2Config> = {
       netSize: argv['net-size'],
       inputBlock: argv['input-block'],
@@ -388,6 +411,7 @@ interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
 async function seriesUnlikeModel(series: string, model: LoadedModel): Promise<string[]> {
   const range = (model.json.data as { statistics?: StatisticsRange } | undefined)?.statistics;
   if (!range) return [];
+  const { openSeries } = await heavy();
   const s = await openSeries(series, { checkAll: false });
   const img = await s.readFrame(0);
   return unlikeTraining(imageStatistics(img.data, img.geometry.size[0], img.geometry.size[1], img.geometry.spacing, imageSize(model.config)), range);
@@ -538,6 +562,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     if (adaptSeconds !== undefined && !(adaptSeconds > 0)) throw new UserError(`--adapt-seconds must be > 0, got ${adaptSeconds}`);
     if (!(argv['adapt-lr'] > 0)) throw new UserError(`--adapt-lr must be > 0, got ${argv['adapt-lr']}`);
     const shard = parseShard(argv.shard);
+    const { adaptModel, loadModel, r2n2Registrar, runFrames, uncertaintyKeepFor } = await heavy();
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only
     const backend = await startBackend(argv, ctx, { webgpu: (argv.init ?? 'none') === 'none', what: `register series --init ${argv.init}` });

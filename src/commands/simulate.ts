@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
-import { simulate } from '../app/simulate.js';
 import { MOTION_KINDS, type MotionKind } from '../core/phantom/simulate.js';
 import type { Point } from '../core/image/geometry.js';
 import { type GlobalArgs, makeContext, fmt, printJson } from './common.js';
@@ -63,6 +62,7 @@ export const simulateCommand: CommandModule<GlobalArgs, Args> = {
       .example('$0 simulate slice.mha --out sim/breath --motion breathing --frames 20', 'a breathing series from one image')
       .example('$0 simulate dicom/SCD0000101 --frame 79 --motion cardiac --out sim/heart', 'a cardiac series from one frame of a DICOM series') as never,
   handler: async (argv) => {
+    const { simulate } = await import('../app/simulate.js');
     for (const k of ['frames', 'landmarks'] as const) {
       if (!Number.isInteger(argv[k]) || argv[k] < 1) throw new UserError(`--${k} must be a positive integer, got ${argv[k]}`);
     }

@@ -1,7 +1,6 @@
 /** `r2n2 synth`: generated training pairs written for a person to look at (app/synth.ts); the `--synth-*` options shared with `train`. */
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../errors.js';
-import { synth } from '../app/synth.js';
 import { SYNTH_DEFAULTS, type SynthSettings, checkSynthSettings } from '../app/train-settings.js';
 import { type MotionKind, MOTION_KINDS } from '../core/synth/fields.js';
 import { type GlobalArgs, fmt, makeContext, printJson } from './common.js';
@@ -78,6 +77,7 @@ export const synthCommand: CommandModule<GlobalArgs, Args> = {
       .example('$0 synth --out samples', '16 synthetic label-image pairs with their true fields')
       .example('$0 synth scouts/ --out samples --synth-motion sliding --count 8', 'real stills with breathing-like sliding motion') as never,
   handler: async (argv) => {
+    const { synth } = await import('../app/synth.js');
     const settings = synthSettings(argv);
     const ctx = makeContext(argv);
     const bar = ctx.progress('synth', argv.count);

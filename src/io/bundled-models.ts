@@ -6,7 +6,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MODEL_FILE } from './model.js';
+import { MODEL_FILE } from './model-files.js';
 
 /** fixtures/models of the installed package (dist/io → ../../fixtures/models). */
 export const BUNDLED_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'models');

@@ -17,8 +17,8 @@ import { UserError } from '../errors.js';
 import { type R2N2Config, type Weights, checkConfig, weightShapes } from '../core/r2n2/network.js';
 import { writeAtomic, writeTextAtomic } from './atomic.js';
 
-export const MODEL_FILE = 'model.json';
-export const WEIGHTS_FILE = 'weights.bin';
+import { MODEL_FILE, WEIGHTS_FILE } from './model-files.js';
+export { MODEL_FILE, WEIGHTS_FILE } from './model-files.js';
 
 export interface ModelJson {
   format: 'r2n2-model';

@@ -11,8 +11,8 @@ import { maskedMse, maskedMseBatch } from '../transformation/warp.js';
 
 export { maskedMse, maskedMseBatch };
 
-export type LossName = 'mse' | 'ncc' | 'lncc' | 'mi' | 'ngf';
-export const LOSS_NAMES: LossName[] = ['mse', 'ncc', 'lncc', 'mi', 'ngf'];
+import { LOSS_NAMES, type LossName } from './names.js';
+export { type LossName, LOSS_NAMES } from './names.js';
 
 export interface LossOptions {
   /** LNCC: square window side in pixels (odd), default 9 (VoxelMorph). */

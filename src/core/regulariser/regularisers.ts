@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { stopGradient } from '../../backend/wasm-kernels.js';
 
-export type RegulariserName = 'tv' | 'diffusion' | 'bending' | 'none';
-export const REGULARISER_NAMES: RegulariserName[] = ['tv', 'diffusion', 'bending', 'none'];
+import { REGULARISER_NAMES, type RegulariserName } from './names.js';
+export { type RegulariserName, REGULARISER_NAMES } from './names.js';
 
 /** `(u[i+1,j+1] − u[i,j+1])²·sx + (u[i+1,j+1] − u[i+1,j])²·sy`, shape `[2, H−1, W−1]`. */
 function squaredDifferences(u: tf.Tensor3D, spacing: [number, number]): tf.Tensor3D {

@@ -19,10 +19,8 @@ import { AmsGrad } from '../optim.js';
 import { normaliseIntensity } from '../image/intensity.js';
 import { finestFactor, finestLevel, pyramidLevel } from '../image/resample.js';
 
-export type AffineKind = 'rigid' | 'similarity' | 'affine';
-export type InitKind = 'none' | AffineKind;
-export const INIT_KINDS: InitKind[] = ['none', 'rigid', 'similarity', 'affine'];
-export const AFFINE_PARAMETERS: Record<AffineKind, number> = { rigid: 3, similarity: 4, affine: 6 };
+import type { AffineKind } from './affine-options.js';
+export { type AffineKind, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, INIT_KINDS } from './affine-options.js';
 
 export interface AffineTransform {
   kind: AffineKind;
@@ -138,13 +136,6 @@ export interface AffineOptions {
   /** How the ops run on the active backend (fused host objectives or tensor ops); default `DEFAULT_COMPUTE` (core/tensors.ts). */
   compute?: Compute;
 }
-
-export const AFFINE_DEFAULTS: Omit<AffineOptions, 'kind'> = {
-  levels: 3,
-  iterations: [100, 50, 20],
-  learningRate: [0.01, 0.005, 0.002],
-  loss: 'mse',
-};
 
 const pick = <T>(list: T[], l: number): T => (list.length === 1 ? list[0] : list[Math.min(l, list.length - 1)]);
 

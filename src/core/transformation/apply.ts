@@ -15,10 +15,8 @@ import { EDGE_TOL } from './warp.js';
 import { sampleCubic } from '../phantom/simulate.js';
 import { sampleLinear } from '../image/resample.js';
 
-export type Interpolation = 'nearest' | 'linear' | 'cubic';
-export const INTERPOLATIONS: Interpolation[] = ['nearest', 'linear', 'cubic'];
-export type LabelInterpolation = 'nearest' | 'linear';
-export const LABEL_INTERPOLATIONS: LabelInterpolation[] = ['nearest', 'linear'];
+import { type Interpolation, type LabelInterpolation } from './interpolations.js';
+export { type Interpolation, type LabelInterpolation, INTERPOLATIONS, LABEL_INTERPOLATIONS } from './interpolations.js';
 
 /** Continuous index `[col, row]` in `target` of T(p) for every pixel p of the field's grid: `[2, N]` (x then y). */
 export function mappedIndices(field: DisplacementField, target: Geometry): Float64Array {
