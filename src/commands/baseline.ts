@@ -208,11 +208,9 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       convergenceWindow: argv['convergence-window'],
     };
     // what the command runs (tfjs, itk-wasm), loaded now: --help loads none of it
-    const [{ readMaskSet }, { bsplineRegistrar }, { runFrames }] = await Promise.all([
-      import('../io/masks.js'),
-      import('../app/bspline.js'),
-      import('../app/run-frames.js'),
-    ]);
+    const { readMaskSet } = await import('../io/masks.js');
+    const { bsplineRegistrar } = await import('../app/bspline.js');
+    const { runFrames } = await import('../app/run-frames.js');
     const masks = {
       fixed: argv['fixed-mask'] ? await readMaskSet(argv['fixed-mask']) : null,
       moving: argv['moving-mask'] ? await readMaskSet(argv['moving-mask']) : null,

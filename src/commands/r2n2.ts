@@ -83,15 +83,15 @@ interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
 
 /** What the commands run (tfjs, itk-wasm), loaded when one runs: `--help` loads none of it. */
 async function heavy() {
-  const [network, trainM, register, adapt, frames, model, series] = await Promise.all([
-    import('../core/r2n2/network.js'),
-    import('../app/train.js'),
-    import('../app/register.js'),
-    import('../app/adapt.js'),
-    import('../app/run-frames.js'),
-    import('../io/model.js'),
-    import('../io/series.js'),
-  ]);
+  // one after the other: jest's module registry (the tests run the CLI in-process) cannot link
+  // modules that share dependencies concurrently ("request for … is not in cache")
+  const network = await import('../core/r2n2/network.js');
+  const trainM = await import('../app/train.js');
+  const register = await import('../app/register.js');
+  const adapt = await import('../app/adapt.js');
+  const frames = await import('../app/run-frames.js');
+  const model = await import('../io/model.js');
+  const series = await import('../io/series.js');
   return {
     parameterCount: network.parameterCount,
     train: trainM.train,
