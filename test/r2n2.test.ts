@@ -1115,7 +1115,7 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     // architecture options cannot be mixed with --from
     const clash = await runCliHere(['train', series, '--from', base, '--out', path.join(t.dir, 'ft2'), '--hidden', '16', '--net-size', '48', '--quiet']);
     expect(clash.code).toBe(1);
-    expect(clash.stderr).toMatch(/takes the model's architecture \(only --net-size and --input-block may change\); drop --hidden$/m);
+    expect(clash.stderr).toMatch(/takes the model's architecture \(only --net-size, --input-block and --input-gradient may change\); drop --hidden$/m);
     expect(clash.stderr.trim().split('\n')).toHaveLength(1);
     // another input size: the weights carry over (they do not depend on it)
     const big = await runCliHere([
