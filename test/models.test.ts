@@ -74,3 +74,24 @@ test('the r2n2 version is recorded in summary.json, each params file and model.j
   expect(p.r2n2Version).toBe(version);
   expect(JSON.parse(await fs.readFile(path.join(t.dir, 'ft', 'model.json'), 'utf8')).r2n2Version).toBe(version);
 });
+
+test('settings.json records the options of a run; --config re-runs them exactly, the command line wins, a typo is refused', async () => {
+  const a = path.join(t.dir, 'cfg-a');
+  expect((await runCliHere(['register', 'series', frames, '--preset', 'accurate', '--refine', '2', '--out', a, '--no-qc', '--quiet'])).code).toBe(0);
+  const settings = JSON.parse(await fs.readFile(path.join(a, 'settings.json'), 'utf8'));
+  expect(settings).toMatchObject({ refine: 2, steps: 25, 'refine-size': 128, model: 'cine-mr' });
+  expect(settings.out).toBeUndefined();
+  expect(settings.series).toBeUndefined();
+  const b = path.join(t.dir, 'cfg-b');
+  expect((await runCliHere(['register', 'series', frames, '--config', path.join(a, 'settings.json'), '--out', b, '--quiet'])).code).toBe(0);
+  const key = async (d: string) => JSON.parse(await fs.readFile(path.join(d, 'summary.json'), 'utf8')).settingsKey;
+  expect(await key(b)).toBe(await key(a));
+  const c = path.join(t.dir, 'cfg-c');
+  expect((await runCliHere(['register', 'series', frames, '--config', path.join(a, 'settings.json'), '--refine', '1', '--out', c, '--quiet'])).code).toBe(0);
+  expect(JSON.parse(await fs.readFile(path.join(c, 'summary.json'), 'utf8')).settings.refine).toBe(1);
+  const bad = path.join(t.dir, 'bad.json');
+  await fs.writeFile(bad, '{"refien": 3}');
+  const r = await runCliHere(['register', 'series', frames, '--config', bad, '--out', path.join(t.dir, 'cfg-d'), '--quiet']);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/Unknown argument: refien/);
+});

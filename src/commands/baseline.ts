@@ -24,6 +24,7 @@ import {
   printJson,
   startBackend,
   stopOnSignals,
+  writeSettings,
 } from './common.js';
 
 interface Args extends GlobalArgs, BackendArgs, JobsArgs {
@@ -243,6 +244,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       bar.stop();
       stop.dispose();
     });
+    await writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']);
 
     if (argv.json) {
       printJson(report);

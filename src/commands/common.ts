@@ -1,5 +1,6 @@
 /** What every command shares: global options, the logger, progress bars. */
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type cliProgressModule from 'cli-progress';
 import type { Argv } from 'yargs';
@@ -20,7 +21,27 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 export function globalOptions<T>(y: Argv<T>) {
   return y
     .option('log-level', { type: 'string', choices: LOG_LEVELS, default: 'warn', describe: 'structured (JSON) log level on stderr', global: true })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bars and no logs below warn', global: true });
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bars and no logs below warn', global: true })
+    .config(
+      'config',
+      'a JSON file of options, e.g. the settings.json of an earlier result (a re-run with its exact settings); options on the command line win',
+    );
+}
+
+/** Options that control one run, not what it computes: left out of settings.json. */
+const RUN_CONTROL = new Set(['_', '$0', 'config', 'out', 'force', 'shard', 'resume', 'json', 'quiet', 'q', 'log-level', 'help', 'h', 'version', 'time-limit']);
+
+/**
+ * `OUT/settings.json`: every option the run used (defaults included, positionals and run control
+ * left out), in the form `--config` reads, so that the same computation can be run again on other
+ * inputs or by a colleague: `r2n2 … SERIES --config OUT/settings.json --out OUT2`.
+ */
+export async function writeSettings(out: string, argv: Record<string, unknown>, positionals: string[]): Promise<void> {
+  const { writeTextAtomic } = await import('../io/atomic.js');
+  const settings = Object.fromEntries(
+    Object.entries(argv).filter(([k, v]) => v !== undefined && !RUN_CONTROL.has(k) && !positionals.includes(k) && !/[A-Z]/.test(k)),
+  );
+  await writeTextAtomic(path.join(out, 'settings.json'), JSON.stringify(settings, null, 1) + '\n');
 }
 
 export interface Context {

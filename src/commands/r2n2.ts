@@ -31,6 +31,7 @@ import {
   resolveJobs,
   startBackend,
   stopOnSignals,
+  writeSettings,
 } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
@@ -344,6 +345,7 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
       bar.stop();
       stop.dispose();
     });
+    await writeSettings(report.out, argv as unknown as Record<string, unknown>, ['series']);
     const interrupted = report.interrupted
       ? new UserError(
           `interrupted (${report.interrupted}) at iteration ${report.iterations} of ${argv.iterations}: the checkpoint and the model as it is are in ${report.out}; the same command with --resume continues`,
@@ -667,6 +669,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       bar.stop();
       stop.dispose();
     });
+    await writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']);
     if (argv.json) {
       printJson(report);
       const e = framesInterrupted(report);
