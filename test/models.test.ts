@@ -95,3 +95,24 @@ test('settings.json records the options of a run; --config re-runs them exactly,
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/Unknown argument: refien/);
 });
+
+test('--format mha: every field, warped frame, inverse and stack in that format, read back by evaluate and apply; another format does not resume it', async () => {
+  const out = path.join(t.dir, 'fmt');
+  const r = await runCliHere(['register', 'series', frames, '--format', 'mha', '--write-inverse', '--out', out, '--no-qc', '--quiet']);
+  expect(r.code).toBe(0);
+  const s = JSON.parse(await fs.readFile(path.join(out, 'summary.json'), 'utf8'));
+  for (const f of s.frames) {
+    expect(f.field).toMatch(/^fields\/.*\.mha$/);
+    expect(f.warped).toMatch(/^warped\/.*\.mha$/);
+    expect(f.inverse).toMatch(/^inverse\/.*\.mha$/);
+  }
+  const files = await fs.readdir(out);
+  expect(files).toEqual(expect.arrayContaining(['warped.mha', 'fields.mha']));
+  expect(files.filter((f) => f.endsWith('.nii.gz'))).toEqual([]);
+  expect((await runCliHere(['evaluate', 'jacobian', '--result', out, '--quiet'])).code).toBe(0);
+  const ap = await runCliHere(['apply', '--result', out, '--images', frames, '--out', path.join(t.dir, 'fmt-apply'), '--write-inverse', '--quiet', '--json']);
+  expect(ap.code).toBe(0);
+  const again = await runCliHere(['register', 'series', frames, '--write-inverse', '--out', out, '--quiet']);
+  expect(again.code).toBe(1);
+  expect(again.stderr).toMatch(/computed with other settings/);
+});

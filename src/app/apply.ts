@@ -217,7 +217,8 @@ export async function applyResult(o: ApplyOptions): Promise<ApplyReport> {
       let inverse: DisplacementField | null = null;
       const wantInverse = !isFixed && (o.writeInverse || (pointFile && pointsFrom === 'moving' && pointFile(name)));
       if (wantInverse) {
-        const own = resultFile(o.result, `inverse/${name}.nii.gz`);
+        // the result's own inverse, as its summary names it (any --format), else where older results put it
+        const own = resultFile(o.result, entry?.inverse ?? `inverse/${name}.nii.gz`);
         if (await exists(own)) {
           inverse = await readField(own);
           const r = compositionResidual(field, inverse);

@@ -24,10 +24,10 @@ import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import { type Image2D, readImage2D, writeImage2D, writeGreyPng, writeField, imageStem } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
 import { removeStaleTemps, withOutputLock, writeTextAtomic } from '../io/atomic.js';
-import { type ResultFrame, type ResultSummary, SUMMARY_FILE, resultPaths, writeSummary } from '../io/result.js';
+import { type ResultFormat, type ResultFrame, type ResultSummary, SUMMARY_FILE, resultPaths, writeSummary } from '../io/result.js';
 import { autoFixedFrame } from './fixed-frame.js';
 import { FramePool } from './frame-pool.js';
-import { MOTION_FILE, STACK_FILES, writeSeriesProducts } from './series-products.js';
+import { MOTION_FILE, stackFiles, writeSeriesProducts } from './series-products.js';
 import type { RegistrarSpec } from './registrars.js';
 import type { BackendChoice } from '../backend/index.js';
 
@@ -74,6 +74,8 @@ export interface RunOptions {
   writeInverse?: boolean;
   /** Write warped.nii.gz and fields.nii.gz when the result is complete (default true; motion.csv always). */
   stack?: boolean;
+  /** Image format of every field, warped frame, inverse, extra image and stack (default nii.gz; another is part of the settings key). */
+  format?: ResultFormat;
   backend: string;
   /** Extra fields for summary.json (options, backend details). */
   summaryExtra?: Record<string, unknown>;
@@ -208,7 +210,7 @@ interface ParamsFile {
 }
 
 /** Where a frame's inverse field is written (relative to the result directory). */
-export const inversePath = (frame: string) => `inverse/${frame}.nii.gz`;
+export const inversePath = (frame: string, format: ResultFormat = 'nii.gz') => `inverse/${frame}.${format}`;
 
 async function readParams(file: string): Promise<ParamsFile | null> {
   try {
@@ -242,7 +244,8 @@ export async function runFrames(input: JobInput, registrar: Registrar, o: RunOpt
 async function runWith(input: JobInput, registrar: Registrar, o: RunOptions, earlyPool: () => FramePool | null): Promise<RunReport> {
   const src = await openInput(input);
   const fixedName = src.frames[src.fixedIndex].name;
-  const key = settingsKey(registrar.settings);
+  // the default format leaves the key as it was (results written before --format resume)
+  const key = settingsKey(o.format && o.format !== 'nii.gz' ? { ...registrar.settings, format: o.format } : registrar.settings);
   const out = o.out;
   const conflict = (what: string) => new UserError(`${out} already holds a result ${what}; pass --force to overwrite it, or choose another --out`);
 
@@ -287,10 +290,10 @@ async function runLocked(
   const todo: typeof mine = [];
   const skipped: string[] = [];
   for (const f of mine) {
-    const rp = resultPaths(f.name);
+    const rp = resultPaths(f.name, o.format);
     if (!o.force) {
       const p = await readParams(path.join(out, rp.params));
-      if (p && (await exists(path.join(out, rp.field))) && (!o.writeInverse || (await exists(path.join(out, inversePath(f.name)))))) {
+      if (p && (await exists(path.join(out, rp.field))) && (!o.writeInverse || (await exists(path.join(out, inversePath(f.name, o.format)))))) {
         if (p.settingsKey !== key || p.fixedFrame !== fixedName || p.method !== registrar.method)
           throw conflict(`whose frame ${f.name} was computed with other settings or another fixed frame`);
         skipped.push(f.name);
@@ -353,17 +356,18 @@ async function runLocked(
     const writeFrame = async (f: (typeof todo)[number], moving: Image2D, r: FrameRegistration, seconds: number, batchLength: number): Promise<FrameDone> => {
       const warp = warpSamples(moving.data, H, W, r.field);
       const warped = warp.out as Float32Array;
-      const rp = resultPaths(f.name);
+      const rp = resultPaths(f.name, o.format);
       const physical = fieldFromNormalised(r.field, fixed.geometry);
       await writeField(path.join(out, rp.field), physical);
       // kept for the series products at the end (not read back), when the series is small enough
       if (keep) cache.set(f.name, { field: physical.data, warped, moving: moving.data, inside: warp.mask });
-      for (const extra of r.images ?? []) await writeImage2D(path.join(out, extra.dir, `${f.name}.nii.gz`), { geometry: fixed.geometry, data: extra.data });
+      for (const extra of r.images ?? [])
+        await writeImage2D(path.join(out, extra.dir, `${f.name}.${o.format ?? 'nii.gz'}`), { geometry: fixed.geometry, data: extra.data });
       let inverse: ParamsFile['inverse'];
       if (o.writeInverse) {
         const inv = invertField(physical);
-        await writeField(path.join(out, inversePath(f.name)), inv.field);
-        inverse = { file: inversePath(f.name), residualMeanPx: inv.residualMeanPx, residualMaxPx: inv.residualMaxPx };
+        await writeField(path.join(out, inversePath(f.name, o.format)), inv.field);
+        inverse = { file: inversePath(f.name, o.format), residualMeanPx: inv.residualMeanPx, residualMaxPx: inv.residualMaxPx };
       }
       await writeImage2D(path.join(out, rp.warped), { geometry: fixed.geometry, data: warped });
       if (o.qc ?? true) {
@@ -388,7 +392,9 @@ async function runLocked(
         ...(inverse ? { inverse } : {}),
         ...r.params,
         // a registrar's per-frame image named by the frame's file
-        ...(r.params.uncertainty ? { uncertainty: { ...(r.params.uncertainty as { meanStdMm: number }), file: `uncertainty/${f.name}.nii.gz` } } : {}),
+        ...(r.params.uncertainty
+          ? { uncertainty: { ...(r.params.uncertainty as { meanStdMm: number }), file: `uncertainty/${f.name}.${o.format ?? 'nii.gz'}` } }
+          : {}),
       };
       await writeTextAtomic(path.join(out, rp.params), JSON.stringify(params) + '\n');
       const done: FrameDone = {
@@ -419,7 +425,7 @@ async function runLocked(
     const frames: ResultFrame[] = [];
     const missing: string[] = [];
     for (const f of others) {
-      const rp = resultPaths(f.name);
+      const rp = resultPaths(f.name, o.format);
       const p = await readParams(path.join(out, rp.params));
       if (p && p.settingsKey === key && (await exists(path.join(out, rp.field)))) {
         frames.push({
@@ -465,7 +471,7 @@ async function runLocked(
   }
   // the stacks and motion traces of a complete result (again only when something changed)
   const stack = o.stack ?? true;
-  const products = [MOTION_FILE, ...(stack ? [STACK_FILES.warped, STACK_FILES.fields] : [])];
+  const products = [MOTION_FILE, ...(stack ? [stackFiles(o.format).warped, stackFiles(o.format).fields] : [])];
   if (missing.length === 0 && !interrupted && (registered.length > 0 || !(await Promise.all(products.map((f) => exists(path.join(out, f))))).every(Boolean))) {
     const fixed = await src.read(src.fixedIndex);
     await writeSeriesProducts({
@@ -476,6 +482,7 @@ async function runLocked(
       read: (i) => src.read(i),
       fallbacks: new Set(frames.filter((f) => f.fallback).map((f) => f.name)),
       stack,
+      format: o.format,
       cache,
     });
   }

@@ -20,9 +20,9 @@ import { linePlot } from '../core/qc/plot.js';
 import type { Image2D } from '../io/image.js';
 import { readField, readImage2D, writeGreyPng, writeStack } from '../io/image.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { resultPaths } from '../io/result.js';
+import { type ResultFormat, resultPaths } from '../io/result.js';
 
-export const STACK_FILES = { warped: 'warped.nii.gz', fields: 'fields.nii.gz' };
+export const stackFiles = (format: ResultFormat = 'nii.gz') => ({ warped: `warped.${format}`, fields: `fields.${format}` });
 export const MOTION_FILE = 'motion.csv';
 
 export interface ProductsInput {
@@ -34,6 +34,8 @@ export interface ProductsInput {
   read(index: number): Promise<Image2D>;
   fallbacks: Set<string>;
   stack: boolean;
+  /** The image format of the frames' files and the stacks (default nii.gz). */
+  format?: ResultFormat;
   /** Frames registered in this run, kept in memory (physical field, warped frame, moving frame, inside mask): not read back. */
   cache?: Map<string, { field: Float32Array; warped: Float32Array; moving: Float32Array; inside: ArrayLike<number> }>;
 }
@@ -62,7 +64,7 @@ export async function writeSeriesProducts(o: ProductsInput): Promise<MotionRow[]
       warped = o.fixed.data;
       moving = o.fixed.data;
     } else {
-      const rp = resultPaths(f.name);
+      const rp = resultPaths(f.name, o.format);
       field = await readField(path.join(o.out, rp.field));
       warped = (await readImage2D(path.join(o.out, rp.warped))).data;
       moving = (await o.read(f.index)).data;
@@ -86,8 +88,9 @@ export async function writeSeriesProducts(o: ProductsInput): Promise<MotionRow[]
     }
   }
   if (o.stack) {
-    await writeStack(path.join(o.out, STACK_FILES.warped), o.fixed.geometry, warpedStack, 1);
-    await writeStack(path.join(o.out, STACK_FILES.fields), o.fixed.geometry, fieldStack, 2);
+    const files = stackFiles(o.format);
+    await writeStack(path.join(o.out, files.warped), o.fixed.geometry, warpedStack, 1);
+    await writeStack(path.join(o.out, files.fields), o.fixed.geometry, fieldStack, 2);
   }
   await writeTextAtomic(path.join(o.out, MOTION_FILE), motionCsv(rows));
   await writeGreyPng(path.join(o.out, 'qc', 'motion.png'), linePlot([rows.map((r) => r.meanMm), rows.map((r) => r.maxMm)]), [0, 255]);

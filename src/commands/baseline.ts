@@ -1,5 +1,6 @@
 /** `r2n2 baseline bspline`: series mode and pair mode, thin over app/bspline.ts + app/run-frames.ts. */
 import type { CommandModule } from 'yargs';
+import type { ResultFormat } from '../io/result-formats.js';
 import { UserError } from '../errors.js';
 import type { BsplineOptions } from '../bspline/register.js';
 import { BSPLINE_DEFAULTS } from '../bspline/defaults.js';
@@ -25,9 +26,11 @@ import {
   startBackend,
   stopOnSignals,
   writeSettings,
+  formatOption,
 } from './common.js';
 
 interface Args extends GlobalArgs, BackendArgs, JobsArgs {
+  format: string;
   preset: PresetName;
   series?: string;
   fixed?: string;
@@ -73,7 +76,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
   command: 'bspline [series]',
   describe: 'multi-resolution cubic B-spline registration (AirLab style, tfjs autograd) of a series or a pair',
   builder: (y) =>
-    jobsOption(backendOption(y))
+    formatOption(jobsOption(backendOption(y)))
       .positional('series', { type: 'string', describe: 'series: a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
       .option('fixed', { type: 'string', describe: 'pair mode: the fixed image' })
       .option('moving', { type: 'string', array: true, describe: 'pair mode: moving image(s), each registered to --fixed' })
@@ -230,6 +233,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       qc: argv.qc,
       stack: argv.stack,
       writeInverse: argv['write-inverse'],
+      format: argv.format as ResultFormat,
       backend: backend.name,
       jobs: { count: jobs, spec: { kind: 'bspline', options, masks }, backend: backend.name as BackendChoice },
       summaryExtra: { backendDetail: backendDetail(backend) },

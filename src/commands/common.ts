@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type cliProgressModule from 'cli-progress';
 import type { Argv } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
+import { RESULT_FORMATS } from '../io/result-formats.js';
 import type { BackendInfo } from '../backend/index.js';
 import { type BackendChoice, BACKEND_CHOICES, MAX_THREADS, autoThreads } from '../backend/choices.js';
 import { POOLABLE_BACKENDS, defaultJobs } from '../app/frame-pool.js';
@@ -26,6 +27,16 @@ export function globalOptions<T>(y: Argv<T>) {
       'config',
       'a JSON file of options, e.g. the settings.json of an earlier result (a re-run with its exact settings); options on the command line win',
     );
+}
+
+/** `--format` of the registration commands: the files' image format (io/result.ts). */
+export function formatOption<T>(y: Argv<T>) {
+  return y.option('format', {
+    type: 'string',
+    choices: RESULT_FORMATS as unknown as string[],
+    default: 'nii.gz',
+    describe: 'image format of the fields, warped frames, inverses and stacks (ITK reads each; a result keeps the format it was started in)',
+  });
 }
 
 /** Options that control one run, not what it computes: left out of settings.json. */

@@ -1,5 +1,6 @@
 /** `r2n2 train` and `r2n2 register series`: thin over app/train.ts, app/register.ts and app/run-frames.ts. */
 import type { CommandModule } from 'yargs';
+import type { ResultFormat } from '../io/result-formats.js';
 import { UserError, signalExitCode } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, imageSize } from '../core/r2n2/config.js';
 import { TRAIN_DEFAULTS } from '../app/train-settings.js';
@@ -32,6 +33,7 @@ import {
   startBackend,
   stopOnSignals,
   writeSettings,
+  formatOption,
 } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
@@ -379,6 +381,7 @@ function lastTre(v: { treMm?: number; treBeforeMm?: number }[]): string {
 }
 
 interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
+  format: string;
   series: string;
   model: string;
   out: string;
@@ -423,7 +426,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
   command: 'series <series>',
   describe: 'register every frame of a series to its fixed frame with a trained R2N2 model',
   builder: (y) =>
-    jobsOption(backendOption(y))
+    formatOption(jobsOption(backendOption(y)))
       .positional('series', { type: 'string', describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
       .option('model', {
         type: 'string',
@@ -642,6 +645,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         qc: argv.qc,
         stack: argv.stack,
         writeInverse: argv['write-inverse'],
+        format: argv.format as ResultFormat,
         backend: backend.name,
         jobs: {
           count: jobs,

@@ -62,9 +62,12 @@ export function identityFrames(frames: readonly Pick<ResultFrame, 'name' | 'fall
 
 export const SUMMARY_FILE = 'summary.json';
 
-export const resultPaths = (frame: string) => ({
-  field: `fields/${frame}.nii.gz`,
-  warped: `warped/${frame}.nii.gz`,
+import type { ResultFormat } from './result-formats.js';
+export { type ResultFormat, RESULT_FORMATS } from './result-formats.js';
+
+export const resultPaths = (frame: string, format: ResultFormat = 'nii.gz') => ({
+  field: `fields/${frame}.${format}`,
+  warped: `warped/${frame}.${format}`,
   params: `params/${frame}.json`,
 });
 
