@@ -27,6 +27,7 @@ import {
   stopOnSignals,
   writeSettings,
   formatOption,
+  helpGroups,
 } from './common.js';
 
 interface Args extends GlobalArgs, BackendArgs, JobsArgs {
@@ -76,106 +77,144 @@ const bspline: CommandModule<GlobalArgs, Args> = {
   command: 'bspline [series]',
   describe: 'multi-resolution cubic B-spline registration (AirLab style, tfjs autograd) of a series or a pair',
   builder: (y) =>
-    formatOption(jobsOption(backendOption(y)))
-      .positional('series', { type: 'string', describe: 'series: a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
-      .option('fixed', { type: 'string', describe: 'pair mode: the fixed image' })
-      .option('moving', { type: 'string', array: true, describe: 'pair mode: moving image(s), each registered to --fixed' })
-      .option('out', { type: 'string', demandOption: true, describe: 'result directory (fields/, warped/, params/, qc/, summary.json)' })
-      .option('fixed-frame', { type: 'string', default: 'auto', describe: 'series mode: auto (closest to the series mean), a frame name or a 0-based index' })
-      .option('fixed-frame-criterion', {
-        type: 'string',
-        choices: ['image', 'intensity'],
-        default: 'image',
-        describe: 'auto fixed frame: mean image (MSE) or mean intensity (reference code)',
-      })
-      .option('preset', {
-        type: 'string',
-        choices: PRESET_NAMES,
-        default: 'generic',
-        describe: `named parameter set: ${PRESET_NAMES.map((n) => `${n} (${BSPLINE_PRESETS[n].describe})`).join(', ')}; options given here win`,
-      })
-      .option('levels', { type: 'number', default: D.levels, describe: 'pyramid levels; level l works at 1/2^(levels-1-l) resolution' })
-      .option('spacing', {
-        type: 'number',
-        array: true,
-        describe: `control-point spacing in pixels of each level (one value or one per level) [default: ${show(D.spacing)}]`,
-      })
-      .option('spacing-mm', {
-        type: 'number',
-        array: true,
-        describe: 'control-point spacing in mm of each level (one value or one per level); replaces --spacing',
-      })
-      .option('iterations', {
-        type: 'number',
-        array: true,
-        describe: `iterations per level (one value or one per level; the most, with --convergence) [default: ${show(D.iterations)}]`,
-      })
-      .option('samples', {
-        type: 'number',
-        describe: `random pixels per iteration at levels larger than this (mse and ncc; 0 = every pixel) [default: ${show(D.samples ?? 0)}]`,
-      })
-      .option('seed', { type: 'number', default: D.seed ?? 0, describe: 'seed of the random samples (same seed, same result)' })
-      .option('convergence', {
-        type: 'number',
-        describe: `stop a level when its mean loss over --convergence-window iterations changed by less than this fraction (0 = run every iteration) [default: ${show(D.convergence ?? 0)}]`,
-      })
-      .option('convergence-window', { type: 'number', default: D.convergenceWindow ?? 10, describe: 'iterations per convergence window' })
-      .option('fixed-mask', { type: 'string', describe: "label image on the fixed frame's grid: the similarity counts only where it is nonzero" })
-      .option('moving-mask', {
-        type: 'string',
-        describe: 'label image (every frame) or a series of them named as the frames: a pixel counts only where it maps inside',
-      })
-      .option('lr', { type: 'number', array: true, describe: `AMSGrad learning rate per level [default: ${show(D.learningRate)}]` })
-      .option('lambda', { type: 'number', array: true, describe: `regulariser weight per level [default: ${show(D.lambda)}]` })
-      .option('order', { type: 'number', default: D.order, describe: 'B-spline order (3 = cubic)' })
-      .option('loss', { type: 'string', choices: LOSS_NAMES, describe: `image similarity [default: ${show(D.loss)}]` })
-      .option('regulariser', {
-        type: 'string',
-        choices: REGULARISER_NAMES,
-        default: D.regulariser,
-        describe: 'field regulariser (tv = isotropic TV, AirLab form)',
-      })
-      .option('lncc-window', { type: 'number', default: 9, describe: 'LNCC window side (odd, pixels)' })
-      .option('mi-bins', { type: 'number', default: 32, describe: 'MI histogram bins' })
-      .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
-      .option('init', {
-        type: 'string',
-        choices: INIT_KINDS,
-        describe: `global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start) [default: ${show(D.init ?? 'none')}]`,
-      })
-      .option('init-iterations', {
-        type: 'number',
-        array: true,
-        describe: `iterations per level of the global stage [default: ${show(D.initIterations ?? AFFINE_DEFAULTS.iterations)}]`,
-      })
-      .option('finest-sigma', {
-        type: 'number',
-        describe:
-          'Gaussian σ (px of the full image) of both images at the finest level; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]',
-      })
-      .option('max-size', {
-        type: 'number',
-        describe: `the finest level registers at most this many pixels along the longer side (down-sampled by 2, 4, …; the field is up-sampled to full resolution); 0 = full resolution [default: ${show(D.maxSize ?? 0)}]`,
-      })
-      .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
-      .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
-      .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
-      .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (fixed, moving, warped, differences, checkerboard)' })
-      .option('write-inverse', {
-        type: 'boolean',
-        default: false,
-        describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
-      })
-      .option('stack', {
-        type: 'boolean',
-        default: true,
-        describe:
-          'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
-      })
-      .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' })
-      .example('$0 baseline bspline data/series-01/frames --out results/bspline-01', 'a series, fixed frame chosen automatically')
-      .example('$0 baseline bspline --fixed ref.png --moving mov.png --out results/pair', 'one pair')
-      .example('$0 baseline bspline series/ --out res --shard 3/8', 'the 4th of 8 array jobs; rerun without --shard to finish the summary') as never,
+    helpGroups(
+      formatOption(jobsOption(backendOption(y)))
+        .positional('series', { type: 'string', describe: 'series: a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
+        .option('fixed', { type: 'string', describe: 'pair mode: the fixed image' })
+        .option('moving', { type: 'string', array: true, describe: 'pair mode: moving image(s), each registered to --fixed' })
+        .option('out', { type: 'string', demandOption: true, describe: 'result directory (fields/, warped/, params/, qc/, summary.json)' })
+        .option('fixed-frame', { type: 'string', default: 'auto', describe: 'series mode: auto (closest to the series mean), a frame name or a 0-based index' })
+        .option('fixed-frame-criterion', {
+          type: 'string',
+          choices: ['image', 'intensity'],
+          default: 'image',
+          describe: 'auto fixed frame: mean image (MSE) or mean intensity (reference code)',
+        })
+        .option('preset', {
+          type: 'string',
+          choices: PRESET_NAMES,
+          default: 'generic',
+          describe: `named parameter set: ${PRESET_NAMES.map((n) => `${n} (${BSPLINE_PRESETS[n].describe})`).join(', ')}; options given here win`,
+        })
+        .option('levels', { type: 'number', default: D.levels, describe: 'pyramid levels; level l works at 1/2^(levels-1-l) resolution' })
+        .option('spacing', {
+          type: 'number',
+          array: true,
+          describe: `control-point spacing in pixels of each level (one value or one per level) [default: ${show(D.spacing)}]`,
+        })
+        .option('spacing-mm', {
+          type: 'number',
+          array: true,
+          describe: 'control-point spacing in mm of each level (one value or one per level); replaces --spacing',
+        })
+        .option('iterations', {
+          type: 'number',
+          array: true,
+          describe: `iterations per level (one value or one per level; the most, with --convergence) [default: ${show(D.iterations)}]`,
+        })
+        .option('samples', {
+          type: 'number',
+          describe: `random pixels per iteration at levels larger than this (mse and ncc; 0 = every pixel) [default: ${show(D.samples ?? 0)}]`,
+        })
+        .option('seed', { type: 'number', default: D.seed ?? 0, describe: 'seed of the random samples (same seed, same result)' })
+        .option('convergence', {
+          type: 'number',
+          describe: `stop a level when its mean loss over --convergence-window iterations changed by less than this fraction (0 = run every iteration) [default: ${show(D.convergence ?? 0)}]`,
+        })
+        .option('convergence-window', { type: 'number', default: D.convergenceWindow ?? 10, describe: 'iterations per convergence window' })
+        .option('fixed-mask', { type: 'string', describe: "label image on the fixed frame's grid: the similarity counts only where it is nonzero" })
+        .option('moving-mask', {
+          type: 'string',
+          describe: 'label image (every frame) or a series of them named as the frames: a pixel counts only where it maps inside',
+        })
+        .option('lr', { type: 'number', array: true, describe: `AMSGrad learning rate per level [default: ${show(D.learningRate)}]` })
+        .option('lambda', { type: 'number', array: true, describe: `regulariser weight per level [default: ${show(D.lambda)}]` })
+        .option('order', { type: 'number', default: D.order, describe: 'B-spline order (3 = cubic)' })
+        .option('loss', { type: 'string', choices: LOSS_NAMES, describe: `image similarity [default: ${show(D.loss)}]` })
+        .option('regulariser', {
+          type: 'string',
+          choices: REGULARISER_NAMES,
+          default: D.regulariser,
+          describe: 'field regulariser (tv = isotropic TV, AirLab form)',
+        })
+        .option('lncc-window', { type: 'number', default: 9, describe: 'LNCC window side (odd, pixels)' })
+        .option('mi-bins', { type: 'number', default: 32, describe: 'MI histogram bins' })
+        .option('ngf-epsilon', { type: 'number', describe: 'NGF edge parameter (default: mean |∇F| of the fixed image)' })
+        .option('init', {
+          type: 'string',
+          choices: INIT_KINDS,
+          describe: `global stage before the B-spline: none, rigid, similarity or affine (centre-of-mass start) [default: ${show(D.init ?? 'none')}]`,
+        })
+        .option('init-iterations', {
+          type: 'number',
+          array: true,
+          describe: `iterations per level of the global stage [default: ${show(D.initIterations ?? AFFINE_DEFAULTS.iterations)}]`,
+        })
+        .option('finest-sigma', {
+          type: 'number',
+          describe:
+            'Gaussian σ (px of the full image) of both images at the finest level; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]',
+        })
+        .option('max-size', {
+          type: 'number',
+          describe: `the finest level registers at most this many pixels along the longer side (down-sampled by 2, 4, …; the field is up-sampled to full resolution); 0 = full resolution [default: ${show(D.maxSize ?? 0)}]`,
+        })
+        .option('normalise', { type: 'boolean', default: true, describe: 'z-score intensities clamped to ±2 first (--no-normalise to skip)' })
+        .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
+        .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
+        .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (fixed, moving, warped, differences, checkerboard)' })
+        .option('write-inverse', {
+          type: 'boolean',
+          default: false,
+          describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
+        })
+        .option('stack', {
+          type: 'boolean',
+          default: true,
+          describe:
+            'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
+        })
+        .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' })
+        .example('$0 baseline bspline data/series-01/frames --out results/bspline-01', 'a series, fixed frame chosen automatically')
+        .example('$0 baseline bspline --fixed ref.png --moving mov.png --out results/pair', 'one pair')
+        .example('$0 baseline bspline series/ --out res --shard 3/8', 'the 4th of 8 array jobs; rerun without --shard to finish the summary'),
+      {
+        'Input and output:': [
+          'fixed',
+          'moving',
+          'out',
+          'fixed-frame',
+          'fixed-frame-criterion',
+          'fixed-mask',
+          'moving-mask',
+          'format',
+          'stack',
+          'write-inverse',
+          'force',
+          'json',
+        ],
+        'Method:': [
+          'preset',
+          'levels',
+          'spacing',
+          'spacing-mm',
+          'iterations',
+          'lr',
+          'lambda',
+          'order',
+          'loss',
+          'regulariser',
+          'lncc-window',
+          'mi-bins',
+          'ngf-epsilon',
+          'init',
+          'init-iterations',
+        ],
+        'Speed:': ['backend', 'threads', 'jobs', 'shard', 'max-size', 'samples', 'seed', 'convergence', 'convergence-window'],
+        'Quality control:': ['qc'],
+        'Image preparation:': ['finest-sigma', 'normalise'],
+      },
+    ) as never,
   handler: async (argv) => {
     const pair = argv.fixed !== undefined || argv.moving !== undefined;
     let input: JobInput;

@@ -39,6 +39,18 @@ export function formatOption<T>(y: Argv<T>) {
   });
 }
 
+/**
+ * `--help` in groups (title → options; those a command lacks are skipped) and without the options
+ * of experiments that were measured and kept off (`hidden`: they still work, and `--help
+ * --show-hidden` lists them).
+ */
+export function helpGroups<T>(y: Argv<T>, groups: Record<string, string[]>, hidden: string[] = []): Argv<T> {
+  let a = y;
+  for (const [title, keys] of Object.entries(groups)) a = a.group(keys, title);
+  for (const k of hidden) a = a.hide(k);
+  return hidden.length ? a.showHidden('show-hidden', 'with --help: also the options of experiments that were measured and kept off (docs/experiments.md)') : a;
+}
+
 /** Options that control one run, not what it computes: left out of settings.json. */
 const RUN_CONTROL = new Set(['_', '$0', 'config', 'out', 'force', 'shard', 'resume', 'json', 'quiet', 'q', 'log-level', 'help', 'h', 'version', 'time-limit']);
 
@@ -132,7 +144,7 @@ export function backendOption<T>(y: Argv<T>) {
     .option('threads', {
       type: 'string',
       default: '1',
-      describe: `wasm backend threads, 1–${MAX_THREADS} or auto (one per core, at most 4); same results for any count. On 2 cores, 2 threads make R2N2 registration 1.2× faster but the B-spline 1.3× slower: parallel --shard jobs use cores better`,
+      describe: `compute threads (wasm, tensorflow), 1–${MAX_THREADS} or auto (one per core, at most 4); the same results for any count (docs/backends.md: what they gain)`,
     });
 }
 

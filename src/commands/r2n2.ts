@@ -34,6 +34,7 @@ import {
   stopOnSignals,
   writeSettings,
   formatOption,
+  helpGroups,
 } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
@@ -126,132 +127,160 @@ export const trainCommand: CommandModule<GlobalArgs, TrainArgs> = {
   command: 'train [series..]',
   describe: 'train the R2N2 network unsupervised on series (pairs: fixed frame, random other frame) and on generated pairs with known motion',
   builder: (y) =>
-    synthOptions(backendOption(y))
-      .positional('series', {
-        type: 'string',
-        array: true,
-        default: [],
-        describe: 'training series (directories of frames, 3D files or DICOM directories); optional with --synth or --stills',
-      })
-      .option('out', { type: 'string', demandOption: true, describe: 'model directory (model.json, weights.bin, loss.png, checkpoint/)' })
-      .option('val', {
-        type: 'string',
-        array: true,
-        default: [],
-        describe: 'validation series (loss, and TRE where landmarks lie beside them, every --checkpoint-every iterations; the best weights go to OUT/best)',
-      })
-      .option('iterations', { type: 'number', default: T.iterations, describe: 'total training iterations (pairs)' })
-      .option('steps', { type: 'number', default: T.steps, describe: 'Gaussian steps per registration in training' })
-      .option('lr', { type: 'number', default: T.learningRate, describe: 'AMSGrad learning rate' })
-      .option('lambda', { type: 'number', default: T.lambda, describe: 'iso-TV weight on the final field' })
-      .option('clip', { type: 'number', default: T.clip, describe: 'gradient-norm clipping' })
-      .option('keep', { type: 'number', default: T.keep, describe: 'keep rate of the multiplicative weight noise on the GRU proposal weights (1 = off)' })
-      .option('checkpoint-every', { type: 'number', default: T.checkpointEvery, describe: 'checkpoint (and validate) every K iterations' })
-      .option('seed', { type: 'number', default: T.seed, describe: 'random seed (weights, pairs, augmentation, noise)' })
-      .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
-      .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
-      .option('augment-conv', {
-        type: 'number',
-        default: 0,
-        describe: 'probability of filtering a pair with one random 3×3 kernel (a new contrast, the same geometry; 0 = off)',
-      })
-      .option('augment-bias', { type: 'number', default: 0, describe: 'largest amplitude of a smooth multiplicative bias field per frame (e.g. 0.3; 0 = off)' })
-      .option('augment-gamma', { type: 'number', default: 0, describe: 'largest |log γ| of a random gamma per frame (e.g. 0.3; 0 = off)' })
-      .option('augment-noise', {
-        type: 'number',
-        default: 0,
-        describe: 'std of Gaussian noise added to each frame, normalised intensity units (e.g. 0.05; 0 = off)',
-      })
-      .option('ema', {
-        type: 'number',
-        default: T.ema,
-        describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights',
-      })
-      .option('augment-affine', {
-        type: 'number',
-        default: T.affine,
-        describe:
-          'random linear map of each pair about the image centre (both frames alike, and the --teacher field with them): rotation, scale and shear, each entry of the 2×2 matrix within ±this of the identity (e.g. 0.1; 0 = off)',
-      })
-      .option('shift', {
-        type: 'number',
-        default: T.shift,
-        describe:
-          "random sub-pixel translation of each pair (both frames alike), up to this many pixels of the network's image (net-size·input-block) per axis (0 = off)",
-      })
-      .option('fixed-frame-criterion', {
-        type: 'string',
-        choices: ['image', 'intensity'],
-        default: T.criterion,
-        describe: 'fixed frame of each series: closest to the mean image, or mean intensity',
-      })
-      .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
-      .option('batch', { type: 'number', default: T.batch, describe: 'pairs per iteration (one gradient step on their mean loss)' })
-      .option('lr-final', { type: 'number', describe: 'learning rate at the end: cosine decay from --lr over --decay-iterations (default: constant --lr)' })
-      .option('decay-iterations', {
-        type: 'number',
-        describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)',
-      })
-      .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
-      .option('loss-size', {
-        type: 'number',
-        describe:
-          "side of the images the training loss compares (e.g. the frames' size, 128): the Gaussians are evaluated and the moving frame warped at that size; the network still observes --net-size (default: the network's size)",
-      })
-      .option('teacher', {
-        type: 'string',
-        array: true,
-        describe:
-          "distil these registrations into the network: result directories (register series, e.g. with --refine 20, or baseline bspline), one per training series, matched by the series each registered; adds --teacher-weight × the mean squared difference (network pixels²) between the network's final field and the teacher's (--teacher-steps)",
-      })
-      .option('teacher-weight', { type: 'number', default: T.teacherWeight, describe: 'weight μ of the --teacher term' })
-      .option('teacher-steps', {
-        choices: ['all', 'final'] as const,
-        default: T.teacherSteps,
-        describe: "the --teacher term compares the final field (final) or every step's (all: the mean over steps; measured worse, see docs/cli.md)",
-      })
-      .option('time-limit', {
-        type: 'number',
-        describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues',
-      })
-      .option('from', {
-        type: 'string',
-        describe:
-          "start from this model directory's weights (fine-tuning; its architecture is used, --net-size and --input-block may differ: a block-1 model's input kernel is copied to each block pixel, divided by b²)",
-      })
-      .option('net-size', {
-        type: 'number',
-        describe: `side of the network's grid (multiple of 16); the pair is observed at net-size·input-block [default: ${C.netSize}]`,
-      })
-      .option('input-block', {
-        type: 'number',
-        describe:
-          'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame on a 64² grid, only the input conv grows, e.g. --net-size 64 --input-block 2 [default: 1]',
-      })
-      .option('input-gradient', {
-        type: 'boolean',
-        describe:
-          "give the network the mismatch too: the image loss's gradient with respect to the displacement, (warped − fixed)·∇warped, as two more input channels, recomputed every step; with --from the new channels start at zero weights [default: false]",
-      })
-      .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
-      .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
-      .option('residual-blocks', { type: 'number', describe: `residual blocks per GR2U [default: ${C.residualBlocks}]` })
-      .option('hidden', { type: 'number', describe: `hidden units of the parameter network [default: ${C.hidden}]` })
-      .option('sigma-max', { type: 'number', describe: `largest Gaussian σ (normalised units) [default: ${C.sigmaMax}]` })
-      .option('activation', { type: 'string', choices: ['tanh', 'leaky-relu'], describe: `activation [default: ${C.activation}]` })
-      .option('synth', {
-        type: 'number',
-        default: 0,
-        describe: 'weight of synthetic pairs in the mix: random label images of random contrast moved by random motions, the true field as teacher (0 = off)',
-      })
-      .option('stills', {
-        type: 'string',
-        array: true,
-        describe: 'still images (files, or directories searched recursively) set in motion by random motions, the true field as teacher',
-      })
-      .option('stills-weight', { type: 'number', default: 1, describe: 'weight of --stills pairs in the mix' })
-      .option('series-weight', { type: 'number', default: 1, describe: 'weight of the training series in the mix (with --synth or --stills)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }) as never,
+    helpGroups(
+      synthOptions(backendOption(y))
+        .positional('series', {
+          type: 'string',
+          array: true,
+          default: [],
+          describe: 'training series (directories of frames, 3D files or DICOM directories); optional with --synth or --stills',
+        })
+        .option('out', { type: 'string', demandOption: true, describe: 'model directory (model.json, weights.bin, loss.png, checkpoint/)' })
+        .option('val', {
+          type: 'string',
+          array: true,
+          default: [],
+          describe: 'validation series (loss, and TRE where landmarks lie beside them, every --checkpoint-every iterations; the best weights go to OUT/best)',
+        })
+        .option('iterations', { type: 'number', default: T.iterations, describe: 'total training iterations (pairs)' })
+        .option('steps', { type: 'number', default: T.steps, describe: 'Gaussian steps per registration in training' })
+        .option('lr', { type: 'number', default: T.learningRate, describe: 'AMSGrad learning rate' })
+        .option('lambda', { type: 'number', default: T.lambda, describe: 'iso-TV weight on the final field' })
+        .option('clip', { type: 'number', default: T.clip, describe: 'gradient-norm clipping' })
+        .option('keep', { type: 'number', default: T.keep, describe: 'keep rate of the multiplicative weight noise on the GRU proposal weights (1 = off)' })
+        .option('checkpoint-every', { type: 'number', default: T.checkpointEvery, describe: 'checkpoint (and validate) every K iterations' })
+        .option('seed', { type: 'number', default: T.seed, describe: 'random seed (weights, pairs, augmentation, noise)' })
+        .option('flip', { type: 'boolean', default: T.flip, describe: 'random horizontal/vertical flips of the pair' })
+        .option('intensity-augment', { type: 'boolean', default: T.intensityAugment, describe: 'random linear intensity change of the moving frame' })
+        .option('augment-conv', {
+          type: 'number',
+          default: 0,
+          describe: 'probability of filtering a pair with one random 3×3 kernel (a new contrast, the same geometry; 0 = off)',
+        })
+        .option('augment-bias', {
+          type: 'number',
+          default: 0,
+          describe: 'largest amplitude of a smooth multiplicative bias field per frame (e.g. 0.3; 0 = off)',
+        })
+        .option('augment-gamma', { type: 'number', default: 0, describe: 'largest |log γ| of a random gamma per frame (e.g. 0.3; 0 = off)' })
+        .option('augment-noise', {
+          type: 'number',
+          default: 0,
+          describe: 'std of Gaussian noise added to each frame, normalised intensity units (e.g. 0.05; 0 = off)',
+        })
+        .option('ema', {
+          type: 'number',
+          default: T.ema,
+          describe: 'keep an exponential moving average of the weights with this decay (e.g. 0.99; 0 = off): validated and saved instead of the last weights',
+        })
+        .option('augment-affine', {
+          type: 'number',
+          default: T.affine,
+          describe:
+            'random linear map of each pair about the image centre (both frames alike, and the --teacher field with them): rotation, scale and shear, each entry of the 2×2 matrix within ±this of the identity (e.g. 0.1; 0 = off)',
+        })
+        .option('shift', {
+          type: 'number',
+          default: T.shift,
+          describe:
+            "random sub-pixel translation of each pair (both frames alike), up to this many pixels of the network's image (net-size·input-block) per axis (0 = off)",
+        })
+        .option('fixed-frame-criterion', {
+          type: 'string',
+          choices: ['image', 'intensity'],
+          default: T.criterion,
+          describe: 'fixed frame of each series: closest to the mean image, or mean intensity',
+        })
+        .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint (same settings and series), bit-for-bit' })
+        .option('batch', { type: 'number', default: T.batch, describe: 'pairs per iteration (one gradient step on their mean loss)' })
+        .option('lr-final', { type: 'number', describe: 'learning rate at the end: cosine decay from --lr over --decay-iterations (default: constant --lr)' })
+        .option('decay-iterations', {
+          type: 'number',
+          describe: 'iterations of the --lr-final decay (default: --iterations; a --resume with another --iterations must repeat it)',
+        })
+        .option('val-pairs', { type: 'number', default: T.valPairs, describe: 'validation pairs per --val series (a fixed seeded draw)' })
+        .option('loss-size', {
+          type: 'number',
+          describe:
+            "side of the images the training loss compares (e.g. the frames' size, 128): the Gaussians are evaluated and the moving frame warped at that size; the network still observes --net-size (default: the network's size)",
+        })
+        .option('teacher', {
+          type: 'string',
+          array: true,
+          describe:
+            "distil these registrations into the network: result directories (register series, e.g. with --refine 20, or baseline bspline), one per training series, matched by the series each registered; adds --teacher-weight × the mean squared difference (network pixels²) between the network's final field and the teacher's (--teacher-steps)",
+        })
+        .option('teacher-weight', { type: 'number', default: T.teacherWeight, describe: 'weight μ of the --teacher term' })
+        .option('teacher-steps', {
+          choices: ['all', 'final'] as const,
+          default: T.teacherSteps,
+          describe: "the --teacher term compares the final field (final) or every step's (all: the mean over steps; measured worse, see docs/cli.md)",
+        })
+        .option('time-limit', {
+          type: 'number',
+          describe: 'stop after this many seconds (at the end of an iteration): checkpoint and write the model as it is; --resume continues',
+        })
+        .option('from', {
+          type: 'string',
+          describe:
+            "start from this model directory's weights (fine-tuning; its architecture is used, --net-size and --input-block may differ: a block-1 model's input kernel is copied to each block pixel, divided by b²)",
+        })
+        .option('net-size', {
+          type: 'number',
+          describe: `side of the network's grid (multiple of 16); the pair is observed at net-size·input-block [default: ${C.netSize}]`,
+        })
+        .option('input-block', {
+          type: 'number',
+          describe:
+            'observe the pair at b·net-size per side, folded to net-size by space-to-depth (b² channels per input channel): every pixel of a 128² frame on a 64² grid, only the input conv grows, e.g. --net-size 64 --input-block 2 [default: 1]',
+        })
+        .option('input-gradient', {
+          type: 'boolean',
+          describe:
+            "give the network the mismatch too: the image loss's gradient with respect to the displacement, (warped − fixed)·∇warped, as two more input channels, recomputed every step; with --from the new channels start at zero weights [default: false]",
+        })
+        .option('channels', { type: 'number', array: true, describe: `channels of the three GR2U blocks [default: ${C.channels.join(' ')}]` })
+        .option('param-channels', { type: 'number', describe: `channels of the parameter network [default: ${C.paramChannels}]` })
+        .option('residual-blocks', { type: 'number', describe: `residual blocks per GR2U [default: ${C.residualBlocks}]` })
+        .option('hidden', { type: 'number', describe: `hidden units of the parameter network [default: ${C.hidden}]` })
+        .option('sigma-max', { type: 'number', describe: `largest Gaussian σ (normalised units) [default: ${C.sigmaMax}]` })
+        .option('activation', { type: 'string', choices: ['tanh', 'leaky-relu'], describe: `activation [default: ${C.activation}]` })
+        .option('synth', {
+          type: 'number',
+          default: 0,
+          describe: 'weight of synthetic pairs in the mix: random label images of random contrast moved by random motions, the true field as teacher (0 = off)',
+        })
+        .option('stills', {
+          type: 'string',
+          array: true,
+          describe: 'still images (files, or directories searched recursively) set in motion by random motions, the true field as teacher',
+        })
+        .option('stills-weight', { type: 'number', default: 1, describe: 'weight of --stills pairs in the mix' })
+        .option('series-weight', { type: 'number', default: 1, describe: 'weight of the training series in the mix (with --synth or --stills)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }),
+      {
+        'Data:': [
+          'val',
+          'val-pairs',
+          'synth',
+          'stills',
+          'stills-weight',
+          'series-weight',
+          'synth-motion',
+          'synth-amplitude',
+          'synth-noise',
+          'synth-labels',
+          'teacher',
+          'teacher-weight',
+          'fixed-frame-criterion',
+        ],
+        'Output and runs:': ['out', 'from', 'resume', 'time-limit', 'checkpoint-every', 'json'],
+        'Training:': ['iterations', 'steps', 'batch', 'lr', 'lr-final', 'decay-iterations', 'lambda', 'clip', 'keep', 'seed', 'flip', 'intensity-augment'],
+        'Architecture:': ['net-size', 'input-block', 'input-gradient', 'channels', 'param-channels', 'residual-blocks', 'hidden', 'sigma-max', 'activation'],
+        'Speed:': ['backend', 'threads'],
+      },
+      ['shift', 'loss-size', 'augment-affine', 'augment-conv', 'augment-bias', 'augment-gamma', 'augment-noise', 'ema', 'teacher-steps'],
+    ) as never,
   handler: async (argv) => {
     const { parameterCount, readModelJson, train } = await heavy();
     const asked: Partial<R2N2Config> = {
@@ -426,111 +455,120 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
   command: 'series <series>',
   describe: 'register every frame of a series to its fixed frame with a trained R2N2 model',
   builder: (y) =>
-    formatOption(jobsOption(backendOption(y)))
-      .positional('series', { type: 'string', describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
-      .option('model', {
-        type: 'string',
-        default: DEFAULT_MODEL,
-        describe: 'a bundled model by name (r2n2 models lists them) or a model directory written by r2n2 train',
-      })
-      .option('out', { type: 'string', demandOption: true, describe: 'result directory' })
-      .option('fixed-frame', { type: 'string', default: 'auto', describe: 'auto (closest to the series mean), a frame name or a 0-based index' })
-      .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame criterion' })
-      .option('steps', { type: 'number', describe: 'Gaussian steps per frame (default: the steps the model was trained with, else 25)' })
-      .option('stop-threshold', {
-        type: 'number',
-        default: 0,
-        describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)',
-      })
-      .option('batch', { type: 'number', describe: 'frames per network batch (default 8; 64 on webgpu, where larger batches are faster per frame)' })
-      .option('flip-average', {
-        type: 'string',
-        choices: Object.keys(FLIP_AVERAGES),
-        default: 'none',
-        describe:
-          'also register mirrored copies of each pair (x: left–right, y: up–down, xy: both at once, all: the four) and average: more accurate, one network pass per copy',
-      })
-      .option('preset', {
-        type: 'string',
-        choices: Object.keys(REGISTER_PRESETS),
-        describe: `measured settings: ${Object.entries(REGISTER_PRESETS)
-          .map(([k, v]) => `${k} = ${v.text}`)
-          .join('; ')}; options given on the command line win`,
-      })
-      .option('refine', {
-        type: 'number',
-        describe:
-          "then refine each frame's Gaussians by this many Levenberg–Marquardt iterations on the pair (the same number of Gaussians; more accurate, much slower: see docs/cli.md; 0 = off) [default: 0]",
-      })
-      .option('refine-size', {
-        type: 'number',
-        describe:
-          "refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames' size)",
-      })
-      .option('refine-fine', {
-        type: 'number',
-        describe:
-          "with --refine-size: this many more iterations at the frames' own size after the reduced ones (coarse to fine: the detail the reduced size cannot see; e.g. --steps 25 --refine 40 --refine-size 128 --refine-fine 10, docs/cli.md) [default: 0]",
-      })
-      .option('refine-stride', {
-        type: 'number',
-        default: REFINE_DEFAULTS.normalStride,
-        describe:
-          "the refinement's Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (docs/cli.md)",
-      })
-      .option('init', {
-        type: 'string',
-        choices: INIT_KINDS,
-        default: 'none',
-        describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence',
-      })
-      .option('adapt', {
-        type: 'number',
-        default: 0,
-        describe:
-          "first fine-tune the model on this series' own pairs for N iterations (unsupervised, the model's recipe, 4 pairs each), then register with it (0 = off)",
-      })
-      .option('adapt-seconds', { type: 'number', describe: 'stop adapting after this many seconds (alone: adapt until then, at most 1000 iterations)' })
-      .option('adapt-lr', { type: 'number', default: 1e-4, describe: 'learning rate of the adaptation' })
-      .option('save-adapted', {
-        type: 'string',
-        describe: 'where the adapted model goes (default: OUT/adapted-model); a rerun of the command reuses it, a later run may start --model from it',
-      })
-      .option('uncertainty', {
-        type: 'number',
-        default: 0,
-        describe:
-          'K ≥ 2 more passes with weight noise (MC DropConnect): uncertainty/<frame>.nii.gz, the per-pixel std of the displacement (mm), and its mean per frame in summary.json (0 = off)',
-      })
-      .option('uncertainty-keep', {
-        type: 'number',
-        describe: "keep rate of the uncertainty passes' weight noise (1 = no noise) [default: the model's training keep, else 0.9]",
-      })
-      .option('stop-when-worse', {
-        type: 'boolean',
-        default: true,
-        describe:
-          "never worse than none: stop a frame's sequence at the first step that does not lower its image loss, and write the identity (with a warning) for a frame the registration made worse (--no-stop-when-worse: run every step, keep every result)",
-      })
-      .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
-      .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
-      .option('qc', {
-        type: 'boolean',
-        default: true,
-        describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)',
-      })
-      .option('write-inverse', {
-        type: 'boolean',
-        default: false,
-        describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
-      })
-      .option('stack', {
-        type: 'boolean',
-        default: true,
-        describe:
-          'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
-      })
-      .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }) as never,
+    helpGroups(
+      formatOption(jobsOption(backendOption(y)))
+        .positional('series', { type: 'string', describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
+        .option('model', {
+          type: 'string',
+          default: DEFAULT_MODEL,
+          describe: 'a bundled model by name (r2n2 models lists them) or a model directory written by r2n2 train',
+        })
+        .option('out', { type: 'string', demandOption: true, describe: 'result directory' })
+        .option('fixed-frame', { type: 'string', default: 'auto', describe: 'auto (closest to the series mean), a frame name or a 0-based index' })
+        .option('fixed-frame-criterion', { type: 'string', choices: ['image', 'intensity'], default: 'image', describe: 'auto fixed frame criterion' })
+        .option('steps', { type: 'number', describe: 'Gaussian steps per frame (default: the steps the model was trained with, else 25)' })
+        .option('stop-threshold', {
+          type: 'number',
+          default: 0,
+          describe: 'stop a frame at the first step whose weight norm |w| is below this (0 = run all steps)',
+        })
+        .option('batch', { type: 'number', describe: 'frames per network batch (default 8; 64 on webgpu, where larger batches are faster per frame)' })
+        .option('flip-average', {
+          type: 'string',
+          choices: Object.keys(FLIP_AVERAGES),
+          default: 'none',
+          describe:
+            'also register mirrored copies of each pair (x: left–right, y: up–down, xy: both at once, all: the four) and average: more accurate, one network pass per copy',
+        })
+        .option('preset', {
+          type: 'string',
+          choices: Object.keys(REGISTER_PRESETS),
+          describe: `measured settings: ${Object.entries(REGISTER_PRESETS)
+            .map(([k, v]) => `${k} = ${v.text}`)
+            .join('; ')}; options given on the command line win`,
+        })
+        .option('refine', {
+          type: 'number',
+          describe:
+            "then refine each frame's Gaussians by this many Levenberg–Marquardt iterations on the pair (the same number of Gaussians; more accurate, much slower: see docs/cli.md; 0 = off) [default: 0]",
+        })
+        .option('refine-size', {
+          type: 'number',
+          describe:
+            "refine on the pair reduced to at most this many pixels per side (e.g. 128 for 256² frames: ≈3× faster at nearly the same TRE; default: the frames' size)",
+        })
+        .option('refine-fine', {
+          type: 'number',
+          describe:
+            "with --refine-size: this many more iterations at the frames' own size after the reduced ones (coarse to fine: the detail the reduced size cannot see; e.g. --steps 25 --refine 40 --refine-size 128 --refine-fine 10, docs/cli.md) [default: 0]",
+        })
+        .option('refine-stride', {
+          type: 'number',
+          default: REFINE_DEFAULTS.normalStride,
+          describe:
+            "the refinement's Gauss–Newton matrix from every s-th pixel per axis (the cost and gradient from every pixel): 2 takes half the time of 1 for the same TRE (docs/cli.md)",
+        })
+        .option('init', {
+          type: 'string',
+          choices: INIT_KINDS,
+          default: 'none',
+          describe: 'pre-align each frame (rigid, similarity, affine) before the Gaussian sequence',
+        })
+        .option('adapt', {
+          type: 'number',
+          default: 0,
+          describe:
+            "first fine-tune the model on this series' own pairs for N iterations (unsupervised, the model's recipe, 4 pairs each), then register with it (0 = off)",
+        })
+        .option('adapt-seconds', { type: 'number', describe: 'stop adapting after this many seconds (alone: adapt until then, at most 1000 iterations)' })
+        .option('adapt-lr', { type: 'number', default: 1e-4, describe: 'learning rate of the adaptation' })
+        .option('save-adapted', {
+          type: 'string',
+          describe: 'where the adapted model goes (default: OUT/adapted-model); a rerun of the command reuses it, a later run may start --model from it',
+        })
+        .option('uncertainty', {
+          type: 'number',
+          default: 0,
+          describe:
+            'K ≥ 2 more passes with weight noise (MC DropConnect): uncertainty/<frame>.nii.gz, the per-pixel std of the displacement (mm), and its mean per frame in summary.json (0 = off)',
+        })
+        .option('uncertainty-keep', {
+          type: 'number',
+          describe: "keep rate of the uncertainty passes' weight noise (1 = no noise) [default: the model's training keep, else 0.9]",
+        })
+        .option('stop-when-worse', {
+          type: 'boolean',
+          default: true,
+          describe:
+            "never worse than none: stop a frame's sequence at the first step that does not lower its image loss, and write the identity (with a warning) for a frame the registration made worse (--no-stop-when-worse: run every step, keep every result)",
+        })
+        .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out' })
+        .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N)' })
+        .option('qc', {
+          type: 'boolean',
+          default: true,
+          describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)',
+        })
+        .option('write-inverse', {
+          type: 'boolean',
+          default: false,
+          describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
+        })
+        .option('stack', {
+          type: 'boolean',
+          default: true,
+          describe:
+            'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
+        })
+        .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }),
+      {
+        'Input and output:': ['model', 'out', 'fixed-frame', 'fixed-frame-criterion', 'format', 'stack', 'write-inverse', 'force', 'json'],
+        'Method:': ['preset', 'steps', 'refine', 'refine-size', 'refine-fine', 'flip-average', 'adapt', 'adapt-seconds', 'adapt-lr', 'save-adapted'],
+        'Speed:': ['backend', 'threads', 'jobs', 'batch', 'shard'],
+        'Quality control:': ['qc', 'stop-when-worse', 'uncertainty'],
+      },
+      ['init', 'stop-threshold', 'refine-stride', 'uncertainty-keep'],
+    ) as never,
   handler: async (argv) => {
     // a preset fills what the command line left out
     const preset = argv.preset ? REGISTER_PRESETS[argv.preset] : null;
