@@ -18,7 +18,7 @@ import { chooseFixedFrame } from '../core/image/fixed-frame.js';
 import { readImage2D, writeImage2D, writeField, type Image2D } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
 import { formatLandmarkCsv } from '../io/landmarks.js';
-import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
+import { writeDirAtomic, writeTextAtomic } from '../io/atomic.js';
 import { resultPaths, writeSummary, type ResultFrame } from '../io/result.js';
 import { frameName } from './phantom.js';
 
@@ -126,12 +126,7 @@ export async function simulate(job: SimulateJob): Promise<SimulateInfo> {
     );
   }
 
-  const parent = path.dirname(path.resolve(job.out));
-  await fs.mkdir(parent, { recursive: true });
-  await removeStaleTemps(parent);
-  const tmp = path.join(parent, `.r2n2-tmp-${process.pid}-${path.basename(job.out)}`);
-  await fs.rm(tmp, { recursive: true, force: true });
-  try {
+  return writeDirAtomic(job.out, async (tmp) => {
     await fs.mkdir(path.join(tmp, 'frames'), { recursive: true });
     await fs.mkdir(path.join(tmp, 'landmarks'), { recursive: true });
     const names: string[] = [];
@@ -204,11 +199,6 @@ export async function simulate(job: SimulateJob): Promise<SimulateInfo> {
       referenceLandmarksMm: s.referenceLandmarks,
     };
     await writeTextAtomic(path.join(tmp, 'simulate.json'), JSON.stringify(record, null, 1) + '\n');
-    await fs.rm(job.out, { recursive: true, force: true });
-    await fs.rename(tmp, job.out);
     return info;
-  } catch (err) {
-    await fs.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }

@@ -18,7 +18,7 @@ import { identityGeometry } from '../core/image/geometry.js';
 import { fieldFromNormalised } from '../core/transformation/field.js';
 import { warpByField } from '../core/synth/images.js';
 import { writeField, writeGreyPng, writeImage2D } from '../io/image.js';
-import { removeStaleTemps, writeTextAtomic } from '../io/atomic.js';
+import { writeDirAtomic, writeTextAtomic } from '../io/atomic.js';
 import { generatedPair, listStills, loadStills, RENDER_FACTOR } from './train-data.js';
 import type { SynthSettings } from './train-settings.js';
 
@@ -69,12 +69,7 @@ export async function synth(job: SynthJob): Promise<SynthInfo> {
   const geometry = identityGeometry(n, n);
   const h = (n - 1) / 2;
 
-  const parent = path.dirname(path.resolve(job.out));
-  await fs.mkdir(parent, { recursive: true });
-  await removeStaleTemps(parent);
-  const tmp = path.join(parent, `.r2n2-tmp-${process.pid}-${path.basename(job.out)}`);
-  await fs.rm(tmp, { recursive: true, force: true });
-  try {
+  return writeDirAtomic(job.out, async (tmp) => {
     const rows = Math.min(OVERVIEW_ROWS, job.count);
     const tile = n + 2;
     const W = 4 * tile;
@@ -127,11 +122,6 @@ export async function synth(job: SynthJob): Promise<SynthInfo> {
     };
     const settings = { stills: files.map((f) => path.resolve(f)), count: job.count, size: n, seed: job.seed, ...job.synth };
     await writeTextAtomic(path.join(tmp, 'synth.json'), JSON.stringify({ format: 'r2n2-synth', version: 1, settings, info, pairs: record }, null, 1) + '\n');
-    await fs.rm(job.out, { recursive: true, force: true });
-    await fs.rename(tmp, job.out);
     return info;
-  } catch (err) {
-    await fs.rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }

@@ -163,17 +163,6 @@ const bspline: CommandModule<GlobalArgs, Args> = {
         .option('force', { type: 'boolean', default: false, describe: 'redo frames already in --out (and replace a result of other settings)' })
         .option('shard', { type: 'string', describe: 'I/N: only frames whose index ≡ I (mod N), for array jobs' })
         .option('qc', { type: 'boolean', default: true, describe: 'write qc/<frame>.png (fixed, moving, warped, differences, checkerboard)' })
-        .option('write-inverse', {
-          type: 'boolean',
-          default: false,
-          describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
-        })
-        .option('stack', {
-          type: 'boolean',
-          default: true,
-          describe:
-            'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
-        })
         .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' })
         .example('$0 baseline bspline data/series-01/frames --out results/bspline-01', 'a series, fixed frame chosen automatically')
         .example('$0 baseline bspline --fixed ref.png --moving mov.png --out results/pair', 'one pair')

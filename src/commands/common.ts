@@ -29,14 +29,26 @@ export function globalOptions<T>(y: Argv<T>) {
     );
 }
 
-/** `--format` of the registration commands: the files' image format (io/result.ts). */
+/** The result options of the registration commands: `--format`, `--write-inverse`, `--stack`. */
 export function formatOption<T>(y: Argv<T>) {
-  return y.option('format', {
-    type: 'string',
-    choices: RESULT_FORMATS as unknown as string[],
-    default: 'nii.gz',
-    describe: 'image format of the fields, warped frames, inverses and stacks (ITK reads each; a result keeps the format it was started in)',
-  });
+  return y
+    .option('format', {
+      type: 'string',
+      choices: RESULT_FORMATS as unknown as string[],
+      default: 'nii.gz',
+      describe: 'image format of the fields, warped frames, inverses and stacks (ITK reads each; a result keeps the format it was started in)',
+    })
+    .option('write-inverse', {
+      type: 'boolean',
+      default: false,
+      describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
+    })
+    .option('stack', {
+      type: 'boolean',
+      default: true,
+      describe:
+        'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
+    });
 }
 
 /**

@@ -549,17 +549,6 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
           default: true,
           describe: 'write qc/<frame>.png (registration mosaic) and qc/<frame>-gaussians.png (the sequence over the fixed frame)',
         })
-        .option('write-inverse', {
-          type: 'boolean',
-          default: false,
-          describe: 'also write inverse/<frame>.nii.gz: the inverse of each field (Newton-solved fixed point; |T(T⁻¹(q)) − q| in summary.json)',
-        })
-        .option('stack', {
-          type: 'boolean',
-          default: true,
-          describe:
-            'when complete, also write warped.nii.gz and fields.nii.gz: every frame in series order, time as the last axis (--no-stack: per-frame files and motion.csv only)',
-        })
         .option('json', { type: 'boolean', default: false, describe: 'print the run report as JSON' }),
       {
         'Input and output:': ['model', 'out', 'fixed-frame', 'fixed-frame-criterion', 'format', 'stack', 'write-inverse', 'force', 'json'],

@@ -181,3 +181,25 @@ export async function withOutputLock<T>(dir: string, fn: () => Promise<T>, name 
     if (failed && created) await removeIfEmpty(dir);
   }
 }
+
+/**
+ * Builds a whole output directory atomically: `fill(tmp)` writes into a temporary sibling of
+ * `out`, which then replaces `out` (removed first); if `fill` fails the sibling is removed and
+ * `out` is untouched. Stale siblings of dead processes are cleared first.
+ */
+export async function writeDirAtomic<T>(out: string, fill: (tmp: string) => Promise<T>): Promise<T> {
+  const parent = path.dirname(path.resolve(out));
+  await fs.mkdir(parent, { recursive: true });
+  await removeStaleTemps(parent);
+  const tmp = path.join(parent, `.r2n2-tmp-${process.pid}-${path.basename(out)}`);
+  await fs.rm(tmp, { recursive: true, force: true });
+  try {
+    const r = await fill(tmp);
+    await fs.rm(out, { recursive: true, force: true });
+    await fs.rename(tmp, out);
+    return r;
+  } catch (err) {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
