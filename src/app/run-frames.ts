@@ -471,7 +471,8 @@ async function runLocked(
   }
   // the stacks and motion traces of a complete result (again only when something changed)
   const stack = o.stack ?? true;
-  const products = [MOTION_FILE, ...(stack ? [stackFiles(o.format).warped, stackFiles(o.format).fields] : [])];
+  const stacks = stackFiles(o.format);
+  const products = [MOTION_FILE, ...(stack ? [stacks.warped, stacks.fields] : [])];
   if (missing.length === 0 && !interrupted && (registered.length > 0 || !(await Promise.all(products.map((f) => exists(path.join(out, f))))).every(Boolean))) {
     const fixed = await src.read(src.fixedIndex);
     await writeSeriesProducts({

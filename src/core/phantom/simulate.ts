@@ -25,6 +25,7 @@
 import seedrandom from 'seedrandom';
 import { type Geometry, type Point, indexToPhysical, physicalToIndex } from '../image/geometry.js';
 import { gaussianBlur } from '../image/resample.js';
+import { gauss } from '../random.js';
 
 export type MotionKind = 'breathing' | 'cardiac' | 'random';
 export const MOTION_KINDS: MotionKind[] = ['breathing', 'cardiac', 'random'];
@@ -377,7 +378,6 @@ export function makeSimulatedSeries(reference: { geometry: Geometry; data: Float
 
   const renderFrame = (t: number) => {
     const noise = seedrandom(`r2n2-simulate-noise-${options.seed}-${t}`);
-    const gauss = () => Math.sqrt(-2 * Math.log(Math.max(noise(), 1e-12))) * Math.cos(2 * Math.PI * noise());
     const sigma = options.noise * (hi - lo);
     const inv = inverseGrid(t);
     const out = new Float32Array(W * H);
@@ -388,7 +388,7 @@ export function makeSimulatedSeries(reference: { geometry: Geometry; data: Float
       const q = indexToPhysical(geometry, [k % W, Math.floor(k / W)]);
       residual = Math.max(residual, Math.hypot(f[0] - q[0], f[1] - q[1]));
       const idx = physicalToIndex(geometry, r);
-      out[k] = drift[t] * sampleCubic(reference.data, W, H, idx[0], idx[1]) + (sigma > 0 ? sigma * gauss() : 0);
+      out[k] = drift[t] * sampleCubic(reference.data, W, H, idx[0], idx[1]) + (sigma > 0 ? sigma * gauss(noise) : 0);
     }
     return { data: out, residual };
   };

@@ -15,6 +15,7 @@
  * off, so a run without augmentations draws what it drew before (a resumed run stays bit for bit).
  */
 import { normaliseIntensity } from '../image/intensity.js';
+import { gauss } from '../random.js';
 
 export interface AugmentOptions {
   /** Probability of a random convolution of the pair (0 = off). */
@@ -30,12 +31,6 @@ export interface AugmentOptions {
 export const AUGMENT_OFF: AugmentOptions = { randomConv: 0, bias: 0, gamma: 0, noise: 0 };
 
 export const augmentOn = (o: AugmentOptions): boolean => o.randomConv > 0 || o.bias > 0 || o.gamma > 0 || o.noise > 0;
-
-/** A standard normal draw from a uniform `rng` (Box–Muller, two draws). */
-function gauss(rng: () => number): number {
-  const u = Math.max(rng(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
-}
 
 /** `img` (n × n) filtered by the 3 × 3 kernel `k` (row-major), edges replicated. */
 export function convolve3(img: Float32Array, n: number, k: number[]): Float32Array {

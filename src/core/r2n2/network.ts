@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
+import { gauss } from '../random.js';
 import { type Compute, DEFAULT_COMPUTE, tanh } from '../tensors.js';
 
 import { type Activation, type R2N2Config, checkConfig, inputBlock, inputChannels } from './config.js';
@@ -140,15 +141,11 @@ export function sampleWeightNoise(c: R2N2Config, keep: number, rng: () => number
   const noise: WeightNoise = new Map();
   if (!(keep > 0 && keep < 1)) return noise;
   const std = Math.sqrt(1 - keep) / keep;
-  const gauss = () => {
-    const u = Math.max(rng(), 1e-12);
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
-  };
   for (const [name, shape] of weightShapes(c)) {
     if (!/gru\/cand_[xh]\/kernel$/.test(name)) continue;
     const n = shape.reduce((a, b) => a * b, 1);
     const d = new Float32Array(n);
-    for (let i = 0; i < n; i++) d[i] = 1 + std * gauss();
+    for (let i = 0; i < n; i++) d[i] = 1 + std * gauss(rng);
     noise.set(name, tf.tensor(d, shape));
   }
   return noise;

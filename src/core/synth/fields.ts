@@ -20,6 +20,8 @@
  * 33 × 33 grid (no folding), which can leave it below the drawn amplitude.
  */
 
+import { uniform } from '../random.js';
+
 export type MotionKind = 'affine' | 'smooth' | 'bumps' | 'sliding' | 'cardiac';
 export const MOTION_KINDS: MotionKind[] = ['affine', 'smooth', 'bumps', 'sliding', 'cardiac'];
 
@@ -35,7 +37,7 @@ export interface Motion {
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-const U = (rng: () => number, a: number, b: number) => a + (b - a) * rng();
+const U = uniform;
 
 /** One kind's raw motion (unscaled; `pixel` = one pixel of the network's image in normalised units). */
 function rawMotion(kind: MotionKind, rng: () => number, pixel: number): MotionFn {

@@ -17,15 +17,10 @@
  */
 import { gaussianBlur, sampleLinear } from '../image/resample.js';
 import { networkImage } from '../r2n2/sequence.js';
+import { gauss, uniform } from '../random.js';
 import { type MotionFn, motionField } from './fields.js';
 
-const U = (rng: () => number, a: number, b: number) => a + (b - a) * rng();
-
-/** A standard normal draw (Box–Muller, two draws). */
-export function gauss(rng: () => number): number {
-  const u = Math.max(rng(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
-}
+const U = uniform;
 
 export interface SynthImageOptions {
   /** Range of the number of labels. */
