@@ -30,12 +30,12 @@ export interface BenchOptions {
   picks: number;
   /** gaussian-bound: Gaussian counts. */
   boundSteps: number[];
-  /** real: which cases, methods, patients, and their sizes. */
+  /** real: which kinds of case (dice, tre, series), methods, patients, and their sizes. */
   cases: string[];
+  /** real: the halves of bench/cases.json to run (`--cases tune|test|all`). */
+  halves: ('tune' | 'test')[];
   methods: string[];
   patients: string[];
-  /** real: TRE cases from the scouts of bench/split.json's tune or test patients (or both, or none). */
-  scouts: 'none' | 'tune' | 'test' | 'all';
   diceLimit: number;
   frames: number;
   stride: number;

@@ -23,6 +23,26 @@ export async function bsplineMap({ resolutions = 3, gridMm = 16, iterations = 50
   return m;
 }
 
+/**
+ * The maps an experienced elastix user would try beyond the generic one (../shared/docs/PEERS.md):
+ * normalised correlation or Mattes MI, 1000 iterations, 10000 random samples, a 16 or 8 mm grid,
+ * with or without an affine stage first. `npm run bench -- real` runs each as method
+ * `elastix:NAME`; the best is chosen on the tune half.
+ */
+export async function strongMaps(): Promise<Record<string, ParameterMap[]>> {
+  const strong = async (metric: string, gridMm: number) => ({
+    ...(await bsplineMap({ gridMm, iterations: 1000, samples: 10000 })),
+    Metric: [metric],
+  });
+  const ncc = await strong('AdvancedNormalizedCorrelation', 16);
+  return {
+    ncc: [ncc],
+    ncc8: [await strong('AdvancedNormalizedCorrelation', 8)],
+    mi: [await strong('AdvancedMattesMutualInformation', 16)],
+    'affine-ncc': [{ ...(await affineMap({ iterations: 1000, samples: 10000 })), Metric: ['AdvancedNormalizedCorrelation'] }, ncc],
+  };
+}
+
 /** The tuned affine map: MSE, 3 resolutions, fixed iterations, random samples. */
 export async function affineMap({ resolutions = 3, iterations = 500, samples = 4096 } = {}): Promise<ParameterMap> {
   const { parameterMap } = await defaultParameterMapNode('affine', { numberOfResolutions: resolutions });

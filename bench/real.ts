@@ -1,25 +1,30 @@
-// `npm run bench -- real`: every method on real images, one process, the same pairs.
-//   Dice  LV (label 1) ES→ED on every contoured slice of the three Sunnybrook patients
+// `npm run bench -- real`: every method on real images, one process, the same pairs. The cases are
+// listed in bench/cases.json, each tagged tune (defaults, presets and models are chosen on these)
+// or test (the figures README and docs quote; nothing is chosen on them); every table and mean is
+// printed per half.
+//   Dice  LV (label 1) ES→ED on every contoured slice of the Sunnybrook patients of the file
 //         (../shared/data/sunnybrook/series): the ES frame registered to the ED frame, its label
 //         warped with nearest neighbour; HD95 (mm) beside it.
+//   TRE   `r2n2 simulate` series made from one real image each (cine frames, chest MR scouts of the
+//         tune and test patients of bench/split.json, ITK's example MR, the BIRL image; pixel sizes
+//         0.5–2 mm, declared or resampled; breathing, cardiac and random motion up to 20 mm; noise
+//         none to strong): every k-th frame registered to the series' fixed frame.
 //   series  wall time of a whole simulated series (breathing, --series-frames, default 16):
 //         `baseline bspline` through runFrames with --jobs = the cores (--jobs) and 1, against
 //         native elastix at its default threads, frame after frame.
-//   TRE   `r2n2 simulate` series made from real images at their own size: a Sunnybrook ED frame
-//         of each patient with breathing and with cardiac motion (centre and radius from the LV
-//         label), and the BIRL reference image (../shared/data/birl_artificial) with random motion;
-//         every k-th frame registered to the series' fixed frame.
-// Methods: our B-spline (defaults), R2N2 (the bundled model or --model) alone and --refine 20
-// (r2n2[:T][+rN][@S][+fM][+ng][#k]: T steps, --refine N, --refine-size S, --refine-fine M, no guard, the k-th of --models),
-// native elastix (Debian's CLI; its default threads and -threads 1; skipped with a message where
-// `elastix` is not on PATH), and the itk-wasm elastix on the first --wasm-pairs pairs of each
-// case (default 2; it is ≈ 10× slower). elastix runs the same B-spline map everywhere: MSE,
-// 3 resolutions, final grid 16 mm, 500 iterations, 4096 random samples.
-// Flags: --cases dice tre series (default all), --scouts none|tune|test|all (TRE cases from the scouts of
-// bench/split.json's patients, default none), --dice-limit N (first N slices), --patients (Sunnybrook
-// patients for the Dice and TRE cases, default all three), --frames (simulated frames, default 12),
-// --stride (register every k-th, default 2), --methods (default all), --bspline-variants (JSON
-// {"name": {B-spline options}}: more B-spline methods, bspline:name, to choose defaults on).
+// Methods: our B-spline (defaults; --bspline-variants more), R2N2 (the bundled model or --model)
+// alone and --refine 20 (r2n2[:T][+rN][@S][+fM][+ng][#k]: T steps, --refine N, --refine-size S,
+// --refine-fine M, no guard, the k-th of --models), native elastix (Debian's CLI; skipped with a
+// message where `elastix` is not on PATH): `elastix` the generic map (MSE, 3 resolutions, final
+// grid 16 mm, 500 iterations, 4096 random samples; `elastix-1t` the same on one thread) and
+// `elastix:ncc|ncc8|mi|affine-ncc` stronger maps (bench/elastix.ts strongMaps), plastimatch
+// (`plastimatch`, `plastimatch:l10|free`, bench/plastimatch.ts; skipped where absent), and the
+// itk-wasm elastix on the first --wasm-pairs pairs of each case (default 2; ≈ 10× slower).
+// Flags: --cases dice tre series (default all) tune|test|all (the halves, default all),
+// --dice-limit N (first N slices), --patients (the cine patients whose cases run, default all
+// three), --frames (simulated frames where a case gives none, default 12), --stride (register
+// every k-th, default 2), --methods, --bspline-variants (JSON {"name": {B-spline options}}: more
+// B-spline methods, bspline:name, to choose defaults on).
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -36,9 +41,12 @@ import { resolveModelDir } from '../dist/io/bundled-models.js';
 import { r2n2Registrar, type R2N2RegisterOptions } from '../dist/app/register.js';
 import { simulate } from '../dist/app/simulate.js';
 import { readImage2D, readField, writeImage2D, type Image2D } from '../dist/io/image.js';
+import { gaussianBlur, resampleAligned } from '../dist/core/image/resample.js';
+import { noiseLevel } from '../dist/core/image/intensity.js';
 import { readLandmarkFile } from '../dist/io/landmarks.js';
 import { readSummary } from '../dist/io/result.js';
-import { bsplineMap, elastixRegister, type ParameterMap } from './elastix.js';
+import { bsplineMap, elastixRegister, strongMaps, type ParameterMap } from './elastix.js';
+import { PLASTIMATCH_RECIPES, plastimatchRegister, whichPlastimatch } from './plastimatch.js';
 import { ROOT, SHARED, mean, type BenchOptions, type MethodResult, scoreTre } from './common.js';
 import type { Point } from '../dist/core/image/geometry.js';
 
@@ -97,20 +105,25 @@ const flat = (img: Image2D): Image2D => ({ geometry: { ...img.geometry, placemen
 async function elastixNative(
   fixed: Image2D,
   moving: Image2D,
-  paramText: string,
+  paramText: string | string[],
   { threads, labels }: { threads?: number; labels?: Image2D } = {},
 ): Promise<MethodResult> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'r2n2-real-elx-'));
   try {
     await writeImage2D(path.join(dir, 'f.mha'), flat(fixed));
     await writeImage2D(path.join(dir, 'm.mha'), flat(moving));
-    await fs.writeFile(path.join(dir, 'p.txt'), paramText);
-    const args = ['-f', path.join(dir, 'f.mha'), '-m', path.join(dir, 'm.mha'), '-p', path.join(dir, 'p.txt'), '-out', dir];
+    const texts = typeof paramText === 'string' ? [paramText] : paramText;
+    const args = ['-f', path.join(dir, 'f.mha'), '-m', path.join(dir, 'm.mha'), '-out', dir];
+    for (const [k, text] of texts.entries()) {
+      await fs.writeFile(path.join(dir, `p${k}.txt`), text);
+      args.push('-p', path.join(dir, `p${k}.txt`));
+    }
+    // the last stage's transform parameters chain the earlier ones
+    const tp = path.join(dir, `TransformParameters.${texts.length - 1}.txt`);
     if (threads) args.push('-threads', String(threads));
     const t0 = performance.now();
-    await elastixTool('elastix', args, path.join(dir, 'TransformParameters.0.txt'));
+    await elastixTool('elastix', args, tp);
     const seconds = (performance.now() - t0) / 1000;
-    const tp = path.join(dir, 'TransformParameters.0.txt');
     await elastixTool('transformix', ['-def', 'all', '-tp', tp, '-out', dir], path.join(dir, 'deformationField.mha'));
     const def = await readField(path.join(dir, 'deformationField.mha'));
     const field: DisplacementField = { geometry: fixed.geometry, data: def.data };
@@ -129,7 +142,9 @@ async function elastixNative(
       );
       warpedLabels = (await readImage2D(path.join(dir, 'lab', 'result.mha'))).data;
     }
-    const parameters = Number(/\(NumberOfParameters (\d+)\)/.exec(await fs.readFile(tp, 'utf8'))?.[1] ?? 0);
+    let parameters = 0;
+    for (let k = 0; k < texts.length; k++)
+      parameters += Number(/\(NumberOfParameters (\d+)\)/.exec(await fs.readFile(path.join(dir, `TransformParameters.${k}.txt`), 'utf8'))?.[1] ?? 0);
     return { field, seconds, parameters, warpedLabels };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
@@ -137,7 +152,7 @@ async function elastixNative(
 }
 
 /** The methods, each `(fixed, movings[]) → [{ field: DisplacementField, seconds, parameters, warpedLabels? }]`. */
-async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
+async function makeMethods(elastixVersion: string | null, plastimatchVersion: string | null, opt: BenchOptions) {
   const backend = await initBackend('auto');
   const modelDir = opt.model;
   const model = await loadModel(resolveModelDir(modelDir));
@@ -175,6 +190,18 @@ async function makeMethods(elastixVersion: string | null, opt: BenchOptions) {
     bspline: bsplineMethod(BSPLINE_DEFAULTS),
     elastix: elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l })) : null,
     'elastix-1t': elastixVersion ? perPair((f, m, l) => elastixNative(f, m, paramText, { labels: l, threads: 1 })) : null,
+    ...Object.fromEntries(
+      Object.entries(await strongMaps()).map(([name, maps]) => {
+        const texts = maps.map((m) => parameterFileText({ ...m, ResultImageFormat: ['mha'] }));
+        return [`elastix:${name}`, elastixVersion ? perPair((f, m, l) => elastixNative(f, m, texts, { labels: l })) : null];
+      }),
+    ),
+    ...Object.fromEntries(
+      Object.entries(PLASTIMATCH_RECIPES).map(([name, r]) => [
+        name === 'l1' ? 'plastimatch' : `plastimatch:${name}`,
+        plastimatchVersion ? perPair((f, m) => plastimatchRegister(f, m, r)) : null,
+      ]),
+    ),
     'elastix-wasm': perPair(async (f, m) =>
       elastixRegister(flat(f), flat(m), [paramMap]).then((e) => ({ ...e, field: { geometry: f.geometry, data: e.field.data } })),
     ),
@@ -227,6 +254,7 @@ const readIndex = async (): Promise<SunnyIndex> => JSON.parse(await fs.readFile(
 
 interface DiceRow {
   case: string;
+  split: 'tune' | 'test';
   method: string;
   dice: number;
   hd95: number;
@@ -235,11 +263,12 @@ interface DiceRow {
 }
 
 /** Sunnybrook patients of the Dice and TRE cases: --patients SCD0000301 keeps a held-out patient only (a model trained on the others). */
-async function diceCases(methods: Record<string, Method>, opt: BenchOptions): Promise<DiceRow[]> {
+async function diceCases(methods: Record<string, Method>, opt: BenchOptions, patients: CaseFile['dice']): Promise<DiceRow[]> {
   const index = await readIndex();
   const slices = Object.entries(index)
-    .filter(([k, v]) => v.ED_phase != null && v.ES_phase != null && opt.patients.some((p) => k.startsWith(p)))
+    .filter(([k, v]) => v.ED_phase != null && v.ES_phase != null && patients.some((p) => k.startsWith(p.patient)))
     .slice(0, opt.diceLimit);
+  const splitOf = (key: string) => patients.find((p) => key.startsWith(p.patient))!.split;
   const rows: DiceRow[] = [];
   for (const [key, v] of slices) {
     const dir = path.join(SUNNY, 'series', key);
@@ -251,12 +280,13 @@ async function diceCases(methods: Record<string, Method>, opt: BenchOptions): Pr
     const [W, H] = ed.geometry.size;
     const res = await runCase(methods, opt.wasmPairs, ed, [es], [esL]);
     const before = { dice: dicePerLabel(edL, esL.data).get(1) ?? 0, hd95: hd95(edL, esL.data, W, H, ed.geometry.spacing, 1) };
-    rows.push({ case: key, method: 'none', dice: before.dice, hd95: before.hd95, seconds: 0, parameters: 0 });
+    rows.push({ case: key, split: splitOf(key), method: 'none', dice: before.dice, hd95: before.hd95, seconds: 0, parameters: 0 });
     for (const [m, [r]] of Object.entries(res)) {
       if (!r) continue;
       const warped = r.warpedLabels ?? warpLabelsNearest(esL.data, r.field);
       rows.push({
         case: key,
+        split: splitOf(key),
         method: m,
         dice: dicePerLabel(edL, warped).get(1) ?? 0,
         hd95: hd95(edL, warped, W, H, ed.geometry.spacing, 1),
@@ -293,6 +323,9 @@ function labelDisc(img: Image2D): { centre: Point; radius: number } {
 
 interface TreRow {
   case: string;
+  split: 'tune' | 'test';
+  /** The fixed frame's noise estimate (core/image/intensity noiseLevel), fraction of its 1–99% range. */
+  noise: number;
   size: string;
   method: string;
   pairs: number;
@@ -302,75 +335,90 @@ interface TreRow {
   parameters: number;
 }
 
+/** One TRE case of bench/cases.json (its `about` documents the fields). */
+interface TreCase {
+  name: string;
+  split: 'tune' | 'test';
+  patient?: string;
+  image: string;
+  motion: 'breathing' | 'cardiac' | 'random';
+  amplitudeMm?: number;
+  noise?: number;
+  frames?: number;
+  pixelMm?: number;
+  resampleMm?: number;
+  heartLabel?: string;
+}
+interface CaseFile {
+  dice: { patient: string; split: 'tune' | 'test' }[];
+  tre: TreCase[];
+}
+export const CINE_PATIENTS = ['SCD0000101', 'SCD0000201', 'SCD0000301'];
+
 /**
- * TRE cases from the chest MR scouts (../shared/data/sunnybrook-scouts) of the patients that
- * bench/split.json puts in `which` (tune: choices are made on them; test: figures are quoted from
- * them and nothing is chosen on them): per patient the scouts at 1/3 and 2/3 of its sorted files,
- * the first with breathing motion of 6, 10 or 14 mm, the second with random motion of 5 or 9 mm.
+ * The cases of bench/cases.json in the chosen halves; --patients keeps the cine cases of those
+ * Sunnybrook patients only (the scout and other cases stay). A case whose image is absent is
+ * skipped with a message.
  */
-async function scoutSpecs(
-  which: 'none' | 'tune' | 'test' | 'all',
-): Promise<{ name: string; image: string; motion: 'breathing' | 'random'; amplitudeMm: number }[]> {
-  if (which === 'none') return [];
-  const dir = path.join(SHARED, 'sunnybrook-scouts');
-  if (!existsSync(dir)) {
-    console.log(`scout cases skipped: ${dir} is absent`);
-    return [];
+async function readCases(opt: BenchOptions): Promise<CaseFile> {
+  const file = JSON.parse(await fs.readFile(path.join(ROOT, 'bench', 'cases.json'), 'utf8')) as CaseFile;
+  const keep = (c: { split: string; patient?: string }, cine: boolean) =>
+    opt.halves.includes(c.split as 'tune' | 'test') && (!cine || !c.patient || opt.patients.includes(c.patient));
+  const tre: TreCase[] = [];
+  for (const c of file.tre) {
+    if (!keep(c, c.image.startsWith('sunnybrook/'))) continue;
+    if (existsSync(path.join(SHARED, c.image))) tre.push(c);
+    else console.log(`case skipped: ${c.name} (${c.image} is absent under ${SHARED})`);
   }
-  const split = JSON.parse(await fs.readFile(path.join(ROOT, 'bench', 'split.json'), 'utf8')) as Record<'train' | 'tune' | 'test', string[]>;
-  const patients = which === 'all' ? [...split.tune, ...split.test] : split[which];
-  const out: { name: string; image: string; motion: 'breathing' | 'random'; amplitudeMm: number }[] = [];
-  for (const [k, p] of patients.entries()) {
-    const files = (await fs.readdir(path.join(dir, p))).filter((f) => f.endsWith('.dcm')).sort();
-    const [a, b] = [files[Math.floor(files.length / 3)], files[Math.floor((2 * files.length) / 3)]];
-    const [ba, ra] = [[6, 10, 14][k % 3], [5, 9][k % 2]];
-    out.push({ name: `${p} ${path.basename(a, '.dcm')} breathing ${ba} mm`, image: path.join(dir, p, a), motion: 'breathing', amplitudeMm: ba });
-    out.push({ name: `${p} ${path.basename(b, '.dcm')} random ${ra} mm`, image: path.join(dir, p, b), motion: 'random', amplitudeMm: ra });
-  }
-  return out;
+  return { dice: file.dice.filter((d) => keep(d, true)), tre };
 }
 
-async function treCases(methods: Record<string, Method>, tmp: string, opt: BenchOptions): Promise<TreRow[]> {
+/**
+ * The source image of a TRE case: its pixel size declared (`pixelMm`, for files that have none) or
+ * the image resampled to `resampleMm` (linear, the field of view from first to last pixel centre
+ * kept, a Gaussian of σ = half the size ratio first when it shrinks).
+ */
+async function caseImage(c: TreCase): Promise<Image2D> {
+  const img = await readImage2D(path.join(SHARED, c.image));
+  const g = img.geometry;
+  if (c.pixelMm) return { geometry: { ...g, spacing: [c.pixelMm, c.pixelMm], placement: undefined }, data: img.data };
+  if (!c.resampleMm) return img;
+  const [W, H] = g.size;
+  const w = Math.max(2, Math.round(((W - 1) * g.spacing[0]) / c.resampleMm) + 1);
+  const h = Math.max(2, Math.round(((H - 1) * g.spacing[1]) / c.resampleMm) + 1);
+  const ratio = Math.max((W - 1) / (w - 1), (H - 1) / (h - 1));
+  const src = ratio > 1 ? gaussianBlur(img.data, H, W, ratio / 2) : img.data;
+  const spacing: [number, number] = [(g.spacing[0] * (W - 1)) / (w - 1), (g.spacing[1] * (H - 1)) / (h - 1)];
+  return { geometry: { ...g, size: [w, h], spacing, placement: undefined }, data: resampleAligned(src, 1, H, W, h, w) };
+}
+
+async function treCases(methods: Record<string, Method>, tmp: string, opt: BenchOptions, specs: TreCase[]): Promise<TreRow[]> {
   const { frames, stride } = opt;
-  const specs: {
-    name: string;
-    image: string;
-    motion: 'breathing' | 'cardiac' | 'random';
-    centre?: Point;
-    radiusMm?: number;
-    frames?: number;
-    amplitudeMm?: number;
-  }[] = [];
-  const index = await readIndex();
-  for (const patient of opt.patients) {
-    // the middle contoured slice of the patient, its ED frame
-    const keys = Object.keys(index).filter((k) => k.startsWith(patient) && index[k].ED_phase != null);
-    const key = keys[Math.floor(keys.length / 2)];
-    const ed = `phase_${String(index[key].ED_phase).padStart(2, '0')}.mha`;
-    const image = path.join(SUNNY, 'series', key, 'frames', ed);
-    const disc = labelDisc(await readImage2D(path.join(SUNNY, 'series', key, 'labels', ed)));
-    specs.push({ name: `${key} breathing`, image, motion: 'breathing' });
-    specs.push({ name: `${key} cardiac`, image, motion: 'cardiac', centre: disc.centre, radiusMm: 1.2 * disc.radius });
-  }
-  specs.push({ name: 'BIRL reference random', image: path.join(BIRL, 'artificial_reference.jpg'), motion: 'random', frames: 8 });
-  specs.push(...(await scoutSpecs(opt.scouts)));
   const rows: TreRow[] = [];
   for (const sp of specs) {
     const out = path.join(tmp, sp.name.replace(/[^\w]+/g, '-'));
+    const source = path.join(tmp, `${path.basename(out)}-source.mha`);
+    await writeImage2D(source, await caseImage(sp));
+    const disc = sp.heartLabel ? labelDisc(await readImage2D(path.join(SHARED, sp.heartLabel))) : null;
     await simulate({
-      image: sp.image,
+      image: source,
       out,
       motion: sp.motion,
       frames: sp.frames ?? frames,
       seed: 1,
-      centre: sp.centre,
-      radiusMm: sp.radiusMm,
+      centre: disc?.centre,
+      radiusMm: disc ? 1.2 * disc.radius : undefined,
       amplitudeMm: sp.amplitudeMm,
+      noise: sp.noise,
     });
     const summary = await readSummary(path.join(out, 'truth'));
     const names = summary.frames.map((f) => f.name);
     const f = names.indexOf(summary.fixedFrame);
     const picks = names.map((_, t) => t).filter((t) => t !== f && (t - f) % stride === 0);
+    if (!picks.length)
+      throw new Error(
+        `${sp.name}: no frame of ${names.length} is a multiple of --stride ${stride} from the fixed frame; give more --frames or a smaller --stride`,
+      );
     const read = (t: number) => readImage2D(path.join(out, 'frames', `${names[t]}.nrrd`));
     const lm = async (t: number) => (await readLandmarkFile(path.join(out, 'landmarks', `${names[t]}.csv`))).points;
     const fixed = await read(f);
@@ -380,12 +428,16 @@ async function treCases(methods: Record<string, Method>, tmp: string, opt: Bench
     const res = await runCase(methods, opt.wasmPairs, fixed, movings);
     const size = fixed.geometry.size.join('×');
     const none = treReport(picks.map((t, k) => frameTre(names[t], fixedPts, movingPts[k], fixed.geometry)));
-    rows.push({ case: sp.name, size, method: 'none', pairs: picks.length, tre: none.before.mean_mm, seconds: 0, parameters: 0 });
+    const noise = noiseLevel(fixed.data, ...fixed.geometry.size);
+    rows.push({ case: sp.name, split: sp.split, noise, size, method: 'none', pairs: picks.length, tre: none.before.mean_mm, seconds: 0, parameters: 0 });
     for (const [m, list] of Object.entries(res)) {
+      if (list.some((x) => !x.field.data.every(Number.isFinite))) throw new Error(`${sp.name}: ${m} returned a field with non-finite values`);
       const r = scoreTre(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry, (q) => mapPoint(x.field, q))));
       const before = treReport(list.map((x, k) => frameTre(names[picks[k]], fixedPts, movingPts[k], fixed.geometry)));
       rows.push({
         case: sp.name,
+        split: sp.split,
+        noise,
         size,
         method: m,
         pairs: list.length,
@@ -396,7 +448,7 @@ async function treCases(methods: Record<string, Method>, tmp: string, opt: Bench
       });
     }
     process.stderr.write(
-      `  tre ${sp.name}: ${rows
+      `  tre ${sp.name} (noise ${noise.toFixed(4)}): ${rows
         .filter((x) => x.case === sp.name)
         .map((x) => `${x.method} ${x.tre.toFixed(3)}`)
         .join(', ')}\n`,
@@ -473,45 +525,50 @@ export async function realSuite(opt: BenchOptions) {
   }
   const elastixVersion = await whichElastix();
   if (!elastixVersion) console.log('native elastix skipped: `elastix` is not on PATH (Debian: apt-get install elastix)');
-  const { methods, backend, modelDir, steps, paramText } = await makeMethods(elastixVersion, opt);
+  const plastimatchVersion = await whichPlastimatch();
+  if (!plastimatchVersion && opt.methods.some((m) => m.startsWith('plastimatch')))
+    console.log('plastimatch skipped: `plastimatch` is not on PATH (Debian: apt-get install plastimatch)');
+  const { methods, backend, modelDir, steps, paramText } = await makeMethods(elastixVersion, plastimatchVersion, opt);
   const cases = opt.cases;
   const wasmPairs = opt.wasmPairs;
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'r2n2-real-'));
-  const dice = cases.includes('dice') ? await diceCases(methods, opt) : [];
-  const tre = cases.includes('tre') ? await treCases(methods, tmp, opt) : [];
+  const chosen = await readCases(opt);
+  const dice = cases.includes('dice') ? await diceCases(methods, opt, chosen.dice) : [];
+  const tre = cases.includes('tre') ? await treCases(methods, tmp, opt, chosen.tre) : [];
   const series = cases.includes('series') ? await seriesCases(tmp, elastixVersion, paramText, opt) : [];
   await fs.rm(tmp, { recursive: true, force: true });
   const names = ['none', ...Object.keys(methods)];
   console.log(
     `real images (${backend}; R2N2 ${path.relative(process.cwd(), modelDir)}, ${steps} steps; ${elastixVersion ?? 'no native elastix'}; itk-wasm elastix on the first ${wasmPairs} pair(s) of each case)`,
   );
+  type Half = 'tune' | 'test';
   const summary: {
-    dice?: Record<string, { meanDice: number; meanHd95: number; secondsPerPair: number; pairs: number }>;
-    tre?: Record<string, { meanTre: number; secondsPerFrame: number }>;
+    dice?: Partial<Record<Half, Record<string, { meanDice: number; meanHd95: number; secondsPerPair: number; pairs: number }>>>;
+    tre?: Partial<Record<Half, Record<string, { meanTre: number; secondsPerFrame: number; cases: number; worseThanNone: number }>>>;
     series?: { bspline: number; bsplineJobs1: number; elastix: number };
   } = {};
-  if (dice.length) {
-    console.log(`\nDice, LV ES→ED, ${new Set(dice.map((r) => r.case)).size} Sunnybrook slices (HD95 mm beside)`);
+  const halves = (['tune', 'test'] as Half[]).filter((h) => opt.halves.includes(h));
+  const label: Record<Half, string> = { tune: 'TUNE half (choices are made on these)', test: 'TEST half (figures to quote; nothing chosen on them)' };
+  for (const half of halves) {
+    const d = dice.filter((r) => r.split === half);
+    if (!d.length) continue;
+    console.log(`\nDice, LV ES→ED, ${label[half]}: ${new Set(d.map((r) => r.case)).size} Sunnybrook slices (HD95 mm beside)`);
     const wd = Math.max(18, ...names.map((m) => m.length + 1));
     console.log('case                    ' + names.map((m) => m.padStart(wd)).join(''));
-    for (const c of [...new Set(dice.map((r) => r.case))]) {
-      console.log(
-        c.padEnd(24) +
-          names
-            .map((m) => {
-              const r = dice.find((x) => x.case === c && x.method === m);
-              return (r ? `${r.dice.toFixed(3)} (${r.hd95.toFixed(1)})` : '').padStart(wd);
-            })
-            .join(''),
-      );
+    for (const c of [...new Set(d.map((r) => r.case))]) {
+      const cell = (m: string) => {
+        const r = d.find((x) => x.case === c && x.method === m);
+        return (r ? `${r.dice.toFixed(3)} (${r.hd95.toFixed(1)})` : '').padStart(wd);
+      };
+      console.log(c.padEnd(24) + names.map(cell).join(''));
     }
-    const meanRow = (label: string, k: 'dice' | 'hd95' | 'seconds', digits: number) =>
+    const meanRow = (title: string, k: 'dice' | 'hd95' | 'seconds', digits: number) =>
       console.log(
-        label.padEnd(24) +
+        title.padEnd(24) +
           names
             .map((m) =>
               mean(
-                dice.filter((r) => r.method === m),
+                d.filter((r) => r.method === m),
                 k,
               )
                 .toFixed(digits)
@@ -522,39 +579,39 @@ export async function realSuite(opt: BenchOptions) {
     meanRow('mean Dice', 'dice', 3);
     meanRow('mean HD95 mm', 'hd95', 2);
     meanRow('s/pair', 'seconds', 3);
-    summary.dice = Object.fromEntries(
+    (summary.dice ??= {})[half] = Object.fromEntries(
       names.map((m) => {
-        const x = dice.filter((r) => r.method === m);
+        const x = d.filter((r) => r.method === m);
         return [m, { meanDice: mean(x, 'dice'), meanHd95: mean(x, 'hd95'), secondsPerPair: mean(x, 'seconds'), pairs: x.length }];
       }),
     );
   }
-  if (tre.length) {
-    console.log('\nTRE mm, simulated series from real images (mean over the registered frames; itk-wasm elastix on fewer pairs: its "before" differs)');
+  for (const half of halves) {
+    const t = tre.filter((r) => r.split === half);
+    if (!t.length) continue;
+    console.log(
+      `\nTRE mm, ${label[half]}: series simulated from real images (mean over the registered frames; itk-wasm elastix on fewer pairs: its "before" differs)`,
+    );
     // columns as wide as the longest method name (r2n2:25+r40@128 …), at least 13
     const wd = Math.max(13, ...names.map((m) => m.length + 1));
-    console.log('case                          size     ' + names.map((m) => m.padStart(wd)).join(''));
-    for (const c of [...new Set(tre.map((r) => r.case))]) {
-      const size = tre.find((x) => x.case === c)!.size;
-      console.log(
-        c.padEnd(30) +
-          size.padEnd(9) +
-          names
-            .map((m) => {
-              const r = tre.find((x) => x.case === c && x.method === m);
-              return (r ? f3(r.tre) : '').padStart(wd);
-            })
-            .join(''),
-      );
+    const cw = Math.max(30, ...t.map((r) => r.case.length + 1));
+    console.log('case'.padEnd(cw) + 'size     ' + names.map((m) => m.padStart(wd)).join(''));
+    for (const c of [...new Set(t.map((r) => r.case))]) {
+      const size = t.find((x) => x.case === c)!.size;
+      const cell = (m: string) => {
+        const r = t.find((x) => x.case === c && x.method === m);
+        return (r ? f3(r.tre) : '').padStart(wd);
+      };
+      console.log(c.padEnd(cw) + size.padEnd(9) + names.map(cell).join(''));
     }
-    const meanRow = (label: string, k: 'tre' | 'seconds') =>
+    const meanRow = (title: string, k: 'tre' | 'seconds') =>
       console.log(
-        label.padEnd(39) +
+        title.padEnd(cw + 9) +
           names
             .map((m) =>
               f3(
                 mean(
-                  tre.filter((r) => r.method === m),
+                  t.filter((r) => r.method === m),
                   k,
                 ),
               ).padStart(wd),
@@ -563,10 +620,12 @@ export async function realSuite(opt: BenchOptions) {
       );
     meanRow('mean TRE mm', 'tre');
     meanRow('s/frame', 'seconds');
-    summary.tre = Object.fromEntries(
+    const noneOf = (c: string) => t.find((x) => x.case === c && x.method === 'none')!.tre;
+    (summary.tre ??= {})[half] = Object.fromEntries(
       names.map((m) => {
-        const x = tre.filter((r) => r.method === m);
-        return [m, { meanTre: mean(x, 'tre'), secondsPerFrame: mean(x, 'seconds') }];
+        const x = t.filter((r) => r.method === m);
+        const worse = x.filter((r) => r.tre > noneOf(r.case)).length;
+        return [m, { meanTre: mean(x, 'tre'), secondsPerFrame: mean(x, 'seconds'), cases: x.length, worseThanNone: worse }];
       }),
     );
   }
@@ -593,32 +652,37 @@ export async function realSuite(opt: BenchOptions) {
       `all series: bspline ÷ elastix ${f3(summary.series.bspline / summary.series.elastix)}; --jobs ${series[0].jobs} is ${f3(summary.series.bsplineJobs1 / summary.series.bspline)}× --jobs 1`,
     );
   }
-  const ref = 'elastix' in methods ? 'elastix' : null;
-  if (ref) {
-    console.log(`\nratios against native elastix (default threads), per method: mean TRE ÷ elastix's, mean Dice − elastix's, elastix's s/pair ÷ the method's`);
-    const all: { method: string; seconds: number }[] = [...dice, ...tre].filter((r) => r.method !== 'none');
-    for (const m of Object.keys(methods)) {
-      const tr = (summary.tre?.[m]?.meanTre ?? NaN) / (summary.tre?.[ref]?.meanTre ?? NaN);
-      const dd = summary.dice ? summary.dice[m].meanDice - summary.dice[ref].meanDice : NaN;
-      const sp =
-        mean(
-          all.filter((r) => r.method === ref),
-          'seconds',
-        ) /
-        mean(
-          all.filter((r) => r.method === m),
-          'seconds',
+  // every elastix map run is a reference: each method's ratios against each of them, per half
+  const refs = Object.keys(methods).filter((m) => m === 'elastix' || m.startsWith('elastix:'));
+  for (const ref of refs)
+    for (const half of halves) {
+      const tr = summary.tre?.[half];
+      const di = summary.dice?.[half];
+      if (!tr && !di) continue;
+      console.log(`\n${half} half, against native ${ref}: mean TRE ÷ its, cases where TRE ≤ its, mean Dice − its, its s/pair ÷ the method's`);
+      const rowsOf = (m: string) => [...dice, ...tre].filter((r) => r.split === half && r.method === m);
+      for (const m of Object.keys(methods)) {
+        const ratio = (tr?.[m]?.meanTre ?? NaN) / (tr?.[ref]?.meanTre ?? NaN);
+        const t = tre.filter((r) => r.split === half);
+        const cases = [...new Set(t.map((r) => r.case))];
+        const atMost = cases.filter((c) => {
+          const a = t.find((r) => r.case === c && r.method === m)?.tre;
+          const b = t.find((r) => r.case === c && r.method === ref)?.tre;
+          return a !== undefined && b !== undefined && a <= b;
+        }).length;
+        const dd = di ? di[m].meanDice - di[ref].meanDice : NaN;
+        const sp = mean(rowsOf(ref), 'seconds') / mean(rowsOf(m), 'seconds');
+        console.log(
+          `  ${m.padEnd(18)} TRE × ${f3(ratio)}  ≤ on ${atMost}/${cases.length}   Dice ${Number.isFinite(dd) ? (dd >= 0 ? '+' : '') + dd.toFixed(3) : 'n/a'}   ${f3(sp)}× its speed`,
         );
-      console.log(
-        `  ${m.padEnd(14)} TRE × ${f3(tr)}   Dice ${Number.isFinite(dd) ? (dd >= 0 ? '+' : '') + dd.toFixed(3) : 'n/a'}   ${f3(sp)}× elastix's speed`,
-      );
+      }
     }
-  }
   return {
     backend,
     model: modelDir,
     steps,
     elastix: elastixVersion,
+    plastimatch: plastimatchVersion,
     elastixParameters: paramText,
     wasmPairs,
     bsplineDefaults: BSPLINE_DEFAULTS,

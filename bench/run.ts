@@ -191,7 +191,14 @@ const argv = await yargs(hideBin(process.argv))
     seeds: { type: 'number', array: true, default: [23, 24, 25, 26], describe: 'r2n2-models: phantom seeds (128², 60 frames)' },
     picks: { type: 'number', default: 16, describe: 'r2n2-models: frames per seed' },
     'bound-steps': { type: 'number', array: true, default: [5], describe: 'gaussian-bound: Gaussian counts' },
-    cases: { type: 'string', array: true, default: ['dice', 'tre', 'series'], choices: ['dice', 'tre', 'series'], describe: 'real: which cases' },
+    cases: {
+      type: 'string',
+      array: true,
+      default: ['dice', 'tre', 'series'],
+      choices: ['dice', 'tre', 'series', 'tune', 'test', 'all'],
+      describe:
+        'real: which kinds of case (dice, tre, series; default all) and which half of bench/cases.json (tune: choices are made on it; test: figures to quote; default all)',
+    },
     methods: {
       type: 'string',
       array: true,
@@ -203,12 +210,6 @@ const argv = await yargs(hideBin(process.argv))
       array: true,
       default: ['SCD0000101', 'SCD0000201', 'SCD0000301'],
       describe: 'real: Sunnybrook patients of the Dice and TRE cases',
-    },
-    scouts: {
-      type: 'string',
-      choices: ['none', 'tune', 'test', 'all'],
-      default: 'none',
-      describe: 'real: TRE cases from the chest MR scouts of the tune or test patients of bench/split.json (choices on tune only; figures from test)',
     },
     'dice-limit': { type: 'number', default: Infinity, describe: 'real: the first N contoured slices only' },
     frames: { type: 'number', default: 12, describe: 'real: frames of each simulated TRE series' },
@@ -239,10 +240,15 @@ const options: BenchOptions = {
   seeds: argv.seeds,
   picks: argv.picks,
   boundSteps: argv['bound-steps'],
-  cases: argv.cases,
+  cases: argv.cases.some((c) => ['dice', 'tre', 'series'].includes(c))
+    ? argv.cases.filter((c) => ['dice', 'tre', 'series'].includes(c))
+    : ['dice', 'tre', 'series'],
+  halves:
+    argv.cases.some((c) => c === 'tune' || c === 'test') && !argv.cases.includes('all')
+      ? (['tune', 'test'] as const).filter((h) => argv.cases.includes(h))
+      : ['tune', 'test'],
   methods: argv.methods,
   patients: argv.patients,
-  scouts: argv.scouts as BenchOptions['scouts'],
   diceLimit: argv['dice-limit'],
   frames: argv.frames,
   stride: argv.stride,
