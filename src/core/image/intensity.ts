@@ -1,4 +1,5 @@
 /** Intensity normalisation before registration (docs/method.md): z-score, then clamp. */
+import { percentileWindow } from '../qc/render.js';
 
 /**
  * `(x − mean)/std` clamped to `[−clamp, clamp]` (default 2, the reference code's), over all
@@ -72,4 +73,34 @@ export function unlikeTraining(s: ImageStatistics, range: StatisticsRange): stri
   const [k0, k1] = range.skewness;
   if (s.skewness < k0 - 0.75 || s.skewness > k1 + 0.75) out.push(`intensity skewness ${f(s.skewness)} (trained ${f(k0)}–${f(k1)})`);
   return out;
+}
+
+/**
+ * The image's noise as a fraction of its 1st–99th percentile range (the unit of `simulate
+ * --noise`): Immerkær's estimate (Fast noise variance estimation, CVIU 1996), the mean absolute
+ * response to the Laplacian difference mask [1 −2 1; −2 4 −2; 1 −2 1] (which cancels any local
+ * plane and most of smooth structure) times √(π/2)/6 over the inner pixels of `[H, W]`. Fine
+ * texture counts as noise in part: a floor, not a measurement of the scanner. 0 for a flat image.
+ */
+export function noiseLevel(data: ArrayLike<number>, W: number, H: number): number {
+  if (W < 3 || H < 3) return 0;
+  const [lo, hi] = percentileWindow(data);
+  if (!(hi > lo)) return 0;
+  let s = 0;
+  for (let i = 1; i < H - 1; i++)
+    for (let j = 1; j < W - 1; j++) {
+      const k = i * W + j;
+      const r =
+        data[k - W - 1] -
+        2 * data[k - W] +
+        data[k - W + 1] -
+        2 * data[k - 1] +
+        4 * data[k] -
+        2 * data[k + 1] +
+        data[k + W - 1] -
+        2 * data[k + W] +
+        data[k + W + 1];
+      s += Math.abs(r);
+    }
+  return (Math.sqrt(Math.PI / 2) * s) / (6 * (W - 2) * (H - 2)) / (hi - lo);
 }
