@@ -774,6 +774,38 @@ describe('r2n2 train and register series (tiny configuration)', () => {
     expect(bad.stderr.trim()).toMatch(/^error: --ema must be in \[0, 1\)/);
     expect(existsSync(path.join(t.dir, 'ema-bad'))).toBe(false);
   });
+  test('--resume with --from: the starting weights are known by content, so a copy of them elsewhere resumes; other weights do not', async () => {
+    const series = path.join(data, 'series-01', 'frames');
+    const base = path.join(t.dir, 'full');
+    const moved = path.join(t.dir, 'full-moved');
+    await fs.cp(base, moved, { recursive: true });
+    const args = (from: string, its: string) => [
+      'train',
+      series,
+      '--out',
+      path.join(t.dir, 'from-resume'),
+      '--from',
+      from,
+      '--iterations',
+      its,
+      '--checkpoint-every',
+      '1',
+      '--steps',
+      '2',
+      '--quiet',
+    ];
+    expect(runCli(args(base, '1')).code).toBe(0);
+    const r = runCli([...args(moved, '2'), '--resume']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resumed at 1/);
+    // other starting weights (one byte changed) are another run
+    const w = await fs.readFile(path.join(moved, 'weights.bin'));
+    w[0] ^= 1;
+    await fs.writeFile(path.join(moved, 'weights.bin'), w);
+    const other = runCli([...args(moved, '3'), '--resume']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written with other settings/);
+  });
   test('--time-limit stops with a checkpoint and a usable model; --resume then ends where an uninterrupted run does', async () => {
     const series = path.join(data, 'series-01', 'frames');
     const out = path.join(t.dir, 'timed');

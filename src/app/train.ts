@@ -5,6 +5,7 @@
  * random state, loss history: `--resume` continues bit-for-bit), validates (train-validation.ts),
  * and writes the model directory (io/model.ts) and a loss-curve PNG.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -151,7 +152,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     stills: stills ? stillFiles.map((f) => path.resolve(f)) : undefined,
     teacher: teacherDirs ?? undefined,
     series: await Promise.all(data.map(async (d) => [await fs.realpath(d.source).catch(() => path.resolve(d.source)), d.frames.length])),
-    from: fromModel ? [await fs.realpath(fromModel.dir).catch(() => path.resolve(fromModel.dir)), fromModel.json.created ?? null] : null,
+    // the starting weights by content, not by place: a clone moved or copied elsewhere resumes
+    from: fromModel ? [fromModel.json.created ?? null, await weightsDigest(fromModel)] : null,
   });
 
   // ---- state: fresh or from the checkpoint ----
@@ -438,6 +440,13 @@ function checkTrainOptions(o: TrainOptions): void {
  * `--from`: the model whose weights training starts from, checked against the architecture asked
  * for; a block-1 model's input kernel is expanded to `--input-block` b (its b² channels per input).
  */
+/** sha256 over a model's weight files, in manifest order. */
+async function weightsDigest(m: LoadedModel): Promise<string> {
+  const h = createHash('sha256');
+  for (const group of m.json.weightsManifest ?? []) for (const p of group.paths) h.update(await fs.readFile(path.join(m.dir, p)));
+  return h.digest('hex');
+}
+
 async function openFromModel(from: string, c: R2N2Config): Promise<LoadedModel> {
   const fromModel = await loadModel(from);
   const block = inputBlock(c);
