@@ -3,6 +3,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'sample/', 'scratch/', 'coverage/', 'bench/results/', 'fixtures/'] },
@@ -11,29 +12,8 @@ export default tseslint.config(
   prettier,
   {
     languageOptions: {
-      globals: {
-        process: 'readonly',
-        console: 'readonly',
-        Buffer: 'readonly',
-        URL: 'readonly',
-        setTimeout: 'readonly',
-        clearTimeout: 'readonly',
-        setInterval: 'readonly',
-        clearInterval: 'readonly',
-        performance: 'readonly',
-        AbortController: 'readonly',
-        TextDecoder: 'readonly',
-        TextEncoder: 'readonly',
-        structuredClone: 'readonly',
-        queueMicrotask: 'readonly',
-        globalThis: 'readonly',
-        fetch: 'readonly',
-        navigator: 'readonly',
-        WebAssembly: 'readonly',
-        SharedArrayBuffer: 'readonly',
-        Atomics: 'readonly',
-        setImmediate: 'readonly',
-      },
+      // Node's globals (the `globals` package) and the browser ones the backends probe for
+      globals: { ...globals.node, navigator: 'readonly' },
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
