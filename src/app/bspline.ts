@@ -77,7 +77,15 @@ export function bsplineRegistrar(options: BsplineOptions, masks: { fixed?: MaskS
         field: r.field,
         parameters: r.parameters,
         finalLoss: r.finalLoss,
-        params: { order: options.order, finestSigma: options.finestSigma ?? autoFinestSigma(W, H), units: BSPLINE_PARAMS_UNITS, affine, levels },
+        params: {
+          order: options.order,
+          finestSigma: options.finestSigma ?? autoFinestSigma(W, H) * (r.adaptation?.sigmaFactor ?? 1),
+          // the noise estimate and what it changed (--no-noise-adaptive: absent)
+          noiseAdaptation: r.adaptation ?? null,
+          units: BSPLINE_PARAMS_UNITS,
+          affine,
+          levels,
+        },
       };
     },
   };

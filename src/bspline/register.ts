@@ -15,7 +15,7 @@ import { warpBilinear, warpMseHost } from '../core/transformation/warp.js';
 import { type LossName, type LossOptions, makeLoss } from '../core/loss/losses.js';
 import { type RegulariserName, regulariser } from '../core/regulariser/regularisers.js';
 import { AmsGrad } from '../core/optim.js';
-import { normaliseIntensity } from '../core/image/intensity.js';
+import { noiseLevel, normaliseIntensity } from '../core/image/intensity.js';
 import { finestFactor, finestLevel, pyramidLevel, resampleAligned } from '../core/image/resample.js';
 import { basisTensors, bsplineGrid, denseField, denseFieldHost, sparseGrid } from './kernel.js';
 import { bsplineObjectiveHost } from './host-objective.js';
@@ -49,8 +49,16 @@ export interface BsplineOptions {
   normalise?: boolean;
   /** Clamp of the normalisation, default 2. */
   clamp?: number;
-  /** Gaussian σ (pixels) applied to both images at the full-resolution level (coarser levels use factor/2); 0 = none (AirLab); undefined = `autoFinestSigma`. */
+  /** Gaussian σ (pixels) applied to both images at the full-resolution level (coarser levels use factor/2); 0 = none (AirLab); undefined = `autoFinestSigma` (× the noise factor with `noiseAdaptive`). */
   finestSigma?: number;
+  /**
+   * Adapt to the images' noise (`noiseAdaptation`), default true: the regulariser weight of every
+   * level × (1 + 2t) and, when `finestSigma` is not given, the finest level's σ × (0.67 + 0.33t),
+   * t rising from 0 at noise 0.025 to 1 at 0.045 (of the 1st–99th percentile range; `NOISE_RULE`).
+   */
+  noiseAdaptive?: boolean;
+  /** The constants of the noise rule (`NOISE_RULE`; the benchmark tunes them; no CLI option). */
+  noiseRule?: NoiseRule;
   /**
    * The finest level registers at most this many pixels along the longer image side (down-sampled
    * by a power of two; the field is up-sampled to full resolution); 0 = full resolution.
@@ -92,6 +100,36 @@ export function autoFinestSigma(W: number, H: number): number {
   return Math.min(3, Math.max(1, (1.5 * Math.max(W, H)) / 256));
 }
 
+/** What the B-spline made of the images' noise (`noiseAdaptive`). */
+export interface NoiseAdaptation {
+  /** The larger of the two images' noise estimates (core/image/intensity noiseLevel). */
+  noise: number;
+  /** The factor on the regulariser weight, 1..3. */
+  lambdaFactor: number;
+  /** The factor on the size rule's finest σ, 0.67..1 (not applied when σ is given). */
+  sigmaFactor: number;
+}
+
+/** Noise from `from` to `to` raises the λ factor 1 → `lambdaMax` and the σ factor `sigmaMin` → 1. */
+export interface NoiseRule {
+  from: number;
+  to: number;
+  lambdaMax: number;
+  sigmaMin: number;
+}
+export const NOISE_RULE: NoiseRule = { from: 0.025, to: 0.045, lambdaMax: 3, sigmaMin: 0.67 };
+
+/**
+ * The noise rule (chosen on the tune half of `npm run bench -- real`, docs/experiments.md): clean
+ * images (noise ≤ 0.025 of the intensity range) keep the regulariser and two thirds of the size
+ * rule's σ; noisy ones (≥ 0.045) three times the regulariser and the full σ; linear between.
+ */
+export function noiseAdaptation(fixed: ArrayLike<number>, moving: ArrayLike<number>, W: number, H: number, rule = NOISE_RULE): NoiseAdaptation {
+  const noise = Math.max(noiseLevel(fixed, W, H), noiseLevel(moving, W, H));
+  const t = Math.min(1, Math.max(0, (noise - rule.from) / (rule.to - rule.from)));
+  return { noise, lambdaFactor: 1 + (rule.lambdaMax - 1) * t, sigmaFactor: rule.sigmaMin + (1 - rule.sigmaMin) * t };
+}
+
 export { BSPLINE_DEFAULTS } from './defaults.js';
 
 export interface BsplineLevelResult {
@@ -114,6 +152,8 @@ export interface BsplineResult {
   /** The global stage, when `init` is not none. */
   affine?: AffineTransform;
   levels: BsplineLevelResult[];
+  /** The noise estimate and what it changed, when `noiseAdaptive`. */
+  adaptation?: NoiseAdaptation;
   /** Σ over levels of 2·cpH·cpW. */
   parameters: number;
   finalLoss: number;
@@ -174,6 +214,7 @@ export function registerBspline(
   if (o.fixedMask && o.fixedMask.length !== H * W) throw new Error(`the fixed mask must hold ${H}×${W} values`);
   if (o.movingMask && o.movingMask.length !== H * W) throw new Error(`the moving mask must hold ${H}×${W} values`);
   const normalise = o.normalise ?? true;
+  const adaptation = (o.noiseAdaptive ?? true) ? noiseAdaptation(fixed, moving, W, H, o.noiseRule) : undefined;
   const F = normalise ? normaliseIntensity(fixed, o.clamp ?? 2) : fixed;
   const M = normalise ? normaliseIntensity(moving, o.clamp ?? 2) : moving;
 
@@ -208,7 +249,7 @@ export function registerBspline(
   for (let l = 0; l < o.levels; l++) {
     const factor = 2 ** (o.levels - 1 - l) * ff;
     const finest = l === o.levels - 1;
-    const sigma = o.finestSigma ?? autoFinestSigma(W, H);
+    const sigma = o.finestSigma ?? autoFinestSigma(W, H) * (adaptation?.sigmaFactor ?? 1);
     const fl = finest ? finestLevel(F, H, W, factor, sigma) : pyramidLevel(F, H, W, factor);
     const ml = finest ? finestLevel(M, H, W, factor, sigma) : pyramidLevel(M, H, W, factor);
     const h = fl.H;
@@ -217,7 +258,7 @@ export function registerBspline(
     const grid = bsplineGrid(h, w, [sx, sy], o.order);
     const prev = total ? resampleAligned(total, 2, prevH, prevW, h, w) : null;
     const iterations = perLevel(o.iterations, l, 'iterations');
-    const lambda = perLevel(o.lambda, l, 'lambda');
+    const lambda = perLevel(o.lambda, l, 'lambda') * (adaptation?.lambdaFactor ?? 1);
     const opt = new AmsGrad({ learningRate: perLevel(o.learningRate, l, 'learning rate') });
     const { By, BxT } = basisTensors(grid);
     const fixedT = tf.tensor2d(fl.data, [h, w]);
@@ -327,7 +368,7 @@ export function registerBspline(
   }
   const field = prevH === H && prevW === W ? (total as Float32Array) : resampleAligned(total as Float32Array, 2, prevH, prevW, H, W);
   const parameters = levels.reduce((a, l) => a + 2 * l.controlGrid[0] * l.controlGrid[1], 0) + (affine ? AFFINE_PARAMETERS[affine.kind] : 0);
-  return { field: Float32Array.from(field), affine, levels, parameters, finalLoss };
+  return { field: Float32Array.from(field), affine, levels, adaptation, parameters, finalLoss };
 }
 
 /** A mask `[H, W]` at a level of `[h, w]` pixels: nearest pixel, aligned corners (as the pyramid). */

@@ -58,6 +58,7 @@ interface Args extends GlobalArgs, BackendArgs, JobsArgs {
   'mi-bins': number;
   'ngf-epsilon'?: number;
   normalise: boolean;
+  'noise-adaptive': boolean;
   'finest-sigma'?: number;
   'max-size'?: number;
   init?: InitKind;
@@ -153,7 +154,13 @@ const bspline: CommandModule<GlobalArgs, Args> = {
         .option('finest-sigma', {
           type: 'number',
           describe:
-            'Gaussian σ (px of the full image) of both images at the finest level; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3]',
+            'Gaussian σ (px of the full image) of both images at the finest level; 0 = none (AirLab) [default: 1.5 px per 256 px of the longer side, within 1..3, × 0.67..1 by the noise]',
+        })
+        .option('noise-adaptive', {
+          type: 'boolean',
+          default: true,
+          describe:
+            "adapt to each pair's noise (estimated, fraction of the 1st–99th percentile range): from 0.025 to 0.045 the --lambda weight rises ×1 → ×3 and the default finest σ ×0.67 → ×1 (--no-noise-adaptive: the fixed values)",
         })
         .option('max-size', {
           type: 'number',
@@ -201,7 +208,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
         ],
         'Speed:': ['backend', 'threads', 'jobs', 'shard', 'max-size', 'samples', 'seed', 'convergence', 'convergence-window'],
         'Quality control:': ['qc'],
-        'Image preparation:': ['finest-sigma', 'normalise'],
+        'Image preparation:': ['finest-sigma', 'noise-adaptive', 'normalise'],
       },
     ) as never,
   handler: async (argv) => {
@@ -230,6 +237,7 @@ const bspline: CommandModule<GlobalArgs, Args> = {
       lossOptions: { window: argv['lncc-window'], bins: argv['mi-bins'], epsilon: argv['ngf-epsilon'] },
       regulariser: argv.regulariser,
       normalise: argv.normalise,
+      noiseAdaptive: argv['noise-adaptive'],
       finestSigma: argv['finest-sigma'] ?? P.finestSigma,
       maxSize: argv['max-size'] ?? P.maxSize ?? 0,
       init: argv.init ?? P.init,
