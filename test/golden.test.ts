@@ -38,7 +38,7 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 afterAll(async () => {
-  if (WRITE) await fs.writeFile(GOLDEN, JSON.stringify({ ...golden, ...measured }, null, 1) + '\n');
+  if (WRITE) await fs.writeFile(GOLDEN, JSON.stringify({ ...golden, ...measured }, null, 2) + '\n');
 });
 
 /** Checks `got` against the record of `name` (or records it with R2N2_GOLDEN_WRITE=1). */
