@@ -1,6 +1,6 @@
 import { promises as fs, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { tmpDir, runCli, runCliHere, BIRL, TFJS_NODE_BUILT, describeWithBirl } from './helpers.js';
+import { tmpDir, runCli, runCliAsync, runCliHere, BIRL, TFJS_NODE_BUILT, describeWithBirl } from './helpers.js';
 import { readImage2D, writeImage2D } from '../src/io/image.js';
 
 let t: ReturnType<typeof tmpDir>;
@@ -40,9 +40,13 @@ describe('r2n2 baseline bspline, series mode', () => {
     const p = JSON.parse(await fs.readFile(path.join(out, s.frames[0].params), 'utf8'));
     expect(p.levels).toHaveLength(3);
     expect(p.levels[2].x).toHaveLength(324);
-    // the automatic full-resolution blur is named in the settings, and the σ used (128 px: 1) in the params
+    // the automatic full-resolution blur is named in the settings, and the σ used in the params:
+    // 128 px: 1, times the noise factor (the phantom is clean: 0.67), with the noise estimate
     expect(s.settings.finestSigma).toBe('auto');
-    expect(p.finestSigma).toBe(1);
+    expect(p.noiseAdaptation.noise).toBeGreaterThan(0);
+    expect(p.noiseAdaptation.noise).toBeLessThan(0.025);
+    expect(p.noiseAdaptation).toMatchObject({ lambdaFactor: 1, sigmaFactor: 0.67 });
+    expect(p.finestSigma).toBeCloseTo(0.67, 6);
     const e = await runCliHere(['evaluate', 'tre', '--result', out, '--landmarks', landmarks, '--json']);
     expect(e.code).toBe(0);
     const tre = JSON.parse(e.stdout);
@@ -78,6 +82,62 @@ describe('r2n2 baseline bspline, series mode', () => {
     expect(s.complete).toBe(true);
     expect(s.frames).toHaveLength(7);
     expect(s.fixedFrame).toBe('frame_000');
+  });
+});
+
+describe('r2n2 baseline bspline, several series in one command', () => {
+  test('each series to OUT/<name>/, one table and series.csv; three concurrent --shard processes split all the work and give exactly the one run; bad input stops before any work', async () => {
+    const data = path.join(t.dir, 'many');
+    expect(runCli(['phantom', '--out', data, '--series', '3', '--frames', '5', '--size', '48', '--seed', '4']).code).toBe(0);
+    const series = ['series-01', 'series-02', 'series-03'].map((s) => path.join(data, s, 'frames'));
+    const fast = ['--iterations', '10', '--init-iterations', '5', '--qc', 'false', '--stack', 'false', '--quiet'];
+    const one = path.join(t.dir, 'many-one');
+    const r = await runCliHere(['baseline', 'bspline', ...series, '--out', one, ...fast]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // the shared parent and the shared last component (frames) name none of them
+    for (const n of ['series-01', 'series-02', 'series-03']) {
+      expect(r.stdout).toMatch(new RegExp(`^${n}\\s+complete\\s+4\\s+0\\s+0`, 'm'));
+      expect((await summaryOf(path.join(one, n))).frames).toHaveLength(4);
+    }
+    const csv = (await fs.readFile(path.join(one, 'series.csv'), 'utf8')).trim().split('\n');
+    expect(csv[0]).toMatch(/^series,status,registered,skipped,missing,fallbacks,seconds_per_frame,mad_before,mad_after,out,error$/);
+    expect(csv.slice(1).map((l) => l.split(',').slice(0, 3).join(','))).toEqual(['series-01,complete,4', 'series-02,complete,4', 'series-03,complete,4']);
+    expect(existsSync(path.join(one, 'settings.json'))).toBe(true);
+    // a rerun registers nothing
+    const again = await runCliHere(['baseline', 'bspline', ...series, '--out', one, ...fast]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/^series-02\s+complete\s+0\s+4\s+0/m);
+
+    // three array jobs at once, then a plain run that finds everything done
+    const sharded = path.join(t.dir, 'many-sharded');
+    const jobs = await Promise.all([0, 1, 2].map((i) => runCliAsync(['baseline', 'bspline', ...series, '--out', sharded, '--shard', `${i}/3`, ...fast])));
+    for (const j of jobs) expect(j.code).toBe(0);
+    // the 15 frames (12 to register) are split across the shards whatever the series: 4 or 5 each, fixed frames aside
+    const counts = jobs.map((j) => [...j.stdout.matchAll(/^series-0\d\s+\w+\s+(\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(12);
+    for (const c of counts) expect(c).toBeGreaterThanOrEqual(3);
+    const fin = await runCliHere(['baseline', 'bspline', ...series, '--out', sharded, ...fast]);
+    expect(fin.code).toBe(0);
+    for (const n of ['series-01', 'series-02', 'series-03']) {
+      expect(fin.stdout).toMatch(new RegExp(`^${n}\\s+complete\\s+0\\s+4\\s+0`, 'm'));
+      const s = await summaryOf(path.join(sharded, n));
+      expect(s.complete).toBe(true);
+      for (const f of s.frames) expect((await fs.readFile(path.join(sharded, n, f.field))).equals(await fs.readFile(path.join(one, n, f.field)))).toBe(true);
+    }
+
+    // a series that does not exist, or the same series twice: one line, nothing written
+    for (const [list, msg] of [
+      [[series[0], path.join(data, 'nope')], /does not exist/],
+      [[series[0], series[0]], /named twice/],
+    ] as [string[], RegExp][]) {
+      const bad = path.join(t.dir, 'many-bad');
+      const e = await runCliHere(['baseline', 'bspline', ...list, '--out', bad, ...fast]);
+      expect(e.code).toBe(1);
+      expect(e.stderr.trim().split('\n')).toHaveLength(1);
+      expect(e.stderr).toMatch(msg);
+      expect(existsSync(bad)).toBe(false);
+    }
   });
 });
 

@@ -65,6 +65,18 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `runCli` without waiting: several CLI processes at once (array jobs, concurrent shards). */
+export function runCliAsync(args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'r2n2.js'), ...args], { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
 /**
  * Runs the CLI's `main` in this process: the same parsing, commands and messages as `runCli`
  * without starting Node and loading every module again (≈ 1 s a call on 2 cores), for the many

@@ -116,3 +116,22 @@ test('--format mha: every field, warped frame, inverse and stack in that format,
   expect(again.code).toBe(1);
   expect(again.stderr).toMatch(/computed with other settings/);
 });
+
+test('register series with several series: each to OUT/<name>/ with the same model, one table; --adapt wants one series', async () => {
+  const data = path.join(t.dir, 'many');
+  expect((await runCliHere(['phantom', '--out', data, '--series', '2', '--frames', '3', '--size', '48', '--seed', '5'])).code).toBe(0);
+  const series = ['series-01', 'series-02'].map((s) => path.join(data, s, 'frames'));
+  const out = path.join(t.dir, 'many-out');
+  const r = await runCliHere(['register', 'series', ...series, '--model', 'phantom', '--out', out, '--no-qc', '--no-stack', '--quiet']);
+  expect(r.code).toBe(0);
+  for (const n of ['series-01', 'series-02']) {
+    expect(r.stdout).toMatch(new RegExp(`^${n}\\s+complete\\s+2\\s+0\\s+0`, 'm'));
+    const s = JSON.parse(await fs.readFile(path.join(out, n, 'summary.json'), 'utf8'));
+    expect(s.model).toBe(path.join(ROOT, 'fixtures', 'models', 'phantom'));
+    expect(s.frames).toHaveLength(2);
+  }
+  expect((await fs.readFile(path.join(out, 'series.csv'), 'utf8')).split('\n')[1]).toMatch(/^series-01,complete,2,/);
+  const adapt = await runCliHere(['register', 'series', ...series, '--model', 'phantom', '--adapt', '2', '--out', path.join(t.dir, 'many-adapt'), '--quiet']);
+  expect(adapt.code).toBe(1);
+  expect(adapt.stderr).toMatch(/--adapt fits the model to one series/);
+});

@@ -68,7 +68,8 @@ export type JobInput =
 export interface RunOptions {
   out: string;
   force?: boolean;
-  shard?: { index: number; count: number };
+  /** Frames whose index + offset ≡ index (mod count); offset (default 0) places the series in a run of several (app/run-many.ts). */
+  shard?: { index: number; count: number; offset?: number };
   qc?: boolean;
   /** Also write inverse/<frame>.nii.gz, each field's inverse (core/transformation/inverse.ts), residual in the params and summary. */
   writeInverse?: boolean;
@@ -286,7 +287,8 @@ async function runLocked(
   await removeStaleTemps(out, 10 * 60_000);
 
   const shard = o.shard ?? { index: 0, count: 1 };
-  const mine = src.frames.filter((f) => f.index !== src.fixedIndex && f.index % shard.count === shard.index);
+  const offset = o.shard?.offset ?? 0;
+  const mine = src.frames.filter((f) => f.index !== src.fixedIndex && (f.index + offset) % shard.count === shard.index);
   const todo: typeof mine = [];
   const skipped: string[] = [];
   for (const f of mine) {

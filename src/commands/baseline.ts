@@ -33,7 +33,7 @@ import {
 interface Args extends GlobalArgs, BackendArgs, JobsArgs {
   format: string;
   preset: PresetName;
-  series?: string;
+  series?: string[];
   fixed?: string;
   moving?: string[];
   out: string;
@@ -75,12 +75,17 @@ const D = BSPLINE_DEFAULTS;
 const show = (v: unknown) => (Array.isArray(v) ? v.join(' ') : String(v));
 
 const bspline: CommandModule<GlobalArgs, Args> = {
-  command: 'bspline [series]',
+  command: 'bspline [series..]',
   describe: 'multi-resolution cubic B-spline registration (AirLab style, tfjs autograd) of a series or a pair',
   builder: (y) =>
     helpGroups(
       formatOption(jobsOption(backendOption(y)))
-        .positional('series', { type: 'string', describe: 'series: a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
+        .positional('series', {
+          type: 'string',
+          array: true,
+          describe:
+            'series: a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory; several: each to OUT/<name>/, one table (OUT/series.csv)',
+        })
         .option('fixed', { type: 'string', describe: 'pair mode: the fixed image' })
         .option('moving', { type: 'string', array: true, describe: 'pair mode: moving image(s), each registered to --fixed' })
         .option('out', { type: 'string', demandOption: true, describe: 'result directory (fields/, warped/, params/, qc/, summary.json)' })
@@ -215,12 +220,12 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     const pair = argv.fixed !== undefined || argv.moving !== undefined;
     let input: JobInput;
     if (pair) {
-      if (argv.series) throw new UserError('give either a series or --fixed/--moving (pair mode), not both');
+      if (argv.series?.length) throw new UserError('give either a series or --fixed/--moving (pair mode), not both');
       if (!argv.fixed || !argv.moving?.length) throw new UserError('pair mode needs both --fixed FILE and --moving FILE');
       input = { kind: 'pair', fixed: argv.fixed, moving: argv.moving.map(String) };
     } else {
-      if (!argv.series) throw new UserError('name a series (directory, 3D file or DICOM directory) or use --fixed F --moving M');
-      input = { kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] };
+      if (!argv.series?.length) throw new UserError('name a series (directory, 3D file or DICOM directory) or use --fixed F --moving M');
+      input = { kind: 'series', series: argv.series[0], fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] };
     }
     const shard = parseShard(argv.shard);
     const P: BsplineOptions = { ...D, initIterations: D.initIterations ?? AFFINE_DEFAULTS.iterations, ...BSPLINE_PRESETS[argv.preset].options };
@@ -259,8 +264,39 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const backend = await startBackend(argv, ctx, { what: 'baseline bspline' });
     const jobs = resolveJobs(argv, backend, ctx);
-    let bar = ctx.progress('bspline', 1);
     const stop = stopOnSignals('stopping after this frame: the results so far are kept, the same command continues');
+    if (!pair && argv.series!.length > 1) {
+      const { runManyCommand } = await import('./many.js');
+      try {
+        await runManyCommand({
+          label: 'bspline',
+          series: argv.series!,
+          out: argv.out,
+          registrar,
+          ctx,
+          json: argv.json,
+          afterRun: () => writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']),
+          run: {
+            signal: stop.signal,
+            force: argv.force,
+            shard,
+            fixedFrame: argv['fixed-frame'],
+            criterion: argv['fixed-frame-criterion'],
+            qc: argv.qc,
+            stack: argv.stack,
+            writeInverse: argv['write-inverse'],
+            format: argv.format as ResultFormat,
+            backend: backend.name,
+            jobs: { count: jobs, spec: { kind: 'bspline', options, masks }, backend: backend.name as BackendChoice },
+            summaryExtra: { backendDetail: backendDetail(backend) },
+          },
+        });
+      } finally {
+        stop.dispose();
+      }
+      return;
+    }
+    let bar = ctx.progress('bspline', 1);
     const report = await runFrames(input, registrar, {
       signal: stop.signal,
       out: argv.out,

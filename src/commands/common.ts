@@ -88,6 +88,8 @@ export interface Context {
 
 export interface Progress {
   tick(by?: number, info?: string): void;
+  /** A new total (an estimate made exact as the work is known). */
+  setTotal(total: number): void;
   stop(): void;
 }
 
@@ -105,7 +107,7 @@ export function makeContext(argv: GlobalArgs): Context {
     log,
     quiet,
     progress(label: string, total: number): Progress {
-      if (!draw) return { tick() {}, stop() {} };
+      if (!draw) return { tick() {}, setTotal() {}, stop() {} };
       const bar = new cliProgress.SingleBar(
         { stream: process.stderr, format: `${label} [{bar}] {value}/{total} {info} eta {eta_formatted}`, hideCursor: true, clearOnComplete: true },
         cliProgress.Presets.shades_classic,
@@ -114,6 +116,9 @@ export function makeContext(argv: GlobalArgs): Context {
       return {
         tick(by = 1, info = '') {
           bar.increment(by, { info });
+        },
+        setTotal(total: number) {
+          bar.setTotal(total);
         },
         stop() {
           bar.stop();

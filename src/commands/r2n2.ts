@@ -411,7 +411,7 @@ function lastTre(v: { treMm?: number; treBeforeMm?: number }[]): string {
 
 interface RegisterArgs extends GlobalArgs, BackendArgs, JobsArgs {
   format: string;
-  series: string;
+  series: string[];
   model: string;
   out: string;
   'fixed-frame': string;
@@ -452,12 +452,16 @@ async function seriesUnlikeModel(series: string, model: LoadedModel): Promise<st
 }
 
 const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
-  command: 'series <series>',
+  command: 'series <series..>',
   describe: 'register every frame of a series to its fixed frame with a trained R2N2 model',
   builder: (y) =>
     helpGroups(
       formatOption(jobsOption(backendOption(y)))
-        .positional('series', { type: 'string', describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory' })
+        .positional('series', {
+          type: 'string',
+          array: true,
+          describe: 'a directory of 2D frames, a 3D file (last axis = time) or a DICOM directory; several: each to OUT/<name>/, one table (OUT/series.csv)',
+        })
         .option('model', {
           type: 'string',
           default: DEFAULT_MODEL,
@@ -594,6 +598,9 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     if (adaptSeconds !== undefined && !(adaptSeconds > 0)) throw new UserError(`--adapt-seconds must be > 0, got ${adaptSeconds}`);
     if (!(argv['adapt-lr'] > 0)) throw new UserError(`--adapt-lr must be > 0, got ${argv['adapt-lr']}`);
     const shard = parseShard(argv.shard);
+    const many = argv.series.length > 1;
+    if (many && (argv.adapt > 0 || adaptSeconds !== undefined))
+      throw new UserError('--adapt fits the model to one series: give one series per command with --adapt (or drop --adapt to register several)');
     const { adaptModel, loadModel, r2n2Registrar, runFrames, uncertaintyKeepFor } = await heavy();
     const ctx = makeContext(argv);
     // the affine initialisation reads tensors back synchronously: CPU backends only
@@ -611,7 +618,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       try {
         const a = await adaptModel({
           model: original,
-          series: argv.series,
+          series: argv.series[0],
           iterations,
           seconds: adaptSeconds,
           out: dir,
@@ -638,11 +645,14 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       }
     }
     // does the series look like what the model was trained on? (model.json data.statistics)
-    const unlike = await seriesUnlikeModel(argv.series, model);
-    if (unlike.length && !ctx.quiet)
-      process.stderr.write(
-        `warning: ${argv.series} looks unlike the data ${model.dir} was trained on: ${unlike.join('; ')}; expect little from the network alone (try --adapt N or --refine N, or train on such series)\n`,
-      );
+    let unlike: string[] = [];
+    for (const one of argv.series) {
+      unlike = await seriesUnlikeModel(one, model);
+      if (unlike.length && !ctx.quiet)
+        process.stderr.write(
+          `warning: ${one} looks unlike the data ${model.dir} was trained on: ${unlike.join('; ')}; expect little from the network alone (try --adapt N or --refine N, or train on such series)\n`,
+        );
+    }
     const options: R2N2RegisterOptions = {
       steps,
       stopThreshold: argv['stop-threshold'],
@@ -660,10 +670,46 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const registrar = r2n2Registrar(model, options);
     const jobs = resolveJobs(argv, backend, ctx);
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
-    let bar = ctx.progress('r2n2', 1);
     const stop = stopOnSignals('stopping after this batch of frames: the results so far are kept, the same command continues');
+    const jobSpec = {
+      count: jobs,
+      spec: { kind: 'r2n2' as const, modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } },
+      backend: backend.name as BackendChoice,
+    };
+    if (many) {
+      const { runManyCommand } = await import('./many.js');
+      try {
+        await runManyCommand({
+          label: 'r2n2',
+          series: argv.series,
+          out: argv.out,
+          registrar,
+          ctx,
+          json: argv.json,
+          afterRun: () => writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']),
+          run: {
+            signal: stop.signal,
+            force: argv.force,
+            shard,
+            fixedFrame: argv['fixed-frame'],
+            criterion: argv['fixed-frame-criterion'] as FixedFrameCriterion,
+            qc: argv.qc,
+            stack: argv.stack,
+            writeInverse: argv['write-inverse'],
+            format: argv.format as ResultFormat,
+            backend: backend.name,
+            jobs: jobSpec,
+            summaryExtra: { model: model.dir, backendDetail: backendDetail(backend) },
+          },
+        });
+      } finally {
+        stop.dispose();
+      }
+      return;
+    }
+    let bar = ctx.progress('r2n2', 1);
     const report = await runFrames(
-      { kind: 'series', series: argv.series, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] },
+      { kind: 'series', series: argv.series[0], fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] },
       registrar,
       {
         out: argv.out,
@@ -674,11 +720,7 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
         writeInverse: argv['write-inverse'],
         format: argv.format as ResultFormat,
         backend: backend.name,
-        jobs: {
-          count: jobs,
-          spec: { kind: 'r2n2', modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } },
-          backend: backend.name as BackendChoice,
-        },
+        jobs: jobSpec,
         summaryExtra: {
           model: model.dir,
           backendDetail: backendDetail(backend),
