@@ -1,5 +1,6 @@
 /** The noise estimate that the B-spline's adaptive defaults read (core/image/intensity noiseLevel). */
 import { noiseLevel } from '../src/core/image/intensity.js';
+import { NOISE_RULE, noiseAdaptation } from '../src/bspline/register.js';
 import { gauss } from '../src/core/random.js';
 import seedrandom from 'seedrandom';
 
@@ -43,4 +44,27 @@ test('scale and offset do not change it; a flat or tiny image is 0', () => {
   ).toBeCloseTo(a, 4);
   expect(noiseLevel(new Float32Array(64 * 64).fill(3), 64, 64)).toBe(0);
   expect(noiseLevel(new Float32Array([1, 2, 3, 4]), 2, 2)).toBe(0);
+});
+
+test("the B-spline's noise rule: clean images keep λ and ⅔ of the size rule's σ, noisy ones 3λ and all of it, linear between", () => {
+  const clean = smooth();
+  const r = range(clean);
+  const at = (level: number) => {
+    const rng = seedrandom(`rule-${level}`);
+    return noiseAdaptation(
+      clean,
+      clean.map((v) => v + level * r * gauss(rng)),
+      128,
+      128,
+    );
+  };
+  expect(at(0)).toMatchObject({ lambdaFactor: 1, sigmaFactor: NOISE_RULE.sigmaMin });
+  expect(at(0.08)).toMatchObject({ lambdaFactor: NOISE_RULE.lambdaMax, sigmaFactor: 1 });
+  // the larger of the two images' noise decides, in between the factors follow t
+  const mid = at(0.035);
+  const t = (mid.noise - NOISE_RULE.from) / (NOISE_RULE.to - NOISE_RULE.from);
+  expect(t).toBeGreaterThan(0.2);
+  expect(t).toBeLessThan(0.8);
+  expect(mid.lambdaFactor).toBeCloseTo(1 + (NOISE_RULE.lambdaMax - 1) * t, 10);
+  expect(mid.sigmaFactor).toBeCloseTo(NOISE_RULE.sigmaMin + (1 - NOISE_RULE.sigmaMin) * t, 10);
 });
