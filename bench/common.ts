@@ -36,6 +36,8 @@ export interface BenchOptions {
   halves: ('tune' | 'test')[];
   methods: string[];
   patients: string[];
+  /** real: only the TRE cases whose name matches this regular expression. */
+  only?: string;
   diceLimit: number;
   frames: number;
   stride: number;

@@ -23,7 +23,7 @@
 // Flags: --cases dice tre series (default all) tune|test|all (the halves, default all),
 // --dice-limit N (first N slices), --patients (the cine patients whose cases run, default all
 // three), --frames (simulated frames where a case gives none, default 12), --stride (register
-// every k-th, default 2), --methods, --bspline-variants (JSON {"name": {B-spline options}}: more
+// every k-th, default 2), --only REGEX (TRE cases whose name matches), --methods, --bspline-variants (JSON {"name": {B-spline options}}: more
 // B-spline methods, bspline:name, to choose defaults on).
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
@@ -362,8 +362,9 @@ export const CINE_PATIENTS = ['SCD0000101', 'SCD0000201', 'SCD0000301'];
  */
 async function readCases(opt: BenchOptions): Promise<CaseFile> {
   const file = JSON.parse(await fs.readFile(path.join(ROOT, 'bench', 'cases.json'), 'utf8')) as CaseFile;
-  const keep = (c: { split: string; patient?: string }, cine: boolean) =>
-    opt.halves.includes(c.split as 'tune' | 'test') && (!cine || !c.patient || opt.patients.includes(c.patient));
+  const only = opt.only ? new RegExp(opt.only) : null;
+  const keep = (c: { split: string; patient?: string; name?: string }, cine: boolean) =>
+    opt.halves.includes(c.split as 'tune' | 'test') && (!cine || !c.patient || opt.patients.includes(c.patient)) && (!only || !c.name || only.test(c.name));
   const tre: TreCase[] = [];
   for (const c of file.tre) {
     if (!keep(c, c.image.startsWith('sunnybrook/'))) continue;
