@@ -1,6 +1,5 @@
 /** `r2n2 baseline bspline`: series mode and pair mode, thin over app/bspline.ts + app/run-frames.ts. */
 import type { CommandModule } from 'yargs';
-import type { ResultFormat } from '../io/result-formats.js';
 import { UserError } from '../errors.js';
 import type { BsplineOptions } from '../bspline/register.js';
 import { BSPLINE_DEFAULTS } from '../bspline/defaults.js';
@@ -28,6 +27,7 @@ import {
   writeSettings,
   formatOption,
   helpGroups,
+  frameRunOptions,
 } from './common.js';
 
 interface Args extends GlobalArgs, BackendArgs, JobsArgs {
@@ -265,50 +265,34 @@ const bspline: CommandModule<GlobalArgs, Args> = {
     const backend = await startBackend(argv, ctx, { what: 'baseline bspline' });
     const jobs = resolveJobs(argv, backend, ctx);
     const stop = stopOnSignals('stopping after this frame: the results so far are kept, the same command continues');
+    // what every frame's run shares, one series or several
+    const run = {
+      ...frameRunOptions(argv, {
+        signal: stop.signal,
+        shard,
+        backend: backend.name,
+        jobs: { count: jobs, spec: { kind: 'bspline' as const, options, masks }, backend: backend.name as BackendChoice },
+      }),
+      summaryExtra: { backendDetail: backendDetail(backend) },
+    };
     if (!pair && argv.series!.length > 1) {
       const { runManyCommand } = await import('./many.js');
-      try {
-        await runManyCommand({
-          label: 'bspline',
-          series: argv.series!,
-          out: argv.out,
-          registrar,
-          ctx,
-          json: argv.json,
-          afterRun: () => writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']),
-          run: {
-            signal: stop.signal,
-            force: argv.force,
-            shard,
-            fixedFrame: argv['fixed-frame'],
-            criterion: argv['fixed-frame-criterion'],
-            qc: argv.qc,
-            stack: argv.stack,
-            writeInverse: argv['write-inverse'],
-            format: argv.format as ResultFormat,
-            backend: backend.name,
-            jobs: { count: jobs, spec: { kind: 'bspline', options, masks }, backend: backend.name as BackendChoice },
-            summaryExtra: { backendDetail: backendDetail(backend) },
-          },
-        });
-      } finally {
-        stop.dispose();
-      }
+      await runManyCommand({
+        label: 'bspline',
+        series: argv.series!,
+        out: argv.out,
+        registrar,
+        ctx,
+        json: argv.json,
+        afterRun: () => writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']),
+        run: { ...run, fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] },
+      }).finally(() => stop.dispose());
       return;
     }
     let bar = ctx.progress('bspline', 1);
     const report = await runFrames(input, registrar, {
-      signal: stop.signal,
+      ...run,
       out: argv.out,
-      force: argv.force,
-      shard,
-      qc: argv.qc,
-      stack: argv.stack,
-      writeInverse: argv['write-inverse'],
-      format: argv.format as ResultFormat,
-      backend: backend.name,
-      jobs: { count: jobs, spec: { kind: 'bspline', options, masks }, backend: backend.name as BackendChoice },
-      summaryExtra: { backendDetail: backendDetail(backend) },
       onStart: (s) => {
         ctx.log.info(s, 'bspline start');
         bar.stop();

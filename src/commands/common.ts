@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type cliProgressModule from 'cli-progress';
 import type { Argv } from 'yargs';
 import { UserError, signalExitCode } from '../errors.js';
-import { RESULT_FORMATS } from '../io/result-formats.js';
+import { RESULT_FORMATS, type ResultFormat } from '../io/result-formats.js';
 import type { BackendInfo } from '../backend/index.js';
 import { type BackendChoice, BACKEND_CHOICES, MAX_THREADS, autoThreads } from '../backend/choices.js';
 import { POOLABLE_BACKENDS, defaultJobs } from '../app/frame-pool.js';
@@ -263,4 +263,31 @@ export function framesInterrupted(report: { interrupted: string | null; register
     `interrupted (${report.interrupted}) after ${report.registered.length} frame(s); their results are kept, and the same command continues with the ${report.missing.length} left`,
     signalExitCode(report.interrupted),
   );
+}
+
+/** The result options every registration command reads (`formatOption`, --force, --qc, --stack). */
+export interface ResultArgs {
+  force: boolean;
+  qc: boolean;
+  stack: boolean;
+  'write-inverse': boolean;
+  format: string;
+}
+
+/** What every frame's run shares, one series or several (app/run-frames RunOptions without out and hooks). */
+export function frameRunOptions<S>(
+  argv: ResultArgs,
+  o: { signal: AbortSignal; shard?: { index: number; count: number }; backend: string; jobs: { count: number; spec: S; backend: BackendChoice } },
+) {
+  return {
+    signal: o.signal,
+    force: argv.force,
+    shard: o.shard,
+    qc: argv.qc,
+    stack: argv.stack,
+    writeInverse: argv['write-inverse'],
+    format: argv.format as ResultFormat,
+    backend: o.backend,
+    jobs: o.jobs,
+  };
 }

@@ -1,6 +1,5 @@
 /** `r2n2 train` and `r2n2 register series`: thin over app/train.ts, app/register.ts and app/run-frames.ts. */
 import type { CommandModule } from 'yargs';
-import type { ResultFormat } from '../io/result-formats.js';
 import { UserError, signalExitCode } from '../errors.js';
 import { DEFAULT_CONFIG, type R2N2Config, imageSize } from '../core/r2n2/config.js';
 import { TRAIN_DEFAULTS } from '../app/train-settings.js';
@@ -35,6 +34,7 @@ import {
   writeSettings,
   formatOption,
   helpGroups,
+  frameRunOptions,
 } from './common.js';
 
 interface TrainArgs extends GlobalArgs, BackendArgs, SynthArgs {
@@ -671,40 +671,34 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
     const jobs = resolveJobs(argv, backend, ctx);
     ctx.log.info({ steps, trainedWith: model.json.training?.steps ?? null, batch: registrar.batchSize }, 'steps');
     const stop = stopOnSignals('stopping after this batch of frames: the results so far are kept, the same command continues');
-    const jobSpec = {
-      count: jobs,
-      spec: { kind: 'r2n2' as const, modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } },
-      backend: backend.name as BackendChoice,
-    };
+    // what every frame's run shares, one series or several
+    const run = frameRunOptions(argv, {
+      signal: stop.signal,
+      shard,
+      backend: backend.name,
+      jobs: {
+        count: jobs,
+        spec: { kind: 'r2n2' as const, modelDir: model.dir, options: { ...options, batchSize: registrar.batchSize } },
+        backend: backend.name as BackendChoice,
+      },
+    });
     if (many) {
       const { runManyCommand } = await import('./many.js');
-      try {
-        await runManyCommand({
-          label: 'r2n2',
-          series: argv.series,
-          out: argv.out,
-          registrar,
-          ctx,
-          json: argv.json,
-          afterRun: () => writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']),
-          run: {
-            signal: stop.signal,
-            force: argv.force,
-            shard,
-            fixedFrame: argv['fixed-frame'],
-            criterion: argv['fixed-frame-criterion'] as FixedFrameCriterion,
-            qc: argv.qc,
-            stack: argv.stack,
-            writeInverse: argv['write-inverse'],
-            format: argv.format as ResultFormat,
-            backend: backend.name,
-            jobs: jobSpec,
-            summaryExtra: { model: model.dir, backendDetail: backendDetail(backend) },
-          },
-        });
-      } finally {
-        stop.dispose();
-      }
+      await runManyCommand({
+        label: 'r2n2',
+        series: argv.series,
+        out: argv.out,
+        registrar,
+        ctx,
+        json: argv.json,
+        afterRun: () => writeSettings(argv.out, argv as unknown as Record<string, unknown>, ['series']),
+        run: {
+          ...run,
+          fixedFrame: argv['fixed-frame'],
+          criterion: argv['fixed-frame-criterion'] as FixedFrameCriterion,
+          summaryExtra: { model: model.dir, backendDetail: backendDetail(backend) },
+        },
+      }).finally(() => stop.dispose());
       return;
     }
     let bar = ctx.progress('r2n2', 1);
@@ -712,15 +706,8 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
       { kind: 'series', series: argv.series[0], fixedFrame: argv['fixed-frame'], criterion: argv['fixed-frame-criterion'] },
       registrar,
       {
+        ...run,
         out: argv.out,
-        force: argv.force,
-        shard,
-        qc: argv.qc,
-        stack: argv.stack,
-        writeInverse: argv['write-inverse'],
-        format: argv.format as ResultFormat,
-        backend: backend.name,
-        jobs: jobSpec,
         summaryExtra: {
           model: model.dir,
           backendDetail: backendDetail(backend),
@@ -736,7 +723,6 @@ const registerSeries: CommandModule<GlobalArgs, RegisterArgs> = {
           ctx.log.info(f, 'frame registered');
           if (f.fallback) ctx.log.warn({ frame: f.name }, 'the registration made this frame worse than none: the identity was written');
         },
-        signal: stop.signal,
       },
     ).finally(() => {
       bar.stop();
