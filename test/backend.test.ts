@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, smokeTest } from '../src/backend/index.js';
-import { stopGradient } from '../src/backend/wasm-kernels.js';
+import { stopGradient } from '../src/core/tensors.js';
 import { rand, onBoth, expectClose, smoothPair } from './tf-helpers.js';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';

@@ -13,6 +13,7 @@
  * - GatherNd: tfjs-core registers no gradient; params get scatterND(dy), indices none.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { alias } from '../core/tensors.js';
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -21,19 +22,6 @@ interface KernelArgs {
   backend: tf.KernelBackend;
   attrs?: Attrs;
 }
-
-/**
- * A Tensor sharing `info`'s buffer, created without running a kernel, so the gradient tape
- * does not see it: the tfjs way to stop a gradient (a customGrad returning zeros does not cut
- * the tape). Dispose it like any tensor; the buffer's reference count is raised for it.
- */
-export function alias(info: Info): tf.Tensor {
-  tf.backend().incRef(info.dataId);
-  return tf.engine().makeTensorFromTensorInfo({ dataId: info.dataId, shape: info.shape, dtype: info.dtype });
-}
-
-/** `stopGradient(x)`: x's values, no gradient flows back through it. */
-export const stopGradient = <T extends tf.Tensor>(x: T): T => alias(x) as T;
 
 /** Runs the cpu backend's kernel on copies of the inputs and copies the outputs back. */
 export function bridgeToCpu(kernelName: string, backendName = 'wasm'): void {

@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { EDGE_TOL, bilinearInto } from '../core/transformation/warp.js';
-import { stopGradient } from '../backend/wasm-kernels.js';
+import { stopGradient } from '../core/tensors.js';
 import { type BsplineGrid, basisMatrix, sparseBasis } from './kernel.js';
 import type { LossName } from '../core/loss/losses.js';
 import type { RegulariserName } from '../core/regulariser/regularisers.js';

@@ -47,3 +47,16 @@ export function tanh<T extends tf.Tensor>(x: T, viaSigmoid = DEFAULT_COMPUTE.tan
   if (!viaSigmoid) return tf.tanh(x);
   return tf.sub(tf.mul(tf.sigmoid(tf.mul(x, 2)), 2), 1) as T;
 }
+
+/**
+ * A Tensor sharing `info`'s buffer, created without running a kernel, so the gradient tape
+ * does not see it: the tfjs way to stop a gradient (a customGrad returning zeros does not cut
+ * the tape). Dispose it like any tensor; the buffer's reference count is raised for it.
+ */
+export function alias(info: tf.TensorInfo): tf.Tensor {
+  tf.backend().incRef(info.dataId);
+  return tf.engine().makeTensorFromTensorInfo({ dataId: info.dataId, shape: info.shape, dtype: info.dtype });
+}
+
+/** `stopGradient(x)`: x's values, no gradient flows back through it. */
+export const stopGradient = <T extends tf.Tensor>(x: T): T => alias(x) as T;

@@ -5,7 +5,7 @@
  * AirLab (docs/method.md's iso-TV formula); `[1, 1]` for an isotropic grid.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { stopGradient } from '../../backend/wasm-kernels.js';
+import { stopGradient } from '../tensors.js';
 
 import { REGULARISER_NAMES, type RegulariserName } from './names.js';
 export { type RegulariserName, REGULARISER_NAMES } from './names.js';
