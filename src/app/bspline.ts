@@ -3,7 +3,7 @@ import { UserError } from '../errors.js';
 import type { Image2D } from '../io/image.js';
 import { type MaskSet, maskFor } from '../io/masks.js';
 import { type BsplineOptions, autoFinestSigma, checkOptions, perLevel, registerBspline } from '../bspline/register.js';
-import type { Registrar } from './run-frames.js';
+import type { Registrar } from './registrar.js';
 import { AFFINE_DEFAULTS, AFFINE_PARAMETERS } from '../core/transformation/affine.js';
 import { activeCompute } from '../backend/compute.js';
 

@@ -12,8 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors.js';
 import type { BackendChoice } from '../backend/index.js';
 import type { Image2D } from '../io/image.js';
-import type { RegistrarSpec } from './registrars.js';
-import type { FrameRegistration } from './run-frames.js';
+import type { FrameRegistration, RegistrarSpec } from './registrar.js';
 import type { WorkerReply, WorkerStart, WorkerTask } from './frame-worker.js';
 
 /** The default `--jobs`: one per core the process may use. */

@@ -9,8 +9,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import type { Image2D } from '../io/image.js';
-import { type RegistrarSpec, createRegistrar } from './registrars.js';
-import type { FrameRegistration, Registrar } from './run-frames.js';
+import { createRegistrar } from './registrars.js';
+import type { FrameRegistration, Registrar, RegistrarSpec } from './registrar.js';
 
 export interface WorkerStart {
   spec: RegistrarSpec;

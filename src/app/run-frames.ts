@@ -19,7 +19,7 @@ import { sameGeometry, describeGeometry, type Geometry } from '../core/image/geo
 import { fieldFromNormalised } from '../core/transformation/field.js';
 import { warpSamples } from '../core/transformation/warp.js';
 import { invertField } from '../core/transformation/inverse.js';
-import { type Mosaic, registrationQc, meanAbsDiff } from '../core/qc/qc.js';
+import { registrationQc, meanAbsDiff } from '../core/qc/qc.js';
 import type { FixedFrameCriterion } from '../core/image/fixed-frame.js';
 import { type Image2D, readImage2D, writeImage2D, writeGreyPng, writeField, imageStem } from '../io/image.js';
 import { openSeries, resolveFrame } from '../io/series.js';
@@ -28,39 +28,9 @@ import { type ResultFormat, type ResultFrame, type ResultSummary, SUMMARY_FILE, 
 import { autoFixedFrame } from './fixed-frame.js';
 import { FramePool } from './frame-pool.js';
 import { MOTION_FILE, stackFiles, writeSeriesProducts } from './series-products.js';
-import type { RegistrarSpec } from './registrars.js';
+import type { FrameRegistration, Registrar, RegistrarSpec } from './registrar.js';
+export type { FrameRegistration, Registrar } from './registrar.js';
 import type { BackendChoice } from '../backend/index.js';
-
-/** What a method returns for one moving frame. */
-export interface FrameRegistration {
-  /** Total displacement `[2, H, W]` in normalised units (fixed → moving). */
-  field: Float32Array;
-  /** Method-specific parameters, stored in `params/<frame>.json`. */
-  params: Record<string, unknown>;
-  /** Number of transformation parameters (compactness). */
-  parameters: number;
-  finalLoss?: number;
-  /** Set when the method's result was worse than none and the identity was written instead. */
-  fallback?: 'identity';
-  /** Extra images on the fixed grid, written as `<dir>/<frame>.nii.gz` (e.g. uncertainty/). */
-  images?: { dir: string; data: Float32Array }[];
-}
-
-export interface Registrar {
-  method: string;
-  /** Everything that changes the result; a resumed run must match it. */
-  settings: Record<string, unknown>;
-  /** Progress units per frame (e.g. total iterations). */
-  unitsPerFrame: number;
-  /** `frame`: the moving frame's name (for per-frame inputs such as masks). */
-  register(fixed: Image2D, moving: Image2D, tick: (info: string) => void, frame?: string): Promise<FrameRegistration>;
-  /** Optional: several moving frames at once (faster for networks); `batchSize` frames per call. */
-  batchSize?: number;
-  /** `tick(info)` advances every frame of the batch by one unit; `tick(info, k)` by k units in all. */
-  registerBatch?(fixed: Image2D, moving: Image2D[], tick: (info: string, units?: number) => void, frames?: string[]): Promise<FrameRegistration[]>;
-  /** Optional extra QC picture of a frame's transformation, written as qc/<frame>-<suffix>.png. */
-  qcExtra?(fixed: Image2D, r: FrameRegistration): { suffix: string; mosaic: Mosaic } | null;
-}
 
 export type JobInput =
   { kind: 'series'; series: string; fixedFrame?: string; criterion?: FixedFrameCriterion } | { kind: 'pair'; fixed: string; moving: string[] };

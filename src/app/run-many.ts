@@ -18,7 +18,8 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { openSeries } from '../io/series.js';
 import { type FixedFrameCriterion } from '../core/image/fixed-frame.js';
-import { type Registrar, type RunOptions, type RunReport, runFrames } from './run-frames.js';
+import type { Registrar } from './registrar.js';
+import { type RunOptions, type RunReport, runFrames } from './run-frames.js';
 
 export interface ManyItem {
   /** The output subdirectory's name. */

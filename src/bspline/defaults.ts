@@ -1,5 +1,5 @@
 /** The B-spline's defaults (no tfjs here: the command line's help reads them). */
-import type { BsplineOptions } from './register.js';
+import type { BsplineOptions } from './options.js';
 
 /**
  * The defaults, chosen on the real-data benchmark (`npm run bench -- real`, docs/experiments.md):

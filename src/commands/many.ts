@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { UserError, signalExitCode } from '../errors.js';
-import type { Registrar } from '../app/run-frames.js';
+import type { Registrar } from '../app/registrar.js';
 import type { ManyOptions, ManyResult } from '../app/run-many.js';
 import { type Context, fmt, printJson } from './common.js';
 

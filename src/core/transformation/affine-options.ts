@@ -1,5 +1,6 @@
 /** The global stage's kinds and defaults (no tfjs here: the command line's help reads them). */
-import type { AffineOptions } from './affine.js';
+import type { Compute } from '../tensors.js';
+import type { LossName, LossOptions } from '../loss/losses.js';
 
 export type AffineKind = 'rigid' | 'similarity' | 'affine';
 export type InitKind = 'none' | AffineKind;
@@ -12,3 +13,23 @@ export const AFFINE_DEFAULTS: Omit<AffineOptions, 'kind'> = {
   learningRate: [0.01, 0.005, 0.002],
   loss: 'mse',
 };
+
+/** The global stage's options (affine.ts `registerAffine`). */
+export interface AffineOptions {
+  kind: AffineKind;
+  levels: number;
+  iterations: number[];
+  learningRate: number[];
+  loss: LossName;
+  lossOptions?: LossOptions;
+  /** Start from the centre-of-mass difference (default true). */
+  moments?: boolean;
+  normalise?: boolean;
+  /** Gaussian σ (px) of both images at full resolution (as the B-spline's), default 1. */
+  finestSigma?: number;
+  /** The finest level's longer side at most this many pixels (as the B-spline's), 0 = full resolution. */
+  maxSize?: number;
+  onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
+  /** How the ops run on the active backend (fused host objectives or tensor ops); default `DEFAULT_COMPUTE` (core/tensors.ts). */
+  compute?: Compute;
+}

@@ -11,15 +11,15 @@
  * Fields are produced in normalised units `[2, h, w]` on any level's aligned-corner grid.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type Compute, DEFAULT_COMPUTE } from '../tensors.js';
+import { DEFAULT_COMPUTE } from '../tensors.js';
 import { type Geometry, indexToPhysical } from '../image/geometry.js';
 import { warpBilinear, warpMseHost } from './warp.js';
-import { type LossName, type LossOptions, makeLoss } from '../loss/losses.js';
+import { makeLoss } from '../loss/losses.js';
 import { AmsGrad } from '../optim.js';
 import { normaliseIntensity } from '../image/intensity.js';
 import { finestFactor, finestLevel, pyramidLevel } from '../image/resample.js';
 
-import type { AffineKind } from './affine-options.js';
+import type { AffineKind, AffineOptions } from './affine-options.js';
 export { type AffineKind, type InitKind, AFFINE_DEFAULTS, AFFINE_PARAMETERS, INIT_KINDS } from './affine-options.js';
 
 export interface AffineTransform {
@@ -118,24 +118,7 @@ export function centreOfMass(data: ArrayLike<number>, g: Geometry): [number, num
   return indexToPhysical(g, [sx / s, sy / s]);
 }
 
-export interface AffineOptions {
-  kind: AffineKind;
-  levels: number;
-  iterations: number[];
-  learningRate: number[];
-  loss: LossName;
-  lossOptions?: LossOptions;
-  /** Start from the centre-of-mass difference (default true). */
-  moments?: boolean;
-  normalise?: boolean;
-  /** Gaussian σ (px) of both images at full resolution (as the B-spline's), default 1. */
-  finestSigma?: number;
-  /** The finest level's longer side at most this many pixels (as the B-spline's), 0 = full resolution. */
-  maxSize?: number;
-  onIteration?: (info: { level: number; iteration: number; loss: number }) => void;
-  /** How the ops run on the active backend (fused host objectives or tensor ops); default `DEFAULT_COMPUTE` (core/tensors.ts). */
-  compute?: Compute;
-}
+export type { AffineOptions } from './affine-options.js';
 
 const pick = <T>(list: T[], l: number): T => (list.length === 1 ? list[0] : list[Math.min(l, list.length - 1)]);
 
