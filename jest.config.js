@@ -9,6 +9,8 @@ export default {
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   setupFiles: ['<rootDir>/test/setup-env.cjs'],
+  // dist/ must be built from the current src/ (the CLI and worker tests run it)
+  globalSetup: '<rootDir>/test/global-setup.cjs',
   testTimeout: 120000,
   // every core: most suites spawn the CLI or compute; on 2 cores two workers measured 1.4× the
   // throughput of one (jest's default is one worker fewer than the cores)
