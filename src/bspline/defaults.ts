@@ -22,4 +22,7 @@ export const BSPLINE_DEFAULTS: BsplineOptions = {
   init: 'affine',
   initIterations: [50, 25, 10],
   maxSize: 512,
+  // a level stops once its mean loss over 10 iterations changes by < 0.3% (tune half, run13:
+  // mean TRE 0.129 mm either way, worst case +3%, 7% less time per frame)
+  convergence: 0.003,
 };
