@@ -681,7 +681,7 @@ describe('faults: killed runs, stale temporaries, locks, full disks', () => {
   test('two runs into one --out at once: the second refuses while the first runs', async () => {
     const out = d('concurrent');
     // the same command twice (a double-submitted job)
-    const args = ['baseline', 'bspline', frames(), '--out', out, '--iterations', '1000', '--no-qc', '--quiet', '--jobs', '1'];
+    const args = ['baseline', 'bspline', frames(), '--out', out, '--iterations', '1000', '--convergence', '0', '--no-qc', '--quiet', '--jobs', '1'];
     const first = spawn(process.execPath, [path.join(ROOT, 'bin', 'r2n2.js'), ...args], { env: { ...process.env, NODE_OPTIONS: '' } });
     const done = new Promise((resolve) => first.on('exit', resolve));
     // wait for its lock
