@@ -96,9 +96,9 @@ export interface ManyOptions extends Omit<RunOptions, 'out' | 'shard' | 'onStart
 /** Runs the items one after the other (module comment); stops early when `signal` aborts. */
 export async function runMany(items: ManyItem[], registrar: Registrar, o: ManyOptions): Promise<ManyResult[]> {
   const results: ManyResult[] = [];
+  const { onSeriesStart, onSeriesEnd, fixedFrame, criterion, shard, ...run } = o;
   for (const item of items) {
     if (o.signal?.aborted) break;
-    const { onSeriesStart, onSeriesEnd, fixedFrame, criterion, shard, ...run } = o;
     let result: ManyResult;
     try {
       const report = await runFrames({ kind: 'series', series: item.series, fixedFrame, criterion }, registrar, {

@@ -50,8 +50,12 @@ export async function runManyCommand(c: ManyCommand): Promise<void> {
   const items = await planMany(c.series, c.out);
   const shard = c.run.shard;
   // the frames this run registers, estimated from the headers (the fixed frames made exact as each series starts)
-  const mine = (frames: number, offset: number) =>
-    shard ? Array.from({ length: frames }, (_, j) => j).filter((j) => (offset + j) % shard.count === shard.index).length : frames - 1;
+  const mine = (frames: number, offset: number) => {
+    if (!shard) return frames - 1;
+    // j in [0, frames) with (offset + j) ≡ index (mod count)
+    const first = (((shard.index - offset) % shard.count) + shard.count) % shard.count;
+    return first < frames ? Math.floor((frames - 1 - first) / shard.count) + 1 : 0;
+  };
   let total = items.reduce((a, it) => a + mine(it.frames, it.offset), 0);
   const bar = c.ctx.progress(`${c.label}, ${items.length} series`, Math.max(1, total));
   c.ctx.log.info({ series: items.map((it) => it.name), frames: total }, `${c.label}: ${items.length} series`);
